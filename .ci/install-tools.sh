@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the third-party validators the test suite runs against rendered output.
+# Idempotent: every step checks before it installs. Needs root (CI and dev machines run as root).
+set -euo pipefail
+
+need_apt=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The prometheus package starts a daemon through its service scripts on some systems; tests only need promtool.
+  if command -v service >/dev/null 2>&1; then service prometheus stop >/dev/null 2>&1 || true; fi
+fi
+
+venv="${COMET_TOOLS_VENV:-/opt/comet-tools/venv}"
+if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+  echo "installing kubernetes-validate into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "kubernetes-validate==1.37.0"
+fi
+echo "validators ready: nginx promtool docker-compose shellcheck $venv/bin/kubernetes-validate" >&2

@@ -1,0 +1,135 @@
+//! Command-line arguments: clap types only. Commands turn them into domain values before doing anything.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::domain::{Concurrency, Mau, Target};
+use crate::env;
+
+#[derive(Debug, Parser)]
+#[command(name = "cometctl", version, about = "Size, render, deploy and operate a Comet in a Box chat platform")]
+#[command(after_help = "Exit codes: 0 success; 1 failure (IO, environment); 2 invalid input (arguments, spec, refused action).")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format of read commands: a human table or JSON on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Colour: auto (a terminal and no NO_COLOR), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Hide progress bars (they are hidden anyway when stderr is not a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Print only results and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Size a deployment and write its folder: cometctl.yaml, secrets/ and a development TLS certificate.
+    Init(InitArgs),
+    /// Print the sizing plan for a number of monthly active users without writing anything.
+    Sizing(SizingArgs),
+    /// Render Compose, Swarm and Kubernetes manifests and service configuration into <dir>/rendered/.
+    Render(RenderArgs),
+}
+
+/// What sizing needs; shared by `init` and `sizing`.
+#[derive(Debug, Args)]
+pub struct SizingInputArgs {
+    /// Monthly active users: 10k, 250k, 1.5m or 100000.
+    #[arg(long, value_parser = parse_mau, allow_hyphen_values = true)]
+    pub mau: Mau,
+    /// Peak concurrency: baseline (5% of MAU), high (10%) or a percent such as 7.5%.
+    #[arg(long, default_value = "baseline", value_parser = parse_concurrency)]
+    pub concurrency: Concurrency,
+    /// Deployment target; defaults to the one the plan recommends (swarm or k8s).
+    #[arg(long, value_enum)]
+    pub target: Option<Target>,
+    /// Days messages are kept.
+    #[arg(long, default_value_t = 365)]
+    pub retention_days: u32,
+    /// A sizing profile (YAML) instead of the embedded profiles/default.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub sizing: SizingInputArgs,
+    /// Public host name of the chat service.
+    #[arg(long, default_value = "chat.example.com")]
+    pub domain: String,
+    /// Deployment name (a DNS label): Compose project, Swarm stack, Kubernetes namespace.
+    #[arg(long, default_value = "comet")]
+    pub name: String,
+    /// The deployment folder to create.
+    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite an existing cometctl.yaml. Existing secrets and certificates are always kept.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not generate a development certificate: the spec expects yours at tls/cert.pem and tls/key.pem.
+    #[arg(long)]
+    pub provided_tls: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SizingArgs {
+    #[command(flatten)]
+    pub sizing: SizingInputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderTarget {
+    /// The spec's own target.
+    Spec,
+    Compose,
+    Swarm,
+    K8s,
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// What to render: the spec's target (default), one target, or all three.
+    #[arg(long, value_enum, default_value_t = RenderTarget::Spec)]
+    pub target: RenderTarget,
+    /// The deployment folder (made by `cometctl init`).
+    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
+    pub dir: PathBuf,
+    /// A folder of templates overriding the embedded ones (same layout as the project's templates/).
+    #[arg(long, env = env::COMETCTL_TEMPLATES, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+fn parse_mau(input: &str) -> Result<Mau, String> {
+    input.parse().map_err(|error: crate::domain::MauError| error.to_string())
+}
+
+fn parse_concurrency(input: &str) -> Result<Concurrency, String> {
+    input.parse().map_err(|error: crate::domain::ConcurrencyError| error.to_string())
+}

@@ -1,0 +1,19 @@
+//! One file per subcommand. Each turns its arguments into domain values, calls the pure core, and hands
+//! IO to `folder` and output to `printer`.
+
+mod init;
+mod render;
+mod sizing;
+
+use anyhow::Result;
+
+use crate::args::{Cli, Command};
+use crate::printer::Printer;
+
+pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
+    match cli.command {
+        Command::Init(args) => init::run(&args, printer),
+        Command::Sizing(args) => sizing::run(&args, printer),
+        Command::Render(args) => render::run(&args, printer),
+    }
+}

@@ -1,0 +1,14 @@
+//! The vocabulary every layer shares: targets, services, MAU and concurrency.
+//!
+//! These types are parsed once at the edge (arguments, the spec file) and carried as values; nothing after
+//! the parse sees the strings they came from.
+
+mod concurrency;
+mod mau;
+mod service;
+mod target;
+
+pub use concurrency::{Concurrency, ConcurrencyError};
+pub use mau::{Mau, MauError};
+pub use service::{ServiceKey, ServiceKind};
+pub use target::Target;

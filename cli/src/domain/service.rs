@@ -1,0 +1,150 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Every service a deployment runs. The order of the variants is the order of tables and manifests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKey {
+    Nginx,
+    Api,
+    Gateway,
+    Moderation,
+    Notifications,
+    Webhooks,
+    Relay,
+    Migrate,
+    Pd,
+    Tikv,
+    Tidb,
+    Kafka,
+    Redis,
+    Mongodb,
+    Prometheus,
+    Grafana,
+    Loki,
+    Promtail,
+    NodeExporter,
+    Cadvisor,
+}
+
+/// What part of the stack a service belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    /// The public entry point (NGINX).
+    Edge,
+    /// A long-running comet-server role; stateless and horizontally scaled.
+    Role,
+    /// A one-shot comet-server job (schema migration).
+    Job,
+    /// A stateful store.
+    Store,
+    /// Metrics, dashboards and logs.
+    Observability,
+}
+
+impl ServiceKey {
+    pub const ALL: [ServiceKey; 20] = [
+        ServiceKey::Nginx,
+        ServiceKey::Api,
+        ServiceKey::Gateway,
+        ServiceKey::Moderation,
+        ServiceKey::Notifications,
+        ServiceKey::Webhooks,
+        ServiceKey::Relay,
+        ServiceKey::Migrate,
+        ServiceKey::Pd,
+        ServiceKey::Tikv,
+        ServiceKey::Tidb,
+        ServiceKey::Kafka,
+        ServiceKey::Redis,
+        ServiceKey::Mongodb,
+        ServiceKey::Prometheus,
+        ServiceKey::Grafana,
+        ServiceKey::Loki,
+        ServiceKey::Promtail,
+        ServiceKey::NodeExporter,
+        ServiceKey::Cadvisor,
+    ];
+
+    /// The long-running comet-server roles, in manifest order.
+    pub const ROLES: [ServiceKey; 6] = [
+        ServiceKey::Api,
+        ServiceKey::Gateway,
+        ServiceKey::Moderation,
+        ServiceKey::Notifications,
+        ServiceKey::Webhooks,
+        ServiceKey::Relay,
+    ];
+
+    /// The key as written in cometctl.yaml and the render context (`node_exporter`).
+    pub fn key(self) -> &'static str {
+        match self {
+            ServiceKey::Nginx => "nginx",
+            ServiceKey::Api => "api",
+            ServiceKey::Gateway => "gateway",
+            ServiceKey::Moderation => "moderation",
+            ServiceKey::Notifications => "notifications",
+            ServiceKey::Webhooks => "webhooks",
+            ServiceKey::Relay => "relay",
+            ServiceKey::Migrate => "migrate",
+            ServiceKey::Pd => "pd",
+            ServiceKey::Tikv => "tikv",
+            ServiceKey::Tidb => "tidb",
+            ServiceKey::Kafka => "kafka",
+            ServiceKey::Redis => "redis",
+            ServiceKey::Mongodb => "mongodb",
+            ServiceKey::Prometheus => "prometheus",
+            ServiceKey::Grafana => "grafana",
+            ServiceKey::Loki => "loki",
+            ServiceKey::Promtail => "promtail",
+            ServiceKey::NodeExporter => "node_exporter",
+            ServiceKey::Cadvisor => "cadvisor",
+        }
+    }
+
+    /// The DNS name of the service (`node-exporter`).
+    pub fn dns_name(self) -> &'static str {
+        match self {
+            ServiceKey::NodeExporter => "node-exporter",
+            other => other.key(),
+        }
+    }
+
+    pub fn kind(self) -> ServiceKind {
+        match self {
+            ServiceKey::Nginx => ServiceKind::Edge,
+            ServiceKey::Api
+            | ServiceKey::Gateway
+            | ServiceKey::Moderation
+            | ServiceKey::Notifications
+            | ServiceKey::Webhooks
+            | ServiceKey::Relay => ServiceKind::Role,
+            ServiceKey::Migrate => ServiceKind::Job,
+            ServiceKey::Pd
+            | ServiceKey::Tikv
+            | ServiceKey::Tidb
+            | ServiceKey::Kafka
+            | ServiceKey::Redis
+            | ServiceKey::Mongodb => ServiceKind::Store,
+            ServiceKey::Prometheus
+            | ServiceKey::Grafana
+            | ServiceKey::Loki
+            | ServiceKey::Promtail
+            | ServiceKey::NodeExporter
+            | ServiceKey::Cadvisor => ServiceKind::Observability,
+        }
+    }
+
+    /// One instance per node (Swarm `mode: global`, Kubernetes DaemonSet).
+    pub fn is_global(self) -> bool {
+        matches!(self, ServiceKey::Promtail | ServiceKey::NodeExporter | ServiceKey::Cadvisor)
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.dns_name())
+    }
+}

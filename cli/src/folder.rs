@@ -1,0 +1,166 @@
+//! The deployment folder on disk: cometctl.yaml, secrets/, tls/ and rendered/. All of cometctl's file IO
+//! goes through here, and every write is atomic: a temporary file or folder beside the target, then a rename.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+
+use fs_err::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::printer::{Change, FileChange};
+use crate::render::RenderedTree;
+use crate::spec::{self, Spec, SPEC_FILE};
+
+pub const SECRETS_DIR: &str = "secrets";
+pub const RENDERED_DIR: &str = "rendered";
+
+/// An input problem: the command refuses and exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+#[derive(Debug, Clone)]
+pub struct DeploymentFolder {
+    root: PathBuf,
+}
+
+impl DeploymentFolder {
+    pub fn new(root: &Path) -> DeploymentFolder {
+        DeploymentFolder { root: root.to_path_buf() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn spec_path(&self) -> PathBuf {
+        self.root.join(SPEC_FILE)
+    }
+
+    pub fn has_spec(&self) -> bool {
+        self.spec_path().is_file()
+    }
+
+    /// Reads and parses cometctl.yaml; a missing one says how to make it.
+    pub fn read_spec(&self) -> Result<Spec> {
+        let path = self.spec_path();
+        if !path.exists() {
+            return Err(Refusal(format!(
+                "no {SPEC_FILE} in {}: run `cometctl init --mau <N> --dir {}` first, or pass --dir with a deployment folder",
+                self.root.display(),
+                self.root.display()
+            ))
+            .into());
+        }
+        let text = fs_err::read_to_string(&path)?;
+        spec::parse(&path.display().to_string(), &text).map_err(|error| Refusal(error.to_string()).into())
+    }
+
+    pub fn create_root(&self) -> Result<()> {
+        fs_err::create_dir_all(&self.root).with_context(|| format!("creating the deployment folder {}", self.root.display()))
+    }
+
+    /// Writes `bytes` to `relative` atomically with `mode`; reports whether it changed anything.
+    pub fn write_file(&self, relative: &str, bytes: &[u8], mode: u32) -> Result<Change> {
+        let path = self.root.join(relative);
+        let before = fs_err::read(&path).ok();
+        if before.as_deref() == Some(bytes) {
+            return Ok(Change::Unchanged);
+        }
+        let parent = path.parent().unwrap_or(&self.root);
+        fs_err::create_dir_all(parent)?;
+        let temporary = parent.join(format!(".{}.tmp-{}", file_name(&path), std::process::id()));
+        let mut file = fs_err::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs_err::rename(&temporary, &path)?;
+        Ok(if before.is_some() { Change::Updated } else { Change::Created })
+    }
+
+    /// Creates `relative` with `make()` only if it does not exist (secrets, keys): never overwrites.
+    pub fn create_once(&self, relative: &str, mode: u32, make: impl FnOnce() -> Result<Vec<u8>>) -> Result<Change> {
+        if self.root.join(relative).exists() {
+            return Ok(Change::Kept);
+        }
+        self.write_file(relative, &make()?, mode)
+    }
+
+    /// Creates a private folder (0700) or tightens an existing one.
+    pub fn private_dir(&self, relative: &str) -> Result<()> {
+        let path = self.root.join(relative);
+        fs_err::create_dir_all(&path)?;
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+        Ok(())
+    }
+
+    /// Replaces rendered/ with `tree` in one rename, so a failed render leaves the previous one whole.
+    pub fn replace_rendered(&self, tree: &RenderedTree) -> Result<Vec<FileChange>> {
+        let rendered = self.root.join(RENDERED_DIR);
+        let staging = self.root.join(format!(".{RENDERED_DIR}.tmp-{}", std::process::id()));
+        let previous = self.root.join(format!(".{RENDERED_DIR}.old-{}", std::process::id()));
+        if staging.exists() {
+            fs_err::remove_dir_all(&staging)?;
+        }
+        let mut changes = Vec::with_capacity(tree.len());
+        for (relative, bytes) in tree {
+            let target = staging.join(relative);
+            if let Some(parent) = target.parent() {
+                fs_err::create_dir_all(parent)?;
+            }
+            fs_err::write(&target, bytes)?;
+            let change = match fs_err::read(rendered.join(relative)) {
+                Ok(old) if old == *bytes => Change::Unchanged,
+                Ok(_) => Change::Updated,
+                Err(_) => Change::Created,
+            };
+            changes.push(FileChange { path: format!("{RENDERED_DIR}/{relative}"), change });
+        }
+        for old in list_files(&rendered)? {
+            if !tree.contains_key(&old) {
+                changes.push(FileChange { path: format!("{RENDERED_DIR}/{old}"), change: Change::Removed });
+            }
+        }
+        if rendered.exists() {
+            fs_err::rename(&rendered, &previous)?;
+        }
+        if let Err(error) = fs_err::rename(&staging, &rendered) {
+            // Put the previous render back before reporting.
+            if previous.exists() {
+                fs_err::rename(&previous, &rendered).ok();
+            }
+            return Err(error.into());
+        }
+        if previous.exists() {
+            fs_err::remove_dir_all(&previous)?;
+        }
+        Ok(changes)
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| "file".to_owned(), |name| name.to_string_lossy().into_owned())
+}
+
+/// Every file below `root`, relative, with `/` separators, sorted.
+fn list_files(root: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    if !root.exists() {
+        return Ok(files);
+    }
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in fs_err::read_dir(&folder)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(relative) = path.strip_prefix(root) {
+                files.push(relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/"));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}

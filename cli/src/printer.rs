@@ -1,0 +1,288 @@
+//! The only code that writes to the terminal. Results go to stdout (a table or `--output json`); notes,
+//! warnings and errors go to stderr. Colour follows `--color`, `NO_COLOR` and whether stderr is a terminal.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{self, IsTerminal, Write};
+
+use comfy_table::{presets, CellAlignment, Table};
+use serde::Serialize;
+
+use crate::args::{ColorChoice, GlobalArgs, OutputFormat};
+use crate::domain::{ServiceKey, Target};
+use crate::sizing::{Plan, RedisMode};
+
+#[derive(Debug, Clone)]
+pub struct Printer {
+    format: OutputFormat,
+    color: bool,
+    quiet: bool,
+}
+
+/// One line of a render or init summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileChange {
+    pub path: String,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Created,
+    Updated,
+    Unchanged,
+    Removed,
+    Kept,
+}
+
+impl Change {
+    fn label(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Unchanged => "unchanged",
+            Change::Removed => "removed",
+            Change::Kept => "kept",
+        }
+    }
+}
+
+const YELLOW: &str = "\x1b[33m";
+const RED: &str = "\x1b[31m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+impl Printer {
+    pub fn new(global: &GlobalArgs) -> Printer {
+        let color = match global.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => !crate::env::no_color() && io::stderr().is_terminal(),
+        };
+        Printer { format: global.output, color, quiet: global.quiet }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    fn paint(&self, style: &str, text: &str) -> String {
+        if self.color { format!("{style}{text}{RESET}") } else { text.to_owned() }
+    }
+
+    /// A progress note on stderr (hidden with `--quiet`).
+    pub fn note(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    pub fn warning(&self, message: &str) {
+        eprintln!("{} {message}", self.paint(YELLOW, "warning:"));
+    }
+
+    /// An error and its causes, one per line.
+    pub fn error(&self, error: &anyhow::Error) {
+        eprintln!("{} {error}", self.paint(RED, "error:"));
+        for cause in error.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+    }
+
+    fn stdout(&self, text: &str) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    }
+
+    pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+        self.stdout(&format!("{text}\n"))
+    }
+
+    /// The sizing plan: tables on stdout, or the plan as JSON.
+    pub fn plan(&self, plan: &Plan) -> io::Result<()> {
+        if self.is_json() {
+            return self.json(plan);
+        }
+        let mut out = String::new();
+        let load = &plan.load;
+        out.push_str(&self.paint(
+            BOLD,
+            &format!(
+                "Sizing plan: {} MAU, {} concurrency ({}%) = {} peak connections; target {} (recommended: {})\n",
+                plan.mau,
+                plan.concurrency,
+                load.concurrency_percent,
+                load.peak_connections,
+                plan.target,
+                plan.recommended_target
+            ),
+        ));
+
+        out.push_str("\nLoad at peak\n");
+        let mut table = new_table(&["", "value"]);
+        table.add_row(vec!["daily active users".to_owned(), load.daily_active_users.to_string()]);
+        table.add_row(vec!["messages per day".to_owned(), load.messages_per_day.to_string()]);
+        table.add_row(vec!["sends per second".to_owned(), load.peak_sends_per_second.to_string()]);
+        table.add_row(vec!["deliveries per second".to_owned(), load.peak_deliveries_per_second.to_string()]);
+        table.add_row(vec!["events per second".to_owned(), load.peak_events_per_second.to_string()]);
+        table.add_row(vec!["SQL statements per second".to_owned(), load.peak_sql_statements_per_second.to_string()]);
+        right_align(&mut table, 1);
+        out.push_str(&format!("{table}\n"));
+
+        out.push_str("\nServices (CPU in cores, memory in MiB, storage in GiB per replica)\n");
+        let mut table = new_table(&["service", "kind", "replicas", "cpu request", "cpu limit", "mem request", "mem limit", "storage"]);
+        for (key, service) in &plan.allocation.services {
+            let replicas = if key.is_global() { format!("{} per node", service.replicas) } else { service.replicas.to_string() };
+            table.add_row(vec![
+                key.dns_name().to_owned(),
+                kind_label(*key).to_owned(),
+                replicas,
+                cores(service.cpu_millis.request),
+                cores(service.cpu_millis.limit),
+                service.memory_mib.request.to_string(),
+                service.memory_mib.limit.to_string(),
+                if service.storage_gib == 0 { "-".to_owned() } else { service.storage_gib.to_string() },
+            ]);
+        }
+        for column in 2..8 {
+            right_align(&mut table, column);
+        }
+        out.push_str(&format!("{table}\n"));
+
+        out.push_str("\nStorage\n");
+        let mut table = new_table(&["service", "replicas", "GiB per replica", "growth GiB/month (all copies)", "bounded by"]);
+        for line in &plan.storage {
+            table.add_row(vec![
+                line.service.dns_name().to_owned(),
+                line.replicas.to_string(),
+                line.per_replica_gib.to_string(),
+                line.growth_gib_per_month.to_string(),
+                line.bounded_by.to_owned(),
+            ]);
+        }
+        for column in 1..4 {
+            right_align(&mut table, column);
+        }
+        out.push_str(&format!("{table}\n"));
+
+        let stores = &plan.allocation.stores;
+        let count = |key| plan.allocation.replicas(key);
+        out.push_str("\nStores\n");
+        let mut table = new_table(&["store", "topology"]);
+        table.add_row(vec![
+            "TiDB".to_owned(),
+            format!("{} PD, {} TiKV, {} TiDB", count(ServiceKey::Pd), count(ServiceKey::Tikv), count(ServiceKey::Tidb)),
+        ]);
+        table.add_row(vec![
+            "Kafka".to_owned(),
+            format!(
+                "{} brokers, {} partitions, replication factor {}, min.insync.replicas {}",
+                count(ServiceKey::Kafka),
+                stores.kafka.partitions,
+                stores.kafka.replication_factor,
+                stores.kafka.min_insync_replicas
+            ),
+        ]);
+        table.add_row(vec![
+            "Redis".to_owned(),
+            match stores.redis.mode {
+                RedisMode::Standalone => "standalone (1 node)".to_owned(),
+                RedisMode::Cluster => format!(
+                    "cluster: {} shards x {} replica(s) = {} nodes",
+                    stores.redis.shards,
+                    stores.redis.replicas_per_shard,
+                    count(ServiceKey::Redis)
+                ),
+            },
+        ]);
+        table.add_row(vec![
+            "MongoDB".to_owned(),
+            format!("replica set {}, {} member(s)", stores.mongodb.replica_set, count(ServiceKey::Mongodb)),
+        ]);
+        out.push_str(&format!("{table}\n"));
+
+        let totals = &plan.totals;
+        out.push_str(&format!(
+            "\nTotal: {} vCPU / {} GiB reserved, {} vCPU / {} GiB at limits, {} GiB storage \
+             (per-node agents counted once)\n",
+            totals.vcpu_request, totals.memory_gib_request, totals.vcpu_limit, totals.memory_gib_limit, totals.storage_gib
+        ));
+
+        out.push_str("\nAssumptions (* = provisional figure, to be replaced by docs/benchmarks.md)\n");
+        let mut table = new_table(&["assumption", "value"]);
+        for assumption in &plan.assumptions {
+            let marker = if assumption.provisional { " *" } else { "" };
+            table.add_row(vec![assumption.name.clone(), format!("{}{marker}", assumption.value)]);
+        }
+        out.push_str(&format!("{table}\n"));
+        self.stdout(&out)?;
+        for warning in &plan.warnings {
+            self.warning(warning);
+        }
+        Ok(())
+    }
+
+    /// What a command did to files.
+    pub fn changes(&self, title: &str, changes: &[FileChange]) -> io::Result<()> {
+        if self.is_json() {
+            return self.json(&changes);
+        }
+        if self.quiet {
+            return Ok(());
+        }
+        let mut table = new_table(&["file", "change"]);
+        for change in changes {
+            table.add_row(vec![change.path.clone(), change.change.label().to_owned()]);
+        }
+        let unchanged = changes.iter().filter(|change| change.change == Change::Unchanged).count();
+        let summary = if unchanged == changes.len() && !changes.is_empty() {
+            format!("{title}: no changes ({} files)", changes.len())
+        } else {
+            format!("{title}: {} files, {} changed", changes.len(), changes.len() - unchanged)
+        };
+        eprintln!("{table}\n{summary}");
+        Ok(())
+    }
+
+    /// Which targets a render produced, for the closing line.
+    pub fn next_steps(&self, lines: &[String]) {
+        if !self.quiet && !self.is_json() {
+            for line in lines {
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    pub fn target_list(targets: &[Target]) -> String {
+        targets.iter().map(|target| target.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn new_table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING);
+    table.set_header(header.iter().map(|cell| cell.to_uppercase()).collect::<Vec<_>>());
+    table
+}
+
+fn right_align(table: &mut Table, column: usize) {
+    if let Some(column) = table.column_mut(column) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+}
+
+fn kind_label(key: ServiceKey) -> &'static str {
+    match key.kind() {
+        crate::domain::ServiceKind::Edge => "edge",
+        crate::domain::ServiceKind::Role => "role",
+        crate::domain::ServiceKind::Job => "job",
+        crate::domain::ServiceKind::Store => "store",
+        crate::domain::ServiceKind::Observability => "observability",
+    }
+}
+
+fn cores(millis: u32) -> String {
+    format!("{:.2}", f64::from(millis) / 1000.0)
+}

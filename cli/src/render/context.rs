@@ -1,0 +1,268 @@
+//! The render context: the one value every template sees, built from the spec. The contract is
+//! docs/templates.md; a change here is a change to that page.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::domain::{ServiceKey, Target};
+use crate::sizing::{RedisMode, ServiceAllocation};
+use crate::spec::{Spec, TlsMode};
+
+/// Ports every comet-server role listens on.
+pub const APP_PORT: u16 = 8080;
+pub const ADMIN_PORT: u16 = 9100;
+
+/// Secrets as `(file name under secrets/, environment variable comet-server reads `<env>_FILE` from)`.
+pub const SECRETS: [(&str, &str); 9] = [
+    ("db_password", "COMET_DATABASE_PASSWORD"),
+    ("db_root_password", "COMET_DATABASE_ROOT_PASSWORD"),
+    ("redis_password", "COMET_REDIS_PASSWORD"),
+    ("mongodb_password", "COMET_MONGODB_PASSWORD"),
+    ("api_key", "COMET_API_KEY"),
+    ("auth_key", "COMET_AUTH_KEY"),
+    ("token_signing_key", "COMET_TOKEN_SIGNING_KEY"),
+    ("webhook_signing_secret", "COMET_WEBHOOK_SIGNING_SECRET"),
+    ("grafana_admin_password", "GF_SECURITY_ADMIN_PASSWORD"),
+];
+
+#[derive(Debug, Serialize)]
+pub struct Context<'a> {
+    name: &'a str,
+    domain: &'a str,
+    target: Target,
+    comet_version: &'a str,
+    images: BTreeMap<&'static str, String>,
+    services: BTreeMap<&'static str, ServiceView>,
+    roles: Vec<&'static str>,
+    stores: Stores<'a>,
+    nodes: BTreeMap<&'static str, Vec<Node>>,
+    ports: Ports,
+    tls: TlsView<'a>,
+    observability: &'a crate::spec::Observability,
+    secrets: Vec<SecretView>,
+    retention: &'a crate::spec::Retention,
+    backup: &'a crate::spec::Backup,
+    edge: &'a crate::spec::Edge,
+    kubernetes: &'a crate::spec::Kubernetes,
+    env: BTreeMap<&'static str, String>,
+    /// Shared files rendered before the target's own templates: output path → text.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ServiceView {
+    name: &'static str,
+    replicas: u32,
+    global: bool,
+    cpu: CpuView,
+    memory: MemoryView,
+    storage_gib: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct CpuView {
+    request_millis: u32,
+    limit_millis: u32,
+    request_cores: String,
+    limit_cores: String,
+}
+
+#[derive(Debug, Serialize)]
+struct MemoryView {
+    request_mib: u32,
+    limit_mib: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct Stores<'a> {
+    tidb: TidbView,
+    kafka: KafkaView,
+    redis: RedisView,
+    mongodb: MongodbView<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct TidbView {
+    pd: u32,
+    tikv: u32,
+    tidb: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct KafkaView {
+    brokers: u32,
+    partitions: u32,
+    replication_factor: u32,
+    min_insync_replicas: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct RedisView {
+    mode: RedisMode,
+    shards: u32,
+    replicas_per_shard: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct MongodbView<'a> {
+    members: u32,
+    replica_set: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct Node {
+    name: String,
+    id: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct Ports {
+    http: u16,
+    https: u16,
+    app: u16,
+    admin: u16,
+}
+
+#[derive(Debug, Serialize)]
+struct TlsView<'a> {
+    mode: TlsMode,
+    cert_file: &'a str,
+    key_file: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct SecretView {
+    name: &'static str,
+    env: &'static str,
+}
+
+/// Millicores as cores without trailing zeros: 500 → "0.5", 2000 → "2", 1250 → "1.25".
+fn cores(millis: u32) -> String {
+    let whole = millis / 1000;
+    let fraction = millis % 1000;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{fraction:03}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+fn service_view(key: ServiceKey, allocation: &ServiceAllocation) -> ServiceView {
+    ServiceView {
+        name: key.dns_name(),
+        replicas: allocation.replicas,
+        global: key.is_global(),
+        cpu: CpuView {
+            request_millis: allocation.cpu_millis.request,
+            limit_millis: allocation.cpu_millis.limit,
+            request_cores: cores(allocation.cpu_millis.request),
+            limit_cores: cores(allocation.cpu_millis.limit),
+        },
+        memory: MemoryView { request_mib: allocation.memory_mib.request, limit_mib: allocation.memory_mib.limit },
+        storage_gib: allocation.storage_gib,
+    }
+}
+
+fn nodes(prefix: &str, count: u32) -> Vec<Node> {
+    (1..=count).map(|id| Node { name: format!("{prefix}-{id}"), id }).collect()
+}
+
+impl<'a> Context<'a> {
+    pub fn new(spec: &'a Spec, target: Target) -> Context<'a> {
+        let plan = &spec.plan;
+        let replicas = |key| plan.replicas(key);
+        let services = plan.services.iter().map(|(&key, allocation)| (key.key(), service_view(key, allocation))).collect();
+        let images = spec.images.named().into_iter().map(|(key, image)| (key, image.reference())).collect();
+        let kafka = &plan.stores.kafka;
+        let nodes: BTreeMap<&'static str, Vec<Node>> = [
+            ("pd", nodes("pd", replicas(ServiceKey::Pd))),
+            ("tikv", nodes("tikv", replicas(ServiceKey::Tikv))),
+            ("kafka", nodes("kafka", replicas(ServiceKey::Kafka))),
+            ("mongodb", nodes("mongodb", replicas(ServiceKey::Mongodb))),
+            ("redis", nodes("redis", replicas(ServiceKey::Redis))),
+        ]
+        .into_iter()
+        .collect();
+        let joined = |key: &str, port: u16, separator: &str| {
+            nodes.get(key).map_or_else(String::new, |list| {
+                list.iter().map(|node| format!("{}:{port}", node.name)).collect::<Vec<_>>().join(separator)
+            })
+        };
+        let redis_url = match plan.stores.redis.mode {
+            RedisMode::Standalone => format!("redis://{}", joined("redis", 6379, ",")),
+            RedisMode::Cluster => joined("redis", 6379, ",").split(',').map(|host| format!("redis://{host}")).collect::<Vec<_>>().join(","),
+        };
+        let env = [
+            ("COMET_LISTEN", format!("0.0.0.0:{APP_PORT}")),
+            ("COMET_ADMIN_LISTEN", format!("0.0.0.0:{ADMIN_PORT}")),
+            ("COMET_DATABASE_URL", "mysql://comet@tidb:4000/comet".to_owned()),
+            ("COMET_KAFKA_BROKERS", joined("kafka", 9092, ",")),
+            ("COMET_KAFKA_PARTITIONS", kafka.partitions.to_string()),
+            ("COMET_KAFKA_REPLICATION_FACTOR", kafka.replication_factor.to_string()),
+            ("COMET_REDIS_MODE", match plan.stores.redis.mode { RedisMode::Standalone => "standalone", RedisMode::Cluster => "cluster" }.to_owned()),
+            ("COMET_REDIS_URL", redis_url),
+            (
+                "COMET_MONGODB_URL",
+                format!("mongodb://{}/?replicaSet={}", joined("mongodb", 27017, ","), plan.stores.mongodb.replica_set),
+            ),
+            ("COMET_LOG_FORMAT", "json".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        Context {
+            name: spec.name.as_str(),
+            domain: &spec.domain,
+            target,
+            comet_version: &spec.images.comet.tag,
+            images,
+            services,
+            roles: ServiceKey::ROLES.iter().map(|role| role.key()).collect(),
+            stores: Stores {
+                tidb: TidbView {
+                    pd: replicas(ServiceKey::Pd),
+                    tikv: replicas(ServiceKey::Tikv),
+                    tidb: replicas(ServiceKey::Tidb),
+                },
+                kafka: KafkaView {
+                    brokers: replicas(ServiceKey::Kafka),
+                    partitions: kafka.partitions,
+                    replication_factor: kafka.replication_factor,
+                    min_insync_replicas: kafka.min_insync_replicas,
+                },
+                redis: RedisView {
+                    mode: plan.stores.redis.mode,
+                    shards: plan.stores.redis.shards,
+                    replicas_per_shard: plan.stores.redis.replicas_per_shard,
+                },
+                mongodb: MongodbView { members: replicas(ServiceKey::Mongodb), replica_set: &plan.stores.mongodb.replica_set },
+            },
+            nodes,
+            ports: Ports { http: 80, https: 443, app: APP_PORT, admin: ADMIN_PORT },
+            tls: TlsView { mode: spec.tls.mode, cert_file: &spec.tls.cert_file, key_file: &spec.tls.key_file },
+            observability: &spec.observability,
+            secrets: SECRETS.iter().map(|&(name, env)| SecretView { name, env }).collect(),
+            retention: &spec.retention,
+            backup: &spec.backup,
+            edge: &spec.edge,
+            kubernetes: &spec.kubernetes,
+            env,
+            files: BTreeMap::new(),
+        }
+    }
+
+    pub fn with_target(mut self, target: Target) -> Context<'a> {
+        self.target = target;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cores_drop_trailing_zeros() {
+        for (millis, shown) in [(500, "0.5"), (2000, "2"), (1250, "1.25"), (100, "0.1"), (0, "0"), (1005, "1.005")] {
+            assert_eq!(super::cores(millis), shown);
+        }
+    }
+}

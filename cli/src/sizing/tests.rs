@@ -1,0 +1,146 @@
+//! The sizing model as data: one row per tier, one assertion per boundary the plan promises.
+
+use super::*;
+
+fn profile() -> Profile {
+    Profile::embedded().expect("the embedded profile parses")
+}
+
+fn request(mau: &str, concurrency: Concurrency, target: Target) -> SizingRequest {
+    SizingRequest { mau: mau.parse().expect("valid MAU"), concurrency, target, message_retention_days: 365 }
+}
+
+/// What a row of the table expects.
+struct Expect {
+    peak_connections: u64,
+    gateway: u32,
+    api: u32,
+    tidb_topology: (u32, u32, u32),
+    kafka: (u32, u32, u32, u32),
+    redis: RedisMode,
+    mongodb: u32,
+    recommended: Target,
+}
+
+#[track_caller]
+fn check(mau: &str, concurrency: Concurrency, target: Target, expect: Expect) {
+    let plan = plan(&profile(), &request(mau, concurrency, target)).expect("plan");
+    let allocation = &plan.allocation;
+    let count = |key| allocation.replicas(key);
+    let kafka = &allocation.stores.kafka;
+    let got = (
+        plan.load.peak_connections,
+        count(ServiceKey::Gateway),
+        count(ServiceKey::Api),
+        (count(ServiceKey::Pd), count(ServiceKey::Tikv), count(ServiceKey::Tidb)),
+        (count(ServiceKey::Kafka), kafka.partitions, kafka.replication_factor, kafka.min_insync_replicas),
+        allocation.stores.redis.mode,
+        count(ServiceKey::Mongodb),
+        plan.recommended_target,
+    );
+    let want = (
+        expect.peak_connections,
+        expect.gateway,
+        expect.api,
+        expect.tidb_topology,
+        expect.kafka,
+        expect.redis,
+        expect.mongodb,
+        expect.recommended,
+    );
+    assert_eq!(got, want, "{mau} {concurrency} {target}");
+    assert!(allocation.problems().is_empty(), "{mau}: {:?}", allocation.problems());
+}
+
+#[test]
+fn tiers() {
+    use Concurrency::{Baseline, High};
+    use RedisMode::{Cluster, Standalone};
+    use Target::{Compose, K8s, Swarm};
+    // Worked by hand from profiles/default.yaml: gateways = PCC / (1000 x 70%) rounded up; API replicas =
+    // peak sends (MAU x 30% x 40 / 86400 x 5) / (150 x 70%); TiDB = SQL/s / (4000 x 70%); TiKV = the larger of
+    // SQL/s / (3000 x 70%) and 360 days of messages (1536 B x 3 copies) / 70% / 1000 GiB. Production floors:
+    // 2 per role, 3 PD, 3 TiKV, 2 TiDB, 3 brokers.
+    check("10k", Baseline, Swarm, Expect { peak_connections: 500, gateway: 2, api: 2, tidb_topology: (3, 3, 2), kafka: (3, 12, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
+    check("25k", Baseline, Swarm, Expect { peak_connections: 1250, gateway: 2, api: 2, tidb_topology: (3, 3, 2), kafka: (3, 12, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
+    check("50k", Baseline, Swarm, Expect { peak_connections: 2500, gateway: 4, api: 2, tidb_topology: (3, 3, 2), kafka: (3, 24, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
+    check("100k", Baseline, Swarm, Expect { peak_connections: 5000, gateway: 8, api: 2, tidb_topology: (3, 3, 2), kafka: (3, 24, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
+    check("200k", Baseline, Swarm, Expect { peak_connections: 10000, gateway: 15, api: 2, tidb_topology: (3, 6, 2), kafka: (3, 48, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
+    check("200k", High, K8s, Expect { peak_connections: 20000, gateway: 29, api: 2, tidb_topology: (3, 6, 2), kafka: (3, 48, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
+    check("250k", Baseline, K8s, Expect { peak_connections: 12500, gateway: 18, api: 2, tidb_topology: (3, 7, 2), kafka: (3, 96, 3, 2), redis: Cluster, mongodb: 3, recommended: K8s });
+    check("250k", High, K8s, Expect { peak_connections: 25000, gateway: 36, api: 2, tidb_topology: (3, 7, 2), kafka: (3, 96, 3, 2), redis: Cluster, mongodb: 3, recommended: K8s });
+    check("1m", Baseline, K8s, Expect { peak_connections: 50000, gateway: 72, api: 7, tidb_topology: (3, 27, 3), kafka: (3, 96, 3, 2), redis: Cluster, mongodb: 3, recommended: K8s });
+    check("5m", Baseline, K8s, Expect { peak_connections: 250000, gateway: 358, api: 34, tidb_topology: (3, 133, 13), kafka: (3, 192, 3, 2), redis: Cluster, mongodb: 3, recommended: K8s });
+    // Compose gets one of each whatever the MAU, and Kafka without replication.
+    check("100k", Baseline, Compose, Expect { peak_connections: 5000, gateway: 1, api: 1, tidb_topology: (1, 1, 1), kafka: (1, 24, 1, 1), redis: Standalone, mongodb: 1, recommended: Swarm });
+    check("250k", High, Compose, Expect { peak_connections: 25000, gateway: 1, api: 1, tidb_topology: (1, 1, 1), kafka: (1, 96, 1, 1), redis: Standalone, mongodb: 1, recommended: K8s });
+}
+
+#[test]
+fn explicit_concurrency_percent_scales_connections() {
+    let plan = plan(&profile(), &request("100k", Concurrency::Percent(7.5), Target::Swarm)).expect("plan");
+    assert_eq!(plan.load.peak_connections, 7500);
+    assert_eq!(plan.allocation.replicas(ServiceKey::Gateway), 11);
+}
+
+#[test]
+fn production_targets_keep_high_availability_minimums() {
+    for target in [Target::Swarm, Target::K8s] {
+        let plan = plan(&profile(), &request("1k", Concurrency::Baseline, target)).expect("plan");
+        for role in ServiceKey::ROLES {
+            assert!(plan.allocation.replicas(role) >= 2, "{role} on {target}");
+        }
+        assert!(plan.allocation.replicas(ServiceKey::Nginx) >= 2);
+    }
+}
+
+#[test]
+fn warnings_name_the_reason() {
+    let profile = profile();
+    let warnings = |mau: &str, target| plan(&profile, &request(mau, Concurrency::Baseline, target)).expect("plan").warnings;
+    assert!(warnings("100k", Target::Compose).iter().any(|w| w.contains("development and QA")));
+    assert!(warnings("300k", Target::Swarm).iter().any(|w| w.contains("use k8s")));
+    assert!(warnings("500", Target::Swarm).iter().any(|w| w.contains("below 1000")));
+    assert!(warnings("100k", Target::Swarm).is_empty());
+}
+
+#[test]
+fn refuses_beyond_the_model() {
+    let error = plan(&profile(), &request("6m", Concurrency::Baseline, Target::K8s)).expect_err("6m is beyond the model");
+    assert!(error.to_string().contains("5000000"), "{error}");
+    let mut zero_retention = request("10k", Concurrency::Baseline, Target::Swarm);
+    zero_retention.message_retention_days = 0;
+    assert!(plan(&profile(), &zero_retention).is_err());
+}
+
+#[test]
+fn storage_grows_with_retention_and_mau() {
+    let profile = profile();
+    let tikv = |mau: &str, days: u32| {
+        let mut request = request(mau, Concurrency::Baseline, Target::Swarm);
+        request.message_retention_days = days;
+        let plan = plan(&profile, &request).expect("plan");
+        let line = plan.storage.iter().find(|line| line.service == ServiceKey::Tikv).expect("tikv line");
+        line.per_replica_gib * line.replicas
+    };
+    assert!(tikv("200k", 365) > tikv("100k", 365));
+    assert!(tikv("200k", 365) > tikv("200k", 90));
+    // Small deployments never go below the profile's minimum volume.
+    assert_eq!(tikv("1k", 1), 3 * 100);
+}
+
+#[test]
+fn plans_snapshot_per_tier() {
+    let profile = profile();
+    for (mau, concurrency, target) in [
+        ("10k", Concurrency::Baseline, Target::Compose),
+        ("25k", Concurrency::Baseline, Target::Swarm),
+        ("50k", Concurrency::Baseline, Target::Swarm),
+        ("100k", Concurrency::Baseline, Target::Swarm),
+        ("200k", Concurrency::High, Target::Swarm),
+        ("250k", Concurrency::Baseline, Target::K8s),
+    ] {
+        let plan = plan(&profile, &request(mau, concurrency, target)).expect("plan");
+        insta::assert_json_snapshot!(format!("plan_{mau}_{concurrency}_{target}"), plan);
+    }
+}

@@ -1,0 +1,315 @@
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::domain::{Concurrency, Mau, Target};
+use crate::sizing::Allocation;
+
+/// The spec format version this cometctl reads and writes.
+pub const SPEC_VERSION: u32 = 1;
+
+/// A deployment spec. Field order is the order in the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub version: u32,
+    pub name: DeploymentName,
+    pub target: Target,
+    pub domain: String,
+    pub mau: Mau,
+    pub concurrency: Concurrency,
+    pub retention: Retention,
+    pub tls: Tls,
+    pub images: Images,
+    pub observability: Observability,
+    pub backup: Backup,
+    pub edge: Edge,
+    pub kubernetes: Kubernetes,
+    pub plan: Allocation,
+}
+
+/// A deployment name: a DNS label, used as Compose project, Swarm stack and Kubernetes namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeploymentName(String);
+
+impl DeploymentName {
+    pub fn parse(name: &str) -> Result<DeploymentName, String> {
+        let valid = (1..=40).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !name.ends_with('-')
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if valid {
+            Ok(DeploymentName(name.to_owned()))
+        } else {
+            Err(format!(
+                "deployment name `{name}` is not a DNS label: use 1 to 40 lowercase letters, digits and `-`, starting with a letter"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeploymentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeploymentName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<DeploymentName, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        DeploymentName::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Days a message is kept in TiDB.
+    pub message_days: u32,
+    /// Hours an event is kept on Kafka.
+    pub kafka_hours: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// `init` generated a self-signed certificate for development.
+    SelfSigned,
+    /// The operator supplies a certificate and key at the paths below.
+    Provided,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub mode: TlsMode,
+    /// PEM certificate chain, relative to the deployment folder.
+    pub cert_file: String,
+    /// PEM private key, relative to the deployment folder.
+    pub key_file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRef {
+    pub repository: String,
+    pub tag: String,
+}
+
+impl ImageRef {
+    pub fn new(repository: &str, tag: &str) -> ImageRef {
+        ImageRef { repository: repository.to_owned(), tag: tag.to_owned() }
+    }
+
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.repository, self.tag)
+    }
+}
+
+/// Image references, each overridable (private registry, mirror). Defaults are the images each upstream
+/// project publishes, pinned to explicit versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    pub comet: ImageRef,
+    pub nginx: ImageRef,
+    pub pd: ImageRef,
+    pub tikv: ImageRef,
+    pub tidb: ImageRef,
+    pub kafka: ImageRef,
+    pub redis: ImageRef,
+    pub mongodb: ImageRef,
+    pub prometheus: ImageRef,
+    pub grafana: ImageRef,
+    pub loki: ImageRef,
+    pub promtail: ImageRef,
+    pub node_exporter: ImageRef,
+    pub cadvisor: ImageRef,
+}
+
+impl Images {
+    /// The pinned upstream defaults; `comet_version` tags the comet-server image.
+    pub fn defaults(comet_version: &str) -> Images {
+        Images {
+            comet: ImageRef::new("ghcr.io/comet-in-a-box/comet-server", comet_version),
+            nginx: ImageRef::new("docker.io/library/nginx", "1.27.3"),
+            pd: ImageRef::new("docker.io/pingcap/pd", "v8.5.1"),
+            tikv: ImageRef::new("docker.io/pingcap/tikv", "v8.5.1"),
+            tidb: ImageRef::new("docker.io/pingcap/tidb", "v8.5.1"),
+            kafka: ImageRef::new("docker.io/apache/kafka", "3.9.0"),
+            redis: ImageRef::new("docker.io/library/redis", "7.4.2"),
+            mongodb: ImageRef::new("docker.io/library/mongo", "7.0.16"),
+            prometheus: ImageRef::new("docker.io/prom/prometheus", "v3.1.0"),
+            grafana: ImageRef::new("docker.io/grafana/grafana", "11.4.0"),
+            loki: ImageRef::new("docker.io/grafana/loki", "3.3.2"),
+            promtail: ImageRef::new("docker.io/grafana/promtail", "3.3.2"),
+            node_exporter: ImageRef::new("docker.io/prom/node-exporter", "v1.8.2"),
+            cadvisor: ImageRef::new("gcr.io/cadvisor/cadvisor", "v0.49.2"),
+        }
+    }
+
+    /// Every image with its key, in file order.
+    pub fn named(&self) -> [(&'static str, &ImageRef); 14] {
+        [
+            ("comet", &self.comet),
+            ("nginx", &self.nginx),
+            ("pd", &self.pd),
+            ("tikv", &self.tikv),
+            ("tidb", &self.tidb),
+            ("kafka", &self.kafka),
+            ("redis", &self.redis),
+            ("mongodb", &self.mongodb),
+            ("prometheus", &self.prometheus),
+            ("grafana", &self.grafana),
+            ("loki", &self.loki),
+            ("promtail", &self.promtail),
+            ("node_exporter", &self.node_exporter),
+            ("cadvisor", &self.cadvisor),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observability {
+    pub prometheus: bool,
+    pub grafana: bool,
+    pub loki: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// Cron expression (five fields) for scheduled backups.
+    pub schedule: String,
+    pub retention_days: u32,
+    /// Where backups are written: a path on the backup host.
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edge {
+    /// Requests per second per client IP at NGINX / the Ingress.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// Largest request body, KiB.
+    pub max_body_kib: u32,
+    /// Concurrent WebSocket connections per client IP.
+    pub ws_connections_per_ip: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kubernetes {
+    pub ingress_class: String,
+    /// Empty: the cluster's default storage class.
+    pub storage_class: String,
+}
+
+impl Spec {
+    /// Checks the parser cannot make, each as `(dotted path, problem)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, path: &str, problem: &str| {
+            if !ok {
+                problems.push((path.to_owned(), problem.to_owned()));
+            }
+        };
+        check(
+            self.version == SPEC_VERSION,
+            "version",
+            &format!("must be {SPEC_VERSION} (this cometctl reads spec version {SPEC_VERSION})"),
+        );
+        check(is_host_name(&self.domain), "domain", "must be a host name such as chat.example.com");
+        check(self.retention.message_days > 0, "retention.message_days", "must be at least 1");
+        check(self.retention.kafka_hours > 0, "retention.kafka_hours", "must be at least 1");
+        check(!self.tls.cert_file.trim().is_empty(), "tls.cert_file", "must name a PEM file");
+        check(!self.tls.key_file.trim().is_empty(), "tls.key_file", "must name a PEM file");
+        check(
+            self.backup.schedule.split_whitespace().count() == 5,
+            "backup.schedule",
+            "must be a five-field cron expression such as \"0 3 * * *\"",
+        );
+        check(!self.backup.destination.trim().is_empty(), "backup.destination", "must name a path");
+        check(self.edge.rate_limit_per_second > 0, "edge.rate_limit_per_second", "must be at least 1");
+        check(self.edge.max_body_kib > 0, "edge.max_body_kib", "must be at least 1");
+        check(self.edge.ws_connections_per_ip > 0, "edge.ws_connections_per_ip", "must be at least 1");
+        check(!self.kubernetes.ingress_class.is_empty(), "kubernetes.ingress_class", "must name an IngressClass");
+        for (key, image) in self.images.named() {
+            check(
+                is_image_part(&image.repository, false),
+                &format!("images.{key}.repository"),
+                "must be an image repository such as registry.example.com/team/name",
+            );
+            check(
+                is_image_part(&image.tag, true) && image.tag != "latest",
+                &format!("images.{key}.tag"),
+                "must be an explicit version tag (not empty, not `latest`)",
+            );
+        }
+        problems.extend(self.plan.problems());
+        problems
+    }
+}
+
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn is_image_part(text: &str, tag: bool) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || (!tag && matches!(c, '/' | ':'));
+    !text.is_empty() && text.len() <= 255 && text.chars().all(allowed)
+}
+
+/// What `init` decides before a spec exists.
+#[derive(Debug, Clone)]
+pub struct InitialSpec {
+    pub name: DeploymentName,
+    pub target: Target,
+    pub domain: String,
+    pub mau: Mau,
+    pub concurrency: Concurrency,
+    pub message_retention_days: u32,
+    pub kafka_retention_hours: u32,
+    pub comet_version: String,
+    pub tls_mode: TlsMode,
+    pub plan: Allocation,
+}
+
+impl Spec {
+    /// A new spec with the documented defaults for everything `init` does not ask about.
+    pub fn initial(initial: InitialSpec) -> Spec {
+        Spec {
+            version: SPEC_VERSION,
+            name: initial.name,
+            target: initial.target,
+            domain: initial.domain,
+            mau: initial.mau,
+            concurrency: initial.concurrency,
+            retention: Retention { message_days: initial.message_retention_days, kafka_hours: initial.kafka_retention_hours },
+            tls: Tls { mode: initial.tls_mode, cert_file: "tls/cert.pem".to_owned(), key_file: "tls/key.pem".to_owned() },
+            images: Images::defaults(&initial.comet_version),
+            observability: Observability { prometheus: true, grafana: true, loki: true },
+            backup: Backup {
+                schedule: "0 3 * * *".to_owned(),
+                retention_days: 14,
+                destination: "/var/backups/comet".to_owned(),
+            },
+            edge: Edge { rate_limit_per_second: 20, rate_limit_burst: 40, max_body_kib: 128, ws_connections_per_ip: 50 },
+            kubernetes: Kubernetes { ingress_class: "nginx".to_owned(), storage_class: String::new() },
+            plan: initial.plan,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+use super::*;
+use crate::domain::{Concurrency, Target};
+use crate::sizing::{self, Profile, SizingRequest};
+
+fn sample_spec() -> Spec {
+    let profile = Profile::embedded().expect("profile");
+    let request = SizingRequest {
+        mau: "100k".parse().expect("mau"),
+        concurrency: Concurrency::Baseline,
+        target: Target::Swarm,
+        message_retention_days: 365,
+    };
+    let plan = sizing::plan(&profile, &request).expect("plan");
+    Spec::initial(InitialSpec {
+        name: DeploymentName::parse("comet").expect("name"),
+        target: Target::Swarm,
+        domain: "chat.example.com".to_owned(),
+        mau: plan.mau,
+        concurrency: plan.concurrency,
+        message_retention_days: 365,
+        kafka_retention_hours: 168,
+        comet_version: "0.1.0".to_owned(),
+        tls_mode: TlsMode::SelfSigned,
+        plan: plan.allocation,
+    })
+}
+
+#[test]
+fn written_spec_parses_back_to_the_same_value() {
+    let spec = sample_spec();
+    let yaml = to_yaml(&spec).expect("yaml");
+    let parsed = parse("cometctl.yaml", &yaml).expect("parses");
+    assert_eq!(parsed, spec);
+}
+
+/// Replaces the first occurrence of `from` in the sample spec, parses, and returns the error text.
+#[track_caller]
+fn error_after(from: &str, to: &str) -> String {
+    let yaml = to_yaml(&sample_spec()).expect("yaml");
+    assert!(yaml.contains(from), "sample spec has no {from:?}");
+    let broken = yaml.replacen(from, to, 1);
+    match parse("cometctl.yaml", &broken) {
+        Ok(_) => panic!("{from:?} -> {to:?} must be refused"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[track_caller]
+fn check(from: &str, to: &str, location: &str, fragment: &str) {
+    let message = error_after(from, to);
+    assert!(message.starts_with(&format!("cometctl.yaml:{location}")), "location {location}: {message}");
+    assert!(message.contains(fragment), "fragment {fragment:?}: {message}");
+}
+
+#[test]
+fn bad_specs_name_file_line_column_and_the_problem() {
+    let yaml = to_yaml(&sample_spec()).expect("yaml");
+    let line_of = |needle: &str| yaml.lines().position(|line| line.starts_with(needle)).map(|index| index + 1).expect("line");
+    let target_line = line_of("target:");
+    let mau_line = line_of("mau:");
+    let name_line = line_of("name:");
+    // Wrong enum value, wrong type, unknown key, malformed YAML, invalid values checked after parsing.
+    check("target: swarm", "target: nomad", &format!("{target_line}:"), "nomad");
+    check("mau: 100000", "mau: lots", &format!("{mau_line}:"), "not a number");
+    check("mau: 100000", "mau: -4", &format!("{mau_line}:"), "negative");
+    check("name: comet", "name: Comet_Prod", &format!("{name_line}:"), "DNS label");
+    check("target: swarm", "target: swarm\nreplicas: 3", &format!("{}:", target_line + 1), "replicas");
+    check("domain: chat.example.com", "domain: [unclosed", "", "");
+    check("  partitions: 24", "  partitions: 0", "", "partitions");
+    check("  partitions: 24", "  partitions: many", "", "");
+    check("version: 1", "version: 2", &format!("{}:1", line_of("version:")), "must be 1");
+    check("    tag: v8.5.1", "    tag: latest", "", "explicit version tag");
+    check("domain: chat.example.com", "domain: not a host", &format!("{}:1", line_of("domain:")), "host name");
+}
+
+#[test]
+fn semantic_errors_point_at_the_key() {
+    let message = error_after("  partitions: 24", "  partitions: 0");
+    let yaml = to_yaml(&sample_spec()).expect("yaml");
+    let line = yaml.lines().position(|line| line.trim_start().starts_with("partitions:")).expect("line") + 1;
+    assert!(message.starts_with(&format!("cometctl.yaml:{line}:")), "{message}");
+}
+
+#[test]
+fn empty_and_non_mapping_documents_are_refused() {
+    for text in ["", "just a string", "- a\n- b\n", "version: 1\n"] {
+        assert!(parse("x.yaml", text).is_err(), "{text:?} must be refused");
+    }
+}

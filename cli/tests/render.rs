@@ -1,0 +1,84 @@
+use crate::support::{cometctl, init, tree, workspace};
+
+#[test]
+fn render_is_deterministic_and_never_touches_secrets() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "100k"]);
+    let secrets = tree(&dir.join("secrets"));
+    let spec = std::fs::read(dir.join("cometctl.yaml")).expect("spec");
+
+    cometctl(&dir, &["render", "--target", "all"]).success();
+    let first = tree(&dir.join("rendered"));
+    let second_run = cometctl(&dir, &["render", "--target", "all"]).success();
+    let second = tree(&dir.join("rendered"));
+    assert_eq!(first, second, "two renders of one spec differ");
+    assert!(second_run.stderr.contains("no changes"), "{}", second_run.stderr);
+
+    // The same spec in another folder renders the same bytes: nothing depends on time or place.
+    let other_root = workspace();
+    let other = other_root.path().join("deploy");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join("cometctl.yaml"), &spec).expect("copy spec");
+    cometctl(&other, &["render", "--target", "all"]).success();
+    assert_eq!(tree(&other.join("rendered")), first, "rendering depends on the folder");
+
+    assert_eq!(tree(&dir.join("secrets")), secrets, "render changed secrets");
+    assert_eq!(std::fs::read(dir.join("cometctl.yaml")).expect("spec"), spec, "render changed the spec");
+    for (path, bytes) in &first {
+        for (name, value) in &secrets {
+            let value = String::from_utf8_lossy(value).trim().to_owned();
+            let text = String::from_utf8_lossy(bytes);
+            assert!(!text.contains(&value), "secret {name} inlined into rendered/{path}");
+        }
+    }
+}
+
+#[test]
+fn render_writes_what_each_target_needs() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "100k"]);
+    cometctl(&dir, &["render", "--target", "all"]).success();
+    let all: Vec<String> = tree(&dir.join("rendered")).into_iter().map(|(path, _)| path).collect();
+    for expected in ["compose.yaml", "stack.yaml", "nginx/nginx.conf", "prometheus/prometheus.yml", "prometheus/alerts.yml"] {
+        assert!(all.iter().any(|path| path == expected), "{expected} missing from {all:?}");
+    }
+    assert!(all.iter().any(|path| path.starts_with("k8s/")), "{all:?}");
+    assert!(all.iter().any(|path| path.starts_with("grafana/dashboards/")), "{all:?}");
+
+    // Rendering one target replaces the folder: files of other targets are removed and reported.
+    let run = cometctl(&dir, &["render", "--target", "k8s"]).success();
+    assert!(run.stderr.contains("removed"), "{}", run.stderr);
+    let k8s_only: Vec<String> = tree(&dir.join("rendered")).into_iter().map(|(path, _)| path).collect();
+    assert!(k8s_only.iter().all(|path| path.starts_with("k8s/")), "{k8s_only:?}");
+}
+
+#[test]
+fn a_failed_render_keeps_the_previous_one() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "10k"]);
+    cometctl(&dir, &["render"]).success();
+    let before = tree(&dir.join("rendered"));
+
+    let broken = root.path().join("templates/nginx");
+    std::fs::create_dir_all(&broken).expect("mkdir");
+    std::fs::write(broken.join("nginx.conf.j2"), "{{ no_such_variable }}\n").expect("write");
+    let run = cometctl(&dir, &["render", "--templates", &root.path().join("templates").to_string_lossy()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("nginx/nginx.conf.j2") && run.stderr.contains("undefined"), "{}", run.stderr);
+    assert_eq!(tree(&dir.join("rendered")), before, "a failed render changed rendered/");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("read_dir").filter_map(Result::ok).map(|e| e.file_name()).collect();
+    assert!(leftovers.iter().all(|name| !name.to_string_lossy().contains(".tmp")), "{leftovers:?}");
+}
+
+#[test]
+fn template_overrides_replace_only_what_they_name() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "10k"]);
+    let overrides = root.path().join("templates/nginx");
+    std::fs::create_dir_all(&overrides).expect("mkdir");
+    std::fs::write(overrides.join("nginx.conf.j2"), "# custom edge for {{ domain }}\n").expect("write");
+    cometctl(&dir, &["render", "--templates", &root.path().join("templates").to_string_lossy()]).success();
+    let nginx = std::fs::read_to_string(dir.join("rendered/nginx/nginx.conf")).expect("nginx.conf");
+    assert_eq!(nginx, "# custom edge for chat.example.com\n");
+    assert!(dir.join("rendered/stack.yaml").is_file(), "embedded templates still render");
+}
