@@ -15,6 +15,7 @@ mod secrets;
 pub mod sizing;
 pub mod spec;
 mod tls;
+pub mod yaml;
 
 use std::process::ExitCode;
 

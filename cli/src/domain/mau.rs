@@ -76,7 +76,7 @@ impl FromStr for Mau {
         let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| MauError::NotANumber(trimmed.to_owned()))? };
         let fraction_value: u64 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| MauError::NotANumber(trimmed.to_owned()))? };
         let scaled_fraction = fraction_value * multiplier;
-        if scaled_fraction % scale != 0 {
+        if !scaled_fraction.is_multiple_of(scale) {
             return Err(MauError::Fraction(trimmed.to_owned()));
         }
         let users = whole
@@ -95,10 +95,10 @@ impl fmt::Display for Mau {
     /// Short form for tables: `100k`, `1.5m`, `12345`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let users = self.0;
-        if users >= 1_000_000 && users % 100_000 == 0 {
+        if users >= 1_000_000 && users.is_multiple_of(100_000) {
             let tenths = users / 100_000;
-            if tenths % 10 == 0 { write!(f, "{}m", tenths / 10) } else { write!(f, "{}.{}m", tenths / 10, tenths % 10) }
-        } else if users >= 1_000 && users % 1_000 == 0 {
+            if tenths.is_multiple_of(10) { write!(f, "{}m", tenths / 10) } else { write!(f, "{}.{}m", tenths / 10, tenths % 10) }
+        } else if users >= 1_000 && users.is_multiple_of(1_000) {
             write!(f, "{}k", users / 1_000)
         } else {
             write!(f, "{users}")

@@ -147,8 +147,8 @@ pub struct Resources {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("profile {origin}: {source}")]
-    Parse { origin: String, source: serde_saphyr::Error },
+    #[error("profile {0}")]
+    Parse(crate::yaml::YamlError),
     #[error("profile {origin}: {problem}")]
     Invalid { origin: String, problem: String },
 }
@@ -156,8 +156,7 @@ pub enum ProfileError {
 impl Profile {
     /// Parses and checks a profile. `origin` names the file (or `embedded`) in errors.
     pub fn parse(origin: &str, text: &str) -> Result<Profile, ProfileError> {
-        let profile: Profile =
-            serde_saphyr::from_str(text).map_err(|source| ProfileError::Parse { origin: origin.to_owned(), source })?;
+        let profile: Profile = crate::yaml::from_str(origin, text).map_err(ProfileError::Parse)?;
         profile.check().map_err(|problem| ProfileError::Invalid { origin: origin.to_owned(), problem })?;
         Ok(profile)
     }

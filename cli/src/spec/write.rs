@@ -33,7 +33,7 @@ fn section_comment(key: &str) -> Option<&'static str> {
 pub struct WriteError(String);
 
 pub fn to_yaml(spec: &Spec) -> Result<String, WriteError> {
-    let body = serde_saphyr::to_string(spec).map_err(|error| WriteError(error.to_string()))?;
+    let body = crate::yaml::to_string(spec).map_err(WriteError)?;
     let mut out = String::with_capacity(body.len() + 2048);
     out.push_str(HEADER);
     for line in body.lines() {
