@@ -69,14 +69,9 @@ impl ServiceKey {
     ];
 
     /// The long-running comet-server roles, in manifest order.
-    pub const ROLES: [ServiceKey; 6] = [
-        ServiceKey::Api,
-        ServiceKey::Gateway,
-        ServiceKey::Moderation,
-        ServiceKey::Notifications,
-        ServiceKey::Webhooks,
-        ServiceKey::Relay,
-    ];
+    pub fn roles() -> impl Iterator<Item = ServiceKey> {
+        ServiceKey::ALL.into_iter().filter(|key| key.kind() == ServiceKind::Role)
+    }
 
     /// The key as written in cometctl.yaml and the render context (`node_exporter`).
     pub fn key(self) -> &'static str {

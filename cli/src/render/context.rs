@@ -217,7 +217,7 @@ impl<'a> Context<'a> {
             comet_version: &spec.images.comet.tag,
             images,
             services,
-            roles: ServiceKey::ROLES.iter().map(|role| role.key()).collect(),
+            roles: ServiceKey::roles().map(ServiceKey::key).collect(),
             stores: Stores {
                 tidb: TidbView {
                     pd: replicas(ServiceKey::Pd),

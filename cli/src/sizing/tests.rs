@@ -87,7 +87,7 @@ fn explicit_concurrency_percent_scales_connections() {
 fn production_targets_keep_high_availability_minimums() {
     for target in [Target::Swarm, Target::K8s] {
         let plan = plan(&profile(), &request("1k", Concurrency::Baseline, target)).expect("plan");
-        for role in ServiceKey::ROLES {
+        for role in ServiceKey::roles() {
             assert!(plan.allocation.replicas(role) >= 2, "{role} on {target}");
         }
         assert!(plan.allocation.replicas(ServiceKey::Nginx) >= 2);
