@@ -1,4 +1,7 @@
-//! Integration tests of the cometctl binary: one test binary, one module per area.
+//! Integration tests of the cometctl binary: one test binary, one module per area. `validators` checks what
+//! cometctl writes with the tools each ecosystem uses itself (docker-compose, docker stack, nginx, promtool,
+//! kubernetes-validate); `.ci/install-tools.sh` installs them, and a missing tool fails the test with the
+//! command that installs it (nothing is skipped quietly).
 
 mod support;
 
@@ -6,3 +9,4 @@ mod bad_input;
 mod init;
 mod render;
 mod snapshots;
+mod validators;

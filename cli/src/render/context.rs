@@ -250,11 +250,6 @@ impl<'a> Context<'a> {
             files: BTreeMap::new(),
         }
     }
-
-    pub fn with_target(mut self, target: Target) -> Context<'a> {
-        self.target = target;
-        self
-    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,11 @@ pub type RenderedTree = BTreeMap<String, Vec<u8>>;
 pub enum RenderError {
     #[error("template `{template}`: {detail}")]
     Template { template: String, detail: String },
+    #[error(
+        "shared file `{path}` renders differently for {first} and {second}, which mount one copy; \
+         a shared template may only distinguish k8s"
+    )]
+    SharedDiffers { path: String, first: Target, second: Target },
     #[error("no templates for target {target} (expected files under `{folder}/`)")]
     NoTemplates { target: Target, folder: &'static str },
 }
@@ -67,6 +72,9 @@ fn environment(templates: &TemplateSet) -> Result<Environment<'_>, RenderError> 
     builder.trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true);
     let syntax = builder.build().map_err(|error| template_error("(syntax)", &error))?;
     environment.set_syntax(syntax);
+    // Templates write text as it is. Values that reach them are checked at the spec boundary (DNS labels,
+    // host names, image references), and YAML/JSON quoting is the template's explicit choice.
+    environment.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
     for (name, source) in templates.iter() {
         environment.add_template(name, source).map_err(|error| template_error(name, &error))?;
@@ -85,7 +93,12 @@ fn template_error(template: &str, error: &minijinja::Error) -> RenderError {
     RenderError::Template { template: template.to_owned(), detail }
 }
 
-/// Renders the shared files and the files of each target in `targets`.
+/// Renders the files of each target in `targets`, and the shared files Compose and Swarm mount.
+///
+/// Shared templates are rendered once per target, with that target in the context, and handed to the
+/// target's own templates as `files` (Kubernetes embeds them in ConfigMaps). They may tell Kubernetes apart
+/// (`target == "k8s"`), but Compose and Swarm share one copy on disk, so for those two they must render the
+/// same bytes; a template that does not is reported rather than written.
 pub fn render(spec: &Spec, templates: &TemplateSet, targets: &[Target]) -> Result<RenderedTree, RenderError> {
     let environment = environment(templates)?;
     let outputs: Vec<(Group, String, &str)> = templates
@@ -94,24 +107,30 @@ pub fn render(spec: &Spec, templates: &TemplateSet, targets: &[Target]) -> Resul
         .filter(|(_, output, _)| enabled(spec, output))
         .collect();
 
-    let first_target = targets.first().copied().unwrap_or(spec.target);
-    let mut context = Context::new(spec, first_target);
-    let mut shared = BTreeMap::new();
-    for (group, output, name) in &outputs {
-        if *group == Group::Shared {
-            let text = render_one(&environment, name, &context)?;
-            shared.insert(output.clone(), text);
-        }
-    }
-    context.files = shared;
-
     let mut tree = RenderedTree::new();
-    let needs_shared_files = targets.iter().any(|target| matches!(target, Target::Compose | Target::Swarm));
-    if needs_shared_files {
-        tree.extend(context.files.iter().map(|(path, text)| (path.clone(), text.clone().into_bytes())));
-    }
+    let mut mounted_shared: Option<(Target, BTreeMap<String, String>)> = None;
     for &target in targets {
-        context = context.with_target(target);
+        let mut context = Context::new(spec, target);
+        let mut shared = BTreeMap::new();
+        for (group, output, name) in &outputs {
+            if *group == Group::Shared {
+                shared.insert(output.clone(), render_one(&environment, name, &context)?);
+            }
+        }
+        if target != Target::K8s {
+            match &mounted_shared {
+                None => {
+                    tree.extend(shared.iter().map(|(path, text)| (path.clone(), text.clone().into_bytes())));
+                    mounted_shared = Some((target, shared.clone()));
+                }
+                Some((first, first_shared)) => {
+                    if let Some(path) = shared.keys().find(|path| first_shared.get(*path) != shared.get(*path)) {
+                        return Err(RenderError::SharedDiffers { path: path.clone(), first: *first, second: target });
+                    }
+                }
+            }
+        }
+        context.files = shared;
         let mut rendered_any = false;
         for (group, output, name) in &outputs {
             if *group == Group::Target(target) {

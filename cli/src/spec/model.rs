@@ -28,13 +28,17 @@ pub struct Spec {
     pub plan: Allocation,
 }
 
+/// The longest deployment name. Swarm prefixes every config and secret with it and caps their names at 64
+/// characters; the stack template keeps its suffixes within the remaining 33.
+pub const MAX_NAME_LENGTH: usize = 30;
+
 /// A deployment name: a DNS label, used as Compose project, Swarm stack and Kubernetes namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeploymentName(String);
 
 impl DeploymentName {
     pub fn parse(name: &str) -> Result<DeploymentName, String> {
-        let valid = (1..=40).contains(&name.len())
+        let valid = (1..=MAX_NAME_LENGTH).contains(&name.len())
             && name.starts_with(|c: char| c.is_ascii_lowercase())
             && !name.ends_with('-')
             && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -42,7 +46,7 @@ impl DeploymentName {
             Ok(DeploymentName(name.to_owned()))
         } else {
             Err(format!(
-                "deployment name `{name}` is not a DNS label: use 1 to 40 lowercase letters, digits and `-`, starting with a letter"
+                "deployment name `{name}` is not a DNS label: use 1 to {MAX_NAME_LENGTH} lowercase letters, digits and `-`, starting with a letter"
             ))
         }
     }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::harness::{run, tool, Deployment};
+use crate::support::{run_tool as run, tool, Deployment};
 
 const KUBERNETES_VERSION: &str = "1.32.0";
 
@@ -17,7 +17,7 @@ fn deployments() -> Vec<(&'static str, Deployment)> {
 }
 
 #[track_caller]
-fn assert_valid(what: &str, tier: &str, outcome: crate::harness::Outcome) {
+fn assert_valid(what: &str, tier: &str, outcome: crate::support::Outcome) {
     assert!(outcome.success, "{what} rejected the {tier} render:\n{}", outcome.output);
 }
 
