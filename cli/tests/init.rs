@@ -88,3 +88,14 @@ fn sizing_table_shows_plan_assumptions_and_warnings() {
     }
     assert!(run.stderr.contains("warning:") && run.stderr.contains("use k8s"), "{}", run.stderr);
 }
+
+#[test]
+fn init_json_reports_plan_and_files() {
+    let root = workspace();
+    let run = cometctl(root.path(), &["init", "--mau", "25k", "--dir", "deploy", "--output", "json"]).success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is JSON");
+    assert_eq!(report["plan"]["mau"], 25_000);
+    let files = report["files"].as_array().expect("files");
+    assert!(files.iter().any(|f| f["path"] == "cometctl.yaml" && f["change"] == "created"), "{files:?}");
+    assert_eq!(files.iter().filter(|f| f["path"].as_str().is_some_and(|p| p.starts_with("secrets/"))).count(), 9);
+}

@@ -189,3 +189,131 @@ fn loki_and_promtail_configs_parse_as_yaml_with_their_key_sections() {
     check("promtail/promtail.yaml", &["server", "positions", "clients", "scrape_configs"]);
     assert!(Path::new(&deployment.rendered_dir().join("promtail/promtail.yaml")).is_file());
 }
+
+#[test]
+fn swarm_config_and_secret_names_fit_dockers_limit_for_the_longest_deployment_name() {
+    // Docker refuses config and secret names longer than 64 characters at deploy time; `docker stack config`
+    // does not check them. The longest deployment name the spec accepts (MAX_NAME_LENGTH, a DNS label) is
+    // the worst case for the `<name>_<what>_v1` names of stack.yaml.
+    const DOCKER_NAME_LIMIT: usize = 64;
+    let longest_name = format!("a{}", "b".repeat(29));
+    assert_eq!(longest_name.len(), 30);
+    let deployment = Deployment::rendered(&["--name", &longest_name, "--mau", "100k", "--target", "swarm"]);
+    let text = std::fs::read_to_string(deployment.rendered_dir().join("stack.yaml")).expect("stack.yaml");
+    let stack: serde_json::Value =
+        serde_saphyr::from_str(&text).unwrap_or_else(|error| panic!("stack.yaml is not YAML: {error}"));
+    for section in ["configs", "secrets"] {
+        let entries = stack[section].as_object().unwrap_or_else(|| panic!("stack.yaml has no `{section}` map"));
+        assert!(!entries.is_empty(), "stack.yaml declares no {section}");
+        let mut seen = std::collections::BTreeMap::new();
+        for (key, entry) in entries {
+            let name = entry["name"].as_str().unwrap_or_else(|| panic!("{section}.{key} has no name"));
+            assert!(
+                name.starts_with(&format!("{longest_name}_")),
+                "{section}.{key}: `{name}` does not start with the deployment name"
+            );
+            assert!(
+                name.len() <= DOCKER_NAME_LIMIT,
+                "{section}.{key}: `{name}` has {} characters, Docker allows {DOCKER_NAME_LIMIT}",
+                name.len()
+            );
+            if let Some(other) = seen.insert(name.to_owned(), key.clone()) {
+                panic!("{section}.{key} and {section}.{other} share the name `{name}`");
+            }
+        }
+    }
+}
+
+/// Every document of every rendered Kubernetes manifest.
+fn kubernetes_objects(deployment: &Deployment) -> Vec<serde_json::Value> {
+    let mut objects = Vec::new();
+    for path in deployment.files("k8s", ".yaml") {
+        let text = std::fs::read_to_string(&path).expect("manifest");
+        let documents: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(&text).unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()));
+        objects.extend(documents.into_iter().filter(|document| !document.is_null()));
+    }
+    objects
+}
+
+/// The YAML file embedded under `key` in the ConfigMap `name`.
+fn config_map_file(objects: &[serde_json::Value], name: &str, key: &str) -> serde_json::Value {
+    let config_map = objects
+        .iter()
+        .find(|object| object["kind"] == "ConfigMap" && object["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no ConfigMap {name}"));
+    let text = config_map["data"][key].as_str().unwrap_or_else(|| panic!("ConfigMap {name} has no {key}"));
+    serde_saphyr::from_str(text).unwrap_or_else(|error| panic!("{key} of ConfigMap {name} is not YAML: {error}"))
+}
+
+/// Whether `relabel_configs` copy the pod's component label into `target`.
+fn relabels_component_to(relabel_configs: &serde_json::Value, target: &str) -> bool {
+    relabel_configs.as_array().into_iter().flatten().any(|rule| {
+        rule["target_label"] == target
+            && rule["source_labels"] == serde_json::json!(["__meta_kubernetes_pod_label_app_kubernetes_io_component"])
+            && rule.get("action").is_none_or(|action| action == "replace")
+    })
+}
+
+/// The `job="…"` values an alert rule's expression selects.
+fn alert_jobs(rules: &serde_json::Value, alert: &str) -> std::collections::BTreeSet<String> {
+    let expr = rules["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|group| group["rules"].as_array().into_iter().flatten())
+        .find(|rule| rule["alert"] == alert)
+        .and_then(|rule| rule["expr"].as_str())
+        .unwrap_or_else(|| panic!("no alert {alert}"));
+    expr.split("job=\"").skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_owned).collect()
+}
+
+#[test]
+fn kubernetes_metrics_and_logs_carry_the_service_labels_of_compose_and_swarm() {
+    let deployment = Deployment::rendered(&["--mau", "250k", "--concurrency", "high"]);
+    let objects = kubernetes_objects(&deployment);
+
+    // Metrics: job and service are the component label, and every job the alerts expect is a scraped component
+    // here and a job of the Compose/Swarm configuration.
+    let prometheus = config_map_file(&objects, "prometheus", "prometheus.yml");
+    let relabel_configs = &prometheus["scrape_configs"][0]["relabel_configs"];
+    for label in ["job", "service"] {
+        assert!(relabels_component_to(relabel_configs, label), "k8s scrape config does not set {label} from the component");
+    }
+    let scraped: std::collections::BTreeSet<String> = objects
+        .iter()
+        .map(|object| &object["spec"]["template"]["metadata"])
+        .filter(|pod| pod["annotations"]["prometheus.io/scrape"] == "true")
+        .filter_map(|pod| pod["labels"]["app.kubernetes.io/component"].as_str().map(str::to_owned))
+        .collect();
+    let compose_text = std::fs::read_to_string(deployment.rendered_dir().join("prometheus/prometheus.yml")).expect("prometheus.yml");
+    let compose: serde_json::Value = serde_saphyr::from_str(&compose_text).expect("prometheus.yml is YAML");
+    let compose_jobs: std::collections::BTreeSet<String> = compose["scrape_configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|job| job["job_name"].as_str().map(str::to_owned))
+        .collect();
+    let rules = config_map_file(&objects, "prometheus", "alerts.yml");
+    for alert in ["ServiceAbsent", "ServiceDegraded"] {
+        let jobs = alert_jobs(&rules, alert);
+        assert!(!jobs.is_empty(), "{alert} selects no job");
+        for job in &jobs {
+            assert!(scraped.contains(job), "{alert} expects job {job}, no scraped k8s pod has that component: {scraped:?}");
+            assert!(compose_jobs.contains(job), "{alert} expects job {job}, Compose/Swarm scrape no such job: {compose_jobs:?}");
+        }
+    }
+
+    // Logs: streams carry `service` = component, and comet-server's JSON lines go through the same stage as on
+    // Compose and Swarm.
+    let promtail = config_map_file(&objects, "promtail", "promtail.yaml");
+    let k8s_job = &promtail["scrape_configs"][0];
+    assert!(relabels_component_to(&k8s_job["relabel_configs"], "service"), "k8s promtail sets no service label: {k8s_job}");
+    let shared_text = std::fs::read_to_string(deployment.rendered_dir().join("promtail/promtail.yaml")).expect("promtail.yaml");
+    let shared: serde_json::Value = serde_saphyr::from_str(&shared_text).expect("promtail.yaml is YAML");
+    let match_stage = |job: &serde_json::Value| {
+        job["pipeline_stages"].as_array().into_iter().flatten().find(|stage| stage.get("match").is_some()).cloned()
+    };
+    let shared_stage = match_stage(&shared["scrape_configs"][0]).expect("shared promtail.yaml has a match stage");
+    assert_eq!(match_stage(k8s_job), Some(shared_stage), "k8s promtail parses comet-server logs differently from Compose/Swarm");
+}

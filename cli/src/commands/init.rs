@@ -53,8 +53,10 @@ pub fn run(args: &InitArgs, printer: &Printer) -> Result<()> {
     let change = folder.write_file(SPEC_FILE, yaml.as_bytes(), 0o644)?;
     changes.push(FileChange { path: SPEC_FILE.to_owned(), change });
 
-    printer.plan(&plan)?;
-    if !printer.is_json() {
+    if printer.is_json() {
+        printer.json(&serde_json::json!({ "plan": &plan, "files": &changes }))?;
+    } else {
+        printer.plan(&plan)?;
         printer.changes(&format!("init {}", folder.root().display()), &changes)?;
         printer.next_steps(&[format!(
             "next: review {}, then `cometctl render --dir {}`",

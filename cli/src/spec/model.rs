@@ -232,18 +232,34 @@ impl Spec {
         check(is_host_name(&self.domain), "domain", "must be a host name such as chat.example.com");
         check(self.retention.message_days > 0, "retention.message_days", "must be at least 1");
         check(self.retention.kafka_hours > 0, "retention.kafka_hours", "must be at least 1");
-        check(!self.tls.cert_file.trim().is_empty(), "tls.cert_file", "must name a PEM file");
-        check(!self.tls.key_file.trim().is_empty(), "tls.key_file", "must name a PEM file");
+        let relative_file = "must be a relative path inside the deployment folder (letters, digits, `.`, `_`, `-`, `/`)";
+        check(is_relative_path(&self.tls.cert_file), "tls.cert_file", relative_file);
+        check(is_relative_path(&self.tls.key_file), "tls.key_file", relative_file);
         check(
             self.backup.schedule.split_whitespace().count() == 5,
             "backup.schedule",
             "must be a five-field cron expression such as \"0 3 * * *\"",
         );
-        check(!self.backup.destination.trim().is_empty(), "backup.destination", "must name a path");
+        check(
+            self.backup.schedule.chars().all(|c| c.is_ascii_alphanumeric() || " */,-".contains(c)),
+            "backup.schedule",
+            "may hold only digits, letters, spaces and `* / , -`",
+        );
+        check(
+            !self.backup.destination.is_empty()
+                && self.backup.destination.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c)),
+            "backup.destination",
+            "must be a path (letters, digits, `.`, `_`, `-`, `/`, `:`)",
+        );
         check(self.edge.rate_limit_per_second > 0, "edge.rate_limit_per_second", "must be at least 1");
         check(self.edge.max_body_kib > 0, "edge.max_body_kib", "must be at least 1");
         check(self.edge.ws_connections_per_ip > 0, "edge.ws_connections_per_ip", "must be at least 1");
-        check(!self.kubernetes.ingress_class.is_empty(), "kubernetes.ingress_class", "must name an IngressClass");
+        check(is_host_name(&self.kubernetes.ingress_class), "kubernetes.ingress_class", "must name an IngressClass (a DNS name)");
+        check(
+            self.kubernetes.storage_class.is_empty() || is_host_name(&self.kubernetes.storage_class),
+            "kubernetes.storage_class",
+            "must be empty (cluster default) or name a StorageClass (a DNS name)",
+        );
         for (key, image) in self.images.named() {
             check(
                 is_image_part(&image.repository, false),
@@ -270,6 +286,13 @@ fn is_host_name(name: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
+}
+
+fn is_relative_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && path.split('/').all(|part| !part.is_empty() && part != ".." && part != ".")
+        && path.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
 }
 
 fn is_image_part(text: &str, tag: bool) -> bool {

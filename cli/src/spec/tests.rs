@@ -71,6 +71,12 @@ fn bad_specs_name_file_line_column_and_the_problem() {
     check("version: 1", "version: 2", &format!("{}:1", line_of("version:")), "must be 1");
     check("    tag: v8.5.1", "    tag: latest", "", "explicit version tag");
     check("domain: chat.example.com", "domain: not a host", &format!("{}:1", line_of("domain:")), "host name");
+    check("  cert_file: tls/cert.pem", "  cert_file: \"a: b\"", "", "relative path");
+    check("  cert_file: tls/cert.pem", "  cert_file: ../outside.pem", "", "relative path");
+    check("  key_file: tls/key.pem", "  key_file: /etc/key.pem", "", "relative path");
+    check("  ingress_class: nginx", "  ingress_class: \"x: y\"", "", "IngressClass");
+    check("  storage_class: \"\"", "  storage_class: \"fast #ssd\"", "", "StorageClass");
+    check("  destination: /var/backups/comet", "  destination: \"x\\ny\"", "", "backup.destination");
 }
 
 #[test]
