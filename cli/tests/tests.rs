@@ -5,6 +5,7 @@
 
 mod support;
 
+mod alert_rules;
 mod bad_input;
 mod init;
 mod render;
