@@ -21,7 +21,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 here="$(cd "$(dirname "$0")" && pwd)"
-binaries=(cometctl)
+binaries=(cometctl comet-server)
 
 bin_args=()
 for binary in "${binaries[@]}"; do bin_args+=(--bin "${binary}"); done

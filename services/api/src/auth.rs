@@ -1,0 +1,102 @@
+//! Who is calling: a full-access API key (optionally acting `onBehalfOf` a user), an auth-only key, or an
+//! end user's auth token.
+
+use axum::http::{HeaderMap, StatusCode};
+use comet_model::Uid;
+use sha2::{Digest, Sha256};
+
+use crate::{ApiError, AppState};
+
+pub const API_KEY_HEADER: &str = "apikey";
+pub const ON_BEHALF_OF_HEADER: &str = "onbehalfof";
+pub const AUTH_TOKEN_HEADER: &str = "authtoken";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Full-access key without `onBehalfOf`: the application itself.
+    App,
+    /// A user: an auth token, or a full-access key with `onBehalfOf`.
+    User(Uid),
+    /// The auth-only key: may create users and auth tokens, nothing else.
+    AuthOnly,
+}
+
+impl Caller {
+    /// The acting user, or 400 when the request needs one and the app key came without `onBehalfOf`.
+    pub fn user(&self) -> Result<&Uid, ApiError> {
+        match self {
+            Caller::User(uid) => Ok(uid),
+            Caller::App => Err(ApiError::bad_request(
+                "ERR_ON_BEHALF_OF_MISSING",
+                "this request acts as a user: send the `onBehalfOf: <uid>` header with the API key",
+            )),
+            Caller::AuthOnly => Err(auth_only_refused()),
+        }
+    }
+
+    /// Refuses the auth-only key.
+    pub fn full_access(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::AuthOnly => Err(auth_only_refused()),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn auth_only_refused() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "ERR_AUTH_ONLY_KEY",
+        "the auth-only API key may only create users and auth tokens; use the full-access key",
+    )
+}
+
+/// Hex SHA-256 of an auth token: only the hash is stored.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A new auth token: 32 bytes from the OS CSPRNG (two UUIDv4s), hex.
+pub fn new_token() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim).filter(|value| !value.is_empty())
+}
+
+/// Compares secrets in constant time for equal lengths.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    if let Some(key) = header(headers, API_KEY_HEADER) {
+        if state.config.full_keys.iter().any(|full| same_secret(full, key)) {
+            return match header(headers, ON_BEHALF_OF_HEADER) {
+                None => Ok(Caller::App),
+                Some(raw) => {
+                    let uid = Uid::parse(raw).map_err(|error| ApiError::bad_request("ERR_UID_INVALID", error.to_string()))?;
+                    match state.store.get_user(&uid).await? {
+                        Some(user) if user.deleted_at.is_none() => Ok(Caller::User(uid)),
+                        _ => Err(ApiError::not_found("ERR_UID_NOT_FOUND", format!("onBehalfOf user `{uid}` does not exist"))),
+                    }
+                }
+            };
+        }
+        if state.config.auth_keys.iter().any(|auth| same_secret(auth, key)) {
+            return Ok(Caller::AuthOnly);
+        }
+        return Err(ApiError::unauthorized("ERR_API_KEY_INVALID", "the API key is not valid"));
+    }
+    if let Some(token) = header(headers, AUTH_TOKEN_HEADER) {
+        return match state.store.user_for_token(&token_hash(token)).await? {
+            Some(uid) => Ok(Caller::User(uid)),
+            None => Err(ApiError::unauthorized("ERR_AUTH_TOKEN_INVALID", "the auth token is not valid")),
+        };
+    }
+    Err(ApiError::unauthorized(
+        "ERR_AUTH_MISSING",
+        "send an `apikey` header (server to server) or an `authtoken` header (end users)",
+    ))
+}

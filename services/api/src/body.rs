@@ -1,0 +1,65 @@
+//! Request bodies and query parameters parsed with stable error codes, and the `{"data": …}` envelope.
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+
+use crate::ApiError;
+
+/// Largest page a list request may ask for.
+pub const MAX_PER_PAGE: u32 = 100;
+pub const DEFAULT_PER_PAGE: u32 = 50;
+
+/// Parses a JSON body; malformed JSON and wrong types are 400 with the field named.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("ERR_BODY_MISSING", "the request needs a JSON body"));
+    }
+    serde_json::from_slice(bytes).map_err(|error| {
+        let code = if error.is_syntax() || error.is_eof() { "ERR_BODY_MALFORMED" } else { "ERR_BODY_INVALID" };
+        ApiError::bad_request(code, format!("request body: {error}"))
+    })
+}
+
+/// `perPage` checked against the limit.
+pub fn per_page(requested: Option<u32>) -> Result<u32, ApiError> {
+    match requested {
+        None => Ok(DEFAULT_PER_PAGE),
+        Some(0) => Err(ApiError::bad_request("ERR_PER_PAGE_INVALID", "perPage must be at least 1")),
+        Some(n) if n > MAX_PER_PAGE => Err(ApiError::bad_request(
+            "ERR_PER_PAGE_INVALID",
+            format!("perPage may be at most {MAX_PER_PAGE}"),
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
+/// `{"data": …}`.
+pub fn data(value: serde_json::Value) -> Response {
+    Json(serde_json::json!({ "data": value })).into_response()
+}
+
+/// `{"data": […], "meta": {…}}`.
+pub fn page(items: Vec<serde_json::Value>, meta: serde_json::Value) -> Response {
+    Json(serde_json::json!({ "data": items, "meta": meta })).into_response()
+}
+
+/// The raw request body, with the size cap's rejection turned into a stable error code.
+#[derive(Debug)]
+pub struct RawBody(pub bytes::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<RawBody, ApiError> {
+        match bytes::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "ERR_BODY_TOO_LARGE",
+                format!("the request body is larger than {} bytes", crate::MAX_BODY_BYTES),
+            )),
+            Err(rejection) => Err(ApiError::bad_request("ERR_BODY_UNREADABLE", rejection.body_text())),
+        }
+    }
+}

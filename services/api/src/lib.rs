@@ -1,0 +1,72 @@
+//! The chat REST API, `/v3`, shaped like CometChat's public REST API v3: resource names, field names and
+//! the `{"data": …}` / `{"error": {"code", "message"}}` envelopes. A function builds the `Router`, so tests
+//! call it without a socket and the server mounts it beside health and metrics.
+
+mod auth;
+mod body;
+mod error;
+mod groups;
+mod messages;
+mod users;
+mod views;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use comet_store::Store;
+
+pub use auth::{token_hash, API_KEY_HEADER, AUTH_TOKEN_HEADER, ON_BEHALF_OF_HEADER};
+pub use body::MAX_PER_PAGE;
+pub use error::ApiError;
+pub use messages::{MAX_MESSAGE_BYTES, MAX_TAGS};
+
+/// Largest request body accepted: a message's 64 KiB of data plus its envelope.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
+/// Keys the API accepts. Several of each may be valid at once, so keys rotate without downtime.
+#[derive(Clone)]
+pub struct ApiConfig {
+    pub full_keys: Vec<String>,
+    pub auth_keys: Vec<String>,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("full_keys", &format_args!("[{} redacted]", self.full_keys.len()))
+            .field("auth_keys", &format_args!("[{} redacted]", self.auth_keys.len()))
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub config: std::sync::Arc<ApiConfig>,
+}
+
+/// The `/v3` routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v3/users", post(users::create).get(users::list))
+        .route("/v3/users/{uid}", get(users::get))
+        .route("/v3/users/{uid}/auth_tokens", post(users::create_auth_token))
+        .route("/v3/users/{uid}/messages", get(messages::direct_history))
+        .route("/v3/groups", post(groups::create))
+        .route("/v3/groups/{guid}", get(groups::get))
+        .route("/v3/groups/{guid}/members", post(groups::add_members).get(groups::list_members))
+        .route("/v3/groups/{guid}/messages", get(messages::group_history))
+        .route("/v3/messages", post(messages::send))
+        .route("/v3/messages/{id}", get(messages::get))
+        .fallback(|| async { ApiError::not_found("ERR_ROUTE_NOT_FOUND", "no such endpoint under /v3") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Milliseconds since the epoch; the API's only clock.
+pub(crate) fn now() -> comet_model::Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,65 @@
+//! The wire shapes: model values as CometChat's v3 API spells them (camelCase, times in Unix seconds).
+
+use comet_model::{Group, Member, Message, Millis, User};
+use serde_json::{json, Value};
+
+fn seconds(millis: Millis) -> i64 {
+    millis.div_euclid(1000)
+}
+
+pub fn user(user: &User) -> Value {
+    let mut value = json!({
+        "uid": user.uid,
+        "name": user.name,
+        "status": "offline",
+        "createdAt": seconds(user.created_at),
+        "updatedAt": seconds(user.updated_at),
+    });
+    let optional = [("avatar", user.avatar.clone().map(Value::from)), ("link", user.link.clone().map(Value::from)), ("role", user.role.clone().map(Value::from)), ("metadata", user.metadata.clone()), ("deactivatedAt", user.deleted_at.map(|at| Value::from(seconds(at))))];
+    for (key, field) in optional {
+        if let (Some(field), Some(object)) = (field, value.as_object_mut()) {
+            object.insert(key.to_owned(), field);
+        }
+    }
+    value
+}
+
+pub fn group(group: &Group) -> Value {
+    json!({
+        "guid": group.guid,
+        "name": group.name,
+        "type": group.group_type,
+        "description": group.description,
+        "icon": group.icon,
+        "owner": group.owner,
+        "metadata": group.metadata,
+        "membersCount": group.members_count,
+        "createdAt": seconds(group.created_at),
+        "updatedAt": seconds(group.updated_at),
+    })
+}
+
+pub fn member(member: &Member) -> Value {
+    json!({ "uid": member.uid, "scope": member.scope, "joinedAt": seconds(member.joined_at) })
+}
+
+pub fn message(message: &Message) -> Value {
+    json!({
+        "id": message.id,
+        "conversationId": message.conversation_id,
+        "seq": message.seq,
+        "sender": message.sender,
+        "receiver": message.receiver,
+        "receiverType": message.receiver_type,
+        "category": message.category,
+        "type": message.message_type,
+        "data": message.data,
+        "muid": message.muid,
+        "parentId": message.parent_id,
+        "tags": message.tags,
+        "sentAt": seconds(message.sent_at),
+        "updatedAt": seconds(message.updated_at),
+        "editedAt": message.edited_at.map(seconds),
+        "deletedAt": message.deleted_at.map(seconds),
+    })
+}

@@ -1,0 +1,44 @@
+use comet_model::Event;
+use futures::future::BoxFuture;
+use tokio::sync::broadcast;
+
+use crate::{BusError, Publisher};
+
+/// The event bus of the embedded single-process mode: one tokio broadcast channel carrying every topic.
+///
+/// Every subscriber receives every event published after it subscribed, in publish order (so in order per
+/// key); a subscriber that wants one topic filters on `event.event_type.topic()`. The channel keeps the last
+/// `capacity` events: a subscriber that falls further behind gets `RecvError::Lagged` and resyncs from the
+/// database, as a reconnecting client would. Clones share the channel.
+#[derive(Debug, Clone)]
+pub struct InProcessBus {
+    sender: broadcast::Sender<Event>,
+}
+
+impl InProcessBus {
+    /// Creates a bus that buffers up to `capacity` events for its slowest subscriber (at least one).
+    pub fn new(capacity: usize) -> InProcessBus {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        InProcessBus { sender }
+    }
+
+    /// Returns a receiver of every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}
+
+impl Publisher for InProcessBus {
+    /// Hands every event to the current subscribers. With no subscriber the events are accepted and go
+    /// nowhere: in the embedded mode nothing is durable beyond the database, which stays the source of truth.
+    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            for event in events {
+                if self.sender.send(event.clone()).is_err() {
+                    tracing::trace!(event_id = %event.id, "in-process bus has no subscriber; event not delivered");
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,262 @@
+//! What the tests share: server addresses, fresh names, and waiting for events with a deadline.
+
+use std::collections::HashSet;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use comet_bus::{InProcessBus, KafkaConfig, KafkaPublisher, Publisher, decode, kafka_consumer};
+use comet_model::{Event, EventType};
+use comet_store::Store;
+use rdkafka::Message as _;
+use rdkafka::consumer::StreamConsumer;
+use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
+use tempfile::TempDir;
+use tokio::sync::broadcast;
+
+/// How long a test waits for an event before it fails. A new consumer group's first message alone takes
+/// about half the 6 s session timeout.
+pub const EVENT_DEADLINE: Duration = Duration::from_secs(60);
+
+const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:19092";
+const DEFAULT_MYSQL_URL: &str = "mysql://app:app@127.0.0.1:3306/app";
+
+/// The broker the tests use, with 3 partitions per topic and one replica.
+pub fn kafka_config() -> KafkaConfig {
+    KafkaConfig {
+        brokers: std::env::var("COMET_TEST_KAFKA_BROKERS").unwrap_or_else(|_| DEFAULT_KAFKA_BROKERS.to_owned()),
+        partitions: 3,
+        replication_factor: 1,
+        client_id: "comet-bus-tests".to_owned(),
+    }
+}
+
+/// The MariaDB server URL the tests create their databases on.
+pub fn mysql_url() -> String {
+    std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_owned())
+}
+
+/// Fails the test at once, with what to do, when the Kafka broker does not accept connections.
+pub fn require_kafka(config: &KafkaConfig) {
+    for broker in config.brokers.split(',') {
+        require_listening("Kafka broker (COMET_TEST_KAFKA_BROKERS)", broker.trim());
+    }
+}
+
+/// Fails the test at once, with what to do, when MariaDB does not accept connections.
+pub fn require_mysql(url: &str) {
+    let host_port = url
+        .split_once('@')
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+        .expect("COMET_TEST_MYSQL_URL has the form mysql://user:password@host:port/database");
+    require_listening("MariaDB (COMET_TEST_MYSQL_URL)", host_port);
+}
+
+fn require_listening(what: &str, host_port: &str) {
+    let addresses: Vec<_> = host_port
+        .to_socket_addrs()
+        .unwrap_or_else(|error| panic!("{what} address {host_port} does not resolve: {error}"))
+        .collect();
+    let reachable = addresses.iter().any(|address| TcpStream::connect_timeout(address, Duration::from_secs(3)).is_ok());
+    assert!(reachable, "{what} at {host_port} is unreachable: run `bash .ci/services.sh` to start it");
+}
+
+/// A name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A consumer group no other test or run uses, so it reads each topic from the beginning.
+pub fn fresh_group() -> String {
+    unique("comet-bus-test")
+}
+
+/// A `message.sent` event with key `key` whose data carries `seq`.
+pub fn event(key: &str, seq: i64) -> Event {
+    Event {
+        id: uuid::Uuid::now_v7().simple().to_string(),
+        event_type: EventType::MessageSent,
+        time: 1_700_000_000_000 + seq,
+        key: key.to_owned(),
+        data: serde_json::json!({ "seq": seq }),
+    }
+}
+
+/// Receives the next event from an in-process subscriber, failing the test after [`EVENT_DEADLINE`].
+pub async fn recv_within(receiver: &mut broadcast::Receiver<Event>) -> Event {
+    tokio::time::timeout(EVENT_DEADLINE, receiver.recv())
+        .await
+        .expect("no event within the deadline")
+        .expect("the bus is open and the subscriber keeps up")
+}
+
+/// Reads events from an in-process subscriber, keeping those `wanted` selects (duplicates included), until
+/// `distinct` different event ids have arrived; fails the test after [`EVENT_DEADLINE`].
+pub async fn collect_from_bus(
+    receiver: &mut broadcast::Receiver<Event>,
+    wanted: impl Fn(&Event) -> bool,
+    distinct: usize,
+) -> Vec<Event> {
+    collect(distinct, wanted, async || recv_within(receiver).await).await
+}
+
+/// Reads events from Kafka, keeping those `wanted` selects (duplicates included), until `distinct` different
+/// event ids have arrived; fails the test after [`EVENT_DEADLINE`].
+pub async fn collect_from_kafka(
+    consumer: &StreamConsumer,
+    wanted: impl Fn(&Event) -> bool,
+    distinct: usize,
+) -> Vec<Event> {
+    collect(distinct, wanted, async || {
+        let message = consumer.recv().await.expect("consuming from Kafka");
+        decode(message.payload().expect("every event message has a payload")).expect("decoding an event")
+    })
+    .await
+}
+
+async fn collect(distinct: usize, wanted: impl Fn(&Event) -> bool, mut next: impl AsyncFnMut() -> Event) -> Vec<Event> {
+    let mut received = Vec::new();
+    let mut ids = HashSet::new();
+    let collecting = async {
+        while ids.len() < distinct {
+            let event = next().await;
+            if wanted(&event) {
+                ids.insert(event.id.clone());
+                received.push(event);
+            }
+        }
+    };
+    if tokio::time::timeout(EVENT_DEADLINE, collecting).await.is_err() {
+        panic!("only {} of {distinct} events arrived within {EVENT_DEADLINE:?}", ids.len());
+    }
+    received
+}
+
+/// A migrated store on a database of its own, and what it takes to remove that database.
+pub struct TestDb {
+    /// The URL of this test's database, for relays that connect on their own (as separate replicas would).
+    pub url: String,
+    place: Place,
+}
+
+/// Where a test database lives.
+enum Place {
+    /// A file in a temporary folder, removed when the folder is dropped.
+    Sqlite { _folder: TempDir },
+    /// A database created on the MariaDB server for this test alone.
+    MariaDb { server_url: String, database: String },
+}
+
+impl TestDb {
+    /// A new, migrated SQLite file.
+    pub async fn sqlite() -> TestDb {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let url = format!("sqlite://{}", folder.path().join("comet.db").display());
+        let db = TestDb { url, place: Place::Sqlite { _folder: folder } };
+        db.store().await.migrate().await.expect("migrating SQLite");
+        db
+    }
+
+    /// A new, migrated database with a random name on the MariaDB server.
+    pub async fn mariadb() -> TestDb {
+        sqlx::any::install_default_drivers();
+        let server_url = mysql_url();
+        require_mysql(&server_url);
+        let mut admin = AnyConnection::connect(&server_url).await.unwrap_or_else(|error| {
+            panic!("MariaDB at {server_url} refused the test user: {error}; run `bash .ci/services.sh` to set it up")
+        });
+        let database = format!("comet_bus_test_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")))
+            .await
+            .unwrap_or_else(|error| panic!("creating database {database} (the user needs GRANT ALL ON *.*): {error}"));
+        admin.close().await.expect("closing the admin connection");
+        let db = TestDb { url: with_database(&server_url, &database), place: Place::MariaDb { server_url, database } };
+        db.store().await.migrate().await.expect("migrating MariaDB");
+        db
+    }
+
+    /// A store with a connection pool of its own on this database.
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.url).await.unwrap_or_else(|error| panic!("connecting to {}: {error}", self.url))
+    }
+
+    /// Removes the database. A test that panics leaves its MariaDB database behind (named `comet_bus_test_*`).
+    pub async fn finish(self) {
+        if let Place::MariaDb { server_url, database } = &self.place {
+            let mut admin = AnyConnection::connect(server_url).await.expect("reconnecting to drop the test database");
+            admin
+                .execute(AssertSqlSafe(format!("DROP DATABASE `{database}`")))
+                .await
+                .expect("dropping the test database");
+            admin.close().await.expect("closing the admin connection");
+        }
+    }
+}
+
+/// `server_url` with its database path replaced by `database`, keeping any query parameters.
+fn with_database(server_url: &str, database: &str) -> String {
+    let (base, query) = server_url.split_once('?').map_or((server_url, None), |(base, query)| (base, Some(query)));
+    let (scheme, rest) = base.split_once("://").expect("a server URL with a scheme");
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match query {
+        Some(query) => format!("{scheme}://{authority}/{database}?{query}"),
+        None => format!("{scheme}://{authority}/{database}"),
+    }
+}
+
+/// Where the relay under test publishes, and how the test reads back what arrived.
+pub enum Sink {
+    /// The in-process bus, with a subscriber that exists before anything is published.
+    InProcess { bus: InProcessBus, receiver: broadcast::Receiver<Event> },
+    /// The Kafka broker; each read uses a fresh consumer group from the earliest offset.
+    Kafka { config: KafkaConfig, publisher: Arc<KafkaPublisher> },
+}
+
+impl Sink {
+    pub fn in_process() -> Sink {
+        // Large enough that the subscriber never lags in these tests.
+        let bus = InProcessBus::new(100_000);
+        let receiver = bus.subscribe();
+        Sink::InProcess { bus, receiver }
+    }
+
+    pub async fn kafka() -> Sink {
+        let config = kafka_config();
+        require_kafka(&config);
+        let publisher = KafkaPublisher::connect(&config).await.expect("connecting the Kafka publisher");
+        Sink::Kafka { config, publisher: Arc::new(publisher) }
+    }
+
+    /// The publisher relays hand events to.
+    pub fn publisher(&self) -> Arc<dyn Publisher> {
+        match self {
+            Sink::InProcess { bus, .. } => Arc::new(bus.clone()),
+            Sink::Kafka { publisher, .. } => Arc::clone(publisher) as Arc<dyn Publisher>,
+        }
+    }
+
+    /// Reads what arrived, keeping the events `wanted` selects (duplicates included), until `distinct`
+    /// different ones have; fails the test after [`EVENT_DEADLINE`].
+    pub async fn collect(&mut self, wanted: impl Fn(&Event) -> bool, distinct: usize) -> Vec<Event> {
+        match self {
+            Sink::InProcess { receiver, .. } => collect_from_bus(receiver, wanted, distinct).await,
+            Sink::Kafka { config, .. } => {
+                let consumer = kafka_consumer(config, &fresh_group()).expect("a Kafka consumer");
+                collect_from_kafka(&consumer, wanted, distinct).await
+            }
+        }
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds; fails the test with `what` after [`EVENT_DEADLINE`].
+pub async fn wait_until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let waiting = async {
+        while !condition().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(EVENT_DEADLINE, waiting).await.is_err() {
+        panic!("timed out after {EVENT_DEADLINE:?} waiting until {what}");
+    }
+}

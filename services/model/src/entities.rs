@@ -1,0 +1,213 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{ConversationId, Guid, Millis, Uid};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub uid: Uid,
+    pub name: String,
+    pub avatar: Option<String>,
+    pub link: Option<String>,
+    pub role: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    /// Set when the user is deleted (soft delete, restorable).
+    pub deleted_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser {
+    pub uid: Uid,
+    pub name: String,
+    pub avatar: Option<String>,
+    pub link: Option<String>,
+    pub role: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupType {
+    Public,
+    Private,
+    Password,
+}
+
+impl GroupType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupType::Public => "public",
+            GroupType::Private => "private",
+            GroupType::Password => "password",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<GroupType> {
+        match value {
+            "public" => Some(GroupType::Public),
+            "private" => Some(GroupType::Private),
+            "password" => Some(GroupType::Password),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub guid: Guid,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub group_type: GroupType,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+    pub owner: Uid,
+    pub metadata: Option<serde_json::Value>,
+    pub members_count: i64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGroup {
+    pub guid: Guid,
+    pub name: String,
+    pub group_type: GroupType,
+    /// An argon2 PHC string for password groups; never the password itself.
+    pub password_hash: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+    pub owner: Uid,
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Participant,
+    Moderator,
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Participant => "participant",
+            Scope::Moderator => "moderator",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Scope> {
+        match value {
+            "participant" => Some(Scope::Participant),
+            "moderator" => Some(Scope::Moderator),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub guid: Guid,
+    pub uid: Uid,
+    pub scope: Scope,
+    pub joined_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMember {
+    pub uid: Uid,
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiverType {
+    User,
+    Group,
+}
+
+impl ReceiverType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiverType::User => "user",
+            ReceiverType::Group => "group",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<ReceiverType> {
+        match value {
+            "user" => Some(ReceiverType::User),
+            "group" => Some(ReceiverType::Group),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Message,
+    Custom,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Message => "message",
+            Category::Custom => "custom",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Category> {
+        match value {
+            "message" => Some(Category::Message),
+            "custom" => Some(Category::Custom),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    pub conversation_id: ConversationId,
+    /// Position in the conversation: 1, 2, 3, … with no gap, assigned in the insert's transaction.
+    pub seq: i64,
+    pub sender: Uid,
+    pub receiver: String,
+    pub receiver_type: ReceiverType,
+    pub category: Category,
+    #[serde(rename = "type")]
+    pub message_type: String,
+    /// `text`, `metadata`, `attachments`, … as the client sent them.
+    pub data: serde_json::Value,
+    pub muid: Option<String>,
+    pub parent_id: Option<String>,
+    pub tags: Vec<String>,
+    pub sent_at: Millis,
+    pub updated_at: Millis,
+    pub edited_at: Option<Millis>,
+    pub deleted_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub conversation_id: ConversationId,
+    pub sender: Uid,
+    pub receiver: String,
+    pub receiver_type: ReceiverType,
+    pub category: Category,
+    pub message_type: String,
+    pub data: serde_json::Value,
+    /// Client-supplied id, unique per sender: a retried send returns the original message.
+    pub muid: Option<String>,
+    pub parent_id: Option<String>,
+    pub tags: Vec<String>,
+}

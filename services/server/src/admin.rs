@@ -1,0 +1,85 @@
+//! The admin port: `/health` (the process is up), `/ready` (its stores answer), `/metrics` (Prometheus text).
+//! It is private: only NGINX's port is published, and the admin port is never routed.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use comet_store::Store;
+
+use crate::telemetry::Metrics;
+
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9100";
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub role: &'static str,
+    pub store: Option<Store>,
+    pub kafka: Option<Arc<comet_bus::KafkaPublisher>>,
+    pub metrics: Arc<Metrics>,
+    pub relay: Option<Arc<comet_bus::relay::RelayStats>>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AdminState>) -> Response {
+    if let Some(store) = &state.store
+        && let Err(error) = store.ping().await
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("database: {error}\n")).into_response();
+    }
+    if let Some(kafka) = &state.kafka
+        && let Err(error) = kafka.ping().await
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("kafka: {error}\n")).into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let mut out = String::new();
+    out.push_str("# HELP comet_build_info The running build.\n# TYPE comet_build_info gauge\n");
+    out.push_str(&format!(
+        "comet_build_info{{version=\"{}\",role=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION"),
+        state.role
+    ));
+    out.push_str("# HELP comet_http_requests_total Requests answered on the app port, by status class.\n");
+    out.push_str("# TYPE comet_http_requests_total counter\n");
+    for (class, counter) in [
+        ("2xx", &state.metrics.http_responses_2xx),
+        ("4xx", &state.metrics.http_responses_4xx),
+        ("5xx", &state.metrics.http_responses_5xx),
+    ] {
+        out.push_str(&format!("comet_http_requests_total{{status=\"{class}\"}} {}\n", counter.load(Ordering::Relaxed)));
+    }
+    if let Some(store) = &state.store
+        && let Ok(backlog) = store.outbox_backlog().await
+    {
+        out.push_str("# HELP comet_outbox_backlog Events committed but not yet published.\n");
+        out.push_str(&format!("# TYPE comet_outbox_backlog gauge\ncomet_outbox_backlog {backlog}\n"));
+    }
+    if let Some(relay) = &state.relay {
+        let counters = [
+            ("comet_relay_events_published_total", "counter", "Events published and marked (re-publishes count again).", relay.published_total()),
+            ("comet_relay_batches_total", "counter", "Non-empty outbox batches published.", relay.batches_total()),
+            ("comet_relay_publish_errors_total", "counter", "Publish attempts that failed and were retried.", relay.publish_errors_total()),
+            ("comet_relay_store_errors_total", "counter", "Outbox reads, marks or lease calls that failed and were retried.", relay.store_errors_total()),
+            ("comet_relay_holds_lease", "gauge", "1 on the one relay replica that publishes.", u64::from(relay.holds_lease())),
+        ];
+        for (name, kind, help, value) in counters {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

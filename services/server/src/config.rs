@@ -1,0 +1,148 @@
+//! Settings: every one is an environment variable `COMET_…` (names below, the only place they are spelled),
+//! optionally preset by a `--config FILE` of `NAME=value` lines; the environment wins over the file. A
+//! secret may be given as `NAME_FILE=/run/secrets/…` (Docker and Kubernetes secrets) instead of `NAME`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+
+pub const LISTEN: &str = "COMET_LISTEN";
+pub const ADMIN_LISTEN: &str = "COMET_ADMIN_LISTEN";
+pub const DATA_DIR: &str = "COMET_DATA_DIR";
+pub const DATABASE_URL: &str = "COMET_DATABASE_URL";
+pub const DATABASE_PASSWORD: &str = "COMET_DATABASE_PASSWORD";
+pub const KAFKA_BROKERS: &str = "COMET_KAFKA_BROKERS";
+pub const KAFKA_PARTITIONS: &str = "COMET_KAFKA_PARTITIONS";
+pub const KAFKA_REPLICATION_FACTOR: &str = "COMET_KAFKA_REPLICATION_FACTOR";
+pub const REDIS_URL: &str = "COMET_REDIS_URL";
+pub const API_KEY: &str = "COMET_API_KEY";
+pub const AUTH_KEY: &str = "COMET_AUTH_KEY";
+pub const LOG_FORMAT: &str = "COMET_LOG_FORMAT";
+pub const LOG: &str = "COMET_LOG";
+
+/// Every name this program reads, for `--help` and the unknown-name check on config files.
+pub const ALL: [&str; 13] = [
+    LISTEN,
+    ADMIN_LISTEN,
+    DATA_DIR,
+    DATABASE_URL,
+    DATABASE_PASSWORD,
+    KAFKA_BROKERS,
+    KAFKA_PARTITIONS,
+    KAFKA_REPLICATION_FACTOR,
+    REDIS_URL,
+    API_KEY,
+    AUTH_KEY,
+    LOG_FORMAT,
+    LOG,
+];
+
+/// Raw settings: file values overlaid by the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+}
+
+impl Settings {
+    pub fn load(config_file: Option<&Path>) -> Result<Settings> {
+        let mut values = BTreeMap::new();
+        if let Some(path) = config_file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            for (number, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let Some((name, value)) = line.split_once('=') else {
+                    bail!("{}:{}: expected NAME=value", path.display(), number + 1);
+                };
+                let name = name.trim();
+                let base = name.strip_suffix("_FILE").unwrap_or(name);
+                if !ALL.contains(&base) {
+                    bail!("{}:{}: unknown setting `{name}` (known: {})", path.display(), number + 1, ALL.join(", "));
+                }
+                values.insert(name.to_owned(), value.trim().to_owned());
+            }
+        }
+        for name in ALL {
+            for key in [name.to_owned(), format!("{name}_FILE")] {
+                if let Ok(value) = std::env::var(&key) {
+                    values.insert(key, value);
+                }
+            }
+        }
+        Ok(Settings { values })
+    }
+
+    /// The value of `name`, read from `name_FILE` when that is set (trailing newline dropped).
+    pub fn get(&self, name: &str) -> Result<Option<String>> {
+        if let Some(path) = self.values.get(&format!("{name}_FILE")).filter(|path| !path.is_empty()) {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {name}_FILE={path}"))?;
+            return Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()));
+        }
+        Ok(self.values.get(name).filter(|value| !value.is_empty()).cloned())
+    }
+
+    pub fn socket(&self, name: &str, default: &str) -> Result<SocketAddr> {
+        let text = self.get(name)?.unwrap_or_else(|| default.to_owned());
+        text.parse().with_context(|| format!("{name}=`{text}` is not an address such as 127.0.0.1:8080"))
+    }
+
+    pub fn number(&self, name: &str, default: i32) -> Result<i32> {
+        match self.get(name)? {
+            None => Ok(default),
+            Some(text) => text.parse().with_context(|| format!("{name}=`{text}` is not a whole number")),
+        }
+    }
+
+    pub fn data_dir(&self) -> Result<PathBuf> {
+        Ok(PathBuf::from(self.get(DATA_DIR)?.unwrap_or_else(|| "comet-data".to_owned())))
+    }
+
+    /// The database URL: `COMET_DATABASE_URL` (with `COMET_DATABASE_PASSWORD` filled in when the URL has
+    /// none), or a SQLite file in the data folder.
+    pub fn database_url(&self) -> Result<String> {
+        match self.get(DATABASE_URL)? {
+            Some(url) => match self.get(DATABASE_PASSWORD)? {
+                Some(password) if url.starts_with("mysql://") && !url_has_password(&url) => Ok(with_password(&url, &password)),
+                _ => Ok(url),
+            },
+            None => {
+                let dir = self.data_dir()?;
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating the data folder {}", dir.display()))?;
+                Ok(format!("sqlite://{}", dir.join("comet.db").display()))
+            }
+        }
+    }
+}
+
+fn url_has_password(url: &str) -> bool {
+    let rest = url.trim_start_matches("mysql://");
+    rest.split_once('@').is_some_and(|(credentials, _)| credentials.contains(':'))
+}
+
+fn with_password(url: &str, password: &str) -> String {
+    let rest = url.trim_start_matches("mysql://");
+    let encoded: String = password
+        .bytes()
+        .map(|byte| if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) { (byte as char).to_string() } else { format!("%{byte:02X}") })
+        .collect();
+    match rest.split_once('@') {
+        Some((user, host)) => format!("mysql://{user}:{encoded}@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_inserted_and_escaped() {
+        assert_eq!(with_password("mysql://comet@tidb:4000/comet", "p@ss w"), "mysql://comet:p%40ss%20w@tidb:4000/comet");
+        assert!(url_has_password("mysql://a:b@h/db"));
+        assert!(!url_has_password("mysql://a@h/db"));
+    }
+}

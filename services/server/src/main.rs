@@ -1,0 +1,72 @@
+//! comet-server: every Comet chat service in one binary, chosen by role.
+
+mod admin;
+mod config;
+mod keys;
+mod probe;
+mod roles;
+mod telemetry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "comet-server", version, about = "Comet chat services in one binary, chosen by role")]
+#[command(after_help = "Every setting is an environment variable COMET_* (see docs/configuration.md); \
+secrets may be given as COMET_*_FILE. Exit codes: 0 clean stop; 1 failure; 2 invalid configuration.")]
+struct Cli {
+    /// What to run.
+    #[arg(value_enum)]
+    role: Role,
+    /// A file of NAME=value lines presetting COMET_* settings; the environment wins.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Every role in one process; with no store URLs, SQLite in the data folder and an in-process bus.
+    All,
+    /// The REST API.
+    Api,
+    /// Publishes the outbox to Kafka.
+    Relay,
+    /// Applies the database schema and exits.
+    Migrate,
+    /// Exits 0 when this container's comet-server answers /ready (the container health check).
+    Health,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.role == Role::Health {
+        return probe::run();
+    }
+    let settings = match config::Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            telemetry::report_startup_error(&error);
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = telemetry::init(&settings) {
+        telemetry::report_startup_error(&error);
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            telemetry::report_startup_error(&anyhow::Error::from(error));
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(roles::run(cli.role, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "comet-server stopped on an error");
+            ExitCode::from(1)
+        }
+    }
+}

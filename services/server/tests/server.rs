@@ -1,0 +1,257 @@
+//! The comet-server binary as operators run it: embedded mode, roles, signals, health checks, and the full
+//! path to Kafka (tansu) with MariaDB. Servers come from `bash .ci/services.sh`.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::Message as _;
+use serde_json::{json, Value};
+
+const FULL: &str = "server-test-full-key";
+const AUTH: &str = "server-test-auth-key";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).map(|address| address.port()).expect("free port")
+}
+
+struct Server {
+    child: Child,
+    app: String,
+    admin: String,
+}
+
+impl Server {
+    fn start(role: &str, data_dir: &Path, extra_env: &[(&str, String)]) -> Server {
+        let (app_port, admin_port) = (free_port(), free_port());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_comet-server"));
+        command
+            .arg(role)
+            .env_clear()
+            .env("COMET_LISTEN", format!("127.0.0.1:{app_port}"))
+            .env("COMET_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env("COMET_DATA_DIR", data_dir)
+            .env("COMET_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("comet-server starts");
+        Server { child, app: format!("http://127.0.0.1:{app_port}"), admin: format!("http://127.0.0.1:{admin_port}") }
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("comet-server exited early with {status}");
+            }
+            if let Ok(response) = client.get(format!("{}/ready", self.admin)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "comet-server was not ready within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "comet-server did not stop within 20 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
+    let mut request = client.post(url).json(&body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn embedded_mode_generates_keys_serves_the_api_and_stops_cleanly() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut server = Server::start("all", data.path(), &[]);
+    server.wait_ready().await;
+    let keys = std::fs::read_to_string(data.path().join("api-keys.env")).expect("generated keys");
+    let full = keys.lines().find_map(|line| line.strip_prefix("COMET_API_KEY=")).expect("full key").to_owned();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(data.path().join("api-keys.env")).expect("meta").permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    let client = reqwest::Client::new();
+    for uid in ["alice", "bob"] {
+        let (status, body) = post(&client, format!("{}/v3/users", server.app), &[("apikey", &full)], json!({"uid": uid, "name": uid})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = post(&client, format!("{}/v3/messages", server.app), &[("apikey", &full), ("onBehalfOf", "alice")], json!({"receiver": "bob", "receiverType": "user", "type": "text", "data": {"text": "hi"}})).await;
+    assert_eq!((status, body["data"]["seq"].as_i64()), (200, Some(1)), "{body}");
+    let metrics = client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("comet_http_requests_total{status=\"2xx\"} 3"), "{metrics}");
+
+    let health = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .arg("health")
+        .env_clear()
+        .env("COMET_ADMIN_LISTEN", server.admin.trim_start_matches("http://"))
+        .status()
+        .expect("health runs");
+    assert!(health.success(), "health check failed against a ready server");
+
+    let status = server.terminate();
+    assert_eq!(status.code(), Some(0), "SIGTERM must stop comet-server cleanly");
+
+    // Restarted on the same data folder: same keys, same history.
+    let mut again = Server::start("all", data.path(), &[]);
+    again.wait_ready().await;
+    let history = client
+        .get(format!("{}/v3/users/alice/messages", again.app))
+        .header("apikey", &full)
+        .header("onBehalfOf", "bob")
+        .send()
+        .await
+        .expect("history")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(history["data"][0]["data"]["text"], "hi", "{history}");
+}
+
+#[test]
+fn health_fails_when_nothing_answers_and_bad_config_exits_2() {
+    let port = free_port();
+    let health = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .arg("health")
+        .env_clear()
+        .env("COMET_ADMIN_LISTEN", format!("127.0.0.1:{port}"))
+        .status()
+        .expect("health runs");
+    assert_eq!(health.code(), Some(1));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("comet.env");
+    std::fs::write(&config, "COMET_LISTEN=127.0.0.1:1\nCOMET_COLOUR=yes\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .args(["api", "--config"])
+        .arg(&config)
+        .env_clear()
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("comet.env:2") && stderr.contains("COMET_COLOUR"), "{stderr}");
+
+    let bad_listen = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .arg("api")
+        .env_clear()
+        .env("COMET_DATA_DIR", dir.path())
+        .env("COMET_LISTEN", "not-an-address")
+        .env("COMET_LOG_FORMAT", "json")
+        .output()
+        .expect("runs");
+    assert_ne!(bad_listen.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&bad_listen.stderr).contains("COMET_LISTEN"));
+}
+
+/// A fresh MariaDB database for one test; MariaDB comes from `bash .ci/services.sh`.
+async fn fresh_mysql_database() -> String {
+    let server = std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
+    let admin = sqlx::mysql::MySqlPool::connect(&server)
+        .await
+        .unwrap_or_else(|error| panic!("MariaDB at {server} is unreachable ({error}); run `bash .ci/services.sh`"));
+    let name = format!("comet_server_{}_{}", std::process::id(), free_port());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
+    format!("{base}/{name}")
+}
+
+#[tokio::test]
+async fn split_roles_on_mariadb_and_kafka_deliver_every_message_in_order() {
+    let database_url = fresh_mysql_database().await;
+    let brokers = std::env::var("COMET_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
+    let data = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("COMET_DATABASE_URL", database_url),
+        ("COMET_KAFKA_BROKERS", brokers.clone()),
+        ("COMET_API_KEY", FULL.to_owned()),
+        ("COMET_AUTH_KEY", AUTH.to_owned()),
+    ];
+
+    // migrate runs once and exits 0; api and relay then run as separate processes, as in production.
+    let migrate = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .arg("migrate")
+        .env_clear()
+        .env("COMET_DATABASE_URL", &env[0].1)
+        .env("COMET_LOG_FORMAT", "json")
+        .stderr(Stdio::null())
+        .status()
+        .expect("migrate runs");
+    assert!(migrate.success(), "migrate failed");
+    let mut api = Server::start("api", data.path(), &env);
+    let mut relay = Server::start("relay", data.path(), &env);
+    api.wait_ready().await;
+    relay.wait_ready().await;
+
+    let client = reqwest::Client::new();
+    let conversation_users = format!("u{}", free_port());
+    for suffix in ["a", "b"] {
+        let uid = format!("{conversation_users}{suffix}");
+        let (status, body) = post(&client, format!("{}/v3/users", api.app), &[("apikey", FULL)], json!({"uid": uid, "name": uid})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let sender = format!("{conversation_users}a");
+    let receiver = format!("{conversation_users}b");
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let (status, body) = post(&client, format!("{}/v3/messages", api.app), &[("apikey", FULL), ("onBehalfOf", &sender)], json!({"receiver": receiver, "receiverType": "user", "type": "text", "data": {"text": format!("m{n}")}})).await;
+        assert_eq!(status, 200, "{body}");
+        ids.push(body["data"]["id"].as_str().expect("id").to_owned());
+    }
+
+    let config = comet_bus::KafkaConfig { brokers, partitions: 1, replication_factor: 1, client_id: "server-test".to_owned() };
+    let consumer = comet_bus::kafka_consumer(&config, &format!("server-test-{}", free_port())).expect("consumer");
+    let conversation = if sender < receiver { format!("{sender}_user_{receiver}") } else { format!("{receiver}_user_{sender}") };
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < ids.len() {
+        assert!(Instant::now() < deadline, "only {} of {} messages reached Kafka", seen.len(), ids.len());
+        let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await else { continue };
+        let Some(payload) = message.payload() else { continue };
+        let event = comet_bus::decode(payload).expect("event decodes");
+        if event.key == conversation && event.event_type == comet_model::EventType::MessageSent {
+            let id = event.data["id"].as_str().unwrap_or_default().to_owned();
+            // At least once: a redelivered event is recognised by id.
+            if !seen.iter().any(|(_, known)| known == &id) {
+                seen.push((event.data["seq"].as_i64().unwrap_or(-1), id));
+            }
+        }
+    }
+    consumer.unsubscribe();
+    let seqs: Vec<i64> = seen.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<i64>>(), "events out of order or missing");
+    assert_eq!(seen.into_iter().map(|(_, id)| id).collect::<Vec<_>>(), ids);
+
+    assert_eq!(api.terminate().code(), Some(0));
+    assert_eq!(relay.terminate().code(), Some(0));
+}

@@ -1,0 +1,56 @@
+//! The embedded schema migrations, one folder per SQL dialect.
+//!
+//! Both folders hold the same versions with the same meaning; a new migration is added to both. They are
+//! compiled into the binary (`include_str!`), so the `migrate` role needs no files beside it.
+
+use std::borrow::Cow;
+
+use sqlx::AnyPool;
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::{Backend, StoreError};
+
+/// One migration: its version, description, and SQL for MySQL and for SQLite.
+struct Step {
+    version: i64,
+    description: &'static str,
+    mysql: &'static str,
+    sqlite: &'static str,
+}
+
+const STEPS: &[Step] = &[Step {
+    version: 1,
+    description: "initial",
+    mysql: include_str!("../migrations/mysql/0001_initial.sql"),
+    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+}];
+
+/// The migrator for one backend's dialect.
+fn migrator(backend: Backend) -> Migrator {
+    let migrations = STEPS
+        .iter()
+        .map(|step| {
+            let sql = match backend {
+                Backend::MySql => step.mysql,
+                Backend::Sqlite => step.sqlite,
+            };
+            Migration::new(
+                step.version,
+                Cow::Borrowed(step.description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// Applies the pending migrations of `backend`'s dialect.
+pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    migrator(backend)
+        .run(pool)
+        .await
+        .map_err(|error| StoreError::Migration(format!("applying the {backend:?} schema: {error}")))
+}
