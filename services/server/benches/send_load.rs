@@ -108,7 +108,7 @@ async fn main() {
             let mut n = worker;
             while Instant::now() < stop_at {
                 let conversation = n % conversations;
-                let (sender, body) = if conversation % 10 == 0 {
+                let (sender, body) = if conversation.is_multiple_of(10) {
                     ("u0".to_owned(), serde_json::json!({"receiver": format!("g{}", conversation / 10), "receiverType": "group", "type": "text", "data": {"text": "bench"}, "muid": format!("w{worker}-{n}")}))
                 } else {
                     (format!("u{}", conversation * 2), serde_json::json!({"receiver": format!("u{}", conversation * 2 + 1), "receiverType": "user", "type": "text", "data": {"text": "bench"}, "muid": format!("w{worker}-{n}")}))
