@@ -3,6 +3,7 @@
 //! call it without a socket and the server mounts it beside health and metrics.
 
 mod auth;
+mod blocks;
 mod body;
 mod error;
 mod groups;
@@ -16,6 +17,7 @@ use axum::Router;
 use comet_store::Store;
 
 pub use auth::{token_hash, API_KEY_HEADER, AUTH_TOKEN_HEADER, ON_BEHALF_OF_HEADER};
+pub use blocks::MAX_BLOCKED_UIDS;
 pub use body::MAX_PER_PAGE;
 pub use error::ApiError;
 pub use messages::{MAX_MESSAGE_BYTES, MAX_TAGS};
@@ -51,6 +53,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/users", post(users::create).get(users::list))
         .route("/v3/users/{uid}", get(users::get))
         .route("/v3/users/{uid}/auth_tokens", post(users::create_auth_token))
+        .route("/v3/users/{uid}", axum::routing::put(users::update).delete(users::delete))
+        .route("/v3/users/{uid}/restore", axum::routing::put(users::restore))
+        .route("/v3/users/{uid}/auth_tokens", get(users::list_auth_tokens))
+        .route("/v3/users/{uid}/auth_tokens/{id}", axum::routing::delete(users::revoke_auth_token))
+        .route("/v3/users/{uid}/blockedusers", post(blocks::block).get(blocks::list).delete(blocks::unblock))
         .route("/v3/users/{uid}/messages", get(messages::direct_history))
         .route("/v3/groups", post(groups::create))
         .route("/v3/groups/{guid}", get(groups::get))

@@ -89,6 +89,9 @@ pub async fn send(State(state): State<AppState>, headers: HeaderMap, RawBody(bod
                 Some(user) if user.deleted_at.is_none() => {}
                 _ => return Err(ApiError::not_found("ERR_UID_NOT_FOUND", format!("receiver `{receiver}` does not exist"))),
             }
+            if state.store.blocked_either_way(&sender, &receiver).await? {
+                return Err(ApiError::forbidden("ERR_BLOCKED", format!("`{sender}` and `{receiver}` cannot message: one blocked the other")));
+            }
             ConversationId::direct(&sender, &receiver)
         }
         ReceiverType::Group => {

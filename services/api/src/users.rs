@@ -1,9 +1,10 @@
-//! `/v3/users`: create, list, get, and auth tokens.
+//! `/v3/users`: create, list, get, update, delete and restore, and auth tokens.
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use comet_model::{NewUser, Uid};
+use comet_model::{NewUser, Uid, UserUpdate};
+use comet_store::StoreError;
 use serde::Deserialize;
 
 use crate::auth::{identify, new_token, token_hash, Caller};
@@ -27,17 +28,40 @@ pub fn parse_uid(raw: &str) -> Result<Uid, ApiError> {
     Uid::parse(raw).map_err(|error| ApiError::bad_request("ERR_UID_INVALID", error.to_string()))
 }
 
+/// A user's display name, trimmed: 1 to 100 characters.
+fn valid_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request("ERR_NAME_INVALID", "name must be 1 to 100 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// 404 for a uid that names no user (or a deleted one, where the request needs a live user).
+pub fn uid_not_found(uid: &Uid) -> ApiError {
+    ApiError::not_found("ERR_UID_NOT_FOUND", format!("user `{uid}` does not exist"))
+}
+
+/// Allows the app, and a user acting for itself; refuses another user (403 `ERR_NOT_ALLOWED`) and the
+/// auth-only key.
+pub fn may_act_for(caller: &Caller, uid: &Uid) -> Result<(), ApiError> {
+    caller.full_access()?;
+    match caller {
+        Caller::User(acting) if acting != uid => Err(ApiError::forbidden(
+            "ERR_NOT_ALLOWED",
+            format!("`{acting}` may not act for user `{uid}`: a user may only act for itself"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     identify(&state, &headers).await?;
     let request: CreateUser = parse(&body)?;
     let uid = parse_uid(&request.uid)?;
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request("ERR_NAME_INVALID", "name must be 1 to 100 characters"));
-    }
     let new_user = NewUser {
         uid,
-        name: name.to_owned(),
+        name: valid_name(&request.name)?,
         avatar: request.avatar,
         link: request.link,
         role: request.role,
@@ -110,6 +134,158 @@ pub async fn create_auth_token(
     }
     let token = new_token();
     let created = now();
-    state.store.create_auth_token(&uid, &token_hash(&token), created).await?;
-    Ok(data(serde_json::json!({ "uid": uid, "authToken": token, "createdAt": created / 1000 })))
+    let stored = state.store.create_auth_token(&uid, &token_hash(&token), created).await?;
+    Ok(data(serde_json::json!({ "uid": uid, "authToken": token, "id": stored.id, "createdAt": created / 1000 })))
+}
+
+/// The fields `unset` may clear.
+const UNSETTABLE: [&str; 4] = ["avatar", "link", "role", "metadata"];
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateUser {
+    name: Option<String>,
+    avatar: Option<String>,
+    link: Option<String>,
+    role: Option<String>,
+    metadata: Option<serde_json::Value>,
+    /// Fields to clear: any of `avatar`, `link`, `role`, `metadata`.
+    #[serde(default)]
+    unset: Vec<String>,
+}
+
+/// The update a request asks for: a field given is set, a field named in `unset` is cleared.
+fn user_update(request: UpdateUser) -> Result<UserUpdate, ApiError> {
+    for field in &request.unset {
+        if !UNSETTABLE.contains(&field.as_str()) {
+            return Err(ApiError::bad_request(
+                "ERR_UNSET_INVALID",
+                format!("unset may name {}; not `{field}`", UNSETTABLE.join(", ")),
+            ));
+        }
+    }
+    let unsets = |field: &str| request.unset.iter().any(|unset| unset == field);
+    let change = |field: &str, value: Option<String>| -> Result<Option<Option<String>>, ApiError> {
+        match (value, unsets(field)) {
+            (Some(_), true) => Err(ApiError::bad_request(
+                "ERR_UNSET_INVALID",
+                format!("`{field}` is both set and unset"),
+            )),
+            (Some(value), false) => Ok(Some(Some(value))),
+            (None, true) => Ok(Some(None)),
+            (None, false) => Ok(None),
+        }
+    };
+    let metadata = match (request.metadata, unsets("metadata")) {
+        (Some(_), true) => {
+            return Err(ApiError::bad_request("ERR_UNSET_INVALID", "`metadata` is both set and unset"));
+        }
+        (Some(metadata), false) => Some(Some(metadata)),
+        (None, true) => Some(None),
+        (None, false) => None,
+    };
+    let update = UserUpdate {
+        name: request.name.as_deref().map(valid_name).transpose()?,
+        avatar: change("avatar", request.avatar)?,
+        link: change("link", request.link)?,
+        role: change("role", request.role)?,
+        metadata,
+    };
+    if update.is_empty() {
+        return Err(ApiError::bad_request(
+            "ERR_UPDATE_EMPTY",
+            "give at least one of name, avatar, link, role, metadata, unset",
+        ));
+    }
+    Ok(update)
+}
+
+/// `PUT /v3/users/{uid}`: the app, or the user itself (which may not change its own role).
+pub async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    let uid = parse_uid(&uid)?;
+    may_act_for(&caller, &uid)?;
+    let update = user_update(parse(&body)?)?;
+    if update.role.is_some() && caller != Caller::App {
+        return Err(ApiError::forbidden("ERR_NOT_ALLOWED", "only the app (API key without onBehalfOf) changes roles"));
+    }
+    let user = state.store.update_user(&uid, &update, now()).await.map_err(|error| match error {
+        StoreError::NotFound(_) => uid_not_found(&uid),
+        other => other.into(),
+    })?;
+    Ok(data(views::user(&user)))
+}
+
+/// `DELETE /v3/users/{uid}`: soft delete by the app or the user itself; `PUT /v3/users/{uid}/restore` undoes it.
+pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    let uid = parse_uid(&uid)?;
+    may_act_for(&caller, &uid)?;
+    let user = state.store.delete_user(&uid, now()).await.map_err(|error| match error {
+        StoreError::NotFound(_) => uid_not_found(&uid),
+        other => other.into(),
+    })?;
+    Ok(data(views::user(&user)))
+}
+
+/// `PUT /v3/users/{uid}/restore`: the app only (a deleted user cannot sign in).
+pub async fn restore(State(state): State<AppState>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    let uid = parse_uid(&uid)?;
+    caller.full_access()?;
+    if caller != Caller::App {
+        return Err(ApiError::forbidden("ERR_NOT_ALLOWED", "only the app (API key without onBehalfOf) restores users"));
+    }
+    match state.store.get_user(&uid).await? {
+        None => return Err(uid_not_found(&uid)),
+        Some(user) if user.deleted_at.is_none() => {
+            return Err(ApiError::conflict("ERR_USER_NOT_DELETED", format!("user `{uid}` is not deleted")));
+        }
+        Some(_) => {}
+    }
+    let user = state.store.restore_user(&uid, now()).await.map_err(|error| match error {
+        // Restored (or removed) by someone else in between.
+        StoreError::NotFound(_) => ApiError::conflict("ERR_USER_NOT_DELETED", format!("user `{uid}` is not deleted")),
+        other => other.into(),
+    })?;
+    Ok(data(views::user(&user)))
+}
+
+/// `GET /v3/users/{uid}/auth_tokens`: each token's id and creation time, never the token.
+pub async fn list_auth_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    let uid = parse_uid(&uid)?;
+    may_act_for(&caller, &uid)?;
+    if state.store.get_user(&uid).await?.is_none() {
+        return Err(uid_not_found(&uid));
+    }
+    let tokens = state.store.list_auth_tokens(&uid).await?;
+    Ok(data(tokens.iter().map(views::auth_token).collect()))
+}
+
+/// `DELETE /v3/users/{uid}/auth_tokens/{id}`: the token stops signing in at once.
+pub async fn revoke_auth_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((uid, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    let uid = parse_uid(&uid)?;
+    may_act_for(&caller, &uid)?;
+    state.store.revoke_auth_token(&uid, &id).await.map_err(|error| match error {
+        StoreError::NotFound(_) => {
+            ApiError::not_found("ERR_AUTH_TOKEN_NOT_FOUND", format!("user `{uid}` has no auth token `{id}`"))
+        }
+        other => other.into(),
+    })?;
+    Ok(data(serde_json::json!({ "success": true, "id": id })))
 }

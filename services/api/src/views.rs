@@ -1,6 +1,7 @@
 //! The wire shapes: model values as CometChat's v3 API spells them (camelCase, times in Unix seconds).
 
 use comet_model::{Group, Member, Message, Millis, User};
+use comet_store::AuthToken;
 use serde_json::{json, Value};
 
 fn seconds(millis: Millis) -> i64 {
@@ -22,6 +23,11 @@ pub fn user(user: &User) -> Value {
         }
     }
     value
+}
+
+/// An auth token's id and creation time; the token itself is shown once, when created.
+pub fn auth_token(token: &AuthToken) -> Value {
+    json!({ "id": token.id, "uid": token.uid, "createdAt": seconds(token.created_at) })
 }
 
 pub fn group(group: &Group) -> Value {

@@ -115,6 +115,11 @@ both_backends!(direct_messages, direct_messages_scenario);
 both_backends!(groups_and_authorization, groups_scenario);
 both_backends!(bad_input, bad_input_scenario);
 both_backends!(idempotent_sends, idempotency_scenario);
+both_backends!(blocking, blocking_scenario);
+both_backends!(delete_and_restore, delete_and_restore_scenario);
+both_backends!(user_updates, update_scenario);
+both_backends!(token_list_and_revoke, token_scenario);
+both_backends!(user_admin_bad_input, user_admin_bad_input_scenario);
 
 async fn users_and_tokens_scenario(app: App) {
     app.create_user("alice").await;
@@ -252,4 +257,234 @@ async fn idempotency_scenario(app: App) {
     assert!(replies.iter().all(|reply| reply.body["data"]["seq"] == 1));
     let history = app.call(Method::GET, "/v3/users/bob/messages", &[("apikey", FULL), ("onBehalfOf", "alice")], None).await;
     assert_eq!(history.body["data"].as_array().map(Vec::len), Some(1));
+}
+
+fn text_to(receiver: &str) -> Value {
+    json!({"receiver": receiver, "receiverType": "user", "type": "text", "data": {"text": "hi"}})
+}
+
+async fn blocking_scenario(app: App) {
+    for uid in ["alice", "bob", "carol"] {
+        app.create_user(uid).await;
+    }
+    let as_alice = [("apikey", FULL), ("onBehalfOf", "alice")];
+    assert_eq!(app.send("alice", text_to("bob")).await.status, StatusCode::OK);
+
+    // alice blocks bob (and a ghost, and herself): a result per uid.
+    let blocked = app.call(Method::POST, "/v3/users/alice/blockedusers", &as_alice, Some(json!({"blockedUids": ["bob", "ghost", "alice"]}))).await;
+    assert_eq!(blocked.status, StatusCode::OK, "{}", blocked.body);
+    assert_eq!(blocked.body["data"]["bob"]["success"], true);
+    assert_eq!(blocked.body["data"]["ghost"]["error"]["code"], "ERR_UID_NOT_FOUND");
+    assert_eq!(blocked.body["data"]["alice"]["error"]["code"], "ERR_BLOCK_SELF");
+
+    // Neither direction goes through, and nothing is written.
+    for (from, to) in [("alice", "bob"), ("bob", "alice")] {
+        let refused = app.send(from, text_to(to)).await;
+        assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "ERR_BLOCKED"), "{from} → {to}");
+    }
+    let history = app.call(Method::GET, "/v3/users/bob/messages", &as_alice, None).await;
+    assert_eq!(history.body["data"].as_array().map(Vec::len), Some(1), "{}", history.body);
+    // Others are unaffected.
+    assert_eq!(app.send("carol", text_to("bob")).await.status, StatusCode::OK);
+    assert_eq!(app.send("alice", text_to("carol")).await.status, StatusCode::OK);
+
+    // The list shows bob, paged.
+    let listed = app.call(Method::GET, "/v3/users/alice/blockedusers", &[("apikey", FULL)], None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let uids: Vec<&str> = listed.body["data"].as_array().expect("data").iter().filter_map(|user| user["uid"].as_str()).collect();
+    assert_eq!(uids, ["bob"]);
+    let bobs = app.call(Method::GET, "/v3/users/bob/blockedusers", &[("apikey", FULL), ("onBehalfOf", "bob")], None).await;
+    assert_eq!(bobs.body["data"].as_array().map(Vec::len), Some(0), "blocking is one-sided in the list");
+
+    // Someone else may neither block for alice, nor list or undo her blocks.
+    let carol = [("apikey", FULL), ("onBehalfOf", "carol")];
+    for method in [Method::POST, Method::DELETE] {
+        let refused = app.call(method, "/v3/users/alice/blockedusers", &carol, Some(json!({"blockedUids": ["bob"]}))).await;
+        assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
+    }
+    let peek = app.call(Method::GET, "/v3/users/alice/blockedusers", &carol, None).await;
+    assert_eq!((peek.status, peek.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
+
+    // Bob blocking alice too, then alice unblocking: still refused while bob's block stands.
+    let mutual = app.call(Method::POST, "/v3/users/bob/blockedusers", &[("apikey", FULL)], Some(json!({"blockedUids": ["alice"]}))).await;
+    assert_eq!(mutual.status, StatusCode::OK, "{}", mutual.body);
+    let unblocked = app.call(Method::DELETE, "/v3/users/alice/blockedusers", &as_alice, Some(json!({"blockedUids": ["bob"]}))).await;
+    assert_eq!(unblocked.status, StatusCode::OK, "{}", unblocked.body);
+    assert_eq!(unblocked.body["data"]["bob"]["success"], true);
+    assert_eq!(app.send("alice", text_to("bob")).await.code(), "ERR_BLOCKED");
+    let unblocked = app.call(Method::DELETE, "/v3/users/bob/blockedusers", &[("apikey", FULL), ("onBehalfOf", "bob")], Some(json!({"blockedUids": ["alice"]}))).await;
+    assert_eq!(unblocked.status, StatusCode::OK, "{}", unblocked.body);
+    for (from, to) in [("alice", "bob"), ("bob", "alice")] {
+        let sent = app.send(from, text_to(to)).await;
+        assert_eq!(sent.status, StatusCode::OK, "{from} → {to} after unblocking: {}", sent.body);
+    }
+    let listed = app.call(Method::GET, "/v3/users/alice/blockedusers", &[("apikey", FULL)], None).await;
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(0));
+}
+
+async fn delete_and_restore_scenario(app: App) {
+    for uid in ["alice", "bob", "carol"] {
+        app.create_user(uid).await;
+    }
+    let token_reply = app.call(Method::POST, "/v3/users/bob/auth_tokens", &[("apikey", FULL)], None).await;
+    let token = token_reply.body["data"]["authToken"].as_str().expect("authToken").to_owned();
+    assert_eq!(app.call(Method::GET, "/v3/users/alice/messages", &[("authtoken", &token)], None).await.status, StatusCode::OK);
+
+    // carol may not delete bob; the app may.
+    let refused = app.call(Method::DELETE, "/v3/users/bob", &[("apikey", FULL), ("onBehalfOf", "carol")], None).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
+    let deleted = app.call(Method::DELETE, "/v3/users/bob", &[("apikey", FULL)], None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert!(deleted.body["data"]["deactivatedAt"].is_i64(), "{}", deleted.body);
+    let again = app.call(Method::DELETE, "/v3/users/bob", &[("apikey", FULL)], None).await;
+    assert_eq!((again.status, again.code()), (StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"));
+
+    // Gone from the list; cannot be messaged, cannot send, its token no longer works.
+    let listed = app.call(Method::GET, "/v3/users", &[("apikey", FULL)], None).await;
+    let uids: Vec<&str> = listed.body["data"].as_array().expect("data").iter().filter_map(|user| user["uid"].as_str()).collect();
+    assert_eq!(uids, ["alice", "carol"]);
+    let to_bob = app.send("alice", text_to("bob")).await;
+    assert_eq!((to_bob.status, to_bob.code()), (StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"));
+    let from_bob = app.send("bob", text_to("alice")).await;
+    assert_eq!((from_bob.status, from_bob.code()), (StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"));
+    let with_token = app.call(Method::POST, "/v3/messages", &[("authtoken", &token)], Some(text_to("alice"))).await;
+    assert_eq!((with_token.status, with_token.code()), (StatusCode::UNAUTHORIZED, "ERR_AUTH_TOKEN_INVALID"));
+
+    // Only the app restores, and only a deleted user.
+    let by_user = app.call(Method::PUT, "/v3/users/bob/restore", &[("apikey", FULL), ("onBehalfOf", "alice")], None).await;
+    assert_eq!((by_user.status, by_user.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
+    let restored = app.call(Method::PUT, "/v3/users/bob/restore", &[("apikey", FULL)], None).await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    assert!(restored.body["data"].get("deactivatedAt").is_none(), "{}", restored.body);
+    let twice = app.call(Method::PUT, "/v3/users/bob/restore", &[("apikey", FULL)], None).await;
+    assert_eq!((twice.status, twice.code()), (StatusCode::CONFLICT, "ERR_USER_NOT_DELETED"));
+    let ghost = app.call(Method::PUT, "/v3/users/ghost/restore", &[("apikey", FULL)], None).await;
+    assert_eq!((ghost.status, ghost.code()), (StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"));
+
+    // Back in the list, messageable, and its token works again.
+    let listed = app.call(Method::GET, "/v3/users", &[("apikey", FULL)], None).await;
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(3));
+    assert_eq!(app.send("alice", text_to("bob")).await.status, StatusCode::OK);
+    let with_token = app.call(Method::POST, "/v3/messages", &[("authtoken", &token)], Some(text_to("alice"))).await;
+    assert_eq!(with_token.status, StatusCode::OK, "{}", with_token.body);
+
+    // A user may delete itself.
+    let itself = app.call(Method::DELETE, "/v3/users/carol", &[("apikey", FULL), ("onBehalfOf", "carol")], None).await;
+    assert_eq!(itself.status, StatusCode::OK, "{}", itself.body);
+}
+
+async fn update_scenario(app: App) {
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let updated = app.call(Method::PUT, "/v3/users/alice", &[("apikey", FULL)], Some(json!({"name": " Alice L. ", "avatar": "https://example.com/a.png", "role": "admin", "metadata": {"team": "blue"}}))).await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(updated.body["data"]["name"], "Alice L.");
+    assert_eq!(updated.body["data"]["role"], "admin");
+    assert_eq!(updated.body["data"]["metadata"]["team"], "blue");
+
+    // The user itself changes its profile; fields not named are kept; `unset` clears.
+    let as_alice = [("apikey", FULL), ("onBehalfOf", "alice")];
+    let own = app.call(Method::PUT, "/v3/users/alice", &as_alice, Some(json!({"link": "https://example.com/alice", "unset": ["avatar"]}))).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    let got = app.call(Method::GET, "/v3/users/alice", &[("apikey", FULL)], None).await;
+    assert_eq!(got.body["data"]["name"], "Alice L.");
+    assert_eq!(got.body["data"]["link"], "https://example.com/alice");
+    assert_eq!(got.body["data"]["metadata"]["team"], "blue");
+    assert!(got.body["data"].get("avatar").is_none(), "{}", got.body);
+
+    // Not its role, and never someone else.
+    let own_role = app.call(Method::PUT, "/v3/users/alice", &as_alice, Some(json!({"role": "superuser"}))).await;
+    assert_eq!((own_role.status, own_role.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
+    let other = app.call(Method::PUT, "/v3/users/bob", &as_alice, Some(json!({"name": "Mallory"}))).await;
+    assert_eq!((other.status, other.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
+    let auth_only = app.call(Method::PUT, "/v3/users/bob", &[("apikey", AUTH_ONLY)], Some(json!({"name": "Mallory"}))).await;
+    assert_eq!((auth_only.status, auth_only.code()), (StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"));
+    let bob = app.call(Method::GET, "/v3/users/bob", &[("apikey", FULL)], None).await;
+    assert_eq!(bob.body["data"]["name"], "bob");
+    let ghost = app.call(Method::PUT, "/v3/users/ghost", &[("apikey", FULL)], Some(json!({"name": "Ghost"}))).await;
+    assert_eq!((ghost.status, ghost.code()), (StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"));
+}
+
+async fn token_scenario(app: App) {
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let created = app.call(Method::POST, "/v3/users/alice/auth_tokens", &[("apikey", FULL)], None).await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+        let id = created.body["data"]["id"].as_str().expect("id").to_owned();
+        let token = created.body["data"]["authToken"].as_str().expect("authToken").to_owned();
+        tokens.push((id, token));
+    }
+    let listed = app.call(Method::GET, "/v3/users/alice/auth_tokens", &[("apikey", FULL), ("onBehalfOf", "alice")], None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let ids: Vec<&str> = listed.body["data"].as_array().expect("data").iter().filter_map(|token| token["id"].as_str()).collect();
+    let expected: Vec<&str> = tokens.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, expected);
+    let text = listed.body.to_string();
+    assert!(tokens.iter().all(|(_, token)| !text.contains(token.as_str())), "the list never shows a token: {text}");
+    assert!(listed.body["data"][0]["createdAt"].is_i64());
+
+    // bob may neither list nor revoke alice's tokens.
+    let as_bob = [("apikey", FULL), ("onBehalfOf", "bob")];
+    let peek = app.call(Method::GET, "/v3/users/alice/auth_tokens", &as_bob, None).await;
+    assert_eq!((peek.status, peek.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
+    let (first_id, first_token) = &tokens[0];
+    let revoke_path = format!("/v3/users/alice/auth_tokens/{first_id}");
+    let by_bob = app.call(Method::DELETE, &revoke_path, &as_bob, None).await;
+    assert_eq!((by_bob.status, by_bob.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
+    let wrong_owner = app.call(Method::DELETE, &format!("/v3/users/bob/auth_tokens/{first_id}"), &[("apikey", FULL)], None).await;
+    assert_eq!((wrong_owner.status, wrong_owner.code()), (StatusCode::NOT_FOUND, "ERR_AUTH_TOKEN_NOT_FOUND"));
+
+    // Alice revokes her first token with the second one: the first is refused from then on, the second works.
+    let (_, second_token) = &tokens[1];
+    let revoked = app.call(Method::DELETE, &revoke_path, &[("authtoken", second_token)], None).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    let refused = app.call(Method::GET, "/v3/users/bob/messages", &[("authtoken", first_token)], None).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::UNAUTHORIZED, "ERR_AUTH_TOKEN_INVALID"));
+    assert_eq!(app.call(Method::GET, "/v3/users/bob/messages", &[("authtoken", second_token)], None).await.status, StatusCode::OK);
+    let again = app.call(Method::DELETE, &revoke_path, &[("apikey", FULL)], None).await;
+    assert_eq!((again.status, again.code()), (StatusCode::NOT_FOUND, "ERR_AUTH_TOKEN_NOT_FOUND"));
+    let listed = app.call(Method::GET, "/v3/users/alice/auth_tokens", &[("apikey", FULL)], None).await;
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(1));
+}
+
+async fn user_admin_bad_input_scenario(app: App) {
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let full = [("apikey", FULL)];
+    let cases: Vec<(Method, &str, Option<Vec<u8>>, StatusCode, &str)> = vec![
+        (Method::PUT, "/v3/users/alice", Some(b"{oops".to_vec()), StatusCode::BAD_REQUEST, "ERR_BODY_MALFORMED"),
+        (Method::PUT, "/v3/users/alice", None, StatusCode::BAD_REQUEST, "ERR_BODY_MISSING"),
+        (Method::PUT, "/v3/users/alice", Some(json!({}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UPDATE_EMPTY"),
+        (Method::PUT, "/v3/users/alice", Some(json!({"name": "   "}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_NAME_INVALID"),
+        (Method::PUT, "/v3/users/alice", Some(json!({"name": 5}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
+        (Method::PUT, "/v3/users/alice", Some(json!({"uid": "other"}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
+        (Method::PUT, "/v3/users/alice", Some(json!({"unset": ["name"]}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UNSET_INVALID"),
+        (Method::PUT, "/v3/users/alice", Some(json!({"link": "x", "unset": ["link"]}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UNSET_INVALID"),
+        (Method::PUT, "/v3/users/bad%20uid", Some(json!({"name": "x"}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UID_INVALID"),
+        (Method::DELETE, "/v3/users/ghost", None, StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"),
+        (Method::POST, "/v3/users/alice/blockedusers", Some(json!({"blockedUids": []}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BLOCKED_UIDS_INVALID"),
+        (Method::POST, "/v3/users/alice/blockedusers", Some(json!({"blockedUids": vec!["bob"; 26]}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BLOCKED_UIDS_INVALID"),
+        (Method::POST, "/v3/users/alice/blockedusers", Some(json!({"blockedUids": "bob"}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
+        (Method::POST, "/v3/users/alice/blockedusers", Some(json!({"uids": ["bob"]}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
+        (Method::POST, "/v3/users/alice/blockedusers", Some(json!({"blockedUids": ["bad uid!"]}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UID_INVALID"),
+        (Method::POST, "/v3/users/alice/blockedusers", None, StatusCode::BAD_REQUEST, "ERR_BODY_MISSING"),
+        (Method::DELETE, "/v3/users/alice/blockedusers", Some(b"[".to_vec()), StatusCode::BAD_REQUEST, "ERR_BODY_MALFORMED"),
+        (Method::POST, "/v3/users/ghost/blockedusers", Some(json!({"blockedUids": ["bob"]}).to_string().into_bytes()), StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"),
+        (Method::GET, "/v3/users/alice/blockedusers?perPage=0", None, StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID"),
+        (Method::GET, "/v3/users/ghost/auth_tokens", None, StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let reply = app.raw(method.clone(), path, &full, body).await;
+        assert_eq!((reply.status, reply.code()), (status, code), "{method} {path}: {}", reply.body);
+    }
+    // Nothing above was written: alice is unchanged and blocks nobody.
+    let alice = app.call(Method::GET, "/v3/users/alice", &full, None).await;
+    assert_eq!(alice.body["data"]["name"], "alice");
+    assert!(alice.body["data"].get("link").is_none(), "{}", alice.body);
+    let blocked = app.call(Method::GET, "/v3/users/alice/blockedusers", &full, None).await;
+    assert_eq!(blocked.body["data"].as_array().map(Vec::len), Some(0));
+    let auth_only = app.call(Method::DELETE, "/v3/users/alice", &[("apikey", AUTH_ONLY)], None).await;
+    assert_eq!((auth_only.status, auth_only.code()), (StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"));
 }

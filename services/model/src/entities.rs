@@ -27,6 +27,44 @@ pub struct NewUser {
     pub metadata: Option<serde_json::Value>,
 }
 
+/// Changes to a user's profile: `None` keeps a field; for the optional fields, `Some(None)` clears it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserUpdate {
+    pub name: Option<String>,
+    pub avatar: Option<Option<String>>,
+    pub link: Option<Option<String>>,
+    pub role: Option<Option<String>>,
+    pub metadata: Option<Option<serde_json::Value>>,
+}
+
+impl UserUpdate {
+    /// True when the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &UserUpdate::default()
+    }
+
+    /// `user` with this update applied (times untouched).
+    pub fn apply(&self, user: &User) -> User {
+        let mut updated = user.clone();
+        if let Some(name) = &self.name {
+            updated.name.clone_from(name);
+        }
+        if let Some(avatar) = &self.avatar {
+            updated.avatar.clone_from(avatar);
+        }
+        if let Some(link) = &self.link {
+            updated.link.clone_from(link);
+        }
+        if let Some(role) = &self.role {
+            updated.role.clone_from(role);
+        }
+        if let Some(metadata) = &self.metadata {
+            updated.metadata.clone_from(metadata);
+        }
+        updated
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupType {

@@ -13,6 +13,16 @@ pub enum EventType {
     GroupMemberAdded,
     #[serde(rename = "message.sent")]
     MessageSent,
+    #[serde(rename = "user.updated")]
+    UserUpdated,
+    #[serde(rename = "user.deleted")]
+    UserDeleted,
+    #[serde(rename = "user.restored")]
+    UserRestored,
+    #[serde(rename = "user.blocked")]
+    UserBlocked,
+    #[serde(rename = "user.unblocked")]
+    UserUnblocked,
 }
 
 impl EventType {
@@ -22,6 +32,11 @@ impl EventType {
             EventType::GroupCreated => "group.created",
             EventType::GroupMemberAdded => "group.member_added",
             EventType::MessageSent => "message.sent",
+            EventType::UserUpdated => "user.updated",
+            EventType::UserDeleted => "user.deleted",
+            EventType::UserRestored => "user.restored",
+            EventType::UserBlocked => "user.blocked",
+            EventType::UserUnblocked => "user.unblocked",
         }
     }
 
@@ -30,6 +45,11 @@ impl EventType {
         match self {
             EventType::MessageSent => "comet.messages",
             EventType::UserCreated | EventType::GroupCreated | EventType::GroupMemberAdded => "comet.entities",
+            EventType::UserUpdated
+            | EventType::UserDeleted
+            | EventType::UserRestored
+            | EventType::UserBlocked
+            | EventType::UserUnblocked => "comet.entities",
         }
     }
 }

@@ -11,6 +11,7 @@
 //!
 //! This crate reads no clock: every write takes `now` from the caller.
 
+mod blocks;
 mod error;
 mod groups;
 mod messages;
@@ -27,6 +28,7 @@ use sqlx::{Any, Executor, Transaction};
 
 pub use error::StoreError;
 pub use messages::MessagePage;
+pub use users::AuthToken;
 
 /// How long a SQLite connection waits for a lock held by another process before failing with `SQLITE_BUSY`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -19,12 +19,20 @@ struct Step {
     sqlite: &'static str,
 }
 
-const STEPS: &[Step] = &[Step {
-    version: 1,
-    description: "initial",
-    mysql: include_str!("../migrations/mysql/0001_initial.sql"),
-    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-}];
+const STEPS: &[Step] = &[
+    Step {
+        version: 1,
+        description: "initial",
+        mysql: include_str!("../migrations/mysql/0001_initial.sql"),
+        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    Step {
+        version: 2,
+        description: "users blocks tokens",
+        mysql: include_str!("../migrations/mysql/0002_users_blocks_tokens.sql"),
+        sqlite: include_str!("../migrations/sqlite/0002_users_blocks_tokens.sql"),
+    },
+];
 
 /// The migrator for one backend's dialect.
 fn migrator(backend: Backend) -> Migrator {

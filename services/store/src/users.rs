@@ -1,11 +1,21 @@
 //! Users and their auth tokens.
 
-use comet_model::{EventType, Millis, NewUser, Uid, User};
+use comet_model::{EventType, Millis, NewUser, Uid, User, UserUpdate, new_id};
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use crate::error::{is_unique_violation, unencodable};
 use crate::rows::{self, get};
 use crate::{Store, StoreError, outbox};
+
+/// An auth token as it may be shown: its id and owner, never the token or its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthToken {
+    /// Names the token for listing and revoking.
+    pub id: String,
+    pub uid: Uid,
+    pub created_at: Millis,
+}
 
 /// The columns every user query selects, in the order [`user_from_row`] reads them.
 macro_rules! user_columns {
@@ -111,19 +121,122 @@ impl Store {
         found.iter().map(user_from_row).collect()
     }
 
-    /// Records an auth token for `uid`. Only the token's hash is given and stored, never the token.
-    pub async fn create_auth_token(&self, uid: &Uid, token_hash: &str, now: Millis) -> Result<(), StoreError> {
-        let inserted = sqlx::query("INSERT INTO auth_tokens (token_hash, uid, created_at) VALUES (?, ?, ?)")
+    /// Records an auth token for `uid` under a new id. Only the token's hash is given and stored, never the token.
+    pub async fn create_auth_token(&self, uid: &Uid, token_hash: &str, now: Millis) -> Result<AuthToken, StoreError> {
+        let token = AuthToken { id: new_id(), uid: uid.clone(), created_at: now };
+        let inserted = sqlx::query("INSERT INTO auth_tokens (token_hash, id, uid, created_at) VALUES (?, ?, ?, ?)")
             .bind(token_hash)
+            .bind(token.id.as_str())
             .bind(uid.as_str())
             .bind(now)
             .execute(&self.pool)
             .await;
         match inserted {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(token),
             Err(error) if is_unique_violation(&error) => Err(StoreError::Conflict("auth token")),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The auth tokens of `uid`, oldest first.
+    pub async fn list_auth_tokens(&self, uid: &Uid) -> Result<Vec<AuthToken>, StoreError> {
+        let found = sqlx::query("SELECT id, uid, created_at FROM auth_tokens WHERE uid = ? ORDER BY created_at, id")
+            .bind(uid.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        found
+            .iter()
+            .map(|row| Ok(AuthToken { id: get(row, "id")?, uid: rows::uid(row, "uid")?, created_at: get(row, "created_at")? }))
+            .collect()
+    }
+
+    /// Revokes the auth token `id` of `uid`: it no longer signs in. Fails with `NotFound("auth token")` when
+    /// `uid` has no token with that id.
+    pub async fn revoke_auth_token(&self, uid: &Uid, id: &str) -> Result<(), StoreError> {
+        let deleted = sqlx::query("DELETE FROM auth_tokens WHERE uid = ? AND id = ?")
+            .bind(uid.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound("auth token"));
+        }
+        Ok(())
+    }
+
+    /// Applies `update` to a user that is not deleted, and in the same transaction writes `user.updated` (its
+    /// data is the updated user). Fails with `NotFound("user")` when there is no such user or it is deleted.
+    pub async fn update_user(&self, uid: &Uid, update: &UserUpdate, now: Millis) -> Result<User, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        // Locks the row before reading it, so concurrent updates of different fields do not undo each other.
+        let locked = sqlx::query("UPDATE users SET updated_at = ? WHERE uid = ? AND deleted_at IS NULL")
+            .bind(now)
+            .bind(uid.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        if locked.rows_affected() == 0 {
+            transaction.rollback().await?;
+            return Err(StoreError::NotFound("user"));
+        }
+        let current = user_in(&mut transaction, uid).await?.ok_or(StoreError::NotFound("user"))?;
+        let updated = User { updated_at: now, ..update.apply(&current) };
+        sqlx::query("UPDATE users SET name = ?, avatar = ?, link = ?, role = ?, metadata = ? WHERE uid = ?")
+            .bind(updated.name.as_str())
+            .bind(updated.avatar.as_deref())
+            .bind(updated.link.as_deref())
+            .bind(updated.role.as_deref())
+            .bind(rows::optional_json_text(updated.metadata.as_ref()))
+            .bind(uid.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        let event_data = serde_json::to_value(&updated).map_err(unencodable)?;
+        outbox::insert(&mut transaction, EventType::UserUpdated, uid.as_str(), 0, now, &event_data).await?;
+        transaction.commit().await?;
+        Ok(updated)
+    }
+
+    /// Soft-deletes a user (sets `deleted_at`), and in the same transaction writes `user.deleted` (its data is
+    /// the deleted user). The user is no longer listed, its tokens stop signing in, and it can neither send nor
+    /// be messaged; [`Store::restore_user`] undoes this. Fails with `NotFound("user")` when there is no such
+    /// user or it is already deleted.
+    pub async fn delete_user(&self, uid: &Uid, now: Millis) -> Result<User, StoreError> {
+        self.set_deleted(uid, Some(now), now).await
+    }
+
+    /// Restores a deleted user, and in the same transaction writes `user.restored` (its data is the restored
+    /// user). Fails with `NotFound("user")` when there is no such user or it is not deleted.
+    pub async fn restore_user(&self, uid: &Uid, now: Millis) -> Result<User, StoreError> {
+        self.set_deleted(uid, None, now).await
+    }
+
+    /// Deletes (`deleted_at` is `Some`) or restores (`None`) a user that is in the other state, with its event.
+    async fn set_deleted(&self, uid: &Uid, deleted_at: Option<Millis>, now: Millis) -> Result<User, StoreError> {
+        let (statement, event_type) = match deleted_at {
+            Some(_) => (
+                "UPDATE users SET deleted_at = ?, updated_at = ? WHERE uid = ? AND deleted_at IS NULL",
+                EventType::UserDeleted,
+            ),
+            None => (
+                "UPDATE users SET deleted_at = ?, updated_at = ? WHERE uid = ? AND deleted_at IS NOT NULL",
+                EventType::UserRestored,
+            ),
+        };
+        let mut transaction = self.begin_write().await?;
+        let changed = sqlx::query(statement)
+            .bind(deleted_at)
+            .bind(now)
+            .bind(uid.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        if changed.rows_affected() == 0 {
+            transaction.rollback().await?;
+            return Err(StoreError::NotFound("user"));
+        }
+        let user = user_in(&mut transaction, uid).await?.ok_or(StoreError::NotFound("user"))?;
+        let event_data = serde_json::to_value(&user).map_err(unencodable)?;
+        outbox::insert(&mut transaction, event_type, uid.as_str(), 0, now, &event_data).await?;
+        transaction.commit().await?;
+        Ok(user)
     }
 
     /// The user an auth token (given by its hash) signs in, if the token exists and its user is not deleted.
@@ -137,6 +250,15 @@ impl Store {
         .await?;
         row.map(|row| rows::uid(&row, "uid")).transpose()
     }
+}
+
+/// The user with this uid read inside a transaction, deleted or not.
+async fn user_in(connection: &mut AnyConnection, uid: &Uid) -> Result<Option<User>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE uid = ?"))
+        .bind(uid.as_str())
+        .fetch_optional(connection)
+        .await?;
+    row.as_ref().map(user_from_row).transpose()
 }
 
 /// A `LIKE` pattern matching any text that contains `needle` (lowercased), with `!` as the escape character.
@@ -154,7 +276,7 @@ fn contains_pattern(needle: &str) -> String {
 }
 
 /// A user from a row selected with [`user_columns!`].
-fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+pub(crate) fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     Ok(User {
         uid: rows::uid(row, "uid")?,
         name: get(row, "name")?,
