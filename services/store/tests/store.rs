@@ -7,6 +7,7 @@
 #[macro_use]
 mod support;
 
+mod blocks;
 mod groups;
 mod messages;
 mod migrations;
