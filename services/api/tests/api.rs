@@ -380,6 +380,7 @@ async fn update_scenario(app: App) {
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
     assert_eq!(updated.body["data"]["name"], "Alice L.");
     assert_eq!(updated.body["data"]["role"], "admin");
+    assert_eq!(updated.body["data"]["avatar"], "https://example.com/a.png");
     assert_eq!(updated.body["data"]["metadata"]["team"], "blue");
 
     // The user itself changes its profile; fields not named are kept; `unset` clears.
@@ -449,11 +450,14 @@ async fn token_scenario(app: App) {
     assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(1));
 }
 
+/// A request (method, path, body) and the status and error code it must get.
+type BadCase = (Method, &'static str, Option<Vec<u8>>, StatusCode, &'static str);
+
 async fn user_admin_bad_input_scenario(app: App) {
     app.create_user("alice").await;
     app.create_user("bob").await;
     let full = [("apikey", FULL)];
-    let cases: Vec<(Method, &str, Option<Vec<u8>>, StatusCode, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (Method::PUT, "/v3/users/alice", Some(b"{oops".to_vec()), StatusCode::BAD_REQUEST, "ERR_BODY_MALFORMED"),
         (Method::PUT, "/v3/users/alice", None, StatusCode::BAD_REQUEST, "ERR_BODY_MISSING"),
         (Method::PUT, "/v3/users/alice", Some(json!({}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UPDATE_EMPTY"),
