@@ -13,6 +13,20 @@ pub enum EventType {
     GroupMemberAdded,
     #[serde(rename = "message.sent")]
     MessageSent,
+    #[serde(rename = "group.updated")]
+    GroupUpdated,
+    #[serde(rename = "group.deleted")]
+    GroupDeleted,
+    #[serde(rename = "group.member_kicked")]
+    GroupMemberKicked,
+    #[serde(rename = "group.member_left")]
+    GroupMemberLeft,
+    #[serde(rename = "group.member_scope_changed")]
+    GroupMemberScopeChanged,
+    #[serde(rename = "group.member_banned")]
+    GroupMemberBanned,
+    #[serde(rename = "group.member_unbanned")]
+    GroupMemberUnbanned,
 }
 
 impl EventType {
@@ -22,6 +36,13 @@ impl EventType {
             EventType::GroupCreated => "group.created",
             EventType::GroupMemberAdded => "group.member_added",
             EventType::MessageSent => "message.sent",
+            EventType::GroupUpdated => "group.updated",
+            EventType::GroupDeleted => "group.deleted",
+            EventType::GroupMemberKicked => "group.member_kicked",
+            EventType::GroupMemberLeft => "group.member_left",
+            EventType::GroupMemberScopeChanged => "group.member_scope_changed",
+            EventType::GroupMemberBanned => "group.member_banned",
+            EventType::GroupMemberUnbanned => "group.member_unbanned",
         }
     }
 
@@ -30,6 +51,13 @@ impl EventType {
         match self {
             EventType::MessageSent => "comet.messages",
             EventType::UserCreated | EventType::GroupCreated | EventType::GroupMemberAdded => "comet.entities",
+            EventType::GroupUpdated
+            | EventType::GroupDeleted
+            | EventType::GroupMemberKicked
+            | EventType::GroupMemberLeft
+            | EventType::GroupMemberScopeChanged
+            | EventType::GroupMemberBanned
+            | EventType::GroupMemberUnbanned => "comet.entities",
         }
     }
 }

@@ -19,12 +19,20 @@ struct Step {
     sqlite: &'static str,
 }
 
-const STEPS: &[Step] = &[Step {
-    version: 1,
-    description: "initial",
-    mysql: include_str!("../migrations/mysql/0001_initial.sql"),
-    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-}];
+const STEPS: &[Step] = &[
+    Step {
+        version: 1,
+        description: "initial",
+        mysql: include_str!("../migrations/mysql/0001_initial.sql"),
+        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    Step {
+        version: 3,
+        description: "group moderation",
+        mysql: include_str!("../migrations/mysql/0003_group_moderation.sql"),
+        sqlite: include_str!("../migrations/sqlite/0003_group_moderation.sql"),
+    },
+];
 
 /// The migrator for one backend's dialect.
 fn migrator(backend: Backend) -> Migrator {
