@@ -12,7 +12,7 @@ mod users;
 mod views;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use comet_store::Store;
 
@@ -63,6 +63,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/groups/{guid}", get(groups::get))
         .route("/v3/groups/{guid}/members", post(groups::add_members).get(groups::list_members))
         .route("/v3/groups/{guid}/messages", get(messages::group_history))
+        .route("/v3/groups", get(groups::list))
+        .route("/v3/groups/{guid}", put(groups::update).delete(groups::delete))
+        .route("/v3/groups/{guid}/members/{uid}", put(groups::change_scope).delete(groups::remove_member))
+        .route("/v3/groups/{guid}/bannedusers", get(groups::list_bans))
+        .route("/v3/groups/{guid}/bannedusers/{uid}", post(groups::ban).delete(groups::unban))
         .route("/v3/messages", post(messages::send))
         .route("/v3/messages/{id}", get(messages::get))
         .fallback(|| async { ApiError::not_found("ERR_ROUTE_NOT_FOUND", "no such endpoint under /v3") })

@@ -1,6 +1,6 @@
 //! The wire shapes: model values as CometChat's v3 API spells them (camelCase, times in Unix seconds).
 
-use comet_model::{Group, Member, Message, Millis, User};
+use comet_model::{Ban, Group, Member, Message, Millis, User};
 use comet_store::AuthToken;
 use serde_json::{json, Value};
 
@@ -68,4 +68,8 @@ pub fn message(message: &Message) -> Value {
         "editedAt": message.edited_at.map(seconds),
         "deletedAt": message.deleted_at.map(seconds),
     })
+}
+
+pub fn ban(ban: &Ban) -> Value {
+    json!({ "uid": ban.uid, "bannedAt": seconds(ban.banned_at) })
 }

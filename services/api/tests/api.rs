@@ -120,6 +120,10 @@ both_backends!(delete_and_restore, delete_and_restore_scenario);
 both_backends!(user_updates, update_scenario);
 both_backends!(token_list_and_revoke, token_scenario);
 both_backends!(user_admin_bad_input, user_admin_bad_input_scenario);
+both_backends!(group_bans, bans_scenario);
+both_backends!(group_kick_leave_and_scope, kick_leave_scope_scenario);
+both_backends!(group_update_and_delete, update_delete_scenario);
+both_backends!(group_list, list_groups_scenario);
 
 async fn users_and_tokens_scenario(app: App) {
     app.create_user("alice").await;
@@ -491,4 +495,210 @@ async fn user_admin_bad_input_scenario(app: App) {
     assert_eq!(blocked.body["data"].as_array().map(Vec::len), Some(0));
     let auth_only = app.call(Method::DELETE, "/v3/users/alice", &[("apikey", AUTH_ONLY)], None).await;
     assert_eq!((auth_only.status, auth_only.code()), (StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"));
+}
+
+fn as_user(uid: &str) -> [(&'static str, &str); 2] {
+    [("apikey", FULL), ("onBehalfOf", uid)]
+}
+
+impl App {
+    /// Creates the users and a group owned by `owner` with the given members.
+    async fn group_with(&self, guid: &str, group_type: &str, owner: &str, members: Value) {
+        let created = self.call(Method::POST, "/v3/groups", &as_user(owner), Some(json!({"guid": guid, "name": guid, "type": group_type}))).await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+        let added = self.call(Method::POST, &format!("/v3/groups/{guid}/members"), &as_user(owner), Some(members)).await;
+        assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    }
+
+    async fn members_count(&self, guid: &str) -> Value {
+        self.call(Method::GET, &format!("/v3/groups/{guid}"), &[("apikey", FULL)], None).await.body["data"]["membersCount"].clone()
+    }
+
+    async fn post_to_group(&self, from: &str, guid: &str) -> Reply {
+        self.send(from, json!({"receiver": guid, "receiverType": "group", "type": "text", "data": {"text": "hi"}})).await
+    }
+}
+
+#[track_caller]
+fn expect(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!((reply.status, reply.code()), (status, code), "{}", reply.body);
+}
+
+async fn bans_scenario(app: App) {
+    for uid in ["owner", "admin2", "moderator", "member", "member2", "outsider"] {
+        app.create_user(uid).await;
+    }
+    app.group_with("g1", "public", "owner", json!({"admins": ["admin2"], "moderators": ["moderator"], "participants": ["member", "member2"]})).await;
+    assert_eq!(app.members_count("g1").await, 5);
+
+    // Who may ban whom.
+    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/member2", &as_user("member"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/admin2", &as_user("moderator"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/owner", &as_user("admin2"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_OWNER");
+    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/member", &[("apikey", AUTH_ONLY)], None).await, StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY");
+    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/ghost", &as_user("owner"), None).await, StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND");
+    expect(&app.call(Method::POST, "/v3/groups/nope/bannedusers/member", &as_user("owner"), None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/bad%20uid", &as_user("owner"), None).await, StatusCode::BAD_REQUEST, "ERR_UID_INVALID");
+    assert_eq!(app.members_count("g1").await, 5, "refused bans change nothing");
+
+    let banned = app.call(Method::POST, "/v3/groups/g1/bannedusers/member", &as_user("moderator"), None).await;
+    assert_eq!(banned.status, StatusCode::OK, "{}", banned.body);
+    assert_eq!(app.members_count("g1").await, 4);
+
+    // A banned user can't post, read the group or its messages, or be added back.
+    expect(&app.post_to_group("member", "g1").await, StatusCode::FORBIDDEN, "ERR_BANNED");
+    expect(&app.call(Method::GET, "/v3/groups/g1/messages", &as_user("member"), None).await, StatusCode::FORBIDDEN, "ERR_BANNED");
+    expect(&app.call(Method::GET, "/v3/groups/g1", &as_user("member"), None).await, StatusCode::FORBIDDEN, "ERR_BANNED");
+    let re_added = app.call(Method::POST, "/v3/groups/g1/members", &as_user("owner"), Some(json!({"participants": ["member", "outsider"]}))).await;
+    assert_eq!(re_added.status, StatusCode::OK, "{}", re_added.body);
+    assert_eq!(re_added.body["data"]["participants"]["member"]["error"]["code"], "ERR_BANNED");
+    assert_eq!(re_added.body["data"]["participants"]["outsider"]["success"], true);
+    assert_eq!(app.members_count("g1").await, 5, "only the outsider joined");
+
+    let bans = app.call(Method::GET, "/v3/groups/g1/bannedusers", &as_user("moderator"), None).await;
+    assert_eq!(bans.status, StatusCode::OK, "{}", bans.body);
+    assert_eq!(bans.body["data"].as_array().map(|bans| bans.iter().map(|ban| ban["uid"].clone()).collect::<Vec<_>>()), Some(vec![json!("member")]));
+    expect(&app.call(Method::GET, "/v3/groups/g1/bannedusers", &as_user("member2"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    expect(&app.call(Method::GET, "/v3/groups/g1/bannedusers?perPage=0", &[("apikey", FULL)], None).await, StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID");
+
+    // Unbanning: admins and moderators, once.
+    expect(&app.call(Method::DELETE, "/v3/groups/g1/bannedusers/member", &as_user("member2"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    let unbanned = app.call(Method::DELETE, "/v3/groups/g1/bannedusers/member", &as_user("owner"), None).await;
+    assert_eq!(unbanned.status, StatusCode::OK, "{}", unbanned.body);
+    expect(&app.call(Method::DELETE, "/v3/groups/g1/bannedusers/member", &as_user("owner"), None).await, StatusCode::NOT_FOUND, "ERR_NOT_BANNED");
+    expect(&app.post_to_group("member", "g1").await, StatusCode::FORBIDDEN, "ERR_NOT_A_MEMBER");
+    let back = app.call(Method::POST, "/v3/groups/g1/members", &as_user("owner"), Some(json!({"participants": ["member"]}))).await;
+    assert_eq!(back.body["data"]["participants"]["member"]["success"], true, "{}", back.body);
+    assert_eq!(app.post_to_group("member", "g1").await.status, StatusCode::OK);
+    assert_eq!(app.members_count("g1").await, 6);
+
+    // A private group is invisible to outsiders, banning included.
+    app.group_with("g2", "private", "owner", json!({"participants": ["member"]})).await;
+    expect(&app.call(Method::POST, "/v3/groups/g2/bannedusers/member", &as_user("admin2"), None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+}
+
+async fn kick_leave_scope_scenario(app: App) {
+    for uid in ["owner", "admin2", "mod1", "mod2", "p1", "p2", "p3"] {
+        app.create_user(uid).await;
+    }
+    app.group_with("g1", "private", "owner", json!({"admins": ["admin2"], "moderators": ["mod1", "mod2"], "participants": ["p1", "p2", "p3"]})).await;
+    assert_eq!(app.members_count("g1").await, 7);
+
+    // Moderators kick participants only; participants kick nobody.
+    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/admin2", &as_user("mod1"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/mod2", &as_user("mod1"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/p2", &as_user("p1"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    let kicked = app.call(Method::DELETE, "/v3/groups/g1/members/p1", &as_user("mod1"), None).await;
+    assert_eq!(kicked.status, StatusCode::OK, "{}", kicked.body);
+    assert_eq!(app.members_count("g1").await, 6);
+    expect(&app.call(Method::GET, "/v3/groups/g1/messages", &as_user("p1"), None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/p1", &as_user("mod1"), None).await, StatusCode::NOT_FOUND, "ERR_MEMBER_NOT_FOUND");
+
+    // Anyone but the owner may leave.
+    let left = app.call(Method::DELETE, "/v3/groups/g1/members/p2", &as_user("p2"), None).await;
+    assert_eq!(left.status, StatusCode::OK, "{}", left.body);
+    assert_eq!(app.members_count("g1").await, 5);
+    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/owner", &as_user("owner"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_OWNER");
+    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/owner", &as_user("admin2"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_OWNER");
+    assert_eq!(app.members_count("g1").await, 5);
+
+    // Scopes: admins only; the owner stays an admin.
+    let to_moderator = Some(json!({"scope": "moderator"}));
+    expect(&app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("mod1"), to_moderator.clone()).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    let promoted = app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), to_moderator.clone()).await;
+    assert_eq!((promoted.status, &promoted.body["data"]["scope"]), (StatusCode::OK, &json!("moderator")), "{}", promoted.body);
+    expect(&app.call(Method::PUT, "/v3/groups/g1/members/owner", &as_user("admin2"), Some(json!({"scope": "participant"}))).await, StatusCode::FORBIDDEN, "ERR_GROUP_OWNER");
+    expect(&app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), Some(json!({"scope": "king"}))).await, StatusCode::BAD_REQUEST, "ERR_SCOPE_INVALID");
+    expect(&app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), Some(json!({"scope": 3}))).await, StatusCode::BAD_REQUEST, "ERR_BODY_INVALID");
+    expect(&app.raw(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), None).await, StatusCode::BAD_REQUEST, "ERR_BODY_MISSING");
+    expect(&app.call(Method::PUT, "/v3/groups/g1/members/p1", &as_user("admin2"), to_moderator.clone()).await, StatusCode::NOT_FOUND, "ERR_MEMBER_NOT_FOUND");
+    // The promoted moderator now can't be kicked by another moderator, but the app may.
+    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/p3", &as_user("mod2"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    assert_eq!(app.call(Method::DELETE, "/v3/groups/g1/members/p3", &[("apikey", FULL)], None).await.status, StatusCode::OK);
+    assert_eq!(app.members_count("g1").await, 4);
+
+    // Kicked (unlike banned) users may be added back.
+    let back = app.call(Method::POST, "/v3/groups/g1/members", &as_user("owner"), Some(json!({"participants": ["p1"]}))).await;
+    assert_eq!(back.body["data"]["participants"]["p1"]["success"], true, "{}", back.body);
+    assert_eq!(app.members_count("g1").await, 5);
+}
+
+async fn update_delete_scenario(app: App) {
+    for uid in ["owner", "moderator", "member", "outsider"] {
+        app.create_user(uid).await;
+    }
+    app.group_with("g1", "public", "owner", json!({"moderators": ["moderator"], "participants": ["member"]})).await;
+    let rename = Some(json!({"name": "Renamed"}));
+    for uid in ["member", "moderator", "outsider"] {
+        expect(&app.call(Method::PUT, "/v3/groups/g1", &as_user(uid), rename.clone()).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    }
+    let renamed = app.call(Method::PUT, "/v3/groups/g1", &as_user("owner"), rename.clone()).await;
+    assert_eq!((renamed.status, &renamed.body["data"]["name"]), (StatusCode::OK, &json!("Renamed")), "{}", renamed.body);
+
+    let bad: Vec<(Option<Vec<u8>>, &str)> = vec![
+        (Some(b"{".to_vec()), "ERR_BODY_MALFORMED"),
+        (Some(json!({}).to_string().into_bytes()), "ERR_NOTHING_TO_UPDATE"),
+        (Some(json!({"name": " "}).to_string().into_bytes()), "ERR_NAME_INVALID"),
+        (Some(json!({"type": "secret"}).to_string().into_bytes()), "ERR_GROUP_TYPE_INVALID"),
+        (Some(json!({"type": "password"}).to_string().into_bytes()), "ERR_GROUP_PASSWORD_MISSING"),
+        (Some(json!({"password": "x"}).to_string().into_bytes()), "ERR_GROUP_PASSWORD_UNEXPECTED"),
+        (Some(json!({"guid": "g9"}).to_string().into_bytes()), "ERR_BODY_INVALID"),
+    ];
+    for (body, code) in bad {
+        expect(&app.raw(Method::PUT, "/v3/groups/g1", &as_user("owner"), body).await, StatusCode::BAD_REQUEST, code);
+    }
+    let locked = app.call(Method::PUT, "/v3/groups/g1", &as_user("owner"), Some(json!({"type": "password", "password": "s3cret"}))).await;
+    assert_eq!(locked.body["data"]["type"], "password", "{}", locked.body);
+    assert!(!locked.body.to_string().contains("s3cret"), "the password is never echoed");
+    let described = app.call(Method::PUT, "/v3/groups/g1", &[("apikey", FULL)], Some(json!({"description": "d", "metadata": {"k": 1}}))).await;
+    assert_eq!((described.body["data"]["description"].clone(), described.body["data"]["name"].clone()), (json!("d"), json!("Renamed")));
+    expect(&app.call(Method::PUT, "/v3/groups/nope", &as_user("owner"), rename.clone()).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+
+    // Deleting: admins and the app; afterwards the group is gone from reads, lists and writes.
+    expect(&app.call(Method::DELETE, "/v3/groups/g1", &as_user("moderator"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    let deleted = app.call(Method::DELETE, "/v3/groups/g1", &as_user("owner"), None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    expect(&app.call(Method::GET, "/v3/groups/g1", &[("apikey", FULL)], None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    expect(&app.call(Method::GET, "/v3/groups/g1/messages", &as_user("member"), None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    expect(&app.post_to_group("member", "g1").await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    expect(&app.call(Method::DELETE, "/v3/groups/g1", &[("apikey", FULL)], None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    let listed = app.call(Method::GET, "/v3/groups", &[("apikey", FULL)], None).await;
+    assert_eq!(listed.body["data"], json!([]), "{}", listed.body);
+    let reuse = app.call(Method::POST, "/v3/groups", &as_user("owner"), Some(json!({"guid": "g1", "name": "again", "type": "public"}))).await;
+    expect(&reuse, StatusCode::CONFLICT, "ERR_GUID_ALREADY_EXISTS");
+}
+
+async fn list_groups_scenario(app: App) {
+    for uid in ["alice", "bob", "carol"] {
+        app.create_user(uid).await;
+    }
+    app.group_with("a-public", "public", "alice", json!({"participants": ["carol"]})).await;
+    app.group_with("b-private", "private", "alice", json!({"participants": ["carol"]})).await;
+    app.group_with("c-bobs", "private", "bob", json!({"participants": ["carol"]})).await;
+    let guids = |reply: &Reply| reply.body["data"].as_array().map(|groups| groups.iter().map(|group| group["guid"].clone()).collect::<Vec<_>>()).unwrap_or_default();
+
+    let all = app.call(Method::GET, "/v3/groups", &[("apikey", FULL)], None).await;
+    assert_eq!(guids(&all), [json!("a-public"), json!("b-private"), json!("c-bobs")]);
+    let first = app.call(Method::GET, "/v3/groups?perPage=2", &[("apikey", FULL)], None).await;
+    assert_eq!((guids(&first), &first.body["meta"]["pagination"]["next"]), (vec![json!("a-public"), json!("b-private")], &json!("b-private")));
+    let second = app.call(Method::GET, "/v3/groups?perPage=2&after=b-private", &[("apikey", FULL)], None).await;
+    assert_eq!((guids(&second), &second.body["meta"]["pagination"]["next"]), (vec![json!("c-bobs")], &Value::Null));
+
+    let bob = app.call(Method::GET, "/v3/groups", &as_user("bob"), None).await;
+    assert_eq!(guids(&bob), [json!("a-public"), json!("c-bobs")], "public groups and its own");
+    let alice = app.call(Method::GET, "/v3/groups", &as_user("alice"), None).await;
+    assert_eq!(guids(&alice), [json!("a-public"), json!("b-private")]);
+    let search = app.call(Method::GET, "/v3/groups?searchKey=PRIV", &[("apikey", FULL)], None).await;
+    assert_eq!(guids(&search), [json!("b-private")]);
+
+    // A user banned from a group no longer sees it listed.
+    assert_eq!(app.call(Method::POST, "/v3/groups/a-public/bannedusers/carol", &as_user("alice"), None).await.status, StatusCode::OK);
+    let carol = app.call(Method::GET, "/v3/groups", &as_user("carol"), None).await;
+    assert_eq!(guids(&carol), [json!("b-private"), json!("c-bobs")]);
+
+    expect(&app.call(Method::GET, "/v3/groups?perPage=101", &[("apikey", FULL)], None).await, StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID");
+    expect(&app.call(Method::GET, "/v3/groups?after=bad%20guid", &[("apikey", FULL)], None).await, StatusCode::BAD_REQUEST, "ERR_GUID_INVALID");
+    expect(&app.call(Method::GET, &format!("/v3/groups?searchKey={}", "x".repeat(101)), &[("apikey", FULL)], None).await, StatusCode::BAD_REQUEST, "ERR_SEARCH_KEY_INVALID");
+    expect(&app.call(Method::GET, "/v3/groups", &[("apikey", AUTH_ONLY)], None).await, StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY");
+    expect(&app.call(Method::GET, "/v3/groups", &[], None).await, StatusCode::UNAUTHORIZED, "ERR_AUTH_MISSING");
 }

@@ -249,3 +249,45 @@ pub struct NewMessage {
     pub parent_id: Option<String>,
     pub tags: Vec<String>,
 }
+
+/// A user banned from a group: not a member, and may not be added back, post or read until unbanned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ban {
+    pub guid: Guid,
+    pub uid: Uid,
+    pub banned_at: Millis,
+}
+
+/// Changes to a group; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub group_type: Option<GroupType>,
+    /// What happens to the stored password hash.
+    pub password: PasswordChange,
+}
+
+/// The password hash an update leaves behind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum PasswordChange {
+    /// The stored hash stays.
+    #[default]
+    Keep,
+    /// A new argon2 PHC string (the group is or becomes a password group).
+    Set(String),
+    /// No hash (the group stops being a password group).
+    Clear,
+}
+
+/// Why a member left a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// Removed by an admin, a moderator or the app (`group.member_kicked`).
+    Kicked,
+    /// Removed itself (`group.member_left`).
+    Left,
+}

@@ -23,9 +23,31 @@ pub enum EventType {
     UserBlocked,
     #[serde(rename = "user.unblocked")]
     UserUnblocked,
+    #[serde(rename = "group.updated")]
+    GroupUpdated,
+    #[serde(rename = "group.deleted")]
+    GroupDeleted,
+    #[serde(rename = "group.member_kicked")]
+    GroupMemberKicked,
+    #[serde(rename = "group.member_left")]
+    GroupMemberLeft,
+    #[serde(rename = "group.member_scope_changed")]
+    GroupMemberScopeChanged,
+    #[serde(rename = "group.member_banned")]
+    GroupMemberBanned,
+    #[serde(rename = "group.member_unbanned")]
+    GroupMemberUnbanned,
 }
 
+/// Chat messages and everything that happens to them, keyed by conversation.
+const MESSAGES_TOPIC: &str = "comet.messages";
+/// Users and groups, keyed by uid or guid.
+const ENTITIES_TOPIC: &str = "comet.entities";
+
 impl EventType {
+    /// Every topic `topic()` can return: what the relay creates and consumers subscribe to.
+    pub const TOPICS: [&'static str; 2] = [ENTITIES_TOPIC, MESSAGES_TOPIC];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::UserCreated => "user.created",
@@ -37,19 +59,33 @@ impl EventType {
             EventType::UserRestored => "user.restored",
             EventType::UserBlocked => "user.blocked",
             EventType::UserUnblocked => "user.unblocked",
+            EventType::GroupUpdated => "group.updated",
+            EventType::GroupDeleted => "group.deleted",
+            EventType::GroupMemberKicked => "group.member_kicked",
+            EventType::GroupMemberLeft => "group.member_left",
+            EventType::GroupMemberScopeChanged => "group.member_scope_changed",
+            EventType::GroupMemberBanned => "group.member_banned",
+            EventType::GroupMemberUnbanned => "group.member_unbanned",
         }
     }
 
     /// The Kafka topic (and in-process channel) the event goes to.
     pub fn topic(self) -> &'static str {
         match self {
-            EventType::MessageSent => "comet.messages",
-            EventType::UserCreated | EventType::GroupCreated | EventType::GroupMemberAdded => "comet.entities",
+            EventType::MessageSent => MESSAGES_TOPIC,
+            EventType::UserCreated | EventType::GroupCreated | EventType::GroupMemberAdded => ENTITIES_TOPIC,
             EventType::UserUpdated
             | EventType::UserDeleted
             | EventType::UserRestored
             | EventType::UserBlocked
-            | EventType::UserUnblocked => "comet.entities",
+            | EventType::UserUnblocked => ENTITIES_TOPIC,
+            EventType::GroupUpdated
+            | EventType::GroupDeleted
+            | EventType::GroupMemberKicked
+            | EventType::GroupMemberLeft
+            | EventType::GroupMemberScopeChanged
+            | EventType::GroupMemberBanned
+            | EventType::GroupMemberUnbanned => ENTITIES_TOPIC,
         }
     }
 }

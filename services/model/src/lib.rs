@@ -9,6 +9,7 @@ pub use entities::{
     Category, Group, GroupType, Member, Message, NewGroup, NewMember, NewMessage, NewUser, ReceiverType, Scope, User,
 };
 pub use entities::UserUpdate;
+pub use entities::{Ban, Departure, GroupChanges, PasswordChange};
 pub use event::{Event, EventType};
 pub use ids::{new_id, ConversationId, Guid, IdError, Uid};
 

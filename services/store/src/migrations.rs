@@ -32,6 +32,12 @@ const STEPS: &[Step] = &[
         mysql: include_str!("../migrations/mysql/0002_users_blocks_tokens.sql"),
         sqlite: include_str!("../migrations/sqlite/0002_users_blocks_tokens.sql"),
     },
+    Step {
+        version: 3,
+        description: "group moderation",
+        mysql: include_str!("../migrations/mysql/0003_group_moderation.sql"),
+        sqlite: include_str!("../migrations/sqlite/0003_group_moderation.sql"),
+    },
 ];
 
 /// The migrator for one backend's dialect.
