@@ -13,6 +13,14 @@ pub enum EventType {
     GroupMemberAdded,
     #[serde(rename = "message.sent")]
     MessageSent,
+    #[serde(rename = "message.edited")]
+    MessageEdited,
+    #[serde(rename = "message.deleted")]
+    MessageDeleted,
+    #[serde(rename = "reaction.added")]
+    ReactionAdded,
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved,
 }
 
 impl EventType {
@@ -22,6 +30,10 @@ impl EventType {
             EventType::GroupCreated => "group.created",
             EventType::GroupMemberAdded => "group.member_added",
             EventType::MessageSent => "message.sent",
+            EventType::MessageEdited => "message.edited",
+            EventType::MessageDeleted => "message.deleted",
+            EventType::ReactionAdded => "reaction.added",
+            EventType::ReactionRemoved => "reaction.removed",
         }
     }
 
@@ -29,6 +41,8 @@ impl EventType {
     pub fn topic(self) -> &'static str {
         match self {
             EventType::MessageSent => "comet.messages",
+            EventType::MessageEdited | EventType::MessageDeleted => "comet.messages",
+            EventType::ReactionAdded | EventType::ReactionRemoved => "comet.messages",
             EventType::UserCreated | EventType::GroupCreated | EventType::GroupMemberAdded => "comet.entities",
         }
     }

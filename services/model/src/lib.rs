@@ -8,6 +8,7 @@ mod entities;
 pub use entities::{
     Category, Group, GroupType, Member, Message, NewGroup, NewMember, NewMessage, NewUser, ReceiverType, Scope, User,
 };
+pub use entities::{MessageEdit, Reaction};
 pub use event::{Event, EventType};
 pub use ids::{new_id, ConversationId, Guid, IdError, Uid};
 

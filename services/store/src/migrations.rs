@@ -19,12 +19,20 @@ struct Step {
     sqlite: &'static str,
 }
 
-const STEPS: &[Step] = &[Step {
-    version: 1,
-    description: "initial",
-    mysql: include_str!("../migrations/mysql/0001_initial.sql"),
-    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-}];
+const STEPS: &[Step] = &[
+    Step {
+        version: 1,
+        description: "initial",
+        mysql: include_str!("../migrations/mysql/0001_initial.sql"),
+        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    Step {
+        version: 4,
+        description: "message changes",
+        mysql: include_str!("../migrations/mysql/0004_message_changes.sql"),
+        sqlite: include_str!("../migrations/sqlite/0004_message_changes.sql"),
+    },
+];
 
 /// The migrator for one backend's dialect.
 fn migrator(backend: Backend) -> Migrator {
