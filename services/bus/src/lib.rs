@@ -56,15 +56,27 @@ pub(crate) fn encode(event: &Event) -> Result<Vec<u8>, BusError> {
 }
 
 /// Every event type there is.
-fn all_event_types() -> [EventType; 4] {
+fn all_event_types() -> [EventType; 8] {
     // No wildcard arm on purpose: a new variant in comet-model stops the build here until it is listed, so its
     // topic is created and consumed.
     let listed = |event_type: EventType| match event_type {
         EventType::UserCreated | EventType::GroupCreated | EventType::GroupMemberAdded | EventType::MessageSent => {
             event_type
         }
+        EventType::MessageEdited | EventType::MessageDeleted => event_type,
+        EventType::ReactionAdded | EventType::ReactionRemoved => event_type,
     };
-    [EventType::UserCreated, EventType::GroupCreated, EventType::GroupMemberAdded, EventType::MessageSent].map(listed)
+    [
+        EventType::UserCreated,
+        EventType::GroupCreated,
+        EventType::GroupMemberAdded,
+        EventType::MessageSent,
+        EventType::MessageEdited,
+        EventType::MessageDeleted,
+        EventType::ReactionAdded,
+        EventType::ReactionRemoved,
+    ]
+    .map(listed)
 }
 
 /// The distinct topics of every event type, sorted: what the relay creates and consumers subscribe to.

@@ -8,6 +8,7 @@
 mod support;
 
 mod groups;
+mod message_changes;
 mod messages;
 mod migrations;
 mod outbox;
