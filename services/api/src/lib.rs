@@ -8,6 +8,7 @@ mod body;
 mod error;
 mod groups;
 mod messages;
+mod reactions;
 mod users;
 mod views;
 
@@ -69,7 +70,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/groups/{guid}/bannedusers", get(groups::list_bans))
         .route("/v3/groups/{guid}/bannedusers/{uid}", post(groups::ban).delete(groups::unban))
         .route("/v3/messages", post(messages::send))
-        .route("/v3/messages/{id}", get(messages::get))
+        .route("/v3/messages/{id}", get(messages::get).put(messages::edit).delete(messages::delete))
+        .route("/v3/messages/{id}/thread", get(messages::thread))
+        .route("/v3/messages/{id}/reactions", get(reactions::list))
+        .route("/v3/messages/{id}/reactions/{reaction}", post(reactions::add).delete(reactions::remove))
         .fallback(|| async { ApiError::not_found("ERR_ROUTE_NOT_FOUND", "no such endpoint under /v3") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

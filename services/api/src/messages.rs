@@ -3,8 +3,8 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use comet_model::{Category, ConversationId, Message, NewMessage, ReceiverType};
-use comet_store::MessagePage;
+use comet_model::{Category, ConversationId, Message, MessageEdit, NewMessage, ReceiverType, Scope, Uid};
+use comet_store::{MessageChange, MessageFilter, MessagePage};
 use serde::Deserialize;
 
 use crate::auth::{identify, Caller};
@@ -57,26 +57,8 @@ pub async fn send(State(state): State<AppState>, headers: HeaderMap, RawBody(bod
             "type must be text, image, file, audio, video or custom (category custom: any name up to 100 characters)",
         ));
     }
-    if !request.data.is_object() {
-        return Err(ApiError::bad_request("ERR_MESSAGE_DATA_INVALID", "data must be a JSON object"));
-    }
-    if category == Category::Message && request.message_type == "text" {
-        let has_text = request.data.get("text").and_then(|text| text.as_str()).is_some_and(|text| !text.trim().is_empty());
-        if !has_text {
-            return Err(ApiError::bad_request("ERR_MESSAGE_TEXT_MISSING", "a text message needs data.text"));
-        }
-    }
-    let size = serde_json::to_vec(&request.data).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
-    if size > MAX_MESSAGE_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "ERR_MESSAGE_TOO_LARGE",
-            format!("message data is {size} bytes; the limit is {MAX_MESSAGE_BYTES}"),
-        ));
-    }
-    if request.tags.len() > MAX_TAGS || request.tags.iter().any(|tag| tag.is_empty() || tag.len() > 100) {
-        return Err(ApiError::bad_request("ERR_TAGS_INVALID", format!("at most {MAX_TAGS} tags of 1 to 100 characters")));
-    }
+    check_data(category, &request.message_type, &request.data)?;
+    check_tags(&request.tags)?;
     if let Some(muid) = &request.muid
         && (muid.is_empty() || muid.len() > 100)
     {
@@ -125,8 +107,38 @@ pub async fn send(State(state): State<AppState>, headers: HeaderMap, RawBody(bod
     Ok(data(views::message(&message)))
 }
 
+/// Checks a message's `data`: an object, with `text` for text messages, at most [`MAX_MESSAGE_BYTES`].
+fn check_data(category: Category, message_type: &str, data: &serde_json::Value) -> Result<(), ApiError> {
+    if !data.is_object() {
+        return Err(ApiError::bad_request("ERR_MESSAGE_DATA_INVALID", "data must be a JSON object"));
+    }
+    if category == Category::Message && message_type == "text" {
+        let has_text = data.get("text").and_then(|text| text.as_str()).is_some_and(|text| !text.trim().is_empty());
+        if !has_text {
+            return Err(ApiError::bad_request("ERR_MESSAGE_TEXT_MISSING", "a text message needs data.text"));
+        }
+    }
+    let size = serde_json::to_vec(data).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    if size > MAX_MESSAGE_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ERR_MESSAGE_TOO_LARGE",
+            format!("message data is {size} bytes; the limit is {MAX_MESSAGE_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// At most [`MAX_TAGS`] tags of 1 to 100 bytes.
+fn check_tags(tags: &[String]) -> Result<(), ApiError> {
+    if tags.len() > MAX_TAGS || tags.iter().any(|tag| tag.is_empty() || tag.len() > 100) {
+        return Err(ApiError::bad_request("ERR_TAGS_INVALID", format!("at most {MAX_TAGS} tags of 1 to 100 characters")));
+    }
+    Ok(())
+}
+
 /// Whether `caller` may read `message`: the app, either side of a direct conversation, a group's members.
-async fn may_read(state: &AppState, caller: &Caller, message: &Message) -> Result<bool, ApiError> {
+pub(crate) async fn may_read(state: &AppState, caller: &Caller, message: &Message) -> Result<bool, ApiError> {
     match caller {
         Caller::App => Ok(true),
         Caller::AuthOnly => Ok(false),
@@ -148,7 +160,8 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, Path(id): Pa
     if !may_read(&state, &caller, &message).await? {
         return Err(not_found());
     }
-    Ok(data(views::message(&message)))
+    let counts = state.store.reaction_counts(&[message.id.as_str()]).await?;
+    Ok(data(views::message_with_reactions(&message, &counts)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,23 +170,52 @@ pub struct History {
     per_page: Option<u32>,
     after_seq: Option<i64>,
     before_seq: Option<i64>,
+    /// `true` leaves deleted messages out.
+    hide_deleted: Option<String>,
+    /// Unix seconds: only messages sent, edited or deleted since then.
+    updated_since: Option<String>,
+    /// Only the replies in this message's thread.
+    parent_id: Option<String>,
 }
 
-fn history_page(query: &History) -> Result<MessagePage, ApiError> {
+fn history_page(query: &History) -> Result<(MessagePage, MessageFilter), ApiError> {
     if query.after_seq.is_some() && query.before_seq.is_some() {
         return Err(ApiError::bad_request("ERR_CURSOR_INVALID", "give afterSeq or beforeSeq, not both"));
     }
-    Ok(MessagePage { after_seq: query.after_seq, before_seq: query.before_seq, limit: per_page(query.per_page)? })
+    let hide_deleted = match query.hide_deleted.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad_request("ERR_HIDE_DELETED_INVALID", "hideDeleted must be true or false")),
+    };
+    let updated_since = match query.updated_since.as_deref() {
+        None => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(seconds) if seconds >= 0 => Some(seconds.saturating_mul(1000)),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "ERR_UPDATED_SINCE_INVALID",
+                    "updatedSince must be a time in Unix seconds",
+                ));
+            }
+        },
+    };
+    if query.parent_id.as_deref().is_some_and(|id| id.is_empty() || id.len() > 64) {
+        return Err(ApiError::bad_request("ERR_PARENT_ID_INVALID", "parentId must be a message id"));
+    }
+    let page = MessagePage { after_seq: query.after_seq, before_seq: query.before_seq, limit: per_page(query.per_page)? };
+    Ok((page, MessageFilter { hide_deleted, updated_since, parent_id: query.parent_id.clone() }))
 }
 
-fn history_response(messages: &[Message], limit: u32) -> Response {
+async fn history_response(state: &AppState, messages: &[Message], limit: u32) -> Result<Response, ApiError> {
     let first = messages.first().map(|message| message.seq);
     let last = messages.last().map(|message| message.seq);
     let full = messages.len() == limit as usize;
-    page(
-        messages.iter().map(views::message).collect(),
+    let ids: Vec<&str> = messages.iter().map(|message| message.id.as_str()).collect();
+    let counts = state.store.reaction_counts(&ids).await?;
+    Ok(page(
+        messages.iter().map(|message| views::message_with_reactions(message, &counts)).collect(),
         serde_json::json!({ "cursor": { "firstSeq": first, "lastSeq": last, "full": full }, "perPage": limit }),
-    )
+    ))
 }
 
 /// `GET /v3/users/{uid}/messages`: the conversation between the acting user and `uid`.
@@ -186,9 +228,9 @@ pub async fn direct_history(
     let caller = identify(&state, &headers).await?;
     let me = caller.user()?.clone();
     let other = parse_uid(&uid)?;
-    let page = history_page(&query)?;
-    let messages = state.store.list_messages(&ConversationId::direct(&me, &other), &page).await?;
-    Ok(history_response(&messages, page.limit))
+    let (page, filter) = history_page(&query)?;
+    let messages = state.store.list_messages_filtered(&ConversationId::direct(&me, &other), &page, &filter).await?;
+    history_response(&state, &messages, page.limit).await
 }
 
 /// `GET /v3/groups/{guid}/messages`: members (and the app) only.
@@ -207,7 +249,127 @@ pub async fn group_history(
     {
         return Err(ApiError::forbidden("ERR_NOT_A_MEMBER", format!("`{uid}` is not a member of group `{guid}`")));
     }
-    let page = history_page(&query)?;
-    let messages = state.store.list_messages(&ConversationId::group(&guid), &page).await?;
-    Ok(history_response(&messages, page.limit))
+    let (page, filter) = history_page(&query)?;
+    let messages = state.store.list_messages_filtered(&ConversationId::group(&guid), &page, &filter).await?;
+    history_response(&state, &messages, page.limit).await
+}
+
+/// The message `id` if `caller` may read it; otherwise, and when it does not exist, 404.
+pub(crate) async fn readable_message(state: &AppState, caller: &Caller, id: &str) -> Result<Message, ApiError> {
+    let not_found = || ApiError::not_found("ERR_MESSAGE_NOT_FOUND", format!("message `{id}` does not exist"));
+    let message = state.store.get_message(id).await?.ok_or_else(not_found)?;
+    if !may_read(state, caller, &message).await? {
+        return Err(not_found());
+    }
+    Ok(message)
+}
+
+/// Who may edit or delete `message`: the app, its sender, and for group messages the group's admins and
+/// moderators. Returns the acting user (`None` for the app); refuses everyone else with 403, and those who may
+/// not even read the message with 404.
+async fn may_change(state: &AppState, caller: &Caller, message: &Message) -> Result<Option<Uid>, ApiError> {
+    caller.full_access()?;
+    let Caller::User(uid) = caller else {
+        return Ok(None);
+    };
+    if &message.sender == uid {
+        return Ok(Some(uid.clone()));
+    }
+    if message.receiver_type == ReceiverType::Group {
+        let guid = parse_guid(&message.receiver)?;
+        if let Some(member) = state.store.member(&guid, uid).await?
+            && member.scope >= Scope::Moderator
+        {
+            return Ok(Some(uid.clone()));
+        }
+    }
+    Err(ApiError::forbidden(
+        "ERR_MESSAGE_NOT_ALLOWED",
+        format!("only the sender, the group's admins and moderators, or the app may change message `{}`", message.id),
+    ))
+}
+
+fn already_deleted(id: &str) -> ApiError {
+    ApiError::conflict("ERR_MESSAGE_DELETED", format!("message `{id}` is deleted and can no longer change"))
+}
+
+/// The store's answer to a change, as the API's.
+fn changed(id: &str, change: Result<MessageChange, comet_store::StoreError>) -> Result<Message, ApiError> {
+    match change {
+        Ok(MessageChange::Changed(message)) => Ok(message),
+        Ok(MessageChange::AlreadyDeleted(_)) => Err(already_deleted(id)),
+        Err(comet_store::StoreError::NotFound(_)) => {
+            Err(ApiError::not_found("ERR_MESSAGE_NOT_FOUND", format!("message `{id}` does not exist")))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EditMessage {
+    data: Option<serde_json::Value>,
+    tags: Option<Vec<String>>,
+}
+
+/// `PUT /v3/messages/{id}`: replaces `data` (text, metadata, attachments) and/or `tags`.
+pub async fn edit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    caller.full_access()?;
+    let request: EditMessage = parse(&body)?;
+    if request.data.is_none() && request.tags.is_none() {
+        return Err(ApiError::bad_request("ERR_EDIT_EMPTY", "give `data`, `tags` or both"));
+    }
+    let message = readable_message(&state, &caller, &id).await?;
+    if let Some(new_data) = &request.data {
+        check_data(message.category, &message.message_type, new_data)?;
+    }
+    if let Some(tags) = &request.tags {
+        check_tags(tags)?;
+    }
+    let by = may_change(&state, &caller, &message).await?;
+    if message.deleted_at.is_some() {
+        return Err(already_deleted(&id));
+    }
+    let edit = MessageEdit { data: request.data, tags: request.tags };
+    let edited = changed(&id, state.store.edit_message(&id, &edit, by.as_ref(), now()).await)?;
+    Ok(data(views::message(&edited)))
+}
+
+/// `DELETE /v3/messages/{id}`: a soft delete. The message keeps its place in history with `deletedAt` and
+/// `deletedBy` set and its `data` emptied.
+pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    caller.full_access()?;
+    let message = readable_message(&state, &caller, &id).await?;
+    let by = may_change(&state, &caller, &message).await?;
+    if message.deleted_at.is_some() {
+        return Err(already_deleted(&id));
+    }
+    let deleted = changed(&id, state.store.delete_message(&id, by.as_ref(), now()).await)?;
+    Ok(data(views::message(&deleted)))
+}
+
+/// `GET /v3/messages/{id}/thread`: the replies to a message, with the history's cursor and filters.
+pub async fn thread(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<History>,
+) -> Result<Response, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    caller.full_access()?;
+    let parent = readable_message(&state, &caller, &id).await?;
+    let (page, mut filter) = history_page(&query)?;
+    if filter.parent_id.as_ref().is_some_and(|parent_id| parent_id != &parent.id) {
+        return Err(ApiError::bad_request("ERR_PARENT_ID_INVALID", "parentId differs from the thread's message"));
+    }
+    filter.parent_id = Some(parent.id.clone());
+    let messages = state.store.list_messages_filtered(&parent.conversation_id, &page, &filter).await?;
+    history_response(&state, &messages, page.limit).await
 }

@@ -1,7 +1,7 @@
 //! The wire shapes: model values as CometChat's v3 API spells them (camelCase, times in Unix seconds).
 
-use comet_model::{Ban, Group, Member, Message, Millis, User};
-use comet_store::AuthToken;
+use comet_model::{Ban, Group, Member, Message, Millis, Reaction, User};
+use comet_store::{AuthToken, ReactionCount};
 use serde_json::{json, Value};
 
 fn seconds(millis: Millis) -> i64 {
@@ -67,6 +67,33 @@ pub fn message(message: &Message) -> Value {
         "updatedAt": seconds(message.updated_at),
         "editedAt": message.edited_at.map(seconds),
         "deletedAt": message.deleted_at.map(seconds),
+        "editedBy": message.edited_by,
+        "deletedBy": message.deleted_by,
+    })
+}
+
+/// A message with its reactions summarized: `reactions: [{"reaction", "count"}]`, taken from `counts` (which
+/// may hold the counts of other messages too).
+pub fn message_with_reactions(message: &Message, counts: &[ReactionCount]) -> Value {
+    let mut value = self::message(message);
+    let summary: Vec<Value> = counts
+        .iter()
+        .filter(|count| count.message_id == message.id)
+        .map(|count| json!({ "reaction": count.reaction, "count": count.count }))
+        .collect();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("reactions".to_owned(), Value::from(summary));
+    }
+    value
+}
+
+/// One user's reaction.
+pub fn reaction(reaction: &Reaction) -> Value {
+    json!({
+        "messageId": reaction.message_id,
+        "reaction": reaction.reaction,
+        "uid": reaction.uid,
+        "reactedAt": seconds(reaction.reacted_at),
     })
 }
 

@@ -124,6 +124,9 @@ both_backends!(group_bans, bans_scenario);
 both_backends!(group_kick_leave_and_scope, kick_leave_scope_scenario);
 both_backends!(group_update_and_delete, update_delete_scenario);
 both_backends!(group_list, list_groups_scenario);
+both_backends!(edit_and_delete, edit_and_delete_scenario);
+both_backends!(history_filters_and_threads, history_filters_scenario);
+both_backends!(reactions, reactions_scenario);
 
 async fn users_and_tokens_scenario(app: App) {
     app.create_user("alice").await;
@@ -701,4 +704,217 @@ async fn list_groups_scenario(app: App) {
     expect(&app.call(Method::GET, &format!("/v3/groups?searchKey={}", "x".repeat(101)), &[("apikey", FULL)], None).await, StatusCode::BAD_REQUEST, "ERR_SEARCH_KEY_INVALID");
     expect(&app.call(Method::GET, "/v3/groups", &[("apikey", AUTH_ONLY)], None).await, StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY");
     expect(&app.call(Method::GET, "/v3/groups", &[], None).await, StatusCode::UNAUTHORIZED, "ERR_AUTH_MISSING");
+}
+
+fn seqs_of(reply: &Reply) -> Vec<i64> {
+    reply.body["data"].as_array().map(|items| items.iter().filter_map(|m| m["seq"].as_i64()).collect()).unwrap_or_default()
+}
+
+async fn group_with_roles(app: &App) {
+    for uid in ["owner", "member", "other", "moderator", "outsider"] {
+        app.create_user(uid).await;
+    }
+    let group = app.call(Method::POST, "/v3/groups", &as_user("owner"), Some(json!({"guid": "g1", "name": "G", "type": "private"}))).await;
+    assert_eq!(group.status, StatusCode::OK, "{}", group.body);
+    let added = app.call(Method::POST, "/v3/groups/g1/members", &as_user("owner"), Some(json!({"participants": ["member", "other"], "moderators": ["moderator"]}))).await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+}
+
+async fn post_to_group(app: &App, from: &str, text: &str) -> String {
+    let sent = app.send(from, json!({"receiver": "g1", "receiverType": "group", "type": "text", "data": {"text": text}})).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    sent.body["data"]["id"].as_str().expect("id").to_owned()
+}
+
+async fn edit_and_delete_scenario(app: App) {
+    group_with_roles(&app).await;
+    let first = post_to_group(&app, "member", "first").await;
+    let second = post_to_group(&app, "member", "second").await;
+    let third = post_to_group(&app, "member", "third").await;
+    let path = |id: &str| format!("/v3/messages/{id}");
+
+    // The sender edits; data and tags are replaced, editedAt and editedBy are set.
+    let edited = app.call(Method::PUT, &path(&first), &as_user("member"), Some(json!({"data": {"text": "first, fixed"}, "tags": ["fixed"]}))).await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    assert_eq!(edited.body["data"]["data"]["text"], "first, fixed");
+    assert_eq!(edited.body["data"]["tags"], json!(["fixed"]));
+    assert_eq!(edited.body["data"]["editedBy"], "member");
+    assert!(edited.body["data"]["editedAt"].is_i64(), "{}", edited.body);
+    let read_back = app.call(Method::GET, &path(&first), &as_user("owner"), None).await;
+    assert_eq!(read_back.body["data"]["data"]["text"], "first, fixed");
+
+    // Another participant may neither edit nor delete; an outsider does not see the message at all.
+    let other_edits = app.call(Method::PUT, &path(&first), &as_user("other"), Some(json!({"data": {"text": "mine now"}}))).await;
+    assert_eq!((other_edits.status, other_edits.code()), (StatusCode::FORBIDDEN, "ERR_MESSAGE_NOT_ALLOWED"));
+    let other_deletes = app.call(Method::DELETE, &path(&first), &as_user("other"), None).await;
+    assert_eq!((other_deletes.status, other_deletes.code()), (StatusCode::FORBIDDEN, "ERR_MESSAGE_NOT_ALLOWED"));
+    let outsider_deletes = app.call(Method::DELETE, &path(&first), &as_user("outsider"), None).await;
+    assert_eq!((outsider_deletes.status, outsider_deletes.code()), (StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"));
+    let auth_only = app.call(Method::DELETE, &path(&first), &[("apikey", AUTH_ONLY)], None).await;
+    assert_eq!((auth_only.status, auth_only.code()), (StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"));
+
+    // A moderator edits and deletes others' messages; the app deletes any.
+    let moderator_edits = app.call(Method::PUT, &path(&second), &as_user("moderator"), Some(json!({"tags": ["moderated"]}))).await;
+    assert_eq!(moderator_edits.status, StatusCode::OK, "{}", moderator_edits.body);
+    assert_eq!(moderator_edits.body["data"]["editedBy"], "moderator");
+    assert_eq!(moderator_edits.body["data"]["data"]["text"], "second", "data is kept when only tags change");
+    let moderator_deletes = app.call(Method::DELETE, &path(&second), &as_user("moderator"), None).await;
+    assert_eq!(moderator_deletes.status, StatusCode::OK, "{}", moderator_deletes.body);
+    assert_eq!(moderator_deletes.body["data"]["deletedBy"], "moderator");
+    assert_eq!(moderator_deletes.body["data"]["data"], json!({}), "a deleted message's content is cleared");
+    let app_deletes = app.call(Method::DELETE, &path(&third), &[("apikey", FULL)], None).await;
+    assert_eq!(app_deletes.status, StatusCode::OK, "{}", app_deletes.body);
+    assert_eq!(app_deletes.body["data"]["deletedBy"], Value::Null);
+
+    // A deleted message no longer changes.
+    let edit_deleted = app.call(Method::PUT, &path(&second), &as_user("member"), Some(json!({"data": {"text": "again"}}))).await;
+    assert_eq!((edit_deleted.status, edit_deleted.code()), (StatusCode::CONFLICT, "ERR_MESSAGE_DELETED"));
+    let delete_again = app.call(Method::DELETE, &path(&second), &as_user("member"), None).await;
+    assert_eq!((delete_again.status, delete_again.code()), (StatusCode::CONFLICT, "ERR_MESSAGE_DELETED"));
+
+    // Deleted messages keep their seq: history has no gap, and hideDeleted leaves them out.
+    let history = app.call(Method::GET, "/v3/groups/g1/messages", &as_user("owner"), None).await;
+    assert_eq!(seqs_of(&history), vec![1, 2, 3]);
+    assert!(history.body["data"][1]["deletedAt"].is_i64(), "{}", history.body);
+    assert_eq!(history.body["data"][0]["deletedAt"], Value::Null);
+    let visible = app.call(Method::GET, "/v3/groups/g1/messages?hideDeleted=true", &as_user("owner"), None).await;
+    assert_eq!(seqs_of(&visible), vec![1]);
+
+    // In a direct conversation only the sender may change a message.
+    let direct = app.send("owner", json!({"receiver": "member", "receiverType": "user", "type": "text", "data": {"text": "dm"}})).await;
+    let direct_id = direct.body["data"]["id"].as_str().expect("id").to_owned();
+    let receiver_edits = app.call(Method::PUT, &path(&direct_id), &as_user("member"), Some(json!({"data": {"text": "x"}}))).await;
+    assert_eq!((receiver_edits.status, receiver_edits.code()), (StatusCode::FORBIDDEN, "ERR_MESSAGE_NOT_ALLOWED"));
+
+    // Bad input.
+    let bad: Vec<(Method, String, Option<Value>, StatusCode, &str)> = vec![
+        (Method::PUT, path(&direct_id), Some(json!({})), StatusCode::BAD_REQUEST, "ERR_EDIT_EMPTY"),
+        (Method::PUT, path(&direct_id), Some(json!({"data": {"text": ""}})), StatusCode::BAD_REQUEST, "ERR_MESSAGE_TEXT_MISSING"),
+        (Method::PUT, path(&direct_id), Some(json!({"data": "text"})), StatusCode::BAD_REQUEST, "ERR_MESSAGE_DATA_INVALID"),
+        (Method::PUT, path(&direct_id), Some(json!({"tags": vec!["t"; 26]})), StatusCode::BAD_REQUEST, "ERR_TAGS_INVALID"),
+        (Method::PUT, path(&direct_id), Some(json!({"data": {"text": "x"}, "sender": "member"})), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
+        (Method::PUT, path("no-such-message"), Some(json!({"data": {"text": "x"}})), StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"),
+        (Method::DELETE, path("no-such-message"), None, StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"),
+    ];
+    for (method, target, body, status, code) in bad {
+        let reply = app.call(method.clone(), &target, &as_user("owner"), body).await;
+        assert_eq!((reply.status, reply.code()), (status, code), "{method} {target}: {}", reply.body);
+    }
+    let unchanged = app.call(Method::GET, &path(&direct_id), &as_user("owner"), None).await;
+    assert_eq!((unchanged.body["data"]["data"]["text"].clone(), unchanged.body["data"]["editedAt"].clone()), (json!("dm"), Value::Null));
+}
+
+async fn history_filters_scenario(app: App) {
+    group_with_roles(&app).await;
+    let root = post_to_group(&app, "member", "root").await;
+    post_to_group(&app, "member", "plain").await;
+    let mut replies = Vec::new();
+    for n in 0..3 {
+        let reply = app.send("other", json!({"receiver": "g1", "receiverType": "group", "type": "text", "data": {"text": format!("re {n}")}, "parentId": root})).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        replies.push(reply.body["data"]["id"].as_str().expect("id").to_owned());
+    }
+    // Seqs: root 1, plain 2, replies 3, 4, 5.
+    let thread = app.call(Method::GET, &format!("/v3/messages/{root}/thread"), &as_user("owner"), None).await;
+    assert_eq!(thread.status, StatusCode::OK, "{}", thread.body);
+    assert_eq!(seqs_of(&thread), vec![3, 4, 5]);
+    let paged = app.call(Method::GET, &format!("/v3/messages/{root}/thread?perPage=1&afterSeq=3"), &as_user("owner"), None).await;
+    assert_eq!(seqs_of(&paged), vec![4]);
+    let by_filter = app.call(Method::GET, &format!("/v3/groups/g1/messages?parentId={root}"), &as_user("owner"), None).await;
+    assert_eq!(seqs_of(&by_filter), vec![3, 4, 5]);
+    let outsider = app.call(Method::GET, &format!("/v3/messages/{root}/thread"), &as_user("outsider"), None).await;
+    assert_eq!((outsider.status, outsider.code()), (StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"));
+
+    // updatedSince: only what changed at or after the time. Stored times are ms, the API speaks seconds, so
+    // everything so far happened before `later` (one second ahead of the last send).
+    let sent_at = thread.body["data"][2]["sentAt"].as_i64().expect("sentAt");
+    let all = app.call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={sent_at}"), &as_user("owner"), None).await;
+    assert_eq!(seqs_of(&all), vec![1, 2, 3, 4, 5]);
+    let later = sent_at + 1;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let nothing = app.call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={later}"), &as_user("owner"), None).await;
+    assert_eq!(seqs_of(&nothing), Vec::<i64>::new());
+    let edited = app.call(Method::PUT, &format!("/v3/messages/{}", replies[1]), &as_user("other"), Some(json!({"data": {"text": "edited"}}))).await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    let since = app.call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={later}"), &as_user("owner"), None).await;
+    assert_eq!(seqs_of(&since), vec![4]);
+
+    for (query, code) in [("hideDeleted=yes", "ERR_HIDE_DELETED_INVALID"), ("updatedSince=soon", "ERR_UPDATED_SINCE_INVALID"), ("updatedSince=-1", "ERR_UPDATED_SINCE_INVALID"), ("afterSeq=1&beforeSeq=3", "ERR_CURSOR_INVALID")] {
+        let reply = app.call(Method::GET, &format!("/v3/groups/g1/messages?{query}"), &as_user("owner"), None).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, code), "{query}: {}", reply.body);
+    }
+}
+
+async fn reactions_scenario(app: App) {
+    group_with_roles(&app).await;
+    let id = post_to_group(&app, "member", "react to me").await;
+    let add = |uid: &'static str, reaction: &'static str| {
+        let path = format!("/v3/messages/{id}/reactions/{reaction}");
+        let app = &app;
+        async move { app.call(Method::POST, &path, &as_user(uid), None).await }
+    };
+    let first = add("other", "thumbsup").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["data"]["reactions"], json!([{"reaction": "thumbsup", "count": 1}]));
+    let twice = add("other", "thumbsup").await;
+    assert_eq!(twice.body["data"]["reactions"], json!([{"reaction": "thumbsup", "count": 1}]), "adding twice is one reaction");
+    add("owner", "thumbsup").await;
+    // An emoji, percent-encoded in the path.
+    let emoji = app.call(Method::POST, &format!("/v3/messages/{id}/reactions/%F0%9F%98%8A"), &as_user("member"), None).await;
+    assert_eq!(emoji.status, StatusCode::OK, "{}", emoji.body);
+
+    let listed = app.call(Method::GET, &format!("/v3/messages/{id}/reactions"), &as_user("member"), None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["meta"]["reactions"], json!([{"reaction": "thumbsup", "count": 2}, {"reaction": "😊", "count": 1}]));
+    let who: Vec<(String, String)> = listed.body["data"].as_array().expect("data").iter().map(|r| (r["reaction"].as_str().unwrap_or("").to_owned(), r["uid"].as_str().unwrap_or("").to_owned())).collect();
+    assert_eq!(who, vec![("thumbsup".to_owned(), "other".to_owned()), ("thumbsup".to_owned(), "owner".to_owned()), ("😊".to_owned(), "member".to_owned())]);
+    let page_one = app.call(Method::GET, &format!("/v3/messages/{id}/reactions?perPage=1"), &as_user("member"), None).await;
+    assert_eq!(page_one.body["meta"]["pagination"]["next"], json!({"afterReaction": "thumbsup", "afterUid": "other"}));
+    let page_two = app.call(Method::GET, &format!("/v3/messages/{id}/reactions?perPage=1&afterReaction=thumbsup&afterUid=other"), &as_user("member"), None).await;
+    assert_eq!(page_two.body["data"][0]["uid"], "owner");
+
+    // Removing; removing again changes nothing.
+    let path = format!("/v3/messages/{id}/reactions/thumbsup");
+    let removed = app.call(Method::DELETE, &path, &as_user("other"), None).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    assert_eq!(removed.body["data"]["reactions"], json!([{"reaction": "thumbsup", "count": 1}, {"reaction": "😊", "count": 1}]));
+    let again = app.call(Method::DELETE, &path, &as_user("other"), None).await;
+    assert_eq!(again.body["data"]["reactions"], removed.body["data"]["reactions"]);
+    // History shows the summary.
+    let history = app.call(Method::GET, "/v3/groups/g1/messages", &as_user("owner"), None).await;
+    assert_eq!(history.body["data"][0]["reactions"], removed.body["data"]["reactions"]);
+
+    // Someone who may not read the message may neither react nor list its reactions.
+    let outsider_lists = app.call(Method::GET, &format!("/v3/messages/{id}/reactions"), &as_user("outsider"), None).await;
+    assert_eq!((outsider_lists.status, outsider_lists.code()), (StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"));
+    let outsider_reacts = add("outsider", "thumbsup").await;
+    assert_eq!((outsider_reacts.status, outsider_reacts.code()), (StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"));
+    let dm = app.send("owner", json!({"receiver": "member", "receiverType": "user", "type": "text", "data": {"text": "dm"}})).await;
+    let dm_id = dm.body["data"]["id"].as_str().expect("id").to_owned();
+    let third_party = app.call(Method::GET, &format!("/v3/messages/{dm_id}/reactions"), &as_user("other"), None).await;
+    assert_eq!((third_party.status, third_party.code()), (StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"));
+
+    // Bad input.
+    let long = "x".repeat(65);
+    let cases = [
+        (Method::POST, format!("/v3/messages/{id}/reactions/{long}"), &as_user("member")[..], StatusCode::BAD_REQUEST, "ERR_REACTION_INVALID"),
+        (Method::POST, format!("/v3/messages/{id}/reactions/a%20b"), &as_user("member")[..], StatusCode::BAD_REQUEST, "ERR_REACTION_INVALID"),
+        (Method::POST, format!("/v3/messages/{id}/reactions/ok"), &[("apikey", FULL)][..], StatusCode::BAD_REQUEST, "ERR_ON_BEHALF_OF_MISSING"),
+        (Method::GET, format!("/v3/messages/{id}/reactions?perPage=0"), &as_user("member")[..], StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID"),
+        (Method::GET, format!("/v3/messages/{id}/reactions?afterReaction=ok"), &as_user("member")[..], StatusCode::BAD_REQUEST, "ERR_CURSOR_INVALID"),
+        (Method::POST, "/v3/messages/no-such-message/reactions/ok".to_owned(), &as_user("member")[..], StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"),
+    ];
+    for (method, target, headers, status, code) in cases {
+        let reply = app.call(method.clone(), &target, headers, None).await;
+        assert_eq!((reply.status, reply.code()), (status, code), "{method} {target}: {}", reply.body);
+    }
+    let max = "y".repeat(64);
+    let longest = app.call(Method::POST, &format!("/v3/messages/{id}/reactions/{max}"), &as_user("member"), None).await;
+    assert_eq!(longest.status, StatusCode::OK, "64 characters is allowed: {}", longest.body);
+
+    // A deleted message takes no reactions.
+    let deleted = app.call(Method::DELETE, &format!("/v3/messages/{id}"), &as_user("member"), None).await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    let late = add("other", "thumbsup").await;
+    assert_eq!((late.status, late.code()), (StatusCode::CONFLICT, "ERR_MESSAGE_DELETED"));
 }

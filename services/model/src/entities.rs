@@ -233,6 +233,12 @@ pub struct Message {
     pub updated_at: Millis,
     pub edited_at: Option<Millis>,
     pub deleted_at: Option<Millis>,
+    /// Who last edited the message: its sender, a group admin or moderator; `None` when the app did.
+    #[serde(default)]
+    pub edited_by: Option<Uid>,
+    /// Who deleted the message; `None` when it is not deleted or the app deleted it.
+    #[serde(default)]
+    pub deleted_by: Option<Uid>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -290,4 +296,23 @@ pub enum Departure {
     Kicked,
     /// Removed itself (`group.member_left`).
     Left,
+}
+
+/// A change to a message's content: the fields given replace the stored ones.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MessageEdit {
+    /// The new `data` (`text`, `metadata`, `attachments`, …), replacing the old one whole.
+    pub data: Option<serde_json::Value>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// One user's reaction to a message: an emoji or a name, at most once per user and reaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    pub message_id: String,
+    pub conversation_id: ConversationId,
+    pub uid: Uid,
+    pub reaction: String,
+    pub reacted_at: Millis,
 }

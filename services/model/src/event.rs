@@ -37,6 +37,14 @@ pub enum EventType {
     GroupMemberBanned,
     #[serde(rename = "group.member_unbanned")]
     GroupMemberUnbanned,
+    #[serde(rename = "message.edited")]
+    MessageEdited,
+    #[serde(rename = "message.deleted")]
+    MessageDeleted,
+    #[serde(rename = "reaction.added")]
+    ReactionAdded,
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved,
 }
 
 /// Chat messages and everything that happens to them, keyed by conversation.
@@ -66,6 +74,10 @@ impl EventType {
             EventType::GroupMemberScopeChanged => "group.member_scope_changed",
             EventType::GroupMemberBanned => "group.member_banned",
             EventType::GroupMemberUnbanned => "group.member_unbanned",
+            EventType::MessageEdited => "message.edited",
+            EventType::MessageDeleted => "message.deleted",
+            EventType::ReactionAdded => "reaction.added",
+            EventType::ReactionRemoved => "reaction.removed",
         }
     }
 
@@ -86,6 +98,10 @@ impl EventType {
             | EventType::GroupMemberScopeChanged
             | EventType::GroupMemberBanned
             | EventType::GroupMemberUnbanned => ENTITIES_TOPIC,
+            EventType::MessageEdited
+            | EventType::MessageDeleted
+            | EventType::ReactionAdded
+            | EventType::ReactionRemoved => MESSAGES_TOPIC,
         }
     }
 }

@@ -10,6 +10,7 @@ pub use entities::{
 };
 pub use entities::UserUpdate;
 pub use entities::{Ban, Departure, GroupChanges, PasswordChange};
+pub use entities::{MessageEdit, Reaction};
 pub use event::{Event, EventType};
 pub use ids::{new_id, ConversationId, Guid, IdError, Uid};
 

@@ -14,9 +14,11 @@
 mod blocks;
 mod error;
 mod groups;
+mod message_changes;
 mod messages;
 mod migrations;
 mod outbox;
+mod reactions;
 mod rows;
 mod users;
 
@@ -27,8 +29,10 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, Executor, Transaction};
 
 pub use error::StoreError;
+pub use message_changes::{MessageChange, MessageFilter};
 pub use messages::MessagePage;
 pub use users::AuthToken;
+pub use reactions::{ReactionChange, ReactionCount};
 
 /// How long a SQLite connection waits for a lock held by another process before failing with `SQLITE_BUSY`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -17,9 +17,10 @@ const SEND_ATTEMPTS: u32 = 5;
 macro_rules! message_columns {
     () => {
         "id, conversation_id, seq, sender, receiver, receiver_type, category, message_type, data, muid, \
-         parent_id, tags, sent_at, updated_at, edited_at, deleted_at"
+         parent_id, tags, sent_at, updated_at, edited_at, deleted_at, edited_by, deleted_by"
     };
 }
+pub(crate) use message_columns;
 
 /// Which part of a conversation's history to read, by seq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +116,8 @@ impl Store {
             updated_at: now,
             edited_at: None,
             deleted_at: None,
+            edited_by: None,
+            deleted_by: None,
         };
         match insert_message(&mut transaction, &message).await {
             Ok(()) => {}
@@ -247,7 +250,7 @@ async fn insert_message(transaction: &mut Transaction<'static, Any>, message: &M
     sqlx::query(concat!(
         "INSERT INTO messages (",
         message_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(message.id.as_str())
     .bind(message.conversation_id.as_str())
@@ -265,13 +268,21 @@ async fn insert_message(transaction: &mut Transaction<'static, Any>, message: &M
     .bind(message.updated_at)
     .bind(message.edited_at)
     .bind(message.deleted_at)
+    .bind(message.edited_by.as_ref().map(Uid::as_str))
+    .bind(message.deleted_by.as_ref().map(Uid::as_str))
     .execute(&mut **transaction)
     .await?;
     Ok(())
 }
 
+/// A nullable uid column.
+fn optional_uid(row: &AnyRow, column: &str) -> Result<Option<Uid>, StoreError> {
+    let text: Option<String> = get(row, column)?;
+    text.map(|text| Uid::parse(&text).map_err(|error| crate::error::corrupt(column, error))).transpose()
+}
+
 /// A message from a row selected with [`message_columns!`].
-fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
+pub(crate) fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
     let tags = rows::json(row, "tags")?;
     let tags: Vec<String> = serde_json::from_value(tags).map_err(|error| crate::error::corrupt("tags", error))?;
     Ok(Message {
@@ -291,5 +302,7 @@ fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
         updated_at: get(row, "updated_at")?,
         edited_at: get(row, "edited_at")?,
         deleted_at: get(row, "deleted_at")?,
+        edited_by: optional_uid(row, "edited_by")?,
+        deleted_by: optional_uid(row, "deleted_by")?,
     })
 }

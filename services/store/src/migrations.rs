@@ -38,6 +38,12 @@ const STEPS: &[Step] = &[
         mysql: include_str!("../migrations/mysql/0003_group_moderation.sql"),
         sqlite: include_str!("../migrations/sqlite/0003_group_moderation.sql"),
     },
+    Step {
+        version: 4,
+        description: "message changes",
+        mysql: include_str!("../migrations/mysql/0004_message_changes.sql"),
+        sqlite: include_str!("../migrations/sqlite/0004_message_changes.sql"),
+    },
 ];
 
 /// The migrator for one backend's dialect.

@@ -9,6 +9,7 @@ mod support;
 
 mod blocks;
 mod groups;
+mod message_changes;
 mod messages;
 mod migrations;
 mod outbox;
