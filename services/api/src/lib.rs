@@ -5,6 +5,7 @@
 mod auth;
 mod blocks;
 mod body;
+mod conversations;
 mod error;
 mod groups;
 mod messages;
@@ -74,6 +75,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/messages/{id}/thread", get(messages::thread))
         .route("/v3/messages/{id}/reactions", get(reactions::list))
         .route("/v3/messages/{id}/reactions/{reaction}", post(reactions::add).delete(reactions::remove))
+        .route("/v3/users/{uid}/conversation", axum::routing::delete(conversations::reset_direct))
+        .route("/v3/users/{uid}/conversation/read", post(conversations::read_direct))
+        .route("/v3/users/{uid}/conversation/delivered", post(conversations::delivered_direct))
+        .route("/v3/groups/{guid}/conversation", axum::routing::delete(conversations::reset_group))
+        .route("/v3/groups/{guid}/conversation/read", post(conversations::read_group))
+        .route("/v3/groups/{guid}/conversation/delivered", post(conversations::delivered_group))
+        .route("/v3/users/{uid}/conversations", get(conversations::list))
         .fallback(|| async { ApiError::not_found("ERR_ROUTE_NOT_FOUND", "no such endpoint under /v3") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

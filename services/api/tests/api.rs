@@ -127,6 +127,8 @@ both_backends!(group_list, list_groups_scenario);
 both_backends!(edit_and_delete, edit_and_delete_scenario);
 both_backends!(history_filters_and_threads, history_filters_scenario);
 both_backends!(reactions, reactions_scenario);
+both_backends!(receipts_and_unread, receipts_scenario);
+both_backends!(conversation_list, conversation_list_scenario);
 
 async fn users_and_tokens_scenario(app: App) {
     app.create_user("alice").await;
@@ -917,4 +919,171 @@ async fn reactions_scenario(app: App) {
     assert_eq!(deleted.status, StatusCode::OK);
     let late = add("other", "thumbsup").await;
     assert_eq!((late.status, late.code()), (StatusCode::CONFLICT, "ERR_MESSAGE_DELETED"));
+}
+
+impl App {
+    async fn send_text(&self, from: &str, to: &str) -> String {
+        let sent = self.send(from, text_to(to)).await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        sent.body["data"]["id"].as_str().expect("id").to_owned()
+    }
+
+    async fn conversations(&self, uid: &str) -> Vec<Value> {
+        let listed = self.call(Method::GET, &format!("/v3/users/{uid}/conversations"), &as_user(uid), None).await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+        listed.body["data"].as_array().expect("a list").clone()
+    }
+
+    /// `(conversationId, unreadMessageCount)` of each of the user's conversations, in list order.
+    async fn unread(&self, uid: &str) -> Vec<(String, i64)> {
+        self.conversations(uid)
+            .await
+            .iter()
+            .map(|item| (item["conversationId"].as_str().unwrap_or("").to_owned(), item["unreadMessageCount"].as_i64().unwrap_or(-1)))
+            .collect()
+    }
+}
+
+fn unread_of(conversation: &str, count: i64) -> Vec<(String, i64)> {
+    vec![(conversation.to_owned(), count)]
+}
+
+async fn receipts_scenario(app: App) {
+    for uid in ["alice", "bob", "carol"] {
+        app.create_user(uid).await;
+    }
+    let first = app.send_text("alice", "bob").await;
+    let second = app.send_text("alice", "bob").await;
+    app.send_text("alice", "bob").await;
+    assert_eq!(app.unread("bob").await, unread_of("alice_user_bob", 3));
+    assert_eq!(app.unread("alice").await, unread_of("alice_user_bob", 0), "own messages are not unread");
+
+    let read = app.call(Method::POST, "/v3/users/alice/conversation/read", &as_user("bob"), Some(json!({"messageId": second}))).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!((read.body["data"]["readSeq"].clone(), read.body["data"]["unreadMessageCount"].clone()), (json!(2), json!(1)));
+    // Marking an older message never moves the position back.
+    let older = app.call(Method::POST, "/v3/users/alice/conversation/read", &as_user("bob"), Some(json!({"messageId": first}))).await;
+    assert_eq!((older.body["data"]["readSeq"].clone(), older.body["data"]["changed"].clone()), (json!(2), json!(false)));
+    assert_eq!(app.unread("bob").await, unread_of("alice_user_bob", 1));
+    app.send_text("alice", "bob").await;
+    assert_eq!(app.unread("bob").await, unread_of("alice_user_bob", 2), "a new message counts");
+
+    // Delivered with no body: up to the newest message; the read position stays.
+    let delivered = app.call(Method::POST, "/v3/users/alice/conversation/delivered", &as_user("bob"), None).await;
+    assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
+    assert_eq!((delivered.body["data"]["deliveredSeq"].clone(), delivered.body["data"]["readSeq"].clone()), (json!(4), json!(2)));
+    let listed = app.conversations("bob").await;
+    assert_eq!((listed[0]["deliveredSeq"].clone(), listed[0]["readSeq"].clone()), (json!(4), json!(2)));
+
+    // Resetting reads everything.
+    let reset = app.call(Method::DELETE, "/v3/users/alice/conversation", &as_user("bob"), None).await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    assert_eq!(app.unread("bob").await, unread_of("alice_user_bob", 0));
+
+    // Refusals, with their codes.
+    let cases = [
+        (Method::POST, "/v3/users/alice/conversation/read", vec![("apikey", FULL)], None, StatusCode::BAD_REQUEST, "ERR_ON_BEHALF_OF_MISSING"),
+        (Method::POST, "/v3/users/alice/conversation/read", vec![("apikey", AUTH_ONLY)], None, StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"),
+        (Method::POST, "/v3/users/nobody/conversation/read", as_user("bob").to_vec(), None, StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"),
+        (Method::POST, "/v3/users/carol/conversation/read", as_user("bob").to_vec(), None, StatusCode::NOT_FOUND, "ERR_CONVERSATION_NOT_FOUND"),
+        (Method::DELETE, "/v3/users/carol/conversation", as_user("bob").to_vec(), None, StatusCode::NOT_FOUND, "ERR_CONVERSATION_NOT_FOUND"),
+        (Method::POST, "/v3/users/alice/conversation/read", as_user("bob").to_vec(), Some(json!({"messageId": 5})), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
+        (Method::POST, "/v3/users/alice/conversation/read", as_user("bob").to_vec(), Some(json!({"upTo": "x"})), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
+        (Method::POST, "/v3/users/alice/conversation/delivered", as_user("bob").to_vec(), Some(json!({"messageId": "nope"})), StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"),
+    ];
+    for (method, path, headers, body, status, code) in cases {
+        let reply = app.call(method.clone(), path, &headers, body).await;
+        assert_eq!((reply.status, reply.code()), (status, code), "{method} {path}: {}", reply.body);
+    }
+    // Carol takes part in her conversation with alice, not in alice's with bob: its messages are not hers to mark.
+    app.send_text("carol", "alice").await;
+    let foreign = app.call(Method::POST, "/v3/users/alice/conversation/read", &as_user("carol"), Some(json!({"messageId": first}))).await;
+    expect(&foreign, StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND");
+
+    // Groups: members only.
+    app.group_with("g1", "private", "alice", json!({"participants": ["bob"]})).await;
+    app.group_with("g2", "public", "alice", json!({"participants": ["bob"]})).await;
+    for guid in ["g1", "g2"] {
+        let posted = app.post_to_group("alice", guid).await;
+        assert_eq!(posted.status, StatusCode::OK, "{}", posted.body);
+    }
+    let bob = app.unread("bob").await;
+    assert!(bob.contains(&("group_g1".to_owned(), 1)) && bob.contains(&("group_g2".to_owned(), 1)), "{bob:?}");
+    let group_read = app.call(Method::POST, "/v3/groups/g1/conversation/read", &as_user("bob"), None).await;
+    assert_eq!(group_read.body["data"]["unreadMessageCount"], json!(0), "{}", group_read.body);
+    let group_reset = app.call(Method::DELETE, "/v3/groups/g2/conversation", &as_user("bob"), None).await;
+    assert_eq!(group_reset.body["data"]["readSeq"], json!(1), "{}", group_reset.body);
+    let group_delivered = app.call(Method::POST, "/v3/groups/g2/conversation/delivered", &as_user("alice"), None).await;
+    assert_eq!(group_delivered.body["data"]["changed"], json!(false), "alice's own post is delivered: {}", group_delivered.body);
+    assert!(app.unread("bob").await.iter().all(|(_, count)| *count == 0));
+    let hidden = app.call(Method::POST, "/v3/groups/g1/conversation/read", &as_user("carol"), None).await;
+    expect(&hidden, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    let outsider = app.call(Method::POST, "/v3/groups/g2/conversation/delivered", &as_user("carol"), None).await;
+    expect(&outsider, StatusCode::FORBIDDEN, "ERR_NOT_A_MEMBER");
+    let carol: Vec<String> = app.unread("carol").await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(carol, vec!["alice_user_carol".to_owned()], "no group carol is not a member of");
+}
+
+async fn conversation_list_scenario(app: App) {
+    for uid in ["alice", "bob", "carol", "dave"] {
+        app.create_user(uid).await;
+    }
+    app.group_with("g1", "private", "alice", json!({"participants": ["bob"]})).await;
+    // Distinct milliseconds, so the order is by activity and not by the tie-break.
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(3));
+    app.send_text("alice", "bob").await;
+    pause().await;
+    app.send_text("carol", "bob").await;
+    pause().await;
+    assert_eq!(app.post_to_group("alice", "g1").await.status, StatusCode::OK);
+    pause().await;
+    let from_dave = app.send_text("dave", "bob").await;
+    pause().await;
+    app.send_text("alice", "bob").await;
+
+    let all = app.conversations("bob").await;
+    let ids: Vec<&str> = all.iter().filter_map(|item| item["conversationId"].as_str()).collect();
+    assert_eq!(ids, vec!["alice_user_bob", "bob_user_dave", "group_g1", "bob_user_carol"]);
+    assert_eq!(all[0]["conversationType"], json!("user"));
+    assert_eq!((all[0]["conversationWith"]["uid"].clone(), all[0]["conversationWith"]["name"].clone()), (json!("alice"), json!("alice")));
+    assert_eq!((all[2]["conversationType"].clone(), all[2]["conversationWith"]["guid"].clone()), (json!("group"), json!("g1")));
+    assert_eq!(all[1]["lastMessage"]["id"], json!(from_dave));
+    assert_eq!(all[0]["unreadMessageCount"], json!(2));
+    assert!(all[0]["updatedAt"].as_i64().is_some_and(|at| at > 1_600_000_000), "{}", all[0]);
+
+    // Pages of two follow the same order; the last full page points to an empty one.
+    let mut paged = Vec::new();
+    let mut path = "/v3/users/bob/conversations?perPage=2".to_owned();
+    for _ in 0..5 {
+        let reply = app.call(Method::GET, &path, &as_user("bob"), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        paged.extend(reply.body["data"].as_array().expect("list").iter().filter_map(|item| item["conversationId"].as_str().map(str::to_owned)));
+        match reply.body["meta"]["pagination"]["next"].as_str() {
+            Some(next) => path = format!("/v3/users/bob/conversations?perPage=2&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, ids);
+
+    // A deleted last message is shown as deleted.
+    let deleted = app.call(Method::DELETE, &format!("/v3/messages/{from_dave}"), &as_user("dave"), None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    let dave = app.conversations("dave").await;
+    assert!(dave[0]["lastMessage"]["deletedAt"].is_i64(), "{}", dave[0]);
+    assert_eq!(dave[0]["lastMessage"]["data"], json!({}));
+
+    // The app may list anyone's; users only their own.
+    let by_app = app.call(Method::GET, "/v3/users/bob/conversations", &[("apikey", FULL)], None).await;
+    assert_eq!(by_app.body["data"].as_array().map(Vec::len), Some(4), "{}", by_app.body);
+    let cases = [
+        ("/v3/users/bob/conversations", as_user("carol").to_vec(), StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"),
+        ("/v3/users/nobody/conversations", vec![("apikey", FULL)], StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"),
+        ("/v3/users/bob/conversations", vec![("apikey", AUTH_ONLY)], StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"),
+        ("/v3/users/bob/conversations?perPage=101", as_user("bob").to_vec(), StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID"),
+        ("/v3/users/bob/conversations?cursor=yesterday", as_user("bob").to_vec(), StatusCode::BAD_REQUEST, "ERR_CURSOR_INVALID"),
+    ];
+    for (path, headers, status, code) in cases {
+        let reply = app.call(Method::GET, path, &headers, None).await;
+        assert_eq!((reply.status, reply.code()), (status, code), "{path}: {}", reply.body);
+    }
 }

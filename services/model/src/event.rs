@@ -45,6 +45,10 @@ pub enum EventType {
     ReactionAdded,
     #[serde(rename = "reaction.removed")]
     ReactionRemoved,
+    #[serde(rename = "receipt.delivered")]
+    ReceiptDelivered,
+    #[serde(rename = "receipt.read")]
+    ReceiptRead,
 }
 
 /// Chat messages and everything that happens to them, keyed by conversation.
@@ -78,6 +82,8 @@ impl EventType {
             EventType::MessageDeleted => "message.deleted",
             EventType::ReactionAdded => "reaction.added",
             EventType::ReactionRemoved => "reaction.removed",
+            EventType::ReceiptDelivered => "receipt.delivered",
+            EventType::ReceiptRead => "receipt.read",
         }
     }
 
@@ -102,6 +108,7 @@ impl EventType {
             | EventType::MessageDeleted
             | EventType::ReactionAdded
             | EventType::ReactionRemoved => MESSAGES_TOPIC,
+            EventType::ReceiptDelivered | EventType::ReceiptRead => MESSAGES_TOPIC,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! This crate reads no clock: every write takes `now` from the caller.
 
 mod blocks;
+mod conversations;
 mod error;
 mod groups;
 mod message_changes;
@@ -28,6 +29,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, Executor, Transaction};
 
+pub use conversations::{ConversationCursor, ConversationSummary, ConversationWith, Receipt, ReceiptKind};
 pub use error::StoreError;
 pub use message_changes::{MessageChange, MessageFilter};
 pub use messages::MessagePage;

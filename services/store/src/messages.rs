@@ -8,7 +8,7 @@ use sqlx::{Any, Transaction};
 
 use crate::error::{is_retryable, is_unique_violation, unencodable};
 use crate::rows::{self, get};
-use crate::{Store, StoreError, outbox};
+use crate::{Store, StoreError, conversations, outbox};
 
 /// How many times a send starts over: once after creating a conversation's row, and on deadlocks.
 const SEND_ATTEMPTS: u32 = 5;
@@ -57,7 +57,10 @@ impl Store {
         for _ in 0..SEND_ATTEMPTS {
             match self.try_send(message, now).await? {
                 Attempt::Done(stored, created) => return Ok((*stored, created)),
-                Attempt::NoConversation => self.create_conversation(&message.conversation_id).await?,
+                Attempt::NoConversation => {
+                    let guid = (message.receiver_type == ReceiverType::Group).then_some(message.receiver.as_str());
+                    self.create_conversation(&message.conversation_id, guid).await?
+                }
                 Attempt::Retry(error) => {
                     tracing::debug!(conversation = %message.conversation_id, %error, "send_message retries");
                     last_error = Some(error);
@@ -80,8 +83,10 @@ impl Store {
             return Ok(Attempt::Done(Box::new(existing), false));
         }
 
-        let bumped = sqlx::query("UPDATE conversations SET last_seq = last_seq + 1 WHERE conversation_id = ?")
-            .bind(new_message.conversation_id.as_str())
+        let bumped =
+            sqlx::query("UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ? WHERE conversation_id = ?")
+                .bind(now)
+                .bind(new_message.conversation_id.as_str())
             .execute(&mut *transaction)
             .await;
         match bumped {
@@ -137,6 +142,11 @@ impl Store {
             Err(error) if is_retryable(&error) => return Ok(Attempt::Retry(error)),
             Err(error) => return Err(error.into()),
         }
+        match conversations::record_send(&mut transaction, self.backend, &message).await {
+            Ok(()) => {}
+            Err(error) if is_retryable(&error) => return Ok(Attempt::Retry(error)),
+            Err(error) => return Err(error.into()),
+        }
         let event_data = serde_json::to_value(&message).map_err(unencodable)?;
         outbox::insert(
             &mut transaction,
@@ -154,15 +164,17 @@ impl Store {
         }
     }
 
-    /// Creates a conversation's seq row at 0, in its own short transaction. Another sender creating it at the
+    /// Creates a conversation's seq row at 0 (with its group's guid for a group conversation), in its own short
+    /// transaction. Another sender creating it at the
     /// same moment is fine: the row exists either way.
     ///
     /// This runs outside the send's transaction on purpose: on MySQL a duplicate-key error leaves a shared
     /// lock on the existing row, and two transactions that both hold one and then ask for the exclusive lock
     /// deadlock. Here the failed insert ends at once and the send starts over with the row in place.
-    async fn create_conversation(&self, conversation: &ConversationId) -> Result<(), StoreError> {
-        let inserted = sqlx::query("INSERT INTO conversations (conversation_id, last_seq) VALUES (?, 0)")
+    async fn create_conversation(&self, conversation: &ConversationId, guid: Option<&str>) -> Result<(), StoreError> {
+        let inserted = sqlx::query("INSERT INTO conversations (conversation_id, last_seq, guid) VALUES (?, 0, ?)")
             .bind(conversation.as_str())
+            .bind(guid)
             .execute(&self.pool)
             .await;
         match inserted {

@@ -44,6 +44,12 @@ const STEPS: &[Step] = &[
         mysql: include_str!("../migrations/mysql/0004_message_changes.sql"),
         sqlite: include_str!("../migrations/sqlite/0004_message_changes.sql"),
     },
+    Step {
+        version: 5,
+        description: "conversations",
+        mysql: include_str!("../migrations/mysql/0005_conversations.sql"),
+        sqlite: include_str!("../migrations/sqlite/0005_conversations.sql"),
+    },
 ];
 
 /// The migrator for one backend's dialect.

@@ -8,6 +8,7 @@
 mod support;
 
 mod blocks;
+mod conversations;
 mod groups;
 mod message_changes;
 mod messages;
