@@ -9,6 +9,7 @@ mod conversations;
 mod error;
 mod groups;
 mod messages;
+mod openapi;
 mod reactions;
 mod users;
 mod views;
@@ -23,6 +24,7 @@ pub use blocks::MAX_BLOCKED_UIDS;
 pub use body::MAX_PER_PAGE;
 pub use error::ApiError;
 pub use messages::{MAX_MESSAGE_BYTES, MAX_TAGS};
+pub use openapi::OPENAPI_JSON;
 
 /// Largest request body accepted: a message's 64 KiB of data plus its envelope.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
@@ -52,6 +54,7 @@ pub struct AppState {
 /// The `/v3` routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/v3/openapi.json", get(openapi::document))
         .route("/v3/users", post(users::create).get(users::list))
         .route("/v3/users/{uid}", get(users::get))
         .route("/v3/users/{uid}/auth_tokens", post(users::create_auth_token))

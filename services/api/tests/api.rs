@@ -9,6 +9,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+mod openapi;
+
 const FULL: &str = "full-key-for-tests";
 const AUTH_ONLY: &str = "auth-only-key-for-tests";
 
