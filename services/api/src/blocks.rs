@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_model::Uid;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::auth::identify;
-use crate::body::{data, page, parse, per_page, RawBody};
+use crate::body::{data, page, parse, per_page, RawBody, Query};
 use crate::users::{may_act_for, parse_uid, uid_not_found};
 use crate::{now, views, ApiError, AppState};
 

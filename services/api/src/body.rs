@@ -63,3 +63,19 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
         }
     }
 }
+
+/// Query parameters, with axum's plain-text rejection (unknown parameter, wrong type) turned into a stable
+/// error code like every other bad input.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Query<T>, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(ApiError::bad_request("ERR_QUERY_INVALID", rejection.body_text())),
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! acting user and `uid`, `/groups/{guid}/conversation/…` a group's. Only participants mark: either side of a
 //! direct conversation, a group's members.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_model::{ConversationId, Uid};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{identify, Caller};
-use crate::body::{data, page, parse, per_page, RawBody};
+use crate::body::{data, page, parse, per_page, RawBody, Query};
 use crate::groups::{parse_guid, visible_group};
 use crate::users::{may_act_for, parse_uid, uid_not_found};
 use crate::{now, views, ApiError, AppState};

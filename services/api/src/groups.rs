@@ -2,14 +2,14 @@
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_model::{Departure, Group, GroupChanges, GroupType, Guid, NewGroup, NewMember, PasswordChange, Scope, Uid};
 use serde::Deserialize;
 
 use crate::auth::{identify, Caller};
-use crate::body::{data, page, parse, per_page, RawBody};
+use crate::body::{data, page, parse, per_page, RawBody, Query};
 use crate::users::parse_uid;
 use crate::{now, views, ApiError, AppState};
 
@@ -65,6 +65,9 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, RawBody(b
     };
     let owner = match (&caller, request.owner.as_deref()) {
         (Caller::User(uid), None) => uid.clone(),
+        (Caller::User(uid), Some(raw)) if raw != uid.as_str() => {
+            return Err(ApiError::forbidden("ERR_NOT_ALLOWED", "a user may only create groups it owns; the app key may name any owner"));
+        }
         (_, Some(raw)) => parse_uid(raw)?,
         (_, None) => return Err(ApiError::bad_request("ERR_OWNER_MISSING", "give `owner` or act onBehalfOf the owner")),
     };

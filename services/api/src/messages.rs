@@ -1,6 +1,6 @@
 //! `/v3/messages` and conversation history.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use comet_model::{Category, ConversationId, Message, MessageEdit, NewMessage, ReceiverType, Scope, Uid};
@@ -8,7 +8,7 @@ use comet_store::{MessageChange, MessageFilter, MessagePage};
 use serde::Deserialize;
 
 use crate::auth::{identify, Caller};
-use crate::body::{data, page, parse, per_page, RawBody};
+use crate::body::{data, page, parse, per_page, RawBody, Query};
 use crate::groups::{parse_guid, visible_group};
 use crate::users::parse_uid;
 use crate::{now, views, ApiError, AppState};

@@ -1,6 +1,6 @@
 //! `/v3/users`: create, list, get, update, delete and restore, and auth tokens.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_model::{NewUser, Uid, UserUpdate};
@@ -8,7 +8,7 @@ use comet_store::StoreError;
 use serde::Deserialize;
 
 use crate::auth::{identify, new_token, token_hash, Caller};
-use crate::body::{data, page, parse, per_page, RawBody};
+use crate::body::{data, page, parse, per_page, RawBody, Query};
 use crate::{now, views, ApiError, AppState};
 
 #[derive(Debug, Deserialize)]

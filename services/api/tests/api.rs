@@ -197,6 +197,8 @@ async fn groups_scenario(app: App) {
     let group = app.call(Method::POST, "/v3/groups", &[("apikey", FULL), ("onBehalfOf", "owner")], Some(json!({"guid": "g1", "name": "G", "type": "private"}))).await;
     assert_eq!(group.status, StatusCode::OK, "{}", group.body);
     assert_eq!(group.body["data"]["membersCount"], 1);
+    let for_someone_else = app.call(Method::POST, "/v3/groups", &[("apikey", FULL), ("onBehalfOf", "member")], Some(json!({"guid": "g3", "name": "X", "type": "public", "owner": "owner"}))).await;
+    assert_eq!((for_someone_else.status, for_someone_else.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
     let password = app.call(Method::POST, "/v3/groups", &[("apikey", FULL), ("onBehalfOf", "owner")], Some(json!({"guid": "g2", "name": "P", "type": "password"}))).await;
     assert_eq!((password.status, password.code()), (StatusCode::BAD_REQUEST, "ERR_GROUP_PASSWORD_MISSING"));
 
@@ -248,6 +250,10 @@ async fn bad_input_scenario(app: App) {
     assert_eq!((missing_user.status, missing_user.code()), (StatusCode::BAD_REQUEST, "ERR_ON_BEHALF_OF_MISSING"));
     let ghost = app.call(Method::GET, "/v3/users/bob/messages", &[("apikey", FULL), ("onBehalfOf", "ghost")], None).await;
     assert_eq!((ghost.status, ghost.code()), (StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"));
+    for query in ["perPage=abc", "bogus=1", "perPage=-1"] {
+        let reply = app.call(Method::GET, &format!("/v3/users?{query}"), &[("apikey", FULL)], None).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "ERR_QUERY_INVALID"), "{query}: {}", reply.body);
+    }
     let big_page = app.call(Method::GET, "/v3/users?perPage=101", &[("apikey", FULL)], None).await;
     assert_eq!((big_page.status, big_page.code()), (StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID"));
     let unknown = app.call(Method::GET, "/v3/planets", &[("apikey", FULL)], None).await;
