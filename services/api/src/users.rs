@@ -57,6 +57,10 @@ pub fn may_act_for(caller: &Caller, uid: &Uid) -> Result<(), ApiError> {
 
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
     identify(&state, &headers).await?;
+    // Users are created server to server, with an API key (full access or auth-only), never by an end user.
+    if !headers.contains_key(crate::auth::API_KEY_HEADER) {
+        return Err(ApiError::forbidden("ERR_NOT_ALLOWED", "creating users needs an API key, not a user's auth token"));
+    }
     let request: CreateUser = parse(&body)?;
     let uid = parse_uid(&request.uid)?;
     let new_user = NewUser {

@@ -141,6 +141,8 @@ async fn users_and_tokens_scenario(app: App) {
     let created = app.call(Method::POST, "/v3/users", &[("apikey", AUTH_ONLY)], Some(json!({"uid": "bob", "name": "Bob", "withAuthToken": true}))).await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     let token = created.body["data"]["authToken"].as_str().expect("authToken").to_owned();
+    let by_token = app.call(Method::POST, "/v3/users", &[("authtoken", &token)], Some(json!({"uid": "mallory", "name": "M"}))).await;
+    assert_eq!((by_token.status, by_token.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
     let listed = app.call(Method::GET, "/v3/users", &[("apikey", AUTH_ONLY)], None).await;
     assert_eq!((listed.status, listed.code()), (StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"));
 
