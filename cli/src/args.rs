@@ -9,7 +9,9 @@ use crate::env;
 
 #[derive(Debug, Parser)]
 #[command(name = "cometctl", version, about = "Size, render, deploy and operate a Comet in a Box chat platform")]
-#[command(after_help = "Exit codes: 0 success; 1 failure (IO, environment); 2 invalid input (arguments, spec, refused action).")]
+#[command(
+    after_help = "Exit codes: 0 success; 1 failure (IO, environment); 2 invalid input (arguments, spec, refused action)."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

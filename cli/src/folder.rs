@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 
 use crate::printer::{Change, FileChange};
 use crate::render::RenderedTree;
-use crate::spec::{self, Spec, SPEC_FILE};
+use crate::spec::{self, SPEC_FILE, Spec};
 
 pub const SECRETS_DIR: &str = "secrets";
 pub const RENDERED_DIR: &str = "rendered";
@@ -59,7 +59,8 @@ impl DeploymentFolder {
     }
 
     pub fn create_root(&self) -> Result<()> {
-        fs_err::create_dir_all(&self.root).with_context(|| format!("creating the deployment folder {}", self.root.display()))
+        fs_err::create_dir_all(&self.root)
+            .with_context(|| format!("creating the deployment folder {}", self.root.display()))
     }
 
     /// Writes `bytes` to `relative` atomically with `mode`; reports whether it changed anything.
@@ -72,7 +73,8 @@ impl DeploymentFolder {
         let parent = path.parent().unwrap_or(&self.root);
         fs_err::create_dir_all(parent)?;
         let temporary = parent.join(format!(".{}.tmp-{}", file_name(&path), std::process::id()));
-        let mut file = fs_err::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&temporary)?;
+        let mut file =
+            fs_err::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -157,7 +159,13 @@ fn list_files(root: &Path) -> Result<Vec<String>> {
             if path.is_dir() {
                 pending.push(path);
             } else if let Ok(relative) = path.strip_prefix(root) {
-                files.push(relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/"));
+                files.push(
+                    relative
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                );
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use comfy_table::{presets, CellAlignment, Table};
+use comfy_table::{CellAlignment, Table, presets};
 use serde::Serialize;
 
 use crate::args::{ColorChoice, GlobalArgs, OutputFormat};
@@ -132,9 +132,19 @@ impl Printer {
         out.push_str(&format!("{table}\n"));
 
         out.push_str("\nServices (CPU in cores, memory in MiB, storage in GiB per replica)\n");
-        let mut table = new_table(&["service", "kind", "replicas", "cpu request", "cpu limit", "mem request", "mem limit", "storage"]);
+        let mut table = new_table(&[
+            "service",
+            "kind",
+            "replicas",
+            "cpu request",
+            "cpu limit",
+            "mem request",
+            "mem limit",
+            "storage",
+        ]);
         for (key, service) in &plan.allocation.services {
-            let replicas = if key.is_global() { format!("{} per node", service.replicas) } else { service.replicas.to_string() };
+            let replicas =
+                if key.is_global() { format!("{} per node", service.replicas) } else { service.replicas.to_string() };
             table.add_row(vec![
                 key.dns_name().to_owned(),
                 kind_label(*key).to_owned(),
@@ -152,7 +162,8 @@ impl Printer {
         out.push_str(&format!("{table}\n"));
 
         out.push_str("\nStorage\n");
-        let mut table = new_table(&["service", "replicas", "GiB per replica", "growth GiB/month (all copies)", "bounded by"]);
+        let mut table =
+            new_table(&["service", "replicas", "GiB per replica", "growth GiB/month (all copies)", "bounded by"]);
         for line in &plan.storage {
             table.add_row(vec![
                 line.service.dns_name().to_owned(),
@@ -207,7 +218,11 @@ impl Printer {
         out.push_str(&format!(
             "\nTotal: {} vCPU / {} GiB reserved, {} vCPU / {} GiB at limits, {} GiB storage \
              (per-node agents counted once)\n",
-            totals.vcpu_request, totals.memory_gib_request, totals.vcpu_limit, totals.memory_gib_limit, totals.storage_gib
+            totals.vcpu_request,
+            totals.memory_gib_request,
+            totals.vcpu_limit,
+            totals.memory_gib_limit,
+            totals.storage_gib
         ));
 
         out.push_str("\nAssumptions (* = provisional figure, to be replaced by docs/benchmarks.md)\n");

@@ -1,8 +1,8 @@
 //! The one module that knows which YAML library we use (serde-saphyr: maintained, panic-free, with error
 //! positions). Errors come out as `file:line:col: message`.
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum YamlError {

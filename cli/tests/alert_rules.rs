@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{run_tool, tool, workspace, Deployment};
+use crate::support::{Deployment, run_tool, tool, workspace};
 
 /// The fixture folder, found from the crate rather than the working directory.
 fn fixture(name: &str) -> PathBuf {
@@ -57,8 +57,8 @@ fn check_rules(fixture_name: &str, rules: &str, folder: &Path) {
 /// The text of `key` in the one ConfigMap of the multi-document manifest `path` that has it.
 fn configmap_file(path: &Path, key: &str) -> String {
     let text = std::fs::read_to_string(path).expect("read the k8s config manifest");
-    let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()));
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(&text).unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()));
     let found: Vec<&str> = documents
         .iter()
         .filter(|document| document["kind"] == "ConfigMap")

@@ -55,7 +55,8 @@ fn bad_spec(edit: impl Fn(&str) -> String, fragment: &str) {
 fn has_location(text: &str) -> bool {
     text.match_indices("cometctl.yaml:").any(|(at, found)| {
         let mut parts = text[at + found.len()..].splitn(3, ':');
-        let is_number = |part: Option<&str>| part.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        let is_number =
+            |part: Option<&str>| part.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
         is_number(parts.next()) && is_number(parts.next())
     })
 }

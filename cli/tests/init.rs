@@ -69,7 +69,8 @@ fn init_refuses_to_overwrite_and_force_keeps_secrets() {
 #[test]
 fn sizing_prints_json_and_writes_nothing() {
     let root = workspace();
-    let run = cometctl(root.path(), &["sizing", "--mau", "250k", "--concurrency", "high", "--output", "json"]).success();
+    let run =
+        cometctl(root.path(), &["sizing", "--mau", "250k", "--concurrency", "high", "--output", "json"]).success();
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is JSON");
     assert_eq!(plan["mau"], 250_000);
     assert_eq!(plan["load"]["peak_connections"], 25_000);
@@ -83,7 +84,9 @@ fn sizing_prints_json_and_writes_nothing() {
 fn sizing_table_shows_plan_assumptions_and_warnings() {
     let root = workspace();
     let run = cometctl(root.path(), &["sizing", "--mau", "300k", "--target", "swarm"]).success();
-    for fragment in ["peak connections", "gateway", "TiDB", "min.insync.replicas 2", "capacity: gateway_connections", "*"] {
+    for fragment in
+        ["peak connections", "gateway", "TiDB", "min.insync.replicas 2", "capacity: gateway_connections", "*"]
+    {
         assert!(run.stdout.contains(fragment), "{fragment:?} missing from:\n{}", run.stdout);
     }
     assert!(run.stderr.contains("warning:") && run.stderr.contains("use k8s"), "{}", run.stderr);

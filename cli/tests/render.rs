@@ -39,7 +39,9 @@ fn render_writes_what_each_target_needs() {
     let dir = init(root.path(), &["--mau", "100k"]);
     cometctl(&dir, &["render", "--target", "all"]).success();
     let all: Vec<String> = tree(&dir.join("rendered")).into_iter().map(|(path, _)| path).collect();
-    for expected in ["compose.yaml", "stack.yaml", "nginx/nginx.conf", "prometheus/prometheus.yml", "prometheus/alerts.yml"] {
+    for expected in
+        ["compose.yaml", "stack.yaml", "nginx/nginx.conf", "prometheus/prometheus.yml", "prometheus/alerts.yml"]
+    {
         assert!(all.iter().any(|path| path == expected), "{expected} missing from {all:?}");
     }
     assert!(all.iter().any(|path| path.starts_with("k8s/")), "{all:?}");
@@ -66,7 +68,8 @@ fn a_failed_render_keeps_the_previous_one() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("nginx/nginx.conf.j2") && run.stderr.contains("undefined"), "{}", run.stderr);
     assert_eq!(tree(&dir.join("rendered")), before, "a failed render changed rendered/");
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("read_dir").filter_map(Result::ok).map(|e| e.file_name()).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(&dir).expect("read_dir").filter_map(Result::ok).map(|e| e.file_name()).collect();
     assert!(leftovers.iter().all(|name| !name.to_string_lossy().contains(".tmp")), "{leftovers:?}");
 }
 

@@ -11,7 +11,9 @@ fn rendered_snapshot(mau: &str, target: &str, extra: &[&str]) -> String {
     let mut out = String::new();
     // Dashboards are large JSON checked on their own (validators::grafana_dashboards_*); leaving them out
     // keeps these snapshots readable as manifests.
-    for (path, bytes) in tree(&dir.join("rendered")).into_iter().filter(|(path, _)| !path.starts_with("grafana/dashboards/")) {
+    for (path, bytes) in
+        tree(&dir.join("rendered")).into_iter().filter(|(path, _)| !path.starts_with("grafana/dashboards/"))
+    {
         out.push_str(&format!("===== {path} =====\n"));
         out.push_str(&String::from_utf8_lossy(&bytes));
     }
@@ -41,5 +43,7 @@ fn rendered_100k_swarm() {
 
 #[test]
 fn rendered_250k_k8s() {
-    settings().bind(|| insta::assert_snapshot!("rendered_250k_k8s", rendered_snapshot("250k", "k8s", &["--concurrency", "high"])));
+    settings().bind(|| {
+        insta::assert_snapshot!("rendered_250k_k8s", rendered_snapshot("250k", "k8s", &["--concurrency", "high"]))
+    });
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::{run_tool as run, tool, Deployment};
+use crate::support::{Deployment, run_tool as run, tool};
 
 const KUBERNETES_VERSION: &str = "1.32.0";
 
@@ -63,7 +63,11 @@ fn promtool_accepts_scrape_config_and_alert_rules() {
     let promtool = tool("promtool", &["/usr/bin/promtool"]);
     for (tier, deployment) in deployments() {
         let prometheus = deployment.rendered_dir().join("prometheus");
-        assert_valid("promtool check config", tier, run(&promtool, &["check", "config", "prometheus.yml"], &prometheus));
+        assert_valid(
+            "promtool check config",
+            tier,
+            run(&promtool, &["check", "config", "prometheus.yml"], &prometheus),
+        );
         assert_valid("promtool check rules", tier, run(&promtool, &["check", "rules", "alerts.yml"], &prometheus));
         let rules = std::fs::read_to_string(prometheus.join("alerts.yml")).expect("alerts.yml");
         // The alerts the issue asks for, by the metric each one watches.
@@ -104,7 +108,11 @@ fn kubernetes_manifests_cover_the_required_kinds() {
     let mut kinds = std::collections::BTreeSet::new();
     for path in deployment.files("k8s", ".yaml") {
         let text = std::fs::read_to_string(&path).expect("manifest");
-        kinds.extend(text.lines().filter_map(|line| line.strip_prefix("kind: ")).map(|kind| kind.trim().trim_matches('"').to_owned()));
+        kinds.extend(
+            text.lines()
+                .filter_map(|line| line.strip_prefix("kind: "))
+                .map(|kind| kind.trim().trim_matches('"').to_owned()),
+        );
     }
     for kind in [
         "Namespace",
@@ -148,8 +156,9 @@ fn grafana_dashboards_are_valid_json_with_known_datasources() {
             );
         }
     }
-    let datasources = std::fs::read_to_string(deployment.rendered_dir().join("grafana/provisioning/datasources/datasources.yaml"))
-        .expect("datasources.yaml");
+    let datasources =
+        std::fs::read_to_string(deployment.rendered_dir().join("grafana/provisioning/datasources/datasources.yaml"))
+            .expect("datasources.yaml");
     assert!(datasources.contains("uid: prometheus") || datasources.contains("\"prometheus\""), "{datasources}");
 }
 
@@ -229,8 +238,8 @@ fn kubernetes_objects(deployment: &Deployment) -> Vec<serde_json::Value> {
     let mut objects = Vec::new();
     for path in deployment.files("k8s", ".yaml") {
         let text = std::fs::read_to_string(&path).expect("manifest");
-        let documents: Vec<serde_json::Value> =
-            serde_saphyr::from_multiple(&text).unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()));
+        let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
+            .unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()));
         objects.extend(documents.into_iter().filter(|document| !document.is_null()));
     }
     objects
@@ -278,7 +287,10 @@ fn kubernetes_metrics_and_logs_carry_the_service_labels_of_compose_and_swarm() {
     let prometheus = config_map_file(&objects, "prometheus", "prometheus.yml");
     let relabel_configs = &prometheus["scrape_configs"][0]["relabel_configs"];
     for label in ["job", "service"] {
-        assert!(relabels_component_to(relabel_configs, label), "k8s scrape config does not set {label} from the component");
+        assert!(
+            relabels_component_to(relabel_configs, label),
+            "k8s scrape config does not set {label} from the component"
+        );
     }
     let scraped: std::collections::BTreeSet<String> = objects
         .iter()
@@ -286,7 +298,8 @@ fn kubernetes_metrics_and_logs_carry_the_service_labels_of_compose_and_swarm() {
         .filter(|pod| pod["annotations"]["prometheus.io/scrape"] == "true")
         .filter_map(|pod| pod["labels"]["app.kubernetes.io/component"].as_str().map(str::to_owned))
         .collect();
-    let compose_text = std::fs::read_to_string(deployment.rendered_dir().join("prometheus/prometheus.yml")).expect("prometheus.yml");
+    let compose_text =
+        std::fs::read_to_string(deployment.rendered_dir().join("prometheus/prometheus.yml")).expect("prometheus.yml");
     let compose: serde_json::Value = serde_saphyr::from_str(&compose_text).expect("prometheus.yml is YAML");
     let compose_jobs: std::collections::BTreeSet<String> = compose["scrape_configs"]
         .as_array()
@@ -299,8 +312,14 @@ fn kubernetes_metrics_and_logs_carry_the_service_labels_of_compose_and_swarm() {
         let jobs = alert_jobs(&rules, alert);
         assert!(!jobs.is_empty(), "{alert} selects no job");
         for job in &jobs {
-            assert!(scraped.contains(job), "{alert} expects job {job}, no scraped k8s pod has that component: {scraped:?}");
-            assert!(compose_jobs.contains(job), "{alert} expects job {job}, Compose/Swarm scrape no such job: {compose_jobs:?}");
+            assert!(
+                scraped.contains(job),
+                "{alert} expects job {job}, no scraped k8s pod has that component: {scraped:?}"
+            );
+            assert!(
+                compose_jobs.contains(job),
+                "{alert} expects job {job}, Compose/Swarm scrape no such job: {compose_jobs:?}"
+            );
         }
     }
 
@@ -308,12 +327,20 @@ fn kubernetes_metrics_and_logs_carry_the_service_labels_of_compose_and_swarm() {
     // Compose and Swarm.
     let promtail = config_map_file(&objects, "promtail", "promtail.yaml");
     let k8s_job = &promtail["scrape_configs"][0];
-    assert!(relabels_component_to(&k8s_job["relabel_configs"], "service"), "k8s promtail sets no service label: {k8s_job}");
-    let shared_text = std::fs::read_to_string(deployment.rendered_dir().join("promtail/promtail.yaml")).expect("promtail.yaml");
+    assert!(
+        relabels_component_to(&k8s_job["relabel_configs"], "service"),
+        "k8s promtail sets no service label: {k8s_job}"
+    );
+    let shared_text =
+        std::fs::read_to_string(deployment.rendered_dir().join("promtail/promtail.yaml")).expect("promtail.yaml");
     let shared: serde_json::Value = serde_saphyr::from_str(&shared_text).expect("promtail.yaml is YAML");
     let match_stage = |job: &serde_json::Value| {
         job["pipeline_stages"].as_array().into_iter().flatten().find(|stage| stage.get("match").is_some()).cloned()
     };
     let shared_stage = match_stage(&shared["scrape_configs"][0]).expect("shared promtail.yaml has a match stage");
-    assert_eq!(match_stage(k8s_job), Some(shared_stage), "k8s promtail parses comet-server logs differently from Compose/Swarm");
+    assert_eq!(
+        match_stage(k8s_job),
+        Some(shared_stage),
+        "k8s promtail parses comet-server logs differently from Compose/Swarm"
+    );
 }

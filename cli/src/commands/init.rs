@@ -5,7 +5,7 @@ use crate::args::InitArgs;
 use crate::folder::{DeploymentFolder, Refusal, SECRETS_DIR};
 use crate::printer::{Change, FileChange, Printer};
 use crate::render::SECRETS;
-use crate::spec::{self, DeploymentName, InitialSpec, Spec, TlsMode, SPEC_FILE};
+use crate::spec::{self, DeploymentName, InitialSpec, SPEC_FILE, Spec, TlsMode};
 
 pub fn run(args: &InitArgs, printer: &Printer) -> Result<()> {
     let name = DeploymentName::parse(&args.name).map_err(Refusal)?;

@@ -15,7 +15,9 @@ pub enum Concurrency {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("concurrency `{0}` is not understood; give `baseline`, `high` or a percent of MAU such as `7.5%` (more than 0, at most 100)")]
+#[error(
+    "concurrency `{0}` is not understood; give `baseline`, `high` or a percent of MAU such as `7.5%` (more than 0, at most 100)"
+)]
 pub struct ConcurrencyError(String);
 
 impl FromStr for Concurrency {

@@ -73,8 +73,13 @@ impl FromStr for Mau {
         if too_long {
             return Err(MauError::Absurd(trimmed.to_owned()));
         }
-        let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| MauError::NotANumber(trimmed.to_owned()))? };
-        let fraction_value: u64 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| MauError::NotANumber(trimmed.to_owned()))? };
+        let whole: u64 =
+            if whole.is_empty() { 0 } else { whole.parse().map_err(|_| MauError::NotANumber(trimmed.to_owned()))? };
+        let fraction_value: u64 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().map_err(|_| MauError::NotANumber(trimmed.to_owned()))?
+        };
         let scaled_fraction = fraction_value * multiplier;
         if !scaled_fraction.is_multiple_of(scale) {
             return Err(MauError::Fraction(trimmed.to_owned()));
@@ -97,7 +102,11 @@ impl fmt::Display for Mau {
         let users = self.0;
         if users >= 1_000_000 && users.is_multiple_of(100_000) {
             let tenths = users / 100_000;
-            if tenths.is_multiple_of(10) { write!(f, "{}m", tenths / 10) } else { write!(f, "{}.{}m", tenths / 10, tenths % 10) }
+            if tenths.is_multiple_of(10) {
+                write!(f, "{}m", tenths / 10)
+            } else {
+                write!(f, "{}.{}m", tenths / 10, tenths % 10)
+            }
         } else if users >= 1_000 && users.is_multiple_of(1_000) {
             write!(f, "{}k", users / 1_000)
         } else {

@@ -172,7 +172,8 @@ impl<'a> Context<'a> {
     pub fn new(spec: &'a Spec, target: Target) -> Context<'a> {
         let plan = &spec.plan;
         let replicas = |key| plan.replicas(key);
-        let services = plan.services.iter().map(|(&key, allocation)| (key.key(), service_view(key, allocation))).collect();
+        let services =
+            plan.services.iter().map(|(&key, allocation)| (key.key(), service_view(key, allocation))).collect();
         let images = spec.images.named().into_iter().map(|(key, image)| (key, image.reference())).collect();
         let kafka = &plan.stores.kafka;
         let nodes: BTreeMap<&'static str, Vec<Node>> = [
@@ -191,7 +192,11 @@ impl<'a> Context<'a> {
         };
         let redis_url = match plan.stores.redis.mode {
             RedisMode::Standalone => format!("redis://{}", joined("redis", 6379, ",")),
-            RedisMode::Cluster => joined("redis", 6379, ",").split(',').map(|host| format!("redis://{host}")).collect::<Vec<_>>().join(","),
+            RedisMode::Cluster => joined("redis", 6379, ",")
+                .split(',')
+                .map(|host| format!("redis://{host}"))
+                .collect::<Vec<_>>()
+                .join(","),
         };
         let env = [
             ("COMET_LISTEN", format!("0.0.0.0:{APP_PORT}")),
@@ -200,7 +205,14 @@ impl<'a> Context<'a> {
             ("COMET_KAFKA_BROKERS", joined("kafka", 9092, ",")),
             ("COMET_KAFKA_PARTITIONS", kafka.partitions.to_string()),
             ("COMET_KAFKA_REPLICATION_FACTOR", kafka.replication_factor.to_string()),
-            ("COMET_REDIS_MODE", match plan.stores.redis.mode { RedisMode::Standalone => "standalone", RedisMode::Cluster => "cluster" }.to_owned()),
+            (
+                "COMET_REDIS_MODE",
+                match plan.stores.redis.mode {
+                    RedisMode::Standalone => "standalone",
+                    RedisMode::Cluster => "cluster",
+                }
+                .to_owned(),
+            ),
             ("COMET_REDIS_URL", redis_url),
             (
                 "COMET_MONGODB_URL",
@@ -235,7 +247,10 @@ impl<'a> Context<'a> {
                     shards: plan.stores.redis.shards,
                     replicas_per_shard: plan.stores.redis.replicas_per_shard,
                 },
-                mongodb: MongodbView { members: replicas(ServiceKey::Mongodb), replica_set: &plan.stores.mongodb.replica_set },
+                mongodb: MongodbView {
+                    members: replicas(ServiceKey::Mongodb),
+                    replica_set: &plan.stores.mongodb.replica_set,
+                },
             },
             nodes,
             ports: Ports { http: 80, https: 443, app: APP_PORT, admin: ADMIN_PORT },

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior};
 
-pub use context::{Context, ADMIN_PORT, APP_PORT, SECRETS};
+pub use context::{ADMIN_PORT, APP_PORT, Context, SECRETS};
 pub use templates::{TemplateSet, TemplateSetError};
 
 use crate::domain::Target;

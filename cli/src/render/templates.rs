@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use include_dir::{include_dir, Dir};
+use include_dir::{Dir, include_dir};
 
 static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../templates");
 
@@ -38,15 +38,18 @@ impl TemplateSet {
         let mut found = 0usize;
         let mut pending = vec![root.to_path_buf()];
         while let Some(folder) = pending.pop() {
-            let entries = fs_err::read_dir(&folder).map_err(|source| TemplateSetError::Io { path: folder.clone(), source })?;
+            let entries =
+                fs_err::read_dir(&folder).map_err(|source| TemplateSetError::Io { path: folder.clone(), source })?;
             for entry in entries {
                 let entry = entry.map_err(|source| TemplateSetError::Io { path: folder.clone(), source })?;
                 let path = entry.path();
                 if path.is_dir() {
                     pending.push(path);
                 } else if path.extension().is_some_and(|extension| extension == "j2") {
-                    let bytes = fs_err::read(&path).map_err(|source| TemplateSetError::Io { path: path.clone(), source })?;
-                    let text = String::from_utf8(bytes).map_err(|_| TemplateSetError::NotText { path: path.clone() })?;
+                    let bytes =
+                        fs_err::read(&path).map_err(|source| TemplateSetError::Io { path: path.clone(), source })?;
+                    let text =
+                        String::from_utf8(bytes).map_err(|_| TemplateSetError::NotText { path: path.clone() })?;
                     let name = path
                         .strip_prefix(root)
                         .unwrap_or(&path)

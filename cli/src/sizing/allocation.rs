@@ -89,10 +89,16 @@ impl Allocation {
                         problems.push((format!("{path}.replicas"), "must be at least 1".to_owned()));
                     }
                     if service.cpu_millis.request == 0 || service.cpu_millis.request > service.cpu_millis.limit {
-                        problems.push((format!("{path}.cpu_millis"), "request must be positive and not above limit".to_owned()));
+                        problems.push((
+                            format!("{path}.cpu_millis"),
+                            "request must be positive and not above limit".to_owned(),
+                        ));
                     }
                     if service.memory_mib.request == 0 || service.memory_mib.request > service.memory_mib.limit {
-                        problems.push((format!("{path}.memory_mib"), "request must be positive and not above limit".to_owned()));
+                        problems.push((
+                            format!("{path}.memory_mib"),
+                            "request must be positive and not above limit".to_owned(),
+                        ));
                     }
                 }
             }
@@ -121,9 +127,8 @@ impl Allocation {
                 "plan.services.redis.replicas".to_owned(),
                 "must be 1 in standalone mode (use mode: cluster to scale Redis)".to_owned(),
             )),
-            RedisMode::Cluster if redis.shards < 3 => {
-                problems.push(("plan.stores.redis.shards".to_owned(), "Redis cluster needs at least 3 shards".to_owned()))
-            }
+            RedisMode::Cluster if redis.shards < 3 => problems
+                .push(("plan.stores.redis.shards".to_owned(), "Redis cluster needs at least 3 shards".to_owned())),
             RedisMode::Cluster if redis_nodes != redis.shards * (1 + redis.replicas_per_shard) => problems.push((
                 "plan.services.redis.replicas".to_owned(),
                 format!(

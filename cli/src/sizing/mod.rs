@@ -14,7 +14,7 @@ use serde::Serialize;
 pub use allocation::{
     Allocation, CpuMillis, KafkaSettings, MemoryMib, MongodbSettings, RedisSettings, ServiceAllocation, StoreSettings,
 };
-pub use profile::{Profile, ProfileError, RedisMode, EMBEDDED_DEFAULT};
+pub use profile::{EMBEDDED_DEFAULT, Profile, ProfileError, RedisMode};
 
 use crate::domain::{Concurrency, Mau, ServiceKey, ServiceKind, Target};
 
@@ -227,13 +227,20 @@ fn allocate(profile: &Profile, request: &SizingRequest, load: &Load) -> Allocati
             } else {
                 demand(key)
             };
-            let resources = profile.resources.get(&key).copied().unwrap_or(profile::Resources { cpu: [100, 100], memory: [64, 64] });
+            let resources = profile
+                .resources
+                .get(&key)
+                .copied()
+                .unwrap_or(profile::Resources { cpu: [100, 100], memory: [64, 64] });
             let scale = if production { 100 } else { profile.compose_resources_percent };
             let scaled = |value: u32, floor: u32| (value.saturating_mul(scale) / 100).max(floor);
             let allocation = ServiceAllocation {
                 replicas,
                 cpu_millis: CpuMillis { request: scaled(resources.cpu[0], 50), limit: scaled(resources.cpu[1], 100) },
-                memory_mib: MemoryMib { request: scaled(resources.memory[0], 32), limit: scaled(resources.memory[1], 64) },
+                memory_mib: MemoryMib {
+                    request: scaled(resources.memory[0], 32),
+                    limit: scaled(resources.memory[1], 64),
+                },
                 storage_gib: 0,
             };
             (key, allocation)
@@ -312,7 +319,12 @@ fn storage(profile: &Profile, request: &SizingRequest, load: &Load, allocation: 
         ),
         line(ServiceKey::Redis, 0.0, retention, "fixed"),
         // Moderation flags, webhook delivery logs and audit: about one small document per ten messages.
-        line(ServiceKey::Mongodb, messages_per_day * 0.1 * 512.0 * mongodb_copies / GIB, retention, "message retention"),
+        line(
+            ServiceKey::Mongodb,
+            messages_per_day * 0.1 * 512.0 * mongodb_copies / GIB,
+            retention,
+            "message retention",
+        ),
         line(ServiceKey::Prometheus, assumptions.metrics_gib_per_day, observability_days, "metrics retention"),
         line(ServiceKey::Grafana, 0.0, retention, "fixed"),
         line(
@@ -325,7 +337,8 @@ fn storage(profile: &Profile, request: &SizingRequest, load: &Load, allocation: 
 }
 
 fn totals(allocation: &Allocation) -> Totals {
-    let mut totals = Totals { vcpu_request: 0.0, vcpu_limit: 0.0, memory_gib_request: 0.0, memory_gib_limit: 0.0, storage_gib: 0 };
+    let mut totals =
+        Totals { vcpu_request: 0.0, vcpu_limit: 0.0, memory_gib_request: 0.0, memory_gib_limit: 0.0, storage_gib: 0 };
     for service in allocation.services.values() {
         let replicas = f64::from(service.replicas);
         totals.vcpu_request += replicas * f64::from(service.cpu_millis.request) / 1000.0;

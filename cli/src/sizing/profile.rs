@@ -184,10 +184,14 @@ impl Profile {
         if let Some((key, resources)) =
             self.resources.iter().find(|(_, r)| r.cpu[0] > r.cpu[1] || r.memory[0] > r.memory[1] || r.cpu[0] == 0)
         {
-            return Err(format!("resources.{}: request must be positive and not above the limit ({resources:?})", key.key()));
+            return Err(format!(
+                "resources.{}: request must be positive and not above the limit ({resources:?})",
+                key.key()
+            ));
         }
         let ha = &self.high_availability;
-        if ha.kafka_min_insync_replicas > ha.kafka_replication_factor || ha.kafka_replication_factor > ha.kafka_brokers {
+        if ha.kafka_min_insync_replicas > ha.kafka_replication_factor || ha.kafka_replication_factor > ha.kafka_brokers
+        {
             return Err("high_availability: need min_insync_replicas <= replication_factor <= kafka_brokers".to_owned());
         }
         if !(1..=100).contains(&self.compose_resources_percent) {

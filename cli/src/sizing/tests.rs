@@ -61,19 +61,187 @@ fn tiers() {
     // peak sends (MAU x 30% x 40 / 86400 x 5) / (150 x 70%); TiDB = SQL/s / (4000 x 70%); TiKV = the larger of
     // SQL/s / (3000 x 70%) and 360 days of messages (1536 B x 3 copies) / 70% / 1000 GiB. Production floors:
     // 2 per role, 3 PD, 3 TiKV, 2 TiDB, 3 brokers.
-    check("10k", Baseline, Swarm, Expect { peak_connections: 500, gateway: 2, api: 2, tidb_topology: (3, 3, 2), kafka: (3, 12, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
-    check("25k", Baseline, Swarm, Expect { peak_connections: 1250, gateway: 2, api: 2, tidb_topology: (3, 3, 2), kafka: (3, 12, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
-    check("50k", Baseline, Swarm, Expect { peak_connections: 2500, gateway: 4, api: 2, tidb_topology: (3, 3, 2), kafka: (3, 24, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
-    check("100k", Baseline, Swarm, Expect { peak_connections: 5000, gateway: 8, api: 2, tidb_topology: (3, 3, 2), kafka: (3, 24, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
-    check("200k", Baseline, Swarm, Expect { peak_connections: 10000, gateway: 15, api: 2, tidb_topology: (3, 6, 2), kafka: (3, 48, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
-    check("200k", High, K8s, Expect { peak_connections: 20000, gateway: 29, api: 2, tidb_topology: (3, 6, 2), kafka: (3, 48, 3, 2), redis: Standalone, mongodb: 3, recommended: Swarm });
-    check("250k", Baseline, K8s, Expect { peak_connections: 12500, gateway: 18, api: 2, tidb_topology: (3, 7, 2), kafka: (3, 96, 3, 2), redis: Cluster, mongodb: 3, recommended: K8s });
-    check("250k", High, K8s, Expect { peak_connections: 25000, gateway: 36, api: 2, tidb_topology: (3, 7, 2), kafka: (3, 96, 3, 2), redis: Cluster, mongodb: 3, recommended: K8s });
-    check("1m", Baseline, K8s, Expect { peak_connections: 50000, gateway: 72, api: 7, tidb_topology: (3, 27, 3), kafka: (3, 96, 3, 2), redis: Cluster, mongodb: 3, recommended: K8s });
-    check("5m", Baseline, K8s, Expect { peak_connections: 250000, gateway: 358, api: 34, tidb_topology: (3, 133, 13), kafka: (3, 192, 3, 2), redis: Cluster, mongodb: 3, recommended: K8s });
+    check(
+        "10k",
+        Baseline,
+        Swarm,
+        Expect {
+            peak_connections: 500,
+            gateway: 2,
+            api: 2,
+            tidb_topology: (3, 3, 2),
+            kafka: (3, 12, 3, 2),
+            redis: Standalone,
+            mongodb: 3,
+            recommended: Swarm,
+        },
+    );
+    check(
+        "25k",
+        Baseline,
+        Swarm,
+        Expect {
+            peak_connections: 1250,
+            gateway: 2,
+            api: 2,
+            tidb_topology: (3, 3, 2),
+            kafka: (3, 12, 3, 2),
+            redis: Standalone,
+            mongodb: 3,
+            recommended: Swarm,
+        },
+    );
+    check(
+        "50k",
+        Baseline,
+        Swarm,
+        Expect {
+            peak_connections: 2500,
+            gateway: 4,
+            api: 2,
+            tidb_topology: (3, 3, 2),
+            kafka: (3, 24, 3, 2),
+            redis: Standalone,
+            mongodb: 3,
+            recommended: Swarm,
+        },
+    );
+    check(
+        "100k",
+        Baseline,
+        Swarm,
+        Expect {
+            peak_connections: 5000,
+            gateway: 8,
+            api: 2,
+            tidb_topology: (3, 3, 2),
+            kafka: (3, 24, 3, 2),
+            redis: Standalone,
+            mongodb: 3,
+            recommended: Swarm,
+        },
+    );
+    check(
+        "200k",
+        Baseline,
+        Swarm,
+        Expect {
+            peak_connections: 10000,
+            gateway: 15,
+            api: 2,
+            tidb_topology: (3, 6, 2),
+            kafka: (3, 48, 3, 2),
+            redis: Standalone,
+            mongodb: 3,
+            recommended: Swarm,
+        },
+    );
+    check(
+        "200k",
+        High,
+        K8s,
+        Expect {
+            peak_connections: 20000,
+            gateway: 29,
+            api: 2,
+            tidb_topology: (3, 6, 2),
+            kafka: (3, 48, 3, 2),
+            redis: Standalone,
+            mongodb: 3,
+            recommended: Swarm,
+        },
+    );
+    check(
+        "250k",
+        Baseline,
+        K8s,
+        Expect {
+            peak_connections: 12500,
+            gateway: 18,
+            api: 2,
+            tidb_topology: (3, 7, 2),
+            kafka: (3, 96, 3, 2),
+            redis: Cluster,
+            mongodb: 3,
+            recommended: K8s,
+        },
+    );
+    check(
+        "250k",
+        High,
+        K8s,
+        Expect {
+            peak_connections: 25000,
+            gateway: 36,
+            api: 2,
+            tidb_topology: (3, 7, 2),
+            kafka: (3, 96, 3, 2),
+            redis: Cluster,
+            mongodb: 3,
+            recommended: K8s,
+        },
+    );
+    check(
+        "1m",
+        Baseline,
+        K8s,
+        Expect {
+            peak_connections: 50000,
+            gateway: 72,
+            api: 7,
+            tidb_topology: (3, 27, 3),
+            kafka: (3, 96, 3, 2),
+            redis: Cluster,
+            mongodb: 3,
+            recommended: K8s,
+        },
+    );
+    check(
+        "5m",
+        Baseline,
+        K8s,
+        Expect {
+            peak_connections: 250000,
+            gateway: 358,
+            api: 34,
+            tidb_topology: (3, 133, 13),
+            kafka: (3, 192, 3, 2),
+            redis: Cluster,
+            mongodb: 3,
+            recommended: K8s,
+        },
+    );
     // Compose gets one of each whatever the MAU, and Kafka without replication.
-    check("100k", Baseline, Compose, Expect { peak_connections: 5000, gateway: 1, api: 1, tidb_topology: (1, 1, 1), kafka: (1, 24, 1, 1), redis: Standalone, mongodb: 1, recommended: Swarm });
-    check("250k", High, Compose, Expect { peak_connections: 25000, gateway: 1, api: 1, tidb_topology: (1, 1, 1), kafka: (1, 96, 1, 1), redis: Standalone, mongodb: 1, recommended: K8s });
+    check(
+        "100k",
+        Baseline,
+        Compose,
+        Expect {
+            peak_connections: 5000,
+            gateway: 1,
+            api: 1,
+            tidb_topology: (1, 1, 1),
+            kafka: (1, 24, 1, 1),
+            redis: Standalone,
+            mongodb: 1,
+            recommended: Swarm,
+        },
+    );
+    check(
+        "250k",
+        High,
+        Compose,
+        Expect {
+            peak_connections: 25000,
+            gateway: 1,
+            api: 1,
+            tidb_topology: (1, 1, 1),
+            kafka: (1, 96, 1, 1),
+            redis: Standalone,
+            mongodb: 1,
+            recommended: K8s,
+        },
+    );
 }
 
 #[test]
@@ -97,7 +265,8 @@ fn production_targets_keep_high_availability_minimums() {
 #[test]
 fn warnings_name_the_reason() {
     let profile = profile();
-    let warnings = |mau: &str, target| plan(&profile, &request(mau, Concurrency::Baseline, target)).expect("plan").warnings;
+    let warnings =
+        |mau: &str, target| plan(&profile, &request(mau, Concurrency::Baseline, target)).expect("plan").warnings;
     assert!(warnings("100k", Target::Compose).iter().any(|w| w.contains("development and QA")));
     assert!(warnings("300k", Target::Swarm).iter().any(|w| w.contains("use k8s")));
     assert!(warnings("500", Target::Swarm).iter().any(|w| w.contains("below 1000")));
@@ -106,7 +275,8 @@ fn warnings_name_the_reason() {
 
 #[test]
 fn refuses_beyond_the_model() {
-    let error = plan(&profile(), &request("6m", Concurrency::Baseline, Target::K8s)).expect_err("6m is beyond the model");
+    let error =
+        plan(&profile(), &request("6m", Concurrency::Baseline, Target::K8s)).expect_err("6m is beyond the model");
     assert!(error.to_string().contains("5000000"), "{error}");
     let mut zero_retention = request("10k", Concurrency::Baseline, Target::Swarm);
     zero_retention.message_retention_days = 0;

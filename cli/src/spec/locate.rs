@@ -20,8 +20,7 @@ pub fn locate(text: &str, path: &str) -> Option<(u64, u64)> {
                 return None;
             }
             let child_indent = *child_indent.get_or_insert(indent);
-            let is_key =
-                indent == child_indent && content.strip_prefix(key).is_some_and(|rest| rest.starts_with(':'));
+            let is_key = indent == child_indent && content.strip_prefix(key).is_some_and(|rest| rest.starts_with(':'));
             if is_key {
                 found = Some((number as u64 + 1, indent as u64 + 1));
                 parent_indent = Some(indent);

@@ -232,7 +232,8 @@ impl Spec {
         check(is_host_name(&self.domain), "domain", "must be a host name such as chat.example.com");
         check(self.retention.message_days > 0, "retention.message_days", "must be at least 1");
         check(self.retention.kafka_hours > 0, "retention.kafka_hours", "must be at least 1");
-        let relative_file = "must be a relative path inside the deployment folder (letters, digits, `.`, `_`, `-`, `/`)";
+        let relative_file =
+            "must be a relative path inside the deployment folder (letters, digits, `.`, `_`, `-`, `/`)";
         check(is_relative_path(&self.tls.cert_file), "tls.cert_file", relative_file);
         check(is_relative_path(&self.tls.key_file), "tls.key_file", relative_file);
         check(
@@ -254,7 +255,11 @@ impl Spec {
         check(self.edge.rate_limit_per_second > 0, "edge.rate_limit_per_second", "must be at least 1");
         check(self.edge.max_body_kib > 0, "edge.max_body_kib", "must be at least 1");
         check(self.edge.ws_connections_per_ip > 0, "edge.ws_connections_per_ip", "must be at least 1");
-        check(is_host_name(&self.kubernetes.ingress_class), "kubernetes.ingress_class", "must name an IngressClass (a DNS name)");
+        check(
+            is_host_name(&self.kubernetes.ingress_class),
+            "kubernetes.ingress_class",
+            "must name an IngressClass (a DNS name)",
+        );
         check(
             self.kubernetes.storage_class.is_empty() || is_host_name(&self.kubernetes.storage_class),
             "kubernetes.storage_class",
@@ -296,7 +301,8 @@ fn is_relative_path(path: &str) -> bool {
 }
 
 fn is_image_part(text: &str, tag: bool) -> bool {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || (!tag && matches!(c, '/' | ':'));
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || (!tag && matches!(c, '/' | ':'));
     !text.is_empty() && text.len() <= 255 && text.chars().all(allowed)
 }
 
@@ -325,8 +331,15 @@ impl Spec {
             domain: initial.domain,
             mau: initial.mau,
             concurrency: initial.concurrency,
-            retention: Retention { message_days: initial.message_retention_days, kafka_hours: initial.kafka_retention_hours },
-            tls: Tls { mode: initial.tls_mode, cert_file: "tls/cert.pem".to_owned(), key_file: "tls/key.pem".to_owned() },
+            retention: Retention {
+                message_days: initial.message_retention_days,
+                kafka_hours: initial.kafka_retention_hours,
+            },
+            tls: Tls {
+                mode: initial.tls_mode,
+                cert_file: "tls/cert.pem".to_owned(),
+                key_file: "tls/key.pem".to_owned(),
+            },
             images: Images::defaults(&initial.comet_version),
             observability: Observability { prometheus: true, grafana: true, loki: true },
             backup: Backup {
@@ -334,7 +347,12 @@ impl Spec {
                 retention_days: 14,
                 destination: "/var/backups/comet".to_owned(),
             },
-            edge: Edge { rate_limit_per_second: 20, rate_limit_burst: 40, max_body_kib: 128, ws_connections_per_ip: 50 },
+            edge: Edge {
+                rate_limit_per_second: 20,
+                rate_limit_burst: 40,
+                max_body_kib: 128,
+                ws_connections_per_ip: 50,
+            },
             kubernetes: Kubernetes { ingress_class: "nginx".to_owned(), storage_class: String::new() },
             plan: initial.plan,
         }

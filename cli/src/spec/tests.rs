@@ -55,7 +55,8 @@ fn check(from: &str, to: &str, location: &str, fragment: &str) {
 #[test]
 fn bad_specs_name_file_line_column_and_the_problem() {
     let yaml = to_yaml(&sample_spec()).expect("yaml");
-    let line_of = |needle: &str| yaml.lines().position(|line| line.starts_with(needle)).map(|index| index + 1).expect("line");
+    let line_of =
+        |needle: &str| yaml.lines().position(|line| line.starts_with(needle)).map(|index| index + 1).expect("line");
     let target_line = line_of("target:");
     let mau_line = line_of("mau:");
     let name_line = line_of("name:");

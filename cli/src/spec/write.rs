@@ -15,7 +15,9 @@ fn section_comment(key: &str) -> Option<&'static str> {
         "name" => "# Deployment name: Compose project, Swarm stack and Kubernetes namespace.",
         "target" => "# compose (one host, dev/QA), swarm (production to ~200k MAU) or k8s.",
         "domain" => "# Public host name served by NGINX or the Ingress.",
-        "mau" => "# Monthly active users and peak concurrency (baseline = 5%, high = 10%, or a percent such as \"7.5%\").",
+        "mau" => {
+            "# Monthly active users and peak concurrency (baseline = 5%, high = 10%, or a percent such as \"7.5%\")."
+        }
         "retention" => "# How long messages (TiDB) and events (Kafka) are kept.",
         "tls" => "# self-signed: init made a development certificate. provided: put yours at these paths.",
         "images" => "# Every image, pinned. Point repository at a private registry or mirror to override.",
@@ -23,7 +25,9 @@ fn section_comment(key: &str) -> Option<&'static str> {
         "backup" => "# Scheduled backups of every store (`cometctl backup`).",
         "edge" => "# Limits applied per client IP at the edge.",
         "kubernetes" => "# Kubernetes only: IngressClass and StorageClass (empty = cluster default).",
-        "plan" => "# The sizing plan from `cometctl sizing`. Edit replicas, resources or storage to override it;\n# `cometctl sizing --mau N` recomputes the recommendation without touching this file.",
+        "plan" => {
+            "# The sizing plan from `cometctl sizing`. Edit replicas, resources or storage to override it;\n# `cometctl sizing --mau N` recomputes the recommendation without touching this file."
+        }
         _ => return None,
     })
 }

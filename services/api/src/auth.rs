@@ -76,10 +76,14 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, A
             return match header(headers, ON_BEHALF_OF_HEADER) {
                 None => Ok(Caller::App),
                 Some(raw) => {
-                    let uid = Uid::parse(raw).map_err(|error| ApiError::bad_request("ERR_UID_INVALID", error.to_string()))?;
+                    let uid =
+                        Uid::parse(raw).map_err(|error| ApiError::bad_request("ERR_UID_INVALID", error.to_string()))?;
                     match state.store.get_user(&uid).await? {
                         Some(user) if user.deleted_at.is_none() => Ok(Caller::User(uid)),
-                        _ => Err(ApiError::not_found("ERR_UID_NOT_FOUND", format!("onBehalfOf user `{uid}` does not exist"))),
+                        _ => Err(ApiError::not_found(
+                            "ERR_UID_NOT_FOUND",
+                            format!("onBehalfOf user `{uid}` does not exist"),
+                        )),
                     }
                 }
             };

@@ -8,12 +8,12 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_model::Uid;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::auth::identify;
-use crate::body::{data, page, parse, per_page, RawBody, Query};
+use crate::body::{Query, RawBody, data, page, parse, per_page};
 use crate::users::{may_act_for, parse_uid, uid_not_found};
-use crate::{now, views, ApiError, AppState};
+use crate::{ApiError, AppState, now, views};
 
 /// Most uids one block or unblock request may name.
 pub const MAX_BLOCKED_UIDS: usize = 25;

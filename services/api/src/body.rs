@@ -1,7 +1,7 @@
 //! Request bodies and query parameters parsed with stable error codes, and the `{"data": …}` envelope.
 
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
@@ -26,10 +26,9 @@ pub fn per_page(requested: Option<u32>) -> Result<u32, ApiError> {
     match requested {
         None => Ok(DEFAULT_PER_PAGE),
         Some(0) => Err(ApiError::bad_request("ERR_PER_PAGE_INVALID", "perPage must be at least 1")),
-        Some(n) if n > MAX_PER_PAGE => Err(ApiError::bad_request(
-            "ERR_PER_PAGE_INVALID",
-            format!("perPage may be at most {MAX_PER_PAGE}"),
-        )),
+        Some(n) if n > MAX_PER_PAGE => {
+            Err(ApiError::bad_request("ERR_PER_PAGE_INVALID", format!("perPage may be at most {MAX_PER_PAGE}")))
+        }
         Some(n) => Ok(n),
     }
 }

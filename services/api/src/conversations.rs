@@ -11,13 +11,13 @@ use axum::response::Response;
 use comet_model::{ConversationId, Uid};
 use comet_store::{ConversationCursor, ConversationSummary, ConversationWith, Receipt, ReceiptKind, StoreError};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::auth::{identify, Caller};
-use crate::body::{data, page, parse, per_page, RawBody, Query};
+use crate::auth::{Caller, identify};
+use crate::body::{Query, RawBody, data, page, parse, per_page};
 use crate::groups::{parse_guid, visible_group};
 use crate::users::{may_act_for, parse_uid, uid_not_found};
-use crate::{now, views, ApiError, AppState};
+use crate::{ApiError, AppState, now, views};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -1,9 +1,9 @@
 //! API errors: a stable code, an HTTP status and a message. 4xx are the caller's doing and are logged at
 //! debug; 5xx hide their cause from the client and log the whole chain.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use comet_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,11 @@ impl IntoResponse for ApiError {
             }
             ApiError::Store(_) | ApiError::Internal(_) => {
                 tracing::error!(error = %self, "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "ERR_INTERNAL", "internal error; the server log has the cause".to_owned())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ERR_INTERNAL",
+                    "internal error; the server log has the cause".to_owned(),
+                )
             }
         };
         let body = serde_json::json!({ "error": { "code": code, "message": message } });

@@ -1,17 +1,17 @@
 //! `/v3/groups`: create, get, and members.
 
-use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, SaltString};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_model::{Departure, Group, GroupChanges, GroupType, Guid, NewGroup, NewMember, PasswordChange, Scope, Uid};
 use serde::Deserialize;
 
-use crate::auth::{identify, Caller};
-use crate::body::{data, page, parse, per_page, RawBody, Query};
+use crate::auth::{Caller, identify};
+use crate::body::{Query, RawBody, data, page, parse, per_page};
 use crate::users::parse_uid;
-use crate::{now, views, ApiError, AppState};
+use crate::{ApiError, AppState, now, views};
 
 pub fn parse_guid(raw: &str) -> Result<Guid, ApiError> {
     Guid::parse(raw).map_err(|error| ApiError::bad_request("ERR_GUID_INVALID", error.to_string()))
@@ -41,14 +41,17 @@ fn hash_password(password: &str) -> Result<String, ApiError> {
         .map_err(|error| ApiError::Internal(error.to_string()))
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     caller.full_access()?;
     let request: CreateGroup = parse(&body)?;
     let guid = parse_guid(&request.guid)?;
-    let group_type = GroupType::parse(&request.group_type).ok_or_else(|| {
-        ApiError::bad_request("ERR_GROUP_TYPE_INVALID", "type must be public, private or password")
-    })?;
+    let group_type = GroupType::parse(&request.group_type)
+        .ok_or_else(|| ApiError::bad_request("ERR_GROUP_TYPE_INVALID", "type must be public, private or password"))?;
     let name = request.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::bad_request("ERR_NAME_INVALID", "name must be 1 to 100 characters"));
@@ -66,10 +69,15 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, RawBody(b
     let owner = match (&caller, request.owner.as_deref()) {
         (Caller::User(uid), None) => uid.clone(),
         (Caller::User(uid), Some(raw)) if raw != uid.as_str() => {
-            return Err(ApiError::forbidden("ERR_NOT_ALLOWED", "a user may only create groups it owns; the app key may name any owner"));
+            return Err(ApiError::forbidden(
+                "ERR_NOT_ALLOWED",
+                "a user may only create groups it owns; the app key may name any owner",
+            ));
         }
         (_, Some(raw)) => parse_uid(raw)?,
-        (_, None) => return Err(ApiError::bad_request("ERR_OWNER_MISSING", "give `owner` or act onBehalfOf the owner")),
+        (_, None) => {
+            return Err(ApiError::bad_request("ERR_OWNER_MISSING", "give `owner` or act onBehalfOf the owner"));
+        }
     };
     if !matches!(state.store.get_user(&owner).await?, Some(user) if user.deleted_at.is_none()) {
         return Err(ApiError::not_found("ERR_UID_NOT_FOUND", format!("owner `{owner}` does not exist")));
@@ -85,9 +93,10 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, RawBody(b
         metadata: request.metadata,
     };
     let group = state.store.create_group(&new_group, now()).await.map_err(|error| match error {
-        comet_store::StoreError::Conflict(_) => {
-            ApiError::conflict("ERR_GUID_ALREADY_EXISTS", format!("a group with guid `{}` already exists", new_group.guid))
-        }
+        comet_store::StoreError::Conflict(_) => ApiError::conflict(
+            "ERR_GUID_ALREADY_EXISTS",
+            format!("a group with guid `{}` already exists", new_group.guid),
+        ),
         other => other.into(),
     })?;
     Ok(data(views::group(&group)))
@@ -114,7 +123,11 @@ pub async fn visible_group(state: &AppState, caller: &Caller, guid: &Guid) -> Re
     }
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, Path(guid): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(guid): Path<String>,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     caller.full_access()?;
     let guid = parse_guid(&guid)?;
@@ -153,11 +166,19 @@ pub async fn add_members(
     match caller_scope {
         Some(Scope::Admin) => {}
         Some(Scope::Moderator) if !wants_admins => {}
-        _ => return Err(ApiError::forbidden("ERR_GROUP_NOT_ALLOWED", "only the group's admins and moderators may add members")),
+        _ => {
+            return Err(ApiError::forbidden(
+                "ERR_GROUP_NOT_ALLOWED",
+                "only the group's admins and moderators may add members",
+            ));
+        }
     }
     let total = request.admins.len() + request.moderators.len() + request.participants.len();
     if total == 0 || total > 100 {
-        return Err(ApiError::bad_request("ERR_MEMBERS_INVALID", "give 1 to 100 uids in admins, moderators or participants"));
+        return Err(ApiError::bad_request(
+            "ERR_MEMBERS_INVALID",
+            "give 1 to 100 uids in admins, moderators or participants",
+        ));
     }
     let mut results = serde_json::Map::new();
     let mut to_add = Vec::new();
@@ -169,14 +190,20 @@ pub async fn add_members(
         let mut scope_results = serde_json::Map::new();
         for raw in list {
             let outcome = match Uid::parse(raw) {
-                Err(error) => serde_json::json!({ "success": false, "error": { "code": "ERR_UID_INVALID", "message": error.to_string() } }),
-                Ok(uid) if state.store.is_banned(&guid, &uid).await? => serde_json::json!({ "success": false, "error": { "code": "ERR_BANNED", "message": format!("`{uid}` is banned from group `{guid}`") } }),
+                Err(error) => {
+                    serde_json::json!({ "success": false, "error": { "code": "ERR_UID_INVALID", "message": error.to_string() } })
+                }
+                Ok(uid) if state.store.is_banned(&guid, &uid).await? => {
+                    serde_json::json!({ "success": false, "error": { "code": "ERR_BANNED", "message": format!("`{uid}` is banned from group `{guid}`") } })
+                }
                 Ok(uid) => match state.store.get_user(&uid).await? {
                     Some(user) if user.deleted_at.is_none() => {
                         to_add.push(NewMember { uid, scope });
                         serde_json::json!({ "success": true })
                     }
-                    _ => serde_json::json!({ "success": false, "error": { "code": "ERR_UID_NOT_FOUND", "message": format!("user `{raw}` does not exist") } }),
+                    _ => {
+                        serde_json::json!({ "success": false, "error": { "code": "ERR_UID_NOT_FOUND", "message": format!("user `{raw}` does not exist") } })
+                    }
                 },
             };
             scope_results.insert(raw.clone(), outcome);
@@ -208,7 +235,10 @@ pub async fn list_members(
     let after = query.after.as_deref().map(parse_uid).transpose()?;
     let members = state.store.list_members(&guid, after.as_ref(), limit).await?;
     let next = if members.len() == limit as usize { members.last().map(|member| member.uid.to_string()) } else { None };
-    Ok(page(members.iter().map(views::member).collect(), serde_json::json!({ "pagination": { "perPage": limit, "next": next } })))
+    Ok(page(
+        members.iter().map(views::member).collect(),
+        serde_json::json!({ "pagination": { "perPage": limit, "next": next } }),
+    ))
 }
 
 fn banned(uid: &Uid, guid: &Guid) -> ApiError {
@@ -234,7 +264,13 @@ async fn acting_scope(state: &AppState, caller: &Caller, guid: &Guid) -> Result<
 }
 
 /// Refuses callers below `needed` in the group.
-async fn require_scope(state: &AppState, caller: &Caller, guid: &Guid, needed: Scope, what: &str) -> Result<Scope, ApiError> {
+async fn require_scope(
+    state: &AppState,
+    caller: &Caller,
+    guid: &Guid,
+    needed: Scope,
+    what: &str,
+) -> Result<Scope, ApiError> {
     match acting_scope(state, caller, guid).await? {
         Some(scope) if scope >= needed => Ok(scope),
         _ => Err(not_allowed(format!("only the group's {what} may do this"))),
@@ -266,7 +302,11 @@ fn outranks(actor: Scope, target: Option<Scope>) -> bool {
 
 /// `POST /v3/groups/{guid}/bannedusers/{uid}`: admins and moderators (moderators only participants). The user
 /// stops being a member and can't be added back, post or read until unbanned. Banning twice is a no-op.
-pub async fn ban(State(state): State<AppState>, headers: HeaderMap, Path((guid, uid)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn ban(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((guid, uid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     caller.full_access()?;
     let guid = parse_guid(&guid)?;
@@ -285,7 +325,11 @@ pub async fn ban(State(state): State<AppState>, headers: HeaderMap, Path((guid, 
 }
 
 /// `DELETE /v3/groups/{guid}/bannedusers/{uid}`: admins and moderators. The user may then be added again.
-pub async fn unban(State(state): State<AppState>, headers: HeaderMap, Path((guid, uid)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn unban(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((guid, uid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     caller.full_access()?;
     let guid = parse_guid(&guid)?;
@@ -314,7 +358,10 @@ pub async fn list_bans(
     let after = query.after.as_deref().map(parse_uid).transpose()?;
     let bans = state.store.list_bans(&guid, after.as_ref(), limit).await?;
     let next = if bans.len() == limit as usize { bans.last().map(|ban| ban.uid.to_string()) } else { None };
-    Ok(page(bans.iter().map(views::ban).collect(), serde_json::json!({ "pagination": { "perPage": limit, "next": next } })))
+    Ok(page(
+        bans.iter().map(views::ban).collect(),
+        serde_json::json!({ "pagination": { "perPage": limit, "next": next } }),
+    ))
 }
 
 /// `DELETE /v3/groups/{guid}/members/{uid}`: a member leaves (uid = the caller) or is kicked (admins, and
@@ -412,8 +459,9 @@ pub async fn update(
         .group_type
         .as_deref()
         .map(|raw| {
-            GroupType::parse(raw)
-                .ok_or_else(|| ApiError::bad_request("ERR_GROUP_TYPE_INVALID", "type must be public, private or password"))
+            GroupType::parse(raw).ok_or_else(|| {
+                ApiError::bad_request("ERR_GROUP_TYPE_INVALID", "type must be public, private or password")
+            })
         })
         .transpose()?;
     let name = request.name.as_deref().map(str::trim);
@@ -427,7 +475,10 @@ pub async fn update(
         && group_type.is_none()
         && request.password.is_none();
     if nothing {
-        return Err(ApiError::bad_request("ERR_NOTHING_TO_UPDATE", "give at least one of name, description, icon, metadata, type, password"));
+        return Err(ApiError::bad_request(
+            "ERR_NOTHING_TO_UPDATE",
+            "give at least one of name, description, icon, metadata, type, password",
+        ));
     }
     let current = visible_group(&state, &caller, &guid).await?;
     require_scope(&state, &caller, &guid, Scope::Admin, "admins").await?;
@@ -460,7 +511,11 @@ pub async fn update(
 
 /// `DELETE /v3/groups/{guid}`: admins (the owner is one) and the app. Soft: the group disappears from every
 /// read and list, its guid stays taken.
-pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(guid): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(guid): Path<String>,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     caller.full_access()?;
     let guid = parse_guid(&guid)?;
@@ -479,7 +534,11 @@ pub struct ListGroups {
 }
 
 /// `GET /v3/groups`: the app sees every group; a user public groups and its own, minus groups that banned it.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ListGroups>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListGroups>,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     caller.full_access()?;
     let limit = per_page(query.per_page)?;
@@ -494,5 +553,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query
     };
     let groups = state.store.list_groups(viewer, search, after.as_ref(), limit).await?;
     let next = if groups.len() == limit as usize { groups.last().map(|group| group.guid.to_string()) } else { None };
-    Ok(page(groups.iter().map(views::group).collect(), serde_json::json!({ "pagination": { "perPage": limit, "next": next } })))
+    Ok(page(
+        groups.iter().map(views::group).collect(),
+        serde_json::json!({ "pagination": { "perPage": limit, "next": next } }),
+    ))
 }

@@ -7,11 +7,11 @@ use comet_model::{Category, ConversationId, Message, MessageEdit, NewMessage, Re
 use comet_store::{MessageChange, MessageFilter, MessagePage};
 use serde::Deserialize;
 
-use crate::auth::{identify, Caller};
-use crate::body::{data, page, parse, per_page, RawBody, Query};
+use crate::auth::{Caller, identify};
+use crate::body::{Query, RawBody, data, page, parse, per_page};
 use crate::groups::{parse_guid, visible_group};
 use crate::users::parse_uid;
-use crate::{now, views, ApiError, AppState};
+use crate::{ApiError, AppState, now, views};
 
 /// Largest `data` of one message, serialized.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -39,7 +39,11 @@ fn default_category() -> String {
 
 const STANDARD_TYPES: [&str; 6] = ["text", "image", "file", "audio", "video", "custom"];
 
-pub async fn send(State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     let sender = caller.user()?.clone();
     let request: SendMessage = parse(&body)?;
@@ -69,10 +73,18 @@ pub async fn send(State(state): State<AppState>, headers: HeaderMap, RawBody(bod
             let receiver = parse_uid(&request.receiver)?;
             match state.store.get_user(&receiver).await? {
                 Some(user) if user.deleted_at.is_none() => {}
-                _ => return Err(ApiError::not_found("ERR_UID_NOT_FOUND", format!("receiver `{receiver}` does not exist"))),
+                _ => {
+                    return Err(ApiError::not_found(
+                        "ERR_UID_NOT_FOUND",
+                        format!("receiver `{receiver}` does not exist"),
+                    ));
+                }
             }
             if state.store.blocked_either_way(&sender, &receiver).await? {
-                return Err(ApiError::forbidden("ERR_BLOCKED", format!("`{sender}` and `{receiver}` cannot message: one blocked the other")));
+                return Err(ApiError::forbidden(
+                    "ERR_BLOCKED",
+                    format!("`{sender}` and `{receiver}` cannot message: one blocked the other"),
+                ));
             }
             ConversationId::direct(&sender, &receiver)
         }
@@ -80,7 +92,10 @@ pub async fn send(State(state): State<AppState>, headers: HeaderMap, RawBody(bod
             let guid = parse_guid(&request.receiver)?;
             visible_group(&state, &caller, &guid).await?;
             if state.store.member(&guid, &sender).await?.is_none() {
-                return Err(ApiError::forbidden("ERR_NOT_A_MEMBER", format!("`{sender}` is not a member of group `{guid}`")));
+                return Err(ApiError::forbidden(
+                    "ERR_NOT_A_MEMBER",
+                    format!("`{sender}` is not a member of group `{guid}`"),
+                ));
             }
             ConversationId::group(&guid)
         }
@@ -132,7 +147,10 @@ fn check_data(category: Category, message_type: &str, data: &serde_json::Value) 
 /// At most [`MAX_TAGS`] tags of 1 to 100 bytes.
 fn check_tags(tags: &[String]) -> Result<(), ApiError> {
     if tags.len() > MAX_TAGS || tags.iter().any(|tag| tag.is_empty() || tag.len() > 100) {
-        return Err(ApiError::bad_request("ERR_TAGS_INVALID", format!("at most {MAX_TAGS} tags of 1 to 100 characters")));
+        return Err(ApiError::bad_request(
+            "ERR_TAGS_INVALID",
+            format!("at most {MAX_TAGS} tags of 1 to 100 characters"),
+        ));
     }
     Ok(())
 }
@@ -152,7 +170,11 @@ pub(crate) async fn may_read(state: &AppState, caller: &Caller, message: &Messag
     }
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     caller.full_access()?;
     let not_found = || ApiError::not_found("ERR_MESSAGE_NOT_FOUND", format!("message `{id}` does not exist"));
@@ -202,7 +224,8 @@ fn history_page(query: &History) -> Result<(MessagePage, MessageFilter), ApiErro
     if query.parent_id.as_deref().is_some_and(|id| id.is_empty() || id.len() > 64) {
         return Err(ApiError::bad_request("ERR_PARENT_ID_INVALID", "parentId must be a message id"));
     }
-    let page = MessagePage { after_seq: query.after_seq, before_seq: query.before_seq, limit: per_page(query.per_page)? };
+    let page =
+        MessagePage { after_seq: query.after_seq, before_seq: query.before_seq, limit: per_page(query.per_page)? };
     Ok((page, MessageFilter { hide_deleted, updated_since, parent_id: query.parent_id.clone() }))
 }
 
@@ -343,7 +366,11 @@ pub async fn edit(
 
 /// `DELETE /v3/messages/{id}`: a soft delete. The message keeps its place in history with `deletedAt` and
 /// `deletedBy` set and its `data` emptied.
-pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     caller.full_access()?;
     let message = readable_message(&state, &caller, &id).await?;

@@ -7,10 +7,10 @@ use comet_store::{ReactionChange, StoreError};
 use serde::Deserialize;
 
 use crate::auth::identify;
-use crate::body::{data, page, per_page, Query};
+use crate::body::{Query, data, page, per_page};
 use crate::messages::readable_message;
 use crate::users::parse_uid;
-use crate::{now, views, ApiError, AppState};
+use crate::{ApiError, AppState, now, views};
 
 /// Longest reaction, in characters: an emoji sequence or a name such as `thumbsup`.
 pub const MAX_REACTION_CHARS: usize = 64;

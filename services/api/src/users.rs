@@ -7,9 +7,9 @@ use comet_model::{NewUser, Uid, UserUpdate};
 use comet_store::StoreError;
 use serde::Deserialize;
 
-use crate::auth::{identify, new_token, token_hash, Caller};
-use crate::body::{data, page, parse, per_page, RawBody, Query};
-use crate::{now, views, ApiError, AppState};
+use crate::auth::{Caller, identify, new_token, token_hash};
+use crate::body::{Query, RawBody, data, page, parse, per_page};
+use crate::{ApiError, AppState, now, views};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -55,7 +55,11 @@ pub fn may_act_for(caller: &Caller, uid: &Uid) -> Result<(), ApiError> {
     }
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     identify(&state, &headers).await?;
     // Users are created server to server, with an API key (full access or auth-only), never by an end user.
     if !headers.contains_key(crate::auth::API_KEY_HEADER) {
@@ -111,7 +115,11 @@ pub async fn list(
     Ok(page(items, serde_json::json!({ "pagination": { "perPage": limit, "next": next } })))
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     identify(&state, &headers).await?.full_access()?;
     let uid = parse_uid(&uid)?;
     match state.store.get_user(&uid).await? {
@@ -171,10 +179,9 @@ fn user_update(request: UpdateUser) -> Result<UserUpdate, ApiError> {
     let unsets = |field: &str| request.unset.iter().any(|unset| unset == field);
     let change = |field: &str, value: Option<String>| -> Result<Option<Option<String>>, ApiError> {
         match (value, unsets(field)) {
-            (Some(_), true) => Err(ApiError::bad_request(
-                "ERR_UNSET_INVALID",
-                format!("`{field}` is both set and unset"),
-            )),
+            (Some(_), true) => {
+                Err(ApiError::bad_request("ERR_UNSET_INVALID", format!("`{field}` is both set and unset")))
+            }
             (Some(value), false) => Ok(Some(Some(value))),
             (None, true) => Ok(Some(None)),
             (None, false) => Ok(None),
@@ -226,7 +233,11 @@ pub async fn update(
 }
 
 /// `DELETE /v3/users/{uid}`: soft delete by the app or the user itself; `PUT /v3/users/{uid}/restore` undoes it.
-pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     let uid = parse_uid(&uid)?;
     may_act_for(&caller, &uid)?;
@@ -238,7 +249,11 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(uid)
 }
 
 /// `PUT /v3/users/{uid}/restore`: the app only (a deleted user cannot sign in).
-pub async fn restore(State(state): State<AppState>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub async fn restore(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     let uid = parse_uid(&uid)?;
     caller.full_access()?;

@@ -2,7 +2,7 @@
 
 use comet_model::{Ban, Group, Member, Message, Millis, Reaction, User};
 use comet_store::{AuthToken, ReactionCount};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn seconds(millis: Millis) -> i64 {
     millis.div_euclid(1000)
@@ -16,7 +16,13 @@ pub fn user(user: &User) -> Value {
         "createdAt": seconds(user.created_at),
         "updatedAt": seconds(user.updated_at),
     });
-    let optional = [("avatar", user.avatar.clone().map(Value::from)), ("link", user.link.clone().map(Value::from)), ("role", user.role.clone().map(Value::from)), ("metadata", user.metadata.clone()), ("deactivatedAt", user.deleted_at.map(|at| Value::from(seconds(at))))];
+    let optional = [
+        ("avatar", user.avatar.clone().map(Value::from)),
+        ("link", user.link.clone().map(Value::from)),
+        ("role", user.role.clone().map(Value::from)),
+        ("metadata", user.metadata.clone()),
+        ("deactivatedAt", user.deleted_at.map(|at| Value::from(seconds(at)))),
+    ];
     for (key, field) in optional {
         if let (Some(field), Some(object)) = (field, value.as_object_mut()) {
             object.insert(key.to_owned(), field);

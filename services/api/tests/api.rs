@@ -3,10 +3,10 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use comet_api::{router, ApiConfig, AppState};
+use comet_api::{ApiConfig, AppState, router};
 use comet_store::Store;
 use http_body_util::BodyExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 mod openapi;
@@ -40,12 +40,16 @@ async fn sqlite_app() -> App {
 }
 
 async fn mysql_app() -> App {
-    let server = std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
+    let server =
+        std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
     let admin = sqlx::mysql::MySqlPool::connect(&server)
         .await
         .unwrap_or_else(|error| panic!("MariaDB at {server} is unreachable ({error}); run `bash .ci/services.sh`"));
     let database = format!("comet_api_{}", uuid_like());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}"))).execute(&admin).await.expect("create database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&admin)
+        .await
+        .expect("create database");
     let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
     let store = Store::connect(&format!("{base}/{database}")).await.expect("mysql store");
     store.migrate().await.expect("migrate");
@@ -61,7 +65,10 @@ fn uuid_like() -> String {
 fn app_router(store: Store) -> axum::Router {
     router(AppState {
         store,
-        config: std::sync::Arc::new(ApiConfig { full_keys: vec![FULL.to_owned()], auth_keys: vec![AUTH_ONLY.to_owned()] }),
+        config: std::sync::Arc::new(ApiConfig {
+            full_keys: vec![FULL.to_owned()],
+            auth_keys: vec![AUTH_ONLY.to_owned()],
+        }),
     })
 }
 
@@ -87,7 +94,8 @@ impl App {
     }
 
     async fn create_user(&self, uid: &str) {
-        let reply = self.call(Method::POST, "/v3/users", &[("apikey", FULL)], Some(json!({"uid": uid, "name": uid}))).await;
+        let reply =
+            self.call(Method::POST, "/v3/users", &[("apikey", FULL)], Some(json!({"uid": uid, "name": uid}))).await;
         assert_eq!(reply.status, StatusCode::OK, "create {uid}: {}", reply.body);
     }
 
@@ -134,14 +142,24 @@ both_backends!(conversation_list, conversation_list_scenario);
 
 async fn users_and_tokens_scenario(app: App) {
     app.create_user("alice").await;
-    let again = app.call(Method::POST, "/v3/users", &[("apikey", FULL)], Some(json!({"uid": "alice", "name": "A"}))).await;
+    let again =
+        app.call(Method::POST, "/v3/users", &[("apikey", FULL)], Some(json!({"uid": "alice", "name": "A"}))).await;
     assert_eq!((again.status, again.code()), (StatusCode::CONFLICT, "ERR_UID_ALREADY_EXISTS"));
 
     // The auth-only key may create users and tokens, and nothing else.
-    let created = app.call(Method::POST, "/v3/users", &[("apikey", AUTH_ONLY)], Some(json!({"uid": "bob", "name": "Bob", "withAuthToken": true}))).await;
+    let created = app
+        .call(
+            Method::POST,
+            "/v3/users",
+            &[("apikey", AUTH_ONLY)],
+            Some(json!({"uid": "bob", "name": "Bob", "withAuthToken": true})),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     let token = created.body["data"]["authToken"].as_str().expect("authToken").to_owned();
-    let by_token = app.call(Method::POST, "/v3/users", &[("authtoken", &token)], Some(json!({"uid": "mallory", "name": "M"}))).await;
+    let by_token = app
+        .call(Method::POST, "/v3/users", &[("authtoken", &token)], Some(json!({"uid": "mallory", "name": "M"})))
+        .await;
     assert_eq!((by_token.status, by_token.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
     let listed = app.call(Method::GET, "/v3/users", &[("apikey", AUTH_ONLY)], None).await;
     assert_eq!((listed.status, listed.code()), (StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"));
@@ -155,7 +173,14 @@ async fn users_and_tokens_scenario(app: App) {
     assert_eq!(next.body["data"][0]["uid"], "bob");
 
     // The token acts as bob.
-    let sent = app.call(Method::POST, "/v3/messages", &[("authtoken", &token)], Some(json!({"receiver": "alice", "receiverType": "user", "type": "text", "data": {"text": "hi"}}))).await;
+    let sent = app
+        .call(
+            Method::POST,
+            "/v3/messages",
+            &[("authtoken", &token)],
+            Some(json!({"receiver": "alice", "receiverType": "user", "type": "text", "data": {"text": "hi"}})),
+        )
+        .await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
     assert_eq!(sent.body["data"]["sender"], "bob");
     let bad_token = app.call(Method::GET, "/v3/users/alice/messages", &[("authtoken", "nope")], None).await;
@@ -171,24 +196,44 @@ async fn direct_messages_scenario(app: App) {
     app.create_user("bob").await;
     app.create_user("carol").await;
     for n in 1..=5 {
-        let reply = app.send("alice", json!({"receiver": "bob", "receiverType": "user", "type": "text", "data": {"text": format!("m{n}")}})).await;
+        let reply = app
+            .send(
+                "alice",
+                json!({"receiver": "bob", "receiverType": "user", "type": "text", "data": {"text": format!("m{n}")}}),
+            )
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         assert_eq!(reply.body["data"]["seq"], n);
         assert_eq!(reply.body["data"]["conversationId"], "alice_user_bob");
     }
     // Both sides read the same history; a third user sees none of it.
-    let from_bob = app.call(Method::GET, "/v3/users/alice/messages?perPage=2&afterSeq=2", &[("apikey", FULL), ("onBehalfOf", "bob")], None).await;
-    let seqs: Vec<i64> = from_bob.body["data"].as_array().expect("data").iter().filter_map(|m| m["seq"].as_i64()).collect();
+    let from_bob = app
+        .call(
+            Method::GET,
+            "/v3/users/alice/messages?perPage=2&afterSeq=2",
+            &[("apikey", FULL), ("onBehalfOf", "bob")],
+            None,
+        )
+        .await;
+    let seqs: Vec<i64> =
+        from_bob.body["data"].as_array().expect("data").iter().filter_map(|m| m["seq"].as_i64()).collect();
     assert_eq!(seqs, vec![3, 4]);
-    let before = app.call(Method::GET, "/v3/users/bob/messages?beforeSeq=3", &[("apikey", FULL), ("onBehalfOf", "alice")], None).await;
-    let seqs: Vec<i64> = before.body["data"].as_array().expect("data").iter().filter_map(|m| m["seq"].as_i64()).collect();
+    let before = app
+        .call(Method::GET, "/v3/users/bob/messages?beforeSeq=3", &[("apikey", FULL), ("onBehalfOf", "alice")], None)
+        .await;
+    let seqs: Vec<i64> =
+        before.body["data"].as_array().expect("data").iter().filter_map(|m| m["seq"].as_i64()).collect();
     assert_eq!(seqs, vec![1, 2]);
     let id = from_bob.body["data"][0]["id"].as_str().expect("id").to_owned();
-    let carol_reads = app.call(Method::GET, &format!("/v3/messages/{id}"), &[("apikey", FULL), ("onBehalfOf", "carol")], None).await;
+    let carol_reads =
+        app.call(Method::GET, &format!("/v3/messages/{id}"), &[("apikey", FULL), ("onBehalfOf", "carol")], None).await;
     assert_eq!((carol_reads.status, carol_reads.code()), (StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"));
-    let bob_reads = app.call(Method::GET, &format!("/v3/messages/{id}"), &[("apikey", FULL), ("onBehalfOf", "bob")], None).await;
+    let bob_reads =
+        app.call(Method::GET, &format!("/v3/messages/{id}"), &[("apikey", FULL), ("onBehalfOf", "bob")], None).await;
     assert_eq!(bob_reads.status, StatusCode::OK);
-    let to_nobody = app.send("alice", json!({"receiver": "nobody", "receiverType": "user", "type": "text", "data": {"text": "x"}})).await;
+    let to_nobody = app
+        .send("alice", json!({"receiver": "nobody", "receiverType": "user", "type": "text", "data": {"text": "x"}}))
+        .await;
     assert_eq!((to_nobody.status, to_nobody.code()), (StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"));
 }
 
@@ -196,30 +241,72 @@ async fn groups_scenario(app: App) {
     for uid in ["owner", "member", "outsider", "moderator"] {
         app.create_user(uid).await;
     }
-    let group = app.call(Method::POST, "/v3/groups", &[("apikey", FULL), ("onBehalfOf", "owner")], Some(json!({"guid": "g1", "name": "G", "type": "private"}))).await;
+    let group = app
+        .call(
+            Method::POST,
+            "/v3/groups",
+            &[("apikey", FULL), ("onBehalfOf", "owner")],
+            Some(json!({"guid": "g1", "name": "G", "type": "private"})),
+        )
+        .await;
     assert_eq!(group.status, StatusCode::OK, "{}", group.body);
     assert_eq!(group.body["data"]["membersCount"], 1);
-    let for_someone_else = app.call(Method::POST, "/v3/groups", &[("apikey", FULL), ("onBehalfOf", "member")], Some(json!({"guid": "g3", "name": "X", "type": "public", "owner": "owner"}))).await;
+    let for_someone_else = app
+        .call(
+            Method::POST,
+            "/v3/groups",
+            &[("apikey", FULL), ("onBehalfOf", "member")],
+            Some(json!({"guid": "g3", "name": "X", "type": "public", "owner": "owner"})),
+        )
+        .await;
     assert_eq!((for_someone_else.status, for_someone_else.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
-    let password = app.call(Method::POST, "/v3/groups", &[("apikey", FULL), ("onBehalfOf", "owner")], Some(json!({"guid": "g2", "name": "P", "type": "password"}))).await;
+    let password = app
+        .call(
+            Method::POST,
+            "/v3/groups",
+            &[("apikey", FULL), ("onBehalfOf", "owner")],
+            Some(json!({"guid": "g2", "name": "P", "type": "password"})),
+        )
+        .await;
     assert_eq!((password.status, password.code()), (StatusCode::BAD_REQUEST, "ERR_GROUP_PASSWORD_MISSING"));
 
-    let added = app.call(Method::POST, "/v3/groups/g1/members", &[("apikey", FULL), ("onBehalfOf", "owner")], Some(json!({"participants": ["member", "ghost"], "moderators": ["moderator"]}))).await;
+    let added = app
+        .call(
+            Method::POST,
+            "/v3/groups/g1/members",
+            &[("apikey", FULL), ("onBehalfOf", "owner")],
+            Some(json!({"participants": ["member", "ghost"], "moderators": ["moderator"]})),
+        )
+        .await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.body);
     assert_eq!(added.body["data"]["participants"]["member"]["success"], true);
     assert_eq!(added.body["data"]["participants"]["ghost"]["error"]["code"], "ERR_UID_NOT_FOUND");
     // A moderator may add participants but not admins; an outsider may not see the private group at all.
-    let moderator_adds_admin = app.call(Method::POST, "/v3/groups/g1/members", &[("apikey", FULL), ("onBehalfOf", "moderator")], Some(json!({"admins": ["outsider"]}))).await;
-    assert_eq!((moderator_adds_admin.status, moderator_adds_admin.code()), (StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED"));
-    let outsider_reads = app.call(Method::GET, "/v3/groups/g1/messages", &[("apikey", FULL), ("onBehalfOf", "outsider")], None).await;
+    let moderator_adds_admin = app
+        .call(
+            Method::POST,
+            "/v3/groups/g1/members",
+            &[("apikey", FULL), ("onBehalfOf", "moderator")],
+            Some(json!({"admins": ["outsider"]})),
+        )
+        .await;
+    assert_eq!(
+        (moderator_adds_admin.status, moderator_adds_admin.code()),
+        (StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED")
+    );
+    let outsider_reads =
+        app.call(Method::GET, "/v3/groups/g1/messages", &[("apikey", FULL), ("onBehalfOf", "outsider")], None).await;
     assert_eq!((outsider_reads.status, outsider_reads.code()), (StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND"));
-    let outsider_posts = app.send("outsider", json!({"receiver": "g1", "receiverType": "group", "type": "text", "data": {"text": "x"}})).await;
+    let outsider_posts = app
+        .send("outsider", json!({"receiver": "g1", "receiverType": "group", "type": "text", "data": {"text": "x"}}))
+        .await;
     assert_eq!(outsider_posts.status, StatusCode::NOT_FOUND);
 
     let posted = app.send("member", json!({"receiver": "g1", "receiverType": "group", "type": "text", "data": {"text": "hello"}, "tags": ["a"]})).await;
     assert_eq!(posted.status, StatusCode::OK, "{}", posted.body);
     assert_eq!(posted.body["data"]["conversationId"], "group_g1");
-    let history = app.call(Method::GET, "/v3/groups/g1/messages", &[("apikey", FULL), ("onBehalfOf", "owner")], None).await;
+    let history =
+        app.call(Method::GET, "/v3/groups/g1/messages", &[("apikey", FULL), ("onBehalfOf", "owner")], None).await;
     assert_eq!(history.body["data"][0]["data"]["text"], "hello");
     let members = app.call(Method::GET, "/v3/groups/g1/members", &[("apikey", FULL)], None).await;
     assert_eq!(members.body["data"].as_array().map(Vec::len), Some(3));
@@ -248,13 +335,26 @@ async fn bad_input_scenario(app: App) {
         let reply = app.raw(Method::POST, "/v3/messages", &as_alice, body).await;
         assert_eq!((reply.status, reply.code()), (status, code), "{}", reply.body);
     }
-    let missing_user = app.call(Method::POST, "/v3/messages", &[("apikey", FULL)], Some(json!({"receiver": "bob", "receiverType": "user", "type": "text", "data": {"text": "x"}}))).await;
+    let missing_user = app
+        .call(
+            Method::POST,
+            "/v3/messages",
+            &[("apikey", FULL)],
+            Some(json!({"receiver": "bob", "receiverType": "user", "type": "text", "data": {"text": "x"}})),
+        )
+        .await;
     assert_eq!((missing_user.status, missing_user.code()), (StatusCode::BAD_REQUEST, "ERR_ON_BEHALF_OF_MISSING"));
-    let ghost = app.call(Method::GET, "/v3/users/bob/messages", &[("apikey", FULL), ("onBehalfOf", "ghost")], None).await;
+    let ghost =
+        app.call(Method::GET, "/v3/users/bob/messages", &[("apikey", FULL), ("onBehalfOf", "ghost")], None).await;
     assert_eq!((ghost.status, ghost.code()), (StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"));
     for query in ["perPage=abc", "bogus=1", "perPage=-1"] {
         let reply = app.call(Method::GET, &format!("/v3/users?{query}"), &[("apikey", FULL)], None).await;
-        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "ERR_QUERY_INVALID"), "{query}: {}", reply.body);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "ERR_QUERY_INVALID"),
+            "{query}: {}",
+            reply.body
+        );
     }
     let big_page = app.call(Method::GET, "/v3/users?perPage=101", &[("apikey", FULL)], None).await;
     assert_eq!((big_page.status, big_page.code()), (StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID"));
@@ -271,10 +371,15 @@ async fn idempotency_scenario(app: App) {
     let body = json!({"receiver": "bob", "receiverType": "user", "type": "text", "data": {"text": "once"}, "muid": "client-1"});
     let replies = futures::future::join_all((0..5).map(|_| app.send("alice", body.clone()))).await;
     let ids: Vec<&Value> = replies.iter().map(|reply| &reply.body["data"]["id"]).collect();
-    assert!(replies.iter().all(|reply| reply.status == StatusCode::OK), "{:?}", replies.iter().map(|r| &r.body).collect::<Vec<_>>());
+    assert!(
+        replies.iter().all(|reply| reply.status == StatusCode::OK),
+        "{:?}",
+        replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
     assert!(ids.windows(2).all(|pair| pair[0] == pair[1]), "{ids:?}");
     assert!(replies.iter().all(|reply| reply.body["data"]["seq"] == 1));
-    let history = app.call(Method::GET, "/v3/users/bob/messages", &[("apikey", FULL), ("onBehalfOf", "alice")], None).await;
+    let history =
+        app.call(Method::GET, "/v3/users/bob/messages", &[("apikey", FULL), ("onBehalfOf", "alice")], None).await;
     assert_eq!(history.body["data"].as_array().map(Vec::len), Some(1));
 }
 
@@ -290,7 +395,14 @@ async fn blocking_scenario(app: App) {
     assert_eq!(app.send("alice", text_to("bob")).await.status, StatusCode::OK);
 
     // alice blocks bob (and a ghost, and herself): a result per uid.
-    let blocked = app.call(Method::POST, "/v3/users/alice/blockedusers", &as_alice, Some(json!({"blockedUids": ["bob", "ghost", "alice"]}))).await;
+    let blocked = app
+        .call(
+            Method::POST,
+            "/v3/users/alice/blockedusers",
+            &as_alice,
+            Some(json!({"blockedUids": ["bob", "ghost", "alice"]})),
+        )
+        .await;
     assert_eq!(blocked.status, StatusCode::OK, "{}", blocked.body);
     assert_eq!(blocked.body["data"]["bob"]["success"], true);
     assert_eq!(blocked.body["data"]["ghost"]["error"]["code"], "ERR_UID_NOT_FOUND");
@@ -310,28 +422,42 @@ async fn blocking_scenario(app: App) {
     // The list shows bob, paged.
     let listed = app.call(Method::GET, "/v3/users/alice/blockedusers", &[("apikey", FULL)], None).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
-    let uids: Vec<&str> = listed.body["data"].as_array().expect("data").iter().filter_map(|user| user["uid"].as_str()).collect();
+    let uids: Vec<&str> =
+        listed.body["data"].as_array().expect("data").iter().filter_map(|user| user["uid"].as_str()).collect();
     assert_eq!(uids, ["bob"]);
-    let bobs = app.call(Method::GET, "/v3/users/bob/blockedusers", &[("apikey", FULL), ("onBehalfOf", "bob")], None).await;
+    let bobs =
+        app.call(Method::GET, "/v3/users/bob/blockedusers", &[("apikey", FULL), ("onBehalfOf", "bob")], None).await;
     assert_eq!(bobs.body["data"].as_array().map(Vec::len), Some(0), "blocking is one-sided in the list");
 
     // Someone else may neither block for alice, nor list or undo her blocks.
     let carol = [("apikey", FULL), ("onBehalfOf", "carol")];
     for method in [Method::POST, Method::DELETE] {
-        let refused = app.call(method, "/v3/users/alice/blockedusers", &carol, Some(json!({"blockedUids": ["bob"]}))).await;
+        let refused =
+            app.call(method, "/v3/users/alice/blockedusers", &carol, Some(json!({"blockedUids": ["bob"]}))).await;
         assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
     }
     let peek = app.call(Method::GET, "/v3/users/alice/blockedusers", &carol, None).await;
     assert_eq!((peek.status, peek.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
 
     // Bob blocking alice too, then alice unblocking: still refused while bob's block stands.
-    let mutual = app.call(Method::POST, "/v3/users/bob/blockedusers", &[("apikey", FULL)], Some(json!({"blockedUids": ["alice"]}))).await;
+    let mutual = app
+        .call(Method::POST, "/v3/users/bob/blockedusers", &[("apikey", FULL)], Some(json!({"blockedUids": ["alice"]})))
+        .await;
     assert_eq!(mutual.status, StatusCode::OK, "{}", mutual.body);
-    let unblocked = app.call(Method::DELETE, "/v3/users/alice/blockedusers", &as_alice, Some(json!({"blockedUids": ["bob"]}))).await;
+    let unblocked = app
+        .call(Method::DELETE, "/v3/users/alice/blockedusers", &as_alice, Some(json!({"blockedUids": ["bob"]})))
+        .await;
     assert_eq!(unblocked.status, StatusCode::OK, "{}", unblocked.body);
     assert_eq!(unblocked.body["data"]["bob"]["success"], true);
     assert_eq!(app.send("alice", text_to("bob")).await.code(), "ERR_BLOCKED");
-    let unblocked = app.call(Method::DELETE, "/v3/users/bob/blockedusers", &[("apikey", FULL), ("onBehalfOf", "bob")], Some(json!({"blockedUids": ["alice"]}))).await;
+    let unblocked = app
+        .call(
+            Method::DELETE,
+            "/v3/users/bob/blockedusers",
+            &[("apikey", FULL), ("onBehalfOf", "bob")],
+            Some(json!({"blockedUids": ["alice"]})),
+        )
+        .await;
     assert_eq!(unblocked.status, StatusCode::OK, "{}", unblocked.body);
     for (from, to) in [("alice", "bob"), ("bob", "alice")] {
         let sent = app.send(from, text_to(to)).await;
@@ -347,7 +473,10 @@ async fn delete_and_restore_scenario(app: App) {
     }
     let token_reply = app.call(Method::POST, "/v3/users/bob/auth_tokens", &[("apikey", FULL)], None).await;
     let token = token_reply.body["data"]["authToken"].as_str().expect("authToken").to_owned();
-    assert_eq!(app.call(Method::GET, "/v3/users/alice/messages", &[("authtoken", &token)], None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.call(Method::GET, "/v3/users/alice/messages", &[("authtoken", &token)], None).await.status,
+        StatusCode::OK
+    );
 
     // carol may not delete bob; the app may.
     let refused = app.call(Method::DELETE, "/v3/users/bob", &[("apikey", FULL), ("onBehalfOf", "carol")], None).await;
@@ -360,7 +489,8 @@ async fn delete_and_restore_scenario(app: App) {
 
     // Gone from the list; cannot be messaged, cannot send, its token no longer works.
     let listed = app.call(Method::GET, "/v3/users", &[("apikey", FULL)], None).await;
-    let uids: Vec<&str> = listed.body["data"].as_array().expect("data").iter().filter_map(|user| user["uid"].as_str()).collect();
+    let uids: Vec<&str> =
+        listed.body["data"].as_array().expect("data").iter().filter_map(|user| user["uid"].as_str()).collect();
     assert_eq!(uids, ["alice", "carol"]);
     let to_bob = app.send("alice", text_to("bob")).await;
     assert_eq!((to_bob.status, to_bob.code()), (StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"));
@@ -370,7 +500,8 @@ async fn delete_and_restore_scenario(app: App) {
     assert_eq!((with_token.status, with_token.code()), (StatusCode::UNAUTHORIZED, "ERR_AUTH_TOKEN_INVALID"));
 
     // Only the app restores, and only a deleted user.
-    let by_user = app.call(Method::PUT, "/v3/users/bob/restore", &[("apikey", FULL), ("onBehalfOf", "alice")], None).await;
+    let by_user =
+        app.call(Method::PUT, "/v3/users/bob/restore", &[("apikey", FULL), ("onBehalfOf", "alice")], None).await;
     assert_eq!((by_user.status, by_user.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
     let restored = app.call(Method::PUT, "/v3/users/bob/restore", &[("apikey", FULL)], None).await;
     assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
@@ -404,7 +535,14 @@ async fn update_scenario(app: App) {
 
     // The user itself changes its profile; fields not named are kept; `unset` clears.
     let as_alice = [("apikey", FULL), ("onBehalfOf", "alice")];
-    let own = app.call(Method::PUT, "/v3/users/alice", &as_alice, Some(json!({"link": "https://example.com/alice", "unset": ["avatar"]}))).await;
+    let own = app
+        .call(
+            Method::PUT,
+            "/v3/users/alice",
+            &as_alice,
+            Some(json!({"link": "https://example.com/alice", "unset": ["avatar"]})),
+        )
+        .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.body);
     let got = app.call(Method::GET, "/v3/users/alice", &[("apikey", FULL)], None).await;
     assert_eq!(got.body["data"]["name"], "Alice L.");
@@ -417,7 +555,8 @@ async fn update_scenario(app: App) {
     assert_eq!((own_role.status, own_role.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
     let other = app.call(Method::PUT, "/v3/users/bob", &as_alice, Some(json!({"name": "Mallory"}))).await;
     assert_eq!((other.status, other.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
-    let auth_only = app.call(Method::PUT, "/v3/users/bob", &[("apikey", AUTH_ONLY)], Some(json!({"name": "Mallory"}))).await;
+    let auth_only =
+        app.call(Method::PUT, "/v3/users/bob", &[("apikey", AUTH_ONLY)], Some(json!({"name": "Mallory"}))).await;
     assert_eq!((auth_only.status, auth_only.code()), (StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"));
     let bob = app.call(Method::GET, "/v3/users/bob", &[("apikey", FULL)], None).await;
     assert_eq!(bob.body["data"]["name"], "bob");
@@ -436,9 +575,11 @@ async fn token_scenario(app: App) {
         let token = created.body["data"]["authToken"].as_str().expect("authToken").to_owned();
         tokens.push((id, token));
     }
-    let listed = app.call(Method::GET, "/v3/users/alice/auth_tokens", &[("apikey", FULL), ("onBehalfOf", "alice")], None).await;
+    let listed =
+        app.call(Method::GET, "/v3/users/alice/auth_tokens", &[("apikey", FULL), ("onBehalfOf", "alice")], None).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
-    let ids: Vec<&str> = listed.body["data"].as_array().expect("data").iter().filter_map(|token| token["id"].as_str()).collect();
+    let ids: Vec<&str> =
+        listed.body["data"].as_array().expect("data").iter().filter_map(|token| token["id"].as_str()).collect();
     let expected: Vec<&str> = tokens.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, expected);
     let text = listed.body.to_string();
@@ -453,7 +594,8 @@ async fn token_scenario(app: App) {
     let revoke_path = format!("/v3/users/alice/auth_tokens/{first_id}");
     let by_bob = app.call(Method::DELETE, &revoke_path, &as_bob, None).await;
     assert_eq!((by_bob.status, by_bob.code()), (StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"));
-    let wrong_owner = app.call(Method::DELETE, &format!("/v3/users/bob/auth_tokens/{first_id}"), &[("apikey", FULL)], None).await;
+    let wrong_owner =
+        app.call(Method::DELETE, &format!("/v3/users/bob/auth_tokens/{first_id}"), &[("apikey", FULL)], None).await;
     assert_eq!((wrong_owner.status, wrong_owner.code()), (StatusCode::NOT_FOUND, "ERR_AUTH_TOKEN_NOT_FOUND"));
 
     // Alice revokes her first token with the second one: the first is refused from then on, the second works.
@@ -462,7 +604,10 @@ async fn token_scenario(app: App) {
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
     let refused = app.call(Method::GET, "/v3/users/bob/messages", &[("authtoken", first_token)], None).await;
     assert_eq!((refused.status, refused.code()), (StatusCode::UNAUTHORIZED, "ERR_AUTH_TOKEN_INVALID"));
-    assert_eq!(app.call(Method::GET, "/v3/users/bob/messages", &[("authtoken", second_token)], None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.call(Method::GET, "/v3/users/bob/messages", &[("authtoken", second_token)], None).await.status,
+        StatusCode::OK
+    );
     let again = app.call(Method::DELETE, &revoke_path, &[("apikey", FULL)], None).await;
     assert_eq!((again.status, again.code()), (StatusCode::NOT_FOUND, "ERR_AUTH_TOKEN_NOT_FOUND"));
     let listed = app.call(Method::GET, "/v3/users/alice/auth_tokens", &[("apikey", FULL)], None).await;
@@ -479,22 +624,106 @@ async fn user_admin_bad_input_scenario(app: App) {
     let cases: Vec<BadCase> = vec![
         (Method::PUT, "/v3/users/alice", Some(b"{oops".to_vec()), StatusCode::BAD_REQUEST, "ERR_BODY_MALFORMED"),
         (Method::PUT, "/v3/users/alice", None, StatusCode::BAD_REQUEST, "ERR_BODY_MISSING"),
-        (Method::PUT, "/v3/users/alice", Some(json!({}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UPDATE_EMPTY"),
-        (Method::PUT, "/v3/users/alice", Some(json!({"name": "   "}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_NAME_INVALID"),
-        (Method::PUT, "/v3/users/alice", Some(json!({"name": 5}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
-        (Method::PUT, "/v3/users/alice", Some(json!({"uid": "other"}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
-        (Method::PUT, "/v3/users/alice", Some(json!({"unset": ["name"]}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UNSET_INVALID"),
-        (Method::PUT, "/v3/users/alice", Some(json!({"link": "x", "unset": ["link"]}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UNSET_INVALID"),
-        (Method::PUT, "/v3/users/bad%20uid", Some(json!({"name": "x"}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UID_INVALID"),
+        (
+            Method::PUT,
+            "/v3/users/alice",
+            Some(json!({}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_UPDATE_EMPTY",
+        ),
+        (
+            Method::PUT,
+            "/v3/users/alice",
+            Some(json!({"name": "   "}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_NAME_INVALID",
+        ),
+        (
+            Method::PUT,
+            "/v3/users/alice",
+            Some(json!({"name": 5}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_BODY_INVALID",
+        ),
+        (
+            Method::PUT,
+            "/v3/users/alice",
+            Some(json!({"uid": "other"}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_BODY_INVALID",
+        ),
+        (
+            Method::PUT,
+            "/v3/users/alice",
+            Some(json!({"unset": ["name"]}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_UNSET_INVALID",
+        ),
+        (
+            Method::PUT,
+            "/v3/users/alice",
+            Some(json!({"link": "x", "unset": ["link"]}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_UNSET_INVALID",
+        ),
+        (
+            Method::PUT,
+            "/v3/users/bad%20uid",
+            Some(json!({"name": "x"}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_UID_INVALID",
+        ),
         (Method::DELETE, "/v3/users/ghost", None, StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"),
-        (Method::POST, "/v3/users/alice/blockedusers", Some(json!({"blockedUids": []}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BLOCKED_UIDS_INVALID"),
-        (Method::POST, "/v3/users/alice/blockedusers", Some(json!({"blockedUids": vec!["bob"; 26]}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BLOCKED_UIDS_INVALID"),
-        (Method::POST, "/v3/users/alice/blockedusers", Some(json!({"blockedUids": "bob"}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
-        (Method::POST, "/v3/users/alice/blockedusers", Some(json!({"uids": ["bob"]}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
-        (Method::POST, "/v3/users/alice/blockedusers", Some(json!({"blockedUids": ["bad uid!"]}).to_string().into_bytes()), StatusCode::BAD_REQUEST, "ERR_UID_INVALID"),
+        (
+            Method::POST,
+            "/v3/users/alice/blockedusers",
+            Some(json!({"blockedUids": []}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_BLOCKED_UIDS_INVALID",
+        ),
+        (
+            Method::POST,
+            "/v3/users/alice/blockedusers",
+            Some(json!({"blockedUids": vec!["bob"; 26]}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_BLOCKED_UIDS_INVALID",
+        ),
+        (
+            Method::POST,
+            "/v3/users/alice/blockedusers",
+            Some(json!({"blockedUids": "bob"}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_BODY_INVALID",
+        ),
+        (
+            Method::POST,
+            "/v3/users/alice/blockedusers",
+            Some(json!({"uids": ["bob"]}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_BODY_INVALID",
+        ),
+        (
+            Method::POST,
+            "/v3/users/alice/blockedusers",
+            Some(json!({"blockedUids": ["bad uid!"]}).to_string().into_bytes()),
+            StatusCode::BAD_REQUEST,
+            "ERR_UID_INVALID",
+        ),
         (Method::POST, "/v3/users/alice/blockedusers", None, StatusCode::BAD_REQUEST, "ERR_BODY_MISSING"),
-        (Method::DELETE, "/v3/users/alice/blockedusers", Some(b"[".to_vec()), StatusCode::BAD_REQUEST, "ERR_BODY_MALFORMED"),
-        (Method::POST, "/v3/users/ghost/blockedusers", Some(json!({"blockedUids": ["bob"]}).to_string().into_bytes()), StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"),
+        (
+            Method::DELETE,
+            "/v3/users/alice/blockedusers",
+            Some(b"[".to_vec()),
+            StatusCode::BAD_REQUEST,
+            "ERR_BODY_MALFORMED",
+        ),
+        (
+            Method::POST,
+            "/v3/users/ghost/blockedusers",
+            Some(json!({"blockedUids": ["bob"]}).to_string().into_bytes()),
+            StatusCode::NOT_FOUND,
+            "ERR_UID_NOT_FOUND",
+        ),
         (Method::GET, "/v3/users/alice/blockedusers?perPage=0", None, StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID"),
         (Method::GET, "/v3/users/ghost/auth_tokens", None, StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"),
     ];
@@ -519,9 +748,17 @@ fn as_user(uid: &str) -> [(&'static str, &str); 2] {
 impl App {
     /// Creates the users and a group owned by `owner` with the given members.
     async fn group_with(&self, guid: &str, group_type: &str, owner: &str, members: Value) {
-        let created = self.call(Method::POST, "/v3/groups", &as_user(owner), Some(json!({"guid": guid, "name": guid, "type": group_type}))).await;
+        let created = self
+            .call(
+                Method::POST,
+                "/v3/groups",
+                &as_user(owner),
+                Some(json!({"guid": guid, "name": guid, "type": group_type})),
+            )
+            .await;
         assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-        let added = self.call(Method::POST, &format!("/v3/groups/{guid}/members"), &as_user(owner), Some(members)).await;
+        let added =
+            self.call(Method::POST, &format!("/v3/groups/{guid}/members"), &as_user(owner), Some(members)).await;
         assert_eq!(added.status, StatusCode::OK, "{}", added.body);
     }
 
@@ -530,7 +767,8 @@ impl App {
     }
 
     async fn post_to_group(&self, from: &str, guid: &str) -> Reply {
-        self.send(from, json!({"receiver": guid, "receiverType": "group", "type": "text", "data": {"text": "hi"}})).await
+        self.send(from, json!({"receiver": guid, "receiverType": "group", "type": "text", "data": {"text": "hi"}}))
+            .await
     }
 }
 
@@ -543,17 +781,51 @@ async fn bans_scenario(app: App) {
     for uid in ["owner", "admin2", "moderator", "member", "member2", "outsider"] {
         app.create_user(uid).await;
     }
-    app.group_with("g1", "public", "owner", json!({"admins": ["admin2"], "moderators": ["moderator"], "participants": ["member", "member2"]})).await;
+    app.group_with(
+        "g1",
+        "public",
+        "owner",
+        json!({"admins": ["admin2"], "moderators": ["moderator"], "participants": ["member", "member2"]}),
+    )
+    .await;
     assert_eq!(app.members_count("g1").await, 5);
 
     // Who may ban whom.
-    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/member2", &as_user("member"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
-    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/admin2", &as_user("moderator"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
-    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/owner", &as_user("admin2"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_OWNER");
-    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/member", &[("apikey", AUTH_ONLY)], None).await, StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY");
-    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/ghost", &as_user("owner"), None).await, StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND");
-    expect(&app.call(Method::POST, "/v3/groups/nope/bannedusers/member", &as_user("owner"), None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
-    expect(&app.call(Method::POST, "/v3/groups/g1/bannedusers/bad%20uid", &as_user("owner"), None).await, StatusCode::BAD_REQUEST, "ERR_UID_INVALID");
+    expect(
+        &app.call(Method::POST, "/v3/groups/g1/bannedusers/member2", &as_user("member"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_NOT_ALLOWED",
+    );
+    expect(
+        &app.call(Method::POST, "/v3/groups/g1/bannedusers/admin2", &as_user("moderator"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_NOT_ALLOWED",
+    );
+    expect(
+        &app.call(Method::POST, "/v3/groups/g1/bannedusers/owner", &as_user("admin2"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_OWNER",
+    );
+    expect(
+        &app.call(Method::POST, "/v3/groups/g1/bannedusers/member", &[("apikey", AUTH_ONLY)], None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_AUTH_ONLY_KEY",
+    );
+    expect(
+        &app.call(Method::POST, "/v3/groups/g1/bannedusers/ghost", &as_user("owner"), None).await,
+        StatusCode::NOT_FOUND,
+        "ERR_UID_NOT_FOUND",
+    );
+    expect(
+        &app.call(Method::POST, "/v3/groups/nope/bannedusers/member", &as_user("owner"), None).await,
+        StatusCode::NOT_FOUND,
+        "ERR_GUID_NOT_FOUND",
+    );
+    expect(
+        &app.call(Method::POST, "/v3/groups/g1/bannedusers/bad%20uid", &as_user("owner"), None).await,
+        StatusCode::BAD_REQUEST,
+        "ERR_UID_INVALID",
+    );
     assert_eq!(app.members_count("g1").await, 5, "refused bans change nothing");
 
     let banned = app.call(Method::POST, "/v3/groups/g1/bannedusers/member", &as_user("moderator"), None).await;
@@ -562,9 +834,24 @@ async fn bans_scenario(app: App) {
 
     // A banned user can't post, read the group or its messages, or be added back.
     expect(&app.post_to_group("member", "g1").await, StatusCode::FORBIDDEN, "ERR_BANNED");
-    expect(&app.call(Method::GET, "/v3/groups/g1/messages", &as_user("member"), None).await, StatusCode::FORBIDDEN, "ERR_BANNED");
-    expect(&app.call(Method::GET, "/v3/groups/g1", &as_user("member"), None).await, StatusCode::FORBIDDEN, "ERR_BANNED");
-    let re_added = app.call(Method::POST, "/v3/groups/g1/members", &as_user("owner"), Some(json!({"participants": ["member", "outsider"]}))).await;
+    expect(
+        &app.call(Method::GET, "/v3/groups/g1/messages", &as_user("member"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_BANNED",
+    );
+    expect(
+        &app.call(Method::GET, "/v3/groups/g1", &as_user("member"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_BANNED",
+    );
+    let re_added = app
+        .call(
+            Method::POST,
+            "/v3/groups/g1/members",
+            &as_user("owner"),
+            Some(json!({"participants": ["member", "outsider"]})),
+        )
+        .await;
     assert_eq!(re_added.status, StatusCode::OK, "{}", re_added.body);
     assert_eq!(re_added.body["data"]["participants"]["member"]["error"]["code"], "ERR_BANNED");
     assert_eq!(re_added.body["data"]["participants"]["outsider"]["success"], true);
@@ -572,68 +859,170 @@ async fn bans_scenario(app: App) {
 
     let bans = app.call(Method::GET, "/v3/groups/g1/bannedusers", &as_user("moderator"), None).await;
     assert_eq!(bans.status, StatusCode::OK, "{}", bans.body);
-    assert_eq!(bans.body["data"].as_array().map(|bans| bans.iter().map(|ban| ban["uid"].clone()).collect::<Vec<_>>()), Some(vec![json!("member")]));
-    expect(&app.call(Method::GET, "/v3/groups/g1/bannedusers", &as_user("member2"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
-    expect(&app.call(Method::GET, "/v3/groups/g1/bannedusers?perPage=0", &[("apikey", FULL)], None).await, StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID");
+    assert_eq!(
+        bans.body["data"].as_array().map(|bans| bans.iter().map(|ban| ban["uid"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("member")])
+    );
+    expect(
+        &app.call(Method::GET, "/v3/groups/g1/bannedusers", &as_user("member2"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_NOT_ALLOWED",
+    );
+    expect(
+        &app.call(Method::GET, "/v3/groups/g1/bannedusers?perPage=0", &[("apikey", FULL)], None).await,
+        StatusCode::BAD_REQUEST,
+        "ERR_PER_PAGE_INVALID",
+    );
 
     // Unbanning: admins and moderators, once.
-    expect(&app.call(Method::DELETE, "/v3/groups/g1/bannedusers/member", &as_user("member2"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1/bannedusers/member", &as_user("member2"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_NOT_ALLOWED",
+    );
     let unbanned = app.call(Method::DELETE, "/v3/groups/g1/bannedusers/member", &as_user("owner"), None).await;
     assert_eq!(unbanned.status, StatusCode::OK, "{}", unbanned.body);
-    expect(&app.call(Method::DELETE, "/v3/groups/g1/bannedusers/member", &as_user("owner"), None).await, StatusCode::NOT_FOUND, "ERR_NOT_BANNED");
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1/bannedusers/member", &as_user("owner"), None).await,
+        StatusCode::NOT_FOUND,
+        "ERR_NOT_BANNED",
+    );
     expect(&app.post_to_group("member", "g1").await, StatusCode::FORBIDDEN, "ERR_NOT_A_MEMBER");
-    let back = app.call(Method::POST, "/v3/groups/g1/members", &as_user("owner"), Some(json!({"participants": ["member"]}))).await;
+    let back = app
+        .call(Method::POST, "/v3/groups/g1/members", &as_user("owner"), Some(json!({"participants": ["member"]})))
+        .await;
     assert_eq!(back.body["data"]["participants"]["member"]["success"], true, "{}", back.body);
     assert_eq!(app.post_to_group("member", "g1").await.status, StatusCode::OK);
     assert_eq!(app.members_count("g1").await, 6);
 
     // A private group is invisible to outsiders, banning included.
     app.group_with("g2", "private", "owner", json!({"participants": ["member"]})).await;
-    expect(&app.call(Method::POST, "/v3/groups/g2/bannedusers/member", &as_user("admin2"), None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    expect(
+        &app.call(Method::POST, "/v3/groups/g2/bannedusers/member", &as_user("admin2"), None).await,
+        StatusCode::NOT_FOUND,
+        "ERR_GUID_NOT_FOUND",
+    );
 }
 
 async fn kick_leave_scope_scenario(app: App) {
     for uid in ["owner", "admin2", "mod1", "mod2", "p1", "p2", "p3"] {
         app.create_user(uid).await;
     }
-    app.group_with("g1", "private", "owner", json!({"admins": ["admin2"], "moderators": ["mod1", "mod2"], "participants": ["p1", "p2", "p3"]})).await;
+    app.group_with(
+        "g1",
+        "private",
+        "owner",
+        json!({"admins": ["admin2"], "moderators": ["mod1", "mod2"], "participants": ["p1", "p2", "p3"]}),
+    )
+    .await;
     assert_eq!(app.members_count("g1").await, 7);
 
     // Moderators kick participants only; participants kick nobody.
-    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/admin2", &as_user("mod1"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
-    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/mod2", &as_user("mod1"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
-    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/p2", &as_user("p1"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1/members/admin2", &as_user("mod1"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_NOT_ALLOWED",
+    );
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1/members/mod2", &as_user("mod1"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_NOT_ALLOWED",
+    );
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1/members/p2", &as_user("p1"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_NOT_ALLOWED",
+    );
     let kicked = app.call(Method::DELETE, "/v3/groups/g1/members/p1", &as_user("mod1"), None).await;
     assert_eq!(kicked.status, StatusCode::OK, "{}", kicked.body);
     assert_eq!(app.members_count("g1").await, 6);
-    expect(&app.call(Method::GET, "/v3/groups/g1/messages", &as_user("p1"), None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
-    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/p1", &as_user("mod1"), None).await, StatusCode::NOT_FOUND, "ERR_MEMBER_NOT_FOUND");
+    expect(
+        &app.call(Method::GET, "/v3/groups/g1/messages", &as_user("p1"), None).await,
+        StatusCode::NOT_FOUND,
+        "ERR_GUID_NOT_FOUND",
+    );
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1/members/p1", &as_user("mod1"), None).await,
+        StatusCode::NOT_FOUND,
+        "ERR_MEMBER_NOT_FOUND",
+    );
 
     // Anyone but the owner may leave.
     let left = app.call(Method::DELETE, "/v3/groups/g1/members/p2", &as_user("p2"), None).await;
     assert_eq!(left.status, StatusCode::OK, "{}", left.body);
     assert_eq!(app.members_count("g1").await, 5);
-    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/owner", &as_user("owner"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_OWNER");
-    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/owner", &as_user("admin2"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_OWNER");
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1/members/owner", &as_user("owner"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_OWNER",
+    );
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1/members/owner", &as_user("admin2"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_OWNER",
+    );
     assert_eq!(app.members_count("g1").await, 5);
 
     // Scopes: admins only; the owner stays an admin.
     let to_moderator = Some(json!({"scope": "moderator"}));
-    expect(&app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("mod1"), to_moderator.clone()).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    expect(
+        &app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("mod1"), to_moderator.clone()).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_NOT_ALLOWED",
+    );
     let promoted = app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), to_moderator.clone()).await;
-    assert_eq!((promoted.status, &promoted.body["data"]["scope"]), (StatusCode::OK, &json!("moderator")), "{}", promoted.body);
-    expect(&app.call(Method::PUT, "/v3/groups/g1/members/owner", &as_user("admin2"), Some(json!({"scope": "participant"}))).await, StatusCode::FORBIDDEN, "ERR_GROUP_OWNER");
-    expect(&app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), Some(json!({"scope": "king"}))).await, StatusCode::BAD_REQUEST, "ERR_SCOPE_INVALID");
-    expect(&app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), Some(json!({"scope": 3}))).await, StatusCode::BAD_REQUEST, "ERR_BODY_INVALID");
-    expect(&app.raw(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), None).await, StatusCode::BAD_REQUEST, "ERR_BODY_MISSING");
-    expect(&app.call(Method::PUT, "/v3/groups/g1/members/p1", &as_user("admin2"), to_moderator.clone()).await, StatusCode::NOT_FOUND, "ERR_MEMBER_NOT_FOUND");
+    assert_eq!(
+        (promoted.status, &promoted.body["data"]["scope"]),
+        (StatusCode::OK, &json!("moderator")),
+        "{}",
+        promoted.body
+    );
+    expect(
+        &app.call(
+            Method::PUT,
+            "/v3/groups/g1/members/owner",
+            &as_user("admin2"),
+            Some(json!({"scope": "participant"})),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_OWNER",
+    );
+    expect(
+        &app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), Some(json!({"scope": "king"}))).await,
+        StatusCode::BAD_REQUEST,
+        "ERR_SCOPE_INVALID",
+    );
+    expect(
+        &app.call(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), Some(json!({"scope": 3}))).await,
+        StatusCode::BAD_REQUEST,
+        "ERR_BODY_INVALID",
+    );
+    expect(
+        &app.raw(Method::PUT, "/v3/groups/g1/members/p3", &as_user("admin2"), None).await,
+        StatusCode::BAD_REQUEST,
+        "ERR_BODY_MISSING",
+    );
+    expect(
+        &app.call(Method::PUT, "/v3/groups/g1/members/p1", &as_user("admin2"), to_moderator.clone()).await,
+        StatusCode::NOT_FOUND,
+        "ERR_MEMBER_NOT_FOUND",
+    );
     // The promoted moderator now can't be kicked by another moderator, but the app may.
-    expect(&app.call(Method::DELETE, "/v3/groups/g1/members/p3", &as_user("mod2"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
-    assert_eq!(app.call(Method::DELETE, "/v3/groups/g1/members/p3", &[("apikey", FULL)], None).await.status, StatusCode::OK);
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1/members/p3", &as_user("mod2"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_NOT_ALLOWED",
+    );
+    assert_eq!(
+        app.call(Method::DELETE, "/v3/groups/g1/members/p3", &[("apikey", FULL)], None).await.status,
+        StatusCode::OK
+    );
     assert_eq!(app.members_count("g1").await, 4);
 
     // Kicked (unlike banned) users may be added back.
-    let back = app.call(Method::POST, "/v3/groups/g1/members", &as_user("owner"), Some(json!({"participants": ["p1"]}))).await;
+    let back =
+        app.call(Method::POST, "/v3/groups/g1/members", &as_user("owner"), Some(json!({"participants": ["p1"]}))).await;
     assert_eq!(back.body["data"]["participants"]["p1"]["success"], true, "{}", back.body);
     assert_eq!(app.members_count("g1").await, 5);
 }
@@ -645,10 +1034,19 @@ async fn update_delete_scenario(app: App) {
     app.group_with("g1", "public", "owner", json!({"moderators": ["moderator"], "participants": ["member"]})).await;
     let rename = Some(json!({"name": "Renamed"}));
     for uid in ["member", "moderator", "outsider"] {
-        expect(&app.call(Method::PUT, "/v3/groups/g1", &as_user(uid), rename.clone()).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+        expect(
+            &app.call(Method::PUT, "/v3/groups/g1", &as_user(uid), rename.clone()).await,
+            StatusCode::FORBIDDEN,
+            "ERR_GROUP_NOT_ALLOWED",
+        );
     }
     let renamed = app.call(Method::PUT, "/v3/groups/g1", &as_user("owner"), rename.clone()).await;
-    assert_eq!((renamed.status, &renamed.body["data"]["name"]), (StatusCode::OK, &json!("Renamed")), "{}", renamed.body);
+    assert_eq!(
+        (renamed.status, &renamed.body["data"]["name"]),
+        (StatusCode::OK, &json!("Renamed")),
+        "{}",
+        renamed.body
+    );
 
     let bad: Vec<(Option<Vec<u8>>, &str)> = vec![
         (Some(b"{".to_vec()), "ERR_BODY_MALFORMED"),
@@ -662,24 +1060,63 @@ async fn update_delete_scenario(app: App) {
     for (body, code) in bad {
         expect(&app.raw(Method::PUT, "/v3/groups/g1", &as_user("owner"), body).await, StatusCode::BAD_REQUEST, code);
     }
-    let locked = app.call(Method::PUT, "/v3/groups/g1", &as_user("owner"), Some(json!({"type": "password", "password": "s3cret"}))).await;
+    let locked = app
+        .call(Method::PUT, "/v3/groups/g1", &as_user("owner"), Some(json!({"type": "password", "password": "s3cret"})))
+        .await;
     assert_eq!(locked.body["data"]["type"], "password", "{}", locked.body);
     assert!(!locked.body.to_string().contains("s3cret"), "the password is never echoed");
-    let described = app.call(Method::PUT, "/v3/groups/g1", &[("apikey", FULL)], Some(json!({"description": "d", "metadata": {"k": 1}}))).await;
-    assert_eq!((described.body["data"]["description"].clone(), described.body["data"]["name"].clone()), (json!("d"), json!("Renamed")));
-    expect(&app.call(Method::PUT, "/v3/groups/nope", &as_user("owner"), rename.clone()).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    let described = app
+        .call(
+            Method::PUT,
+            "/v3/groups/g1",
+            &[("apikey", FULL)],
+            Some(json!({"description": "d", "metadata": {"k": 1}})),
+        )
+        .await;
+    assert_eq!(
+        (described.body["data"]["description"].clone(), described.body["data"]["name"].clone()),
+        (json!("d"), json!("Renamed"))
+    );
+    expect(
+        &app.call(Method::PUT, "/v3/groups/nope", &as_user("owner"), rename.clone()).await,
+        StatusCode::NOT_FOUND,
+        "ERR_GUID_NOT_FOUND",
+    );
 
     // Deleting: admins and the app; afterwards the group is gone from reads, lists and writes.
-    expect(&app.call(Method::DELETE, "/v3/groups/g1", &as_user("moderator"), None).await, StatusCode::FORBIDDEN, "ERR_GROUP_NOT_ALLOWED");
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1", &as_user("moderator"), None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_GROUP_NOT_ALLOWED",
+    );
     let deleted = app.call(Method::DELETE, "/v3/groups/g1", &as_user("owner"), None).await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
-    expect(&app.call(Method::GET, "/v3/groups/g1", &[("apikey", FULL)], None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
-    expect(&app.call(Method::GET, "/v3/groups/g1/messages", &as_user("member"), None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    expect(
+        &app.call(Method::GET, "/v3/groups/g1", &[("apikey", FULL)], None).await,
+        StatusCode::NOT_FOUND,
+        "ERR_GUID_NOT_FOUND",
+    );
+    expect(
+        &app.call(Method::GET, "/v3/groups/g1/messages", &as_user("member"), None).await,
+        StatusCode::NOT_FOUND,
+        "ERR_GUID_NOT_FOUND",
+    );
     expect(&app.post_to_group("member", "g1").await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
-    expect(&app.call(Method::DELETE, "/v3/groups/g1", &[("apikey", FULL)], None).await, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
+    expect(
+        &app.call(Method::DELETE, "/v3/groups/g1", &[("apikey", FULL)], None).await,
+        StatusCode::NOT_FOUND,
+        "ERR_GUID_NOT_FOUND",
+    );
     let listed = app.call(Method::GET, "/v3/groups", &[("apikey", FULL)], None).await;
     assert_eq!(listed.body["data"], json!([]), "{}", listed.body);
-    let reuse = app.call(Method::POST, "/v3/groups", &as_user("owner"), Some(json!({"guid": "g1", "name": "again", "type": "public"}))).await;
+    let reuse = app
+        .call(
+            Method::POST,
+            "/v3/groups",
+            &as_user("owner"),
+            Some(json!({"guid": "g1", "name": "again", "type": "public"})),
+        )
+        .await;
     expect(&reuse, StatusCode::CONFLICT, "ERR_GUID_ALREADY_EXISTS");
 }
 
@@ -690,12 +1127,20 @@ async fn list_groups_scenario(app: App) {
     app.group_with("a-public", "public", "alice", json!({"participants": ["carol"]})).await;
     app.group_with("b-private", "private", "alice", json!({"participants": ["carol"]})).await;
     app.group_with("c-bobs", "private", "bob", json!({"participants": ["carol"]})).await;
-    let guids = |reply: &Reply| reply.body["data"].as_array().map(|groups| groups.iter().map(|group| group["guid"].clone()).collect::<Vec<_>>()).unwrap_or_default();
+    let guids = |reply: &Reply| {
+        reply.body["data"]
+            .as_array()
+            .map(|groups| groups.iter().map(|group| group["guid"].clone()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
 
     let all = app.call(Method::GET, "/v3/groups", &[("apikey", FULL)], None).await;
     assert_eq!(guids(&all), [json!("a-public"), json!("b-private"), json!("c-bobs")]);
     let first = app.call(Method::GET, "/v3/groups?perPage=2", &[("apikey", FULL)], None).await;
-    assert_eq!((guids(&first), &first.body["meta"]["pagination"]["next"]), (vec![json!("a-public"), json!("b-private")], &json!("b-private")));
+    assert_eq!(
+        (guids(&first), &first.body["meta"]["pagination"]["next"]),
+        (vec![json!("a-public"), json!("b-private")], &json!("b-private"))
+    );
     let second = app.call(Method::GET, "/v3/groups?perPage=2&after=b-private", &[("apikey", FULL)], None).await;
     assert_eq!((guids(&second), &second.body["meta"]["pagination"]["next"]), (vec![json!("c-bobs")], &Value::Null));
 
@@ -707,33 +1152,71 @@ async fn list_groups_scenario(app: App) {
     assert_eq!(guids(&search), [json!("b-private")]);
 
     // A user banned from a group no longer sees it listed.
-    assert_eq!(app.call(Method::POST, "/v3/groups/a-public/bannedusers/carol", &as_user("alice"), None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.call(Method::POST, "/v3/groups/a-public/bannedusers/carol", &as_user("alice"), None).await.status,
+        StatusCode::OK
+    );
     let carol = app.call(Method::GET, "/v3/groups", &as_user("carol"), None).await;
     assert_eq!(guids(&carol), [json!("b-private"), json!("c-bobs")]);
 
-    expect(&app.call(Method::GET, "/v3/groups?perPage=101", &[("apikey", FULL)], None).await, StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID");
-    expect(&app.call(Method::GET, "/v3/groups?after=bad%20guid", &[("apikey", FULL)], None).await, StatusCode::BAD_REQUEST, "ERR_GUID_INVALID");
-    expect(&app.call(Method::GET, &format!("/v3/groups?searchKey={}", "x".repeat(101)), &[("apikey", FULL)], None).await, StatusCode::BAD_REQUEST, "ERR_SEARCH_KEY_INVALID");
-    expect(&app.call(Method::GET, "/v3/groups", &[("apikey", AUTH_ONLY)], None).await, StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY");
+    expect(
+        &app.call(Method::GET, "/v3/groups?perPage=101", &[("apikey", FULL)], None).await,
+        StatusCode::BAD_REQUEST,
+        "ERR_PER_PAGE_INVALID",
+    );
+    expect(
+        &app.call(Method::GET, "/v3/groups?after=bad%20guid", &[("apikey", FULL)], None).await,
+        StatusCode::BAD_REQUEST,
+        "ERR_GUID_INVALID",
+    );
+    expect(
+        &app.call(Method::GET, &format!("/v3/groups?searchKey={}", "x".repeat(101)), &[("apikey", FULL)], None).await,
+        StatusCode::BAD_REQUEST,
+        "ERR_SEARCH_KEY_INVALID",
+    );
+    expect(
+        &app.call(Method::GET, "/v3/groups", &[("apikey", AUTH_ONLY)], None).await,
+        StatusCode::FORBIDDEN,
+        "ERR_AUTH_ONLY_KEY",
+    );
     expect(&app.call(Method::GET, "/v3/groups", &[], None).await, StatusCode::UNAUTHORIZED, "ERR_AUTH_MISSING");
 }
 
 fn seqs_of(reply: &Reply) -> Vec<i64> {
-    reply.body["data"].as_array().map(|items| items.iter().filter_map(|m| m["seq"].as_i64()).collect()).unwrap_or_default()
+    reply.body["data"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|m| m["seq"].as_i64()).collect())
+        .unwrap_or_default()
 }
 
 async fn group_with_roles(app: &App) {
     for uid in ["owner", "member", "other", "moderator", "outsider"] {
         app.create_user(uid).await;
     }
-    let group = app.call(Method::POST, "/v3/groups", &as_user("owner"), Some(json!({"guid": "g1", "name": "G", "type": "private"}))).await;
+    let group = app
+        .call(
+            Method::POST,
+            "/v3/groups",
+            &as_user("owner"),
+            Some(json!({"guid": "g1", "name": "G", "type": "private"})),
+        )
+        .await;
     assert_eq!(group.status, StatusCode::OK, "{}", group.body);
-    let added = app.call(Method::POST, "/v3/groups/g1/members", &as_user("owner"), Some(json!({"participants": ["member", "other"], "moderators": ["moderator"]}))).await;
+    let added = app
+        .call(
+            Method::POST,
+            "/v3/groups/g1/members",
+            &as_user("owner"),
+            Some(json!({"participants": ["member", "other"], "moderators": ["moderator"]})),
+        )
+        .await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.body);
 }
 
 async fn post_to_group(app: &App, from: &str, text: &str) -> String {
-    let sent = app.send(from, json!({"receiver": "g1", "receiverType": "group", "type": "text", "data": {"text": text}})).await;
+    let sent = app
+        .send(from, json!({"receiver": "g1", "receiverType": "group", "type": "text", "data": {"text": text}}))
+        .await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
     sent.body["data"]["id"].as_str().expect("id").to_owned()
 }
@@ -746,7 +1229,14 @@ async fn edit_and_delete_scenario(app: App) {
     let path = |id: &str| format!("/v3/messages/{id}");
 
     // The sender edits; data and tags are replaced, editedAt and editedBy are set.
-    let edited = app.call(Method::PUT, &path(&first), &as_user("member"), Some(json!({"data": {"text": "first, fixed"}, "tags": ["fixed"]}))).await;
+    let edited = app
+        .call(
+            Method::PUT,
+            &path(&first),
+            &as_user("member"),
+            Some(json!({"data": {"text": "first, fixed"}, "tags": ["fixed"]})),
+        )
+        .await;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
     assert_eq!(edited.body["data"]["data"]["text"], "first, fixed");
     assert_eq!(edited.body["data"]["tags"], json!(["fixed"]));
@@ -756,7 +1246,8 @@ async fn edit_and_delete_scenario(app: App) {
     assert_eq!(read_back.body["data"]["data"]["text"], "first, fixed");
 
     // Another participant may neither edit nor delete; an outsider does not see the message at all.
-    let other_edits = app.call(Method::PUT, &path(&first), &as_user("other"), Some(json!({"data": {"text": "mine now"}}))).await;
+    let other_edits =
+        app.call(Method::PUT, &path(&first), &as_user("other"), Some(json!({"data": {"text": "mine now"}}))).await;
     assert_eq!((other_edits.status, other_edits.code()), (StatusCode::FORBIDDEN, "ERR_MESSAGE_NOT_ALLOWED"));
     let other_deletes = app.call(Method::DELETE, &path(&first), &as_user("other"), None).await;
     assert_eq!((other_deletes.status, other_deletes.code()), (StatusCode::FORBIDDEN, "ERR_MESSAGE_NOT_ALLOWED"));
@@ -766,7 +1257,8 @@ async fn edit_and_delete_scenario(app: App) {
     assert_eq!((auth_only.status, auth_only.code()), (StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"));
 
     // A moderator edits and deletes others' messages; the app deletes any.
-    let moderator_edits = app.call(Method::PUT, &path(&second), &as_user("moderator"), Some(json!({"tags": ["moderated"]}))).await;
+    let moderator_edits =
+        app.call(Method::PUT, &path(&second), &as_user("moderator"), Some(json!({"tags": ["moderated"]}))).await;
     assert_eq!(moderator_edits.status, StatusCode::OK, "{}", moderator_edits.body);
     assert_eq!(moderator_edits.body["data"]["editedBy"], "moderator");
     assert_eq!(moderator_edits.body["data"]["data"]["text"], "second", "data is kept when only tags change");
@@ -779,7 +1271,8 @@ async fn edit_and_delete_scenario(app: App) {
     assert_eq!(app_deletes.body["data"]["deletedBy"], Value::Null);
 
     // A deleted message no longer changes.
-    let edit_deleted = app.call(Method::PUT, &path(&second), &as_user("member"), Some(json!({"data": {"text": "again"}}))).await;
+    let edit_deleted =
+        app.call(Method::PUT, &path(&second), &as_user("member"), Some(json!({"data": {"text": "again"}}))).await;
     assert_eq!((edit_deleted.status, edit_deleted.code()), (StatusCode::CONFLICT, "ERR_MESSAGE_DELETED"));
     let delete_again = app.call(Method::DELETE, &path(&second), &as_user("member"), None).await;
     assert_eq!((delete_again.status, delete_again.code()), (StatusCode::CONFLICT, "ERR_MESSAGE_DELETED"));
@@ -793,19 +1286,52 @@ async fn edit_and_delete_scenario(app: App) {
     assert_eq!(seqs_of(&visible), vec![1]);
 
     // In a direct conversation only the sender may change a message.
-    let direct = app.send("owner", json!({"receiver": "member", "receiverType": "user", "type": "text", "data": {"text": "dm"}})).await;
+    let direct = app
+        .send("owner", json!({"receiver": "member", "receiverType": "user", "type": "text", "data": {"text": "dm"}}))
+        .await;
     let direct_id = direct.body["data"]["id"].as_str().expect("id").to_owned();
-    let receiver_edits = app.call(Method::PUT, &path(&direct_id), &as_user("member"), Some(json!({"data": {"text": "x"}}))).await;
+    let receiver_edits =
+        app.call(Method::PUT, &path(&direct_id), &as_user("member"), Some(json!({"data": {"text": "x"}}))).await;
     assert_eq!((receiver_edits.status, receiver_edits.code()), (StatusCode::FORBIDDEN, "ERR_MESSAGE_NOT_ALLOWED"));
 
     // Bad input.
     let bad: Vec<(Method, String, Option<Value>, StatusCode, &str)> = vec![
         (Method::PUT, path(&direct_id), Some(json!({})), StatusCode::BAD_REQUEST, "ERR_EDIT_EMPTY"),
-        (Method::PUT, path(&direct_id), Some(json!({"data": {"text": ""}})), StatusCode::BAD_REQUEST, "ERR_MESSAGE_TEXT_MISSING"),
-        (Method::PUT, path(&direct_id), Some(json!({"data": "text"})), StatusCode::BAD_REQUEST, "ERR_MESSAGE_DATA_INVALID"),
-        (Method::PUT, path(&direct_id), Some(json!({"tags": vec!["t"; 26]})), StatusCode::BAD_REQUEST, "ERR_TAGS_INVALID"),
-        (Method::PUT, path(&direct_id), Some(json!({"data": {"text": "x"}, "sender": "member"})), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
-        (Method::PUT, path("no-such-message"), Some(json!({"data": {"text": "x"}})), StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"),
+        (
+            Method::PUT,
+            path(&direct_id),
+            Some(json!({"data": {"text": ""}})),
+            StatusCode::BAD_REQUEST,
+            "ERR_MESSAGE_TEXT_MISSING",
+        ),
+        (
+            Method::PUT,
+            path(&direct_id),
+            Some(json!({"data": "text"})),
+            StatusCode::BAD_REQUEST,
+            "ERR_MESSAGE_DATA_INVALID",
+        ),
+        (
+            Method::PUT,
+            path(&direct_id),
+            Some(json!({"tags": vec!["t"; 26]})),
+            StatusCode::BAD_REQUEST,
+            "ERR_TAGS_INVALID",
+        ),
+        (
+            Method::PUT,
+            path(&direct_id),
+            Some(json!({"data": {"text": "x"}, "sender": "member"})),
+            StatusCode::BAD_REQUEST,
+            "ERR_BODY_INVALID",
+        ),
+        (
+            Method::PUT,
+            path("no-such-message"),
+            Some(json!({"data": {"text": "x"}})),
+            StatusCode::NOT_FOUND,
+            "ERR_MESSAGE_NOT_FOUND",
+        ),
         (Method::DELETE, path("no-such-message"), None, StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"),
     ];
     for (method, target, body, status, code) in bad {
@@ -813,7 +1339,10 @@ async fn edit_and_delete_scenario(app: App) {
         assert_eq!((reply.status, reply.code()), (status, code), "{method} {target}: {}", reply.body);
     }
     let unchanged = app.call(Method::GET, &path(&direct_id), &as_user("owner"), None).await;
-    assert_eq!((unchanged.body["data"]["data"]["text"].clone(), unchanged.body["data"]["editedAt"].clone()), (json!("dm"), Value::Null));
+    assert_eq!(
+        (unchanged.body["data"]["data"]["text"].clone(), unchanged.body["data"]["editedAt"].clone()),
+        (json!("dm"), Value::Null)
+    );
 }
 
 async fn history_filters_scenario(app: App) {
@@ -830,9 +1359,12 @@ async fn history_filters_scenario(app: App) {
     let thread = app.call(Method::GET, &format!("/v3/messages/{root}/thread"), &as_user("owner"), None).await;
     assert_eq!(thread.status, StatusCode::OK, "{}", thread.body);
     assert_eq!(seqs_of(&thread), vec![3, 4, 5]);
-    let paged = app.call(Method::GET, &format!("/v3/messages/{root}/thread?perPage=1&afterSeq=3"), &as_user("owner"), None).await;
+    let paged = app
+        .call(Method::GET, &format!("/v3/messages/{root}/thread?perPage=1&afterSeq=3"), &as_user("owner"), None)
+        .await;
     assert_eq!(seqs_of(&paged), vec![4]);
-    let by_filter = app.call(Method::GET, &format!("/v3/groups/g1/messages?parentId={root}"), &as_user("owner"), None).await;
+    let by_filter =
+        app.call(Method::GET, &format!("/v3/groups/g1/messages?parentId={root}"), &as_user("owner"), None).await;
     assert_eq!(seqs_of(&by_filter), vec![3, 4, 5]);
     let outsider = app.call(Method::GET, &format!("/v3/messages/{root}/thread"), &as_user("outsider"), None).await;
     assert_eq!((outsider.status, outsider.code()), (StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"));
@@ -840,18 +1372,33 @@ async fn history_filters_scenario(app: App) {
     // updatedSince: only what changed at or after the time. Stored times are ms, the API speaks seconds, so
     // everything so far happened before `later` (one second ahead of the last send).
     let sent_at = thread.body["data"][2]["sentAt"].as_i64().expect("sentAt");
-    let all = app.call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={sent_at}"), &as_user("owner"), None).await;
+    let all =
+        app.call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={sent_at}"), &as_user("owner"), None).await;
     assert_eq!(seqs_of(&all), vec![1, 2, 3, 4, 5]);
     let later = sent_at + 1;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let nothing = app.call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={later}"), &as_user("owner"), None).await;
+    let nothing =
+        app.call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={later}"), &as_user("owner"), None).await;
     assert_eq!(seqs_of(&nothing), Vec::<i64>::new());
-    let edited = app.call(Method::PUT, &format!("/v3/messages/{}", replies[1]), &as_user("other"), Some(json!({"data": {"text": "edited"}}))).await;
+    let edited = app
+        .call(
+            Method::PUT,
+            &format!("/v3/messages/{}", replies[1]),
+            &as_user("other"),
+            Some(json!({"data": {"text": "edited"}})),
+        )
+        .await;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
-    let since = app.call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={later}"), &as_user("owner"), None).await;
+    let since =
+        app.call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={later}"), &as_user("owner"), None).await;
     assert_eq!(seqs_of(&since), vec![4]);
 
-    for (query, code) in [("hideDeleted=yes", "ERR_HIDE_DELETED_INVALID"), ("updatedSince=soon", "ERR_UPDATED_SINCE_INVALID"), ("updatedSince=-1", "ERR_UPDATED_SINCE_INVALID"), ("afterSeq=1&beforeSeq=3", "ERR_CURSOR_INVALID")] {
+    for (query, code) in [
+        ("hideDeleted=yes", "ERR_HIDE_DELETED_INVALID"),
+        ("updatedSince=soon", "ERR_UPDATED_SINCE_INVALID"),
+        ("updatedSince=-1", "ERR_UPDATED_SINCE_INVALID"),
+        ("afterSeq=1&beforeSeq=3", "ERR_CURSOR_INVALID"),
+    ] {
         let reply = app.call(Method::GET, &format!("/v3/groups/g1/messages?{query}"), &as_user("owner"), None).await;
         assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, code), "{query}: {}", reply.body);
     }
@@ -869,27 +1416,58 @@ async fn reactions_scenario(app: App) {
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
     assert_eq!(first.body["data"]["reactions"], json!([{"reaction": "thumbsup", "count": 1}]));
     let twice = add("other", "thumbsup").await;
-    assert_eq!(twice.body["data"]["reactions"], json!([{"reaction": "thumbsup", "count": 1}]), "adding twice is one reaction");
+    assert_eq!(
+        twice.body["data"]["reactions"],
+        json!([{"reaction": "thumbsup", "count": 1}]),
+        "adding twice is one reaction"
+    );
     add("owner", "thumbsup").await;
     // An emoji, percent-encoded in the path.
-    let emoji = app.call(Method::POST, &format!("/v3/messages/{id}/reactions/%F0%9F%98%8A"), &as_user("member"), None).await;
+    let emoji =
+        app.call(Method::POST, &format!("/v3/messages/{id}/reactions/%F0%9F%98%8A"), &as_user("member"), None).await;
     assert_eq!(emoji.status, StatusCode::OK, "{}", emoji.body);
 
     let listed = app.call(Method::GET, &format!("/v3/messages/{id}/reactions"), &as_user("member"), None).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
-    assert_eq!(listed.body["meta"]["reactions"], json!([{"reaction": "thumbsup", "count": 2}, {"reaction": "😊", "count": 1}]));
-    let who: Vec<(String, String)> = listed.body["data"].as_array().expect("data").iter().map(|r| (r["reaction"].as_str().unwrap_or("").to_owned(), r["uid"].as_str().unwrap_or("").to_owned())).collect();
-    assert_eq!(who, vec![("thumbsup".to_owned(), "other".to_owned()), ("thumbsup".to_owned(), "owner".to_owned()), ("😊".to_owned(), "member".to_owned())]);
-    let page_one = app.call(Method::GET, &format!("/v3/messages/{id}/reactions?perPage=1"), &as_user("member"), None).await;
+    assert_eq!(
+        listed.body["meta"]["reactions"],
+        json!([{"reaction": "thumbsup", "count": 2}, {"reaction": "😊", "count": 1}])
+    );
+    let who: Vec<(String, String)> = listed.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| (r["reaction"].as_str().unwrap_or("").to_owned(), r["uid"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(
+        who,
+        vec![
+            ("thumbsup".to_owned(), "other".to_owned()),
+            ("thumbsup".to_owned(), "owner".to_owned()),
+            ("😊".to_owned(), "member".to_owned())
+        ]
+    );
+    let page_one =
+        app.call(Method::GET, &format!("/v3/messages/{id}/reactions?perPage=1"), &as_user("member"), None).await;
     assert_eq!(page_one.body["meta"]["pagination"]["next"], json!({"afterReaction": "thumbsup", "afterUid": "other"}));
-    let page_two = app.call(Method::GET, &format!("/v3/messages/{id}/reactions?perPage=1&afterReaction=thumbsup&afterUid=other"), &as_user("member"), None).await;
+    let page_two = app
+        .call(
+            Method::GET,
+            &format!("/v3/messages/{id}/reactions?perPage=1&afterReaction=thumbsup&afterUid=other"),
+            &as_user("member"),
+            None,
+        )
+        .await;
     assert_eq!(page_two.body["data"][0]["uid"], "owner");
 
     // Removing; removing again changes nothing.
     let path = format!("/v3/messages/{id}/reactions/thumbsup");
     let removed = app.call(Method::DELETE, &path, &as_user("other"), None).await;
     assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
-    assert_eq!(removed.body["data"]["reactions"], json!([{"reaction": "thumbsup", "count": 1}, {"reaction": "😊", "count": 1}]));
+    assert_eq!(
+        removed.body["data"]["reactions"],
+        json!([{"reaction": "thumbsup", "count": 1}, {"reaction": "😊", "count": 1}])
+    );
     let again = app.call(Method::DELETE, &path, &as_user("other"), None).await;
     assert_eq!(again.body["data"]["reactions"], removed.body["data"]["reactions"]);
     // History shows the summary.
@@ -897,11 +1475,14 @@ async fn reactions_scenario(app: App) {
     assert_eq!(history.body["data"][0]["reactions"], removed.body["data"]["reactions"]);
 
     // Someone who may not read the message may neither react nor list its reactions.
-    let outsider_lists = app.call(Method::GET, &format!("/v3/messages/{id}/reactions"), &as_user("outsider"), None).await;
+    let outsider_lists =
+        app.call(Method::GET, &format!("/v3/messages/{id}/reactions"), &as_user("outsider"), None).await;
     assert_eq!((outsider_lists.status, outsider_lists.code()), (StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"));
     let outsider_reacts = add("outsider", "thumbsup").await;
     assert_eq!((outsider_reacts.status, outsider_reacts.code()), (StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"));
-    let dm = app.send("owner", json!({"receiver": "member", "receiverType": "user", "type": "text", "data": {"text": "dm"}})).await;
+    let dm = app
+        .send("owner", json!({"receiver": "member", "receiverType": "user", "type": "text", "data": {"text": "dm"}}))
+        .await;
     let dm_id = dm.body["data"]["id"].as_str().expect("id").to_owned();
     let third_party = app.call(Method::GET, &format!("/v3/messages/{dm_id}/reactions"), &as_user("other"), None).await;
     assert_eq!((third_party.status, third_party.code()), (StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"));
@@ -909,12 +1490,48 @@ async fn reactions_scenario(app: App) {
     // Bad input.
     let long = "x".repeat(65);
     let cases = [
-        (Method::POST, format!("/v3/messages/{id}/reactions/{long}"), &as_user("member")[..], StatusCode::BAD_REQUEST, "ERR_REACTION_INVALID"),
-        (Method::POST, format!("/v3/messages/{id}/reactions/a%20b"), &as_user("member")[..], StatusCode::BAD_REQUEST, "ERR_REACTION_INVALID"),
-        (Method::POST, format!("/v3/messages/{id}/reactions/ok"), &[("apikey", FULL)][..], StatusCode::BAD_REQUEST, "ERR_ON_BEHALF_OF_MISSING"),
-        (Method::GET, format!("/v3/messages/{id}/reactions?perPage=0"), &as_user("member")[..], StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID"),
-        (Method::GET, format!("/v3/messages/{id}/reactions?afterReaction=ok"), &as_user("member")[..], StatusCode::BAD_REQUEST, "ERR_CURSOR_INVALID"),
-        (Method::POST, "/v3/messages/no-such-message/reactions/ok".to_owned(), &as_user("member")[..], StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"),
+        (
+            Method::POST,
+            format!("/v3/messages/{id}/reactions/{long}"),
+            &as_user("member")[..],
+            StatusCode::BAD_REQUEST,
+            "ERR_REACTION_INVALID",
+        ),
+        (
+            Method::POST,
+            format!("/v3/messages/{id}/reactions/a%20b"),
+            &as_user("member")[..],
+            StatusCode::BAD_REQUEST,
+            "ERR_REACTION_INVALID",
+        ),
+        (
+            Method::POST,
+            format!("/v3/messages/{id}/reactions/ok"),
+            &[("apikey", FULL)][..],
+            StatusCode::BAD_REQUEST,
+            "ERR_ON_BEHALF_OF_MISSING",
+        ),
+        (
+            Method::GET,
+            format!("/v3/messages/{id}/reactions?perPage=0"),
+            &as_user("member")[..],
+            StatusCode::BAD_REQUEST,
+            "ERR_PER_PAGE_INVALID",
+        ),
+        (
+            Method::GET,
+            format!("/v3/messages/{id}/reactions?afterReaction=ok"),
+            &as_user("member")[..],
+            StatusCode::BAD_REQUEST,
+            "ERR_CURSOR_INVALID",
+        ),
+        (
+            Method::POST,
+            "/v3/messages/no-such-message/reactions/ok".to_owned(),
+            &as_user("member")[..],
+            StatusCode::NOT_FOUND,
+            "ERR_MESSAGE_NOT_FOUND",
+        ),
     ];
     for (method, target, headers, status, code) in cases {
         let reply = app.call(method.clone(), &target, headers, None).await;
@@ -949,7 +1566,12 @@ impl App {
         self.conversations(uid)
             .await
             .iter()
-            .map(|item| (item["conversationId"].as_str().unwrap_or("").to_owned(), item["unreadMessageCount"].as_i64().unwrap_or(-1)))
+            .map(|item| {
+                (
+                    item["conversationId"].as_str().unwrap_or("").to_owned(),
+                    item["unreadMessageCount"].as_i64().unwrap_or(-1),
+                )
+            })
             .collect()
     }
 }
@@ -968,12 +1590,22 @@ async fn receipts_scenario(app: App) {
     assert_eq!(app.unread("bob").await, unread_of("alice_user_bob", 3));
     assert_eq!(app.unread("alice").await, unread_of("alice_user_bob", 0), "own messages are not unread");
 
-    let read = app.call(Method::POST, "/v3/users/alice/conversation/read", &as_user("bob"), Some(json!({"messageId": second}))).await;
+    let read = app
+        .call(Method::POST, "/v3/users/alice/conversation/read", &as_user("bob"), Some(json!({"messageId": second})))
+        .await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
-    assert_eq!((read.body["data"]["readSeq"].clone(), read.body["data"]["unreadMessageCount"].clone()), (json!(2), json!(1)));
+    assert_eq!(
+        (read.body["data"]["readSeq"].clone(), read.body["data"]["unreadMessageCount"].clone()),
+        (json!(2), json!(1))
+    );
     // Marking an older message never moves the position back.
-    let older = app.call(Method::POST, "/v3/users/alice/conversation/read", &as_user("bob"), Some(json!({"messageId": first}))).await;
-    assert_eq!((older.body["data"]["readSeq"].clone(), older.body["data"]["changed"].clone()), (json!(2), json!(false)));
+    let older = app
+        .call(Method::POST, "/v3/users/alice/conversation/read", &as_user("bob"), Some(json!({"messageId": first})))
+        .await;
+    assert_eq!(
+        (older.body["data"]["readSeq"].clone(), older.body["data"]["changed"].clone()),
+        (json!(2), json!(false))
+    );
     assert_eq!(app.unread("bob").await, unread_of("alice_user_bob", 1));
     app.send_text("alice", "bob").await;
     assert_eq!(app.unread("bob").await, unread_of("alice_user_bob", 2), "a new message counts");
@@ -981,7 +1613,10 @@ async fn receipts_scenario(app: App) {
     // Delivered with no body: up to the newest message; the read position stays.
     let delivered = app.call(Method::POST, "/v3/users/alice/conversation/delivered", &as_user("bob"), None).await;
     assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
-    assert_eq!((delivered.body["data"]["deliveredSeq"].clone(), delivered.body["data"]["readSeq"].clone()), (json!(4), json!(2)));
+    assert_eq!(
+        (delivered.body["data"]["deliveredSeq"].clone(), delivered.body["data"]["readSeq"].clone()),
+        (json!(4), json!(2))
+    );
     let listed = app.conversations("bob").await;
     assert_eq!((listed[0]["deliveredSeq"].clone(), listed[0]["readSeq"].clone()), (json!(4), json!(2)));
 
@@ -992,14 +1627,70 @@ async fn receipts_scenario(app: App) {
 
     // Refusals, with their codes.
     let cases = [
-        (Method::POST, "/v3/users/alice/conversation/read", vec![("apikey", FULL)], None, StatusCode::BAD_REQUEST, "ERR_ON_BEHALF_OF_MISSING"),
-        (Method::POST, "/v3/users/alice/conversation/read", vec![("apikey", AUTH_ONLY)], None, StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"),
-        (Method::POST, "/v3/users/nobody/conversation/read", as_user("bob").to_vec(), None, StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"),
-        (Method::POST, "/v3/users/carol/conversation/read", as_user("bob").to_vec(), None, StatusCode::NOT_FOUND, "ERR_CONVERSATION_NOT_FOUND"),
-        (Method::DELETE, "/v3/users/carol/conversation", as_user("bob").to_vec(), None, StatusCode::NOT_FOUND, "ERR_CONVERSATION_NOT_FOUND"),
-        (Method::POST, "/v3/users/alice/conversation/read", as_user("bob").to_vec(), Some(json!({"messageId": 5})), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
-        (Method::POST, "/v3/users/alice/conversation/read", as_user("bob").to_vec(), Some(json!({"upTo": "x"})), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
-        (Method::POST, "/v3/users/alice/conversation/delivered", as_user("bob").to_vec(), Some(json!({"messageId": "nope"})), StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND"),
+        (
+            Method::POST,
+            "/v3/users/alice/conversation/read",
+            vec![("apikey", FULL)],
+            None,
+            StatusCode::BAD_REQUEST,
+            "ERR_ON_BEHALF_OF_MISSING",
+        ),
+        (
+            Method::POST,
+            "/v3/users/alice/conversation/read",
+            vec![("apikey", AUTH_ONLY)],
+            None,
+            StatusCode::FORBIDDEN,
+            "ERR_AUTH_ONLY_KEY",
+        ),
+        (
+            Method::POST,
+            "/v3/users/nobody/conversation/read",
+            as_user("bob").to_vec(),
+            None,
+            StatusCode::NOT_FOUND,
+            "ERR_UID_NOT_FOUND",
+        ),
+        (
+            Method::POST,
+            "/v3/users/carol/conversation/read",
+            as_user("bob").to_vec(),
+            None,
+            StatusCode::NOT_FOUND,
+            "ERR_CONVERSATION_NOT_FOUND",
+        ),
+        (
+            Method::DELETE,
+            "/v3/users/carol/conversation",
+            as_user("bob").to_vec(),
+            None,
+            StatusCode::NOT_FOUND,
+            "ERR_CONVERSATION_NOT_FOUND",
+        ),
+        (
+            Method::POST,
+            "/v3/users/alice/conversation/read",
+            as_user("bob").to_vec(),
+            Some(json!({"messageId": 5})),
+            StatusCode::BAD_REQUEST,
+            "ERR_BODY_INVALID",
+        ),
+        (
+            Method::POST,
+            "/v3/users/alice/conversation/read",
+            as_user("bob").to_vec(),
+            Some(json!({"upTo": "x"})),
+            StatusCode::BAD_REQUEST,
+            "ERR_BODY_INVALID",
+        ),
+        (
+            Method::POST,
+            "/v3/users/alice/conversation/delivered",
+            as_user("bob").to_vec(),
+            Some(json!({"messageId": "nope"})),
+            StatusCode::NOT_FOUND,
+            "ERR_MESSAGE_NOT_FOUND",
+        ),
     ];
     for (method, path, headers, body, status, code) in cases {
         let reply = app.call(method.clone(), path, &headers, body).await;
@@ -1007,7 +1698,9 @@ async fn receipts_scenario(app: App) {
     }
     // Carol takes part in her conversation with alice, not in alice's with bob: its messages are not hers to mark.
     app.send_text("carol", "alice").await;
-    let foreign = app.call(Method::POST, "/v3/users/alice/conversation/read", &as_user("carol"), Some(json!({"messageId": first}))).await;
+    let foreign = app
+        .call(Method::POST, "/v3/users/alice/conversation/read", &as_user("carol"), Some(json!({"messageId": first})))
+        .await;
     expect(&foreign, StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND");
 
     // Groups: members only.
@@ -1024,7 +1717,12 @@ async fn receipts_scenario(app: App) {
     let group_reset = app.call(Method::DELETE, "/v3/groups/g2/conversation", &as_user("bob"), None).await;
     assert_eq!(group_reset.body["data"]["readSeq"], json!(1), "{}", group_reset.body);
     let group_delivered = app.call(Method::POST, "/v3/groups/g2/conversation/delivered", &as_user("alice"), None).await;
-    assert_eq!(group_delivered.body["data"]["changed"], json!(false), "alice's own post is delivered: {}", group_delivered.body);
+    assert_eq!(
+        group_delivered.body["data"]["changed"],
+        json!(false),
+        "alice's own post is delivered: {}",
+        group_delivered.body
+    );
     assert!(app.unread("bob").await.iter().all(|(_, count)| *count == 0));
     let hidden = app.call(Method::POST, "/v3/groups/g1/conversation/read", &as_user("carol"), None).await;
     expect(&hidden, StatusCode::NOT_FOUND, "ERR_GUID_NOT_FOUND");
@@ -1055,8 +1753,14 @@ async fn conversation_list_scenario(app: App) {
     let ids: Vec<&str> = all.iter().filter_map(|item| item["conversationId"].as_str()).collect();
     assert_eq!(ids, vec!["alice_user_bob", "bob_user_dave", "group_g1", "bob_user_carol"]);
     assert_eq!(all[0]["conversationType"], json!("user"));
-    assert_eq!((all[0]["conversationWith"]["uid"].clone(), all[0]["conversationWith"]["name"].clone()), (json!("alice"), json!("alice")));
-    assert_eq!((all[2]["conversationType"].clone(), all[2]["conversationWith"]["guid"].clone()), (json!("group"), json!("g1")));
+    assert_eq!(
+        (all[0]["conversationWith"]["uid"].clone(), all[0]["conversationWith"]["name"].clone()),
+        (json!("alice"), json!("alice"))
+    );
+    assert_eq!(
+        (all[2]["conversationType"].clone(), all[2]["conversationWith"]["guid"].clone()),
+        (json!("group"), json!("g1"))
+    );
     assert_eq!(all[1]["lastMessage"]["id"], json!(from_dave));
     assert_eq!(all[0]["unreadMessageCount"], json!(2));
     assert!(all[0]["updatedAt"].as_i64().is_some_and(|at| at > 1_600_000_000), "{}", all[0]);
@@ -1067,7 +1771,13 @@ async fn conversation_list_scenario(app: App) {
     for _ in 0..5 {
         let reply = app.call(Method::GET, &path, &as_user("bob"), None).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        paged.extend(reply.body["data"].as_array().expect("list").iter().filter_map(|item| item["conversationId"].as_str().map(str::to_owned)));
+        paged.extend(
+            reply.body["data"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .filter_map(|item| item["conversationId"].as_str().map(str::to_owned)),
+        );
         match reply.body["meta"]["pagination"]["next"].as_str() {
             Some(next) => path = format!("/v3/users/bob/conversations?perPage=2&cursor={next}"),
             None => break,
@@ -1089,8 +1799,18 @@ async fn conversation_list_scenario(app: App) {
         ("/v3/users/bob/conversations", as_user("carol").to_vec(), StatusCode::FORBIDDEN, "ERR_NOT_ALLOWED"),
         ("/v3/users/nobody/conversations", vec![("apikey", FULL)], StatusCode::NOT_FOUND, "ERR_UID_NOT_FOUND"),
         ("/v3/users/bob/conversations", vec![("apikey", AUTH_ONLY)], StatusCode::FORBIDDEN, "ERR_AUTH_ONLY_KEY"),
-        ("/v3/users/bob/conversations?perPage=101", as_user("bob").to_vec(), StatusCode::BAD_REQUEST, "ERR_PER_PAGE_INVALID"),
-        ("/v3/users/bob/conversations?cursor=yesterday", as_user("bob").to_vec(), StatusCode::BAD_REQUEST, "ERR_CURSOR_INVALID"),
+        (
+            "/v3/users/bob/conversations?perPage=101",
+            as_user("bob").to_vec(),
+            StatusCode::BAD_REQUEST,
+            "ERR_PER_PAGE_INVALID",
+        ),
+        (
+            "/v3/users/bob/conversations?cursor=yesterday",
+            as_user("bob").to_vec(),
+            StatusCode::BAD_REQUEST,
+            "ERR_CURSOR_INVALID",
+        ),
     ];
     for (path, headers, status, code) in cases {
         let reply = app.call(Method::GET, path, &headers, None).await;

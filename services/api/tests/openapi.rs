@@ -132,7 +132,8 @@ fn error_codes(text: &str) -> BTreeSet<String> {
     let mut codes = BTreeSet::new();
     let mut rest = text;
     while let Some(at) = rest.find("ERR_") {
-        let token: String = rest[at..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+        let token: String =
+            rest[at..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
         rest = &rest[at + token.len()..];
         if token.len() > "ERR_".len() {
             codes.insert(token);
@@ -304,11 +305,8 @@ async fn every_documented_operation_is_routed() {
     let doc = document();
     let mut problems = Vec::new();
     for (method, path) in documented_routes(&doc) {
-        let uri: String = path
-            .split('/')
-            .map(|part| if part.starts_with('{') { "x1" } else { part })
-            .collect::<Vec<_>>()
-            .join("/");
+        let uri: String =
+            path.split('/').map(|part| if part.starts_with('{') { "x1" } else { part }).collect::<Vec<_>>().join("/");
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let reply = app.call(method.clone(), &uri, &[], None).await;
         let expected = if path == "/v3/openapi.json" { StatusCode::OK } else { StatusCode::UNAUTHORIZED };

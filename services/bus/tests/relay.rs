@@ -211,8 +211,10 @@ async fn check_two_relays(db: TestDb, mut sink: Sink) {
     let received = sink.collect(|event| chat.owns(event), chat.users.len() + sent.len()).await;
     chat.assert_complete_and_ordered(&received, &sent);
     wait_until("the outbox is drained", async || store.outbox_backlog().await.expect("backlog") == 0).await;
-    wait_until("the standby took over after the crash", async || standby.stats.published_total() > published_by_standby)
-        .await;
+    wait_until("the standby took over after the crash", async || {
+        standby.stats.published_total() > published_by_standby
+    })
+    .await;
     standby.stop().await;
     db.finish().await;
 }

@@ -22,7 +22,11 @@ macro_rules! id_type {
 
         impl $name {
             pub fn parse(value: &str) -> Result<$name, IdError> {
-                if valid(value) { Ok($name(value.to_owned())) } else { Err(IdError { kind: $kind, value: value.to_owned() }) }
+                if valid(value) {
+                    Ok($name(value.to_owned()))
+                } else {
+                    Err(IdError { kind: $kind, value: value.to_owned() })
+                }
             }
 
             pub fn as_str(&self) -> &str {

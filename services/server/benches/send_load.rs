@@ -53,7 +53,8 @@ async fn main() {
     let database_url = if backend == "sqlite" {
         format!("sqlite://{}", data.path().join("bench.db").display())
     } else {
-        let server = std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
+        let server =
+            std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
         let admin = sqlx::mysql::MySqlPool::connect(&server).await.expect("MariaDB: run `bash .ci/services.sh`");
         let name = format!("comet_bench_{}", std::process::id());
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
@@ -79,23 +80,50 @@ async fn main() {
     let client = reqwest::Client::builder().pool_max_idle_per_host(clients as usize).build().unwrap();
     let base = format!("http://127.0.0.1:{app_port}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("http://127.0.0.1:{admin_port}/ready")).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
+    while client
+        .get(format!("http://127.0.0.1:{admin_port}/ready"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
         assert!(Instant::now() < deadline, "server not ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Users u0..u{2n}: conversation i is u{2i} → u{2i+1}; every tenth conversation is a group of 20.
     for user in 0..(conversations * 2).max(20) {
-        client.post(format!("{base}/v3/users")).header("apikey", KEY).json(&serde_json::json!({"uid": format!("u{user}"), "name": "bench"})).send().await.unwrap();
+        client
+            .post(format!("{base}/v3/users"))
+            .header("apikey", KEY)
+            .json(&serde_json::json!({"uid": format!("u{user}"), "name": "bench"}))
+            .send()
+            .await
+            .unwrap();
     }
     for group in 0..conversations / 10 {
-        client.post(format!("{base}/v3/groups")).header("apikey", KEY).header("onBehalfOf", "u0").json(&serde_json::json!({"guid": format!("g{group}"), "name": "g", "type": "private"})).send().await.unwrap();
+        client
+            .post(format!("{base}/v3/groups"))
+            .header("apikey", KEY)
+            .header("onBehalfOf", "u0")
+            .json(&serde_json::json!({"guid": format!("g{group}"), "name": "g", "type": "private"}))
+            .send()
+            .await
+            .unwrap();
         let members: Vec<String> = (1..20).map(|n| format!("u{n}")).collect();
-        client.post(format!("{base}/v3/groups/g{group}/members")).header("apikey", KEY).header("onBehalfOf", "u0").json(&serde_json::json!({"participants": members})).send().await.unwrap();
+        client
+            .post(format!("{base}/v3/groups/g{group}/members"))
+            .header("apikey", KEY)
+            .header("onBehalfOf", "u0")
+            .json(&serde_json::json!({"participants": members}))
+            .send()
+            .await
+            .unwrap();
     }
 
     let server_pid = child.id();
     let mariadb = if backend == "sqlite" { None } else { mariadb_pid() };
-    let (server_cpu_0, mariadb_cpu_0, self_cpu_0) = (cpu_seconds(server_pid), mariadb.map(cpu_seconds), self_cpu_seconds());
+    let (server_cpu_0, mariadb_cpu_0, self_cpu_0) =
+        (cpu_seconds(server_pid), mariadb.map(cpu_seconds), self_cpu_seconds());
     let started = Instant::now();
     let stop_at = started + Duration::from_secs(seconds);
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
@@ -130,11 +158,25 @@ async fn main() {
     let self_cpu = self_cpu_seconds() - self_cpu_0;
     let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort();
-    let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-    println!("backend {backend}, {clients} clients, {conversations} conversations (1 in 10 a group of 20), {seconds} s");
-    println!("persisted sends: {} ({:.0}/s), failed: {}", latencies.len(), latencies.len() as f64 / elapsed, failures.load(std::sync::atomic::Ordering::Relaxed));
+    let at = |q: f64| {
+        latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "backend {backend}, {clients} clients, {conversations} conversations (1 in 10 a group of 20), {seconds} s"
+    );
+    println!(
+        "persisted sends: {} ({:.0}/s), failed: {}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed,
+        failures.load(std::sync::atomic::Ordering::Relaxed)
+    );
     println!("latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}", at(0.5), at(0.9), at(0.99), at(1.0));
-    println!("CPU cores used: comet-server {:.2}, mariadbd {}, load generator {:.2}", server_cpu / elapsed, mariadb_cpu.map_or("n/a".to_owned(), |cpu| format!("{:.2}", cpu / elapsed)), self_cpu / elapsed);
+    println!(
+        "CPU cores used: comet-server {:.2}, mariadbd {}, load generator {:.2}",
+        server_cpu / elapsed,
+        mariadb_cpu.map_or("n/a".to_owned(), |cpu| format!("{:.2}", cpu / elapsed)),
+        self_cpu / elapsed
+    );
     let _ = child.kill();
     let _ = child.wait();
     if let Some((admin, name)) = cleanup {

@@ -1,14 +1,14 @@
 //! The admin port: `/health` (the process is up), `/ready` (its stores answer), `/metrics` (Prometheus text).
 //! It is private: only NGINX's port is published, and the admin port is never routed.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use comet_store::Store;
 
 use crate::telemetry::Metrics;
@@ -49,11 +49,7 @@ async fn ready(State(state): State<AdminState>) -> Response {
 async fn metrics(State(state): State<AdminState>) -> Response {
     let mut out = String::new();
     out.push_str("# HELP comet_build_info The running build.\n# TYPE comet_build_info gauge\n");
-    out.push_str(&format!(
-        "comet_build_info{{version=\"{}\",role=\"{}\"}} 1\n",
-        env!("CARGO_PKG_VERSION"),
-        state.role
-    ));
+    out.push_str(&format!("comet_build_info{{version=\"{}\",role=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"), state.role));
     out.push_str("# HELP comet_http_requests_total Requests answered on the app port, by status class.\n");
     out.push_str("# TYPE comet_http_requests_total counter\n");
     for (class, counter) in [
@@ -71,11 +67,31 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     }
     if let Some(relay) = &state.relay {
         let counters = [
-            ("comet_relay_events_published_total", "counter", "Events published and marked (re-publishes count again).", relay.published_total()),
+            (
+                "comet_relay_events_published_total",
+                "counter",
+                "Events published and marked (re-publishes count again).",
+                relay.published_total(),
+            ),
             ("comet_relay_batches_total", "counter", "Non-empty outbox batches published.", relay.batches_total()),
-            ("comet_relay_publish_errors_total", "counter", "Publish attempts that failed and were retried.", relay.publish_errors_total()),
-            ("comet_relay_store_errors_total", "counter", "Outbox reads, marks or lease calls that failed and were retried.", relay.store_errors_total()),
-            ("comet_relay_holds_lease", "gauge", "1 on the one relay replica that publishes.", u64::from(relay.holds_lease())),
+            (
+                "comet_relay_publish_errors_total",
+                "counter",
+                "Publish attempts that failed and were retried.",
+                relay.publish_errors_total(),
+            ),
+            (
+                "comet_relay_store_errors_total",
+                "counter",
+                "Outbox reads, marks or lease calls that failed and were retried.",
+                relay.store_errors_total(),
+            ),
+            (
+                "comet_relay_holds_lease",
+                "gauge",
+                "1 on the one relay replica that publishes.",
+                u64::from(relay.holds_lease()),
+            ),
         ];
         for (name, kind, help, value) in counters {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 pub const LISTEN: &str = "COMET_LISTEN";
 pub const ADMIN_LISTEN: &str = "COMET_ADMIN_LISTEN";
@@ -49,7 +49,8 @@ impl Settings {
     pub fn load(config_file: Option<&Path>) -> Result<Settings> {
         let mut values = BTreeMap::new();
         if let Some(path) = config_file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
             for (number, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
@@ -106,7 +107,9 @@ impl Settings {
     pub fn database_url(&self) -> Result<String> {
         match self.get(DATABASE_URL)? {
             Some(url) => match self.get(DATABASE_PASSWORD)? {
-                Some(password) if url.starts_with("mysql://") && !url_has_password(&url) => Ok(with_password(&url, &password)),
+                Some(password) if url.starts_with("mysql://") && !url_has_password(&url) => {
+                    Ok(with_password(&url, &password))
+                }
                 _ => Ok(url),
             },
             None => {
@@ -127,7 +130,13 @@ fn with_password(url: &str, password: &str) -> String {
     let rest = url.trim_start_matches("mysql://");
     let encoded: String = password
         .bytes()
-        .map(|byte| if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) { (byte as char).to_string() } else { format!("%{byte:02X}") })
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                (byte as char).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
         .collect();
     match rest.split_once('@') {
         Some((user, host)) => format!("mysql://{user}:{encoded}@{host}"),
@@ -141,7 +150,10 @@ mod tests {
 
     #[test]
     fn passwords_are_inserted_and_escaped() {
-        assert_eq!(with_password("mysql://comet@tidb:4000/comet", "p@ss w"), "mysql://comet:p%40ss%20w@tidb:4000/comet");
+        assert_eq!(
+            with_password("mysql://comet@tidb:4000/comet", "p@ss w"),
+            "mysql://comet:p%40ss%20w@tidb:4000/comet"
+        );
         assert!(url_has_password("mysql://a:b@h/db"));
         assert!(!url_has_password("mysql://a@h/db"));
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use crate::config::{Settings, API_KEY, AUTH_KEY};
+use crate::config::{API_KEY, AUTH_KEY, Settings};
 
 pub const KEYS_FILE: &str = "api-keys.env";
 
@@ -31,9 +31,8 @@ pub fn load_or_create(settings: &Settings, data_dir: &Path) -> Result<(Keys, boo
     let path = data_dir.join(KEYS_FILE);
     if path.exists() {
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let value = |name: &str| {
-            text.lines().find_map(|line| line.strip_prefix(&format!("{name}="))).map(str::to_owned)
-        };
+        let value =
+            |name: &str| text.lines().find_map(|line| line.strip_prefix(&format!("{name}="))).map(str::to_owned);
         if let (Some(full), Some(auth_only)) = (value(API_KEY), value(AUTH_KEY)) {
             return Ok((Keys { full, auth_only }, false));
         }

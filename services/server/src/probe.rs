@@ -6,12 +6,15 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::{Settings, ADMIN_LISTEN};
+use crate::config::{ADMIN_LISTEN, Settings};
 
 pub fn run() -> ExitCode {
-    let target = Settings::load(None)
-        .and_then(|settings| settings.socket(ADMIN_LISTEN, crate::admin::DEFAULT_ADMIN_LISTEN))
-        .map(|address| if address.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], address.port())) } else { address });
+    let target =
+        Settings::load(None)
+            .and_then(|settings| settings.socket(ADMIN_LISTEN, crate::admin::DEFAULT_ADMIN_LISTEN))
+            .map(|address| {
+                if address.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], address.port())) } else { address }
+            });
     match target.map(ready) {
         Ok(true) => ExitCode::SUCCESS,
         _ => ExitCode::from(1),

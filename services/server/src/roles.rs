@@ -5,20 +5,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use axum::middleware::{self, Next};
-use axum::extract::Request;
 use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
 use comet_api::{ApiConfig, AppState};
 use comet_bus::relay::{Relay, RelaySettings};
 use comet_bus::{InProcessBus, KafkaConfig, KafkaPublisher, Publisher};
 use comet_store::Store;
 use tokio::sync::watch;
 
+use crate::Role;
 use crate::admin::{self, AdminState, DEFAULT_ADMIN_LISTEN};
 use crate::config::{self, Settings};
 use crate::keys;
 use crate::telemetry::Metrics;
-use crate::Role;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -78,9 +78,13 @@ fn kafka_config(settings: &Settings, brokers: String) -> Result<KafkaConfig> {
 }
 
 async fn serve(name: &str, address: SocketAddr, router: Router, shutdown: Shutdown) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding the {name} port {address}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding the {name} port {address}"))?;
     tracing::info!(%address, "{name} listening");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.wait()).await.with_context(|| format!("serving {name}"))
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.wait())
+        .await
+        .with_context(|| format!("serving {name}"))
 }
 
 fn count_responses(router: Router, metrics: Arc<Metrics>) -> Router {
@@ -115,9 +119,9 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     }
 
     let kafka = match settings.get(config::KAFKA_BROKERS)? {
-        Some(brokers) if matches!(role, Role::Relay | Role::All) => {
-            Some(Arc::new(KafkaPublisher::connect(&kafka_config(&settings, brokers)?).await.context("connecting to Kafka")?))
-        }
+        Some(brokers) if matches!(role, Role::Relay | Role::All) => Some(Arc::new(
+            KafkaPublisher::connect(&kafka_config(&settings, brokers)?).await.context("connecting to Kafka")?,
+        )),
         _ => None,
     };
     if role == Role::Relay && kafka.is_none() {

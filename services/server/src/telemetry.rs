@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Result;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Settings, LOG, LOG_FORMAT};
+use crate::config::{LOG, LOG_FORMAT, Settings};
 
 pub fn init(settings: &Settings) -> Result<()> {
     let filter = EnvFilter::try_new(settings.get(LOG)?.unwrap_or_else(|| "info".to_owned()))?;

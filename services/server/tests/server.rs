@@ -6,15 +6,18 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::Consumer;
 use rdkafka::Message as _;
-use serde_json::{json, Value};
+use rdkafka::consumer::Consumer;
+use serde_json::{Value, json};
 
 const FULL: &str = "server-test-full-key";
 const AUTH: &str = "server-test-auth-key";
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).map(|address| address.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("free port")
 }
 
 struct Server {
@@ -98,17 +101,28 @@ async fn embedded_mode_generates_keys_serves_the_api_and_stops_cleanly() {
     server.wait_ready().await;
     let keys = std::fs::read_to_string(data.path().join("api-keys.env")).expect("generated keys");
     let full = keys.lines().find_map(|line| line.strip_prefix("COMET_API_KEY=")).expect("full key").to_owned();
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(data.path().join("api-keys.env")).expect("meta").permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(data.path().join("api-keys.env")).expect("meta").permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
 
     let client = reqwest::Client::new();
     for uid in ["alice", "bob"] {
-        let (status, body) = post(&client, format!("{}/v3/users", server.app), &[("apikey", &full)], json!({"uid": uid, "name": uid})).await;
+        let (status, body) =
+            post(&client, format!("{}/v3/users", server.app), &[("apikey", &full)], json!({"uid": uid, "name": uid}))
+                .await;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, body) = post(&client, format!("{}/v3/messages", server.app), &[("apikey", &full), ("onBehalfOf", "alice")], json!({"receiver": "bob", "receiverType": "user", "type": "text", "data": {"text": "hi"}})).await;
+    let (status, body) = post(
+        &client,
+        format!("{}/v3/messages", server.app),
+        &[("apikey", &full), ("onBehalfOf", "alice")],
+        json!({"receiver": "bob", "receiverType": "user", "type": "text", "data": {"text": "hi"}}),
+    )
+    .await;
     assert_eq!((status, body["data"]["seq"].as_i64()), (200, Some(1)), "{body}");
-    let metrics = client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics").text().await.expect("text");
+    let metrics =
+        client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("comet_http_requests_total{status=\"2xx\"} 3"), "{metrics}");
 
     let health = Command::new(env!("CARGO_BIN_EXE_comet-server"))
@@ -176,7 +190,8 @@ fn health_fails_when_nothing_answers_and_bad_config_exits_2() {
 
 /// A fresh MariaDB database for one test; MariaDB comes from `bash .ci/services.sh`.
 async fn fresh_mysql_database() -> String {
-    let server = std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
+    let server =
+        std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
     let admin = sqlx::mysql::MySqlPool::connect(&server)
         .await
         .unwrap_or_else(|error| panic!("MariaDB at {server} is unreachable ({error}); run `bash .ci/services.sh`"));
@@ -217,21 +232,30 @@ async fn split_roles_on_mariadb_and_kafka_deliver_every_message_in_order() {
     let conversation_users = format!("u{}", free_port());
     for suffix in ["a", "b"] {
         let uid = format!("{conversation_users}{suffix}");
-        let (status, body) = post(&client, format!("{}/v3/users", api.app), &[("apikey", FULL)], json!({"uid": uid, "name": uid})).await;
+        let (status, body) =
+            post(&client, format!("{}/v3/users", api.app), &[("apikey", FULL)], json!({"uid": uid, "name": uid})).await;
         assert_eq!(status, 200, "{body}");
     }
     let sender = format!("{conversation_users}a");
     let receiver = format!("{conversation_users}b");
     let mut ids = Vec::new();
     for n in 0..20 {
-        let (status, body) = post(&client, format!("{}/v3/messages", api.app), &[("apikey", FULL), ("onBehalfOf", &sender)], json!({"receiver": receiver, "receiverType": "user", "type": "text", "data": {"text": format!("m{n}")}})).await;
+        let (status, body) = post(
+            &client,
+            format!("{}/v3/messages", api.app),
+            &[("apikey", FULL), ("onBehalfOf", &sender)],
+            json!({"receiver": receiver, "receiverType": "user", "type": "text", "data": {"text": format!("m{n}")}}),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         ids.push(body["data"]["id"].as_str().expect("id").to_owned());
     }
 
-    let config = comet_bus::KafkaConfig { brokers, partitions: 1, replication_factor: 1, client_id: "server-test".to_owned() };
+    let config =
+        comet_bus::KafkaConfig { brokers, partitions: 1, replication_factor: 1, client_id: "server-test".to_owned() };
     let consumer = comet_bus::kafka_consumer(&config, &format!("server-test-{}", free_port())).expect("consumer");
-    let conversation = if sender < receiver { format!("{sender}_user_{receiver}") } else { format!("{receiver}_user_{sender}") };
+    let conversation =
+        if sender < receiver { format!("{sender}_user_{receiver}") } else { format!("{receiver}_user_{sender}") };
     let mut seen: Vec<(i64, String)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < ids.len() {

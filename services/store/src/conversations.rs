@@ -208,8 +208,14 @@ impl Store {
             ReceiptKind::Delivered => delivered_seq > delivered_before,
             ReceiptKind::Read => read_seq > read_before,
         };
-        let receipt =
-            Receipt { conversation_id: conversation.clone(), uid: uid.clone(), delivered_seq, read_seq, last_seq, moved };
+        let receipt = Receipt {
+            conversation_id: conversation.clone(),
+            uid: uid.clone(),
+            delivered_seq,
+            read_seq,
+            last_seq,
+            moved,
+        };
         if !moved {
             transaction.rollback().await?;
             return Ok(receipt);
@@ -287,9 +293,7 @@ impl Store {
         for row in &group_rows {
             summaries.push(summary(row, "last_message_at", ConversationWith::Group(rows::guid(row, "guid")?))?);
         }
-        summaries.sort_by(|a, b| {
-            (b.last_at, b.conversation_id.as_str()).cmp(&(a.last_at, a.conversation_id.as_str()))
-        });
+        summaries.sort_by(|a, b| (b.last_at, b.conversation_id.as_str()).cmp(&(a.last_at, a.conversation_id.as_str())));
         summaries.truncate(limit as usize);
         if summaries.is_empty() {
             return Ok(summaries);

@@ -74,11 +74,14 @@ impl Store {
 
     /// The group with this guid; `None` when there is none or it was deleted.
     pub async fn get_group(&self, guid: &Guid) -> Result<Option<Group>, StoreError> {
-        let row =
-            sqlx::query(concat!("SELECT ", group_columns!(), " FROM chat_groups WHERE guid = ? AND deleted_at IS NULL"))
-            .bind(guid.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            group_columns!(),
+            " FROM chat_groups WHERE guid = ? AND deleted_at IS NULL"
+        ))
+        .bind(guid.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(group_from_row).transpose()
     }
 
@@ -86,9 +89,9 @@ impl Store {
     pub async fn group_password_hash(&self, guid: &Guid) -> Result<Option<String>, StoreError> {
         let hash: Option<Option<String>> =
             sqlx::query_scalar("SELECT password_hash FROM chat_groups WHERE guid = ? AND deleted_at IS NULL")
-            .bind(guid.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+                .bind(guid.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(hash.flatten())
     }
 
@@ -402,17 +405,22 @@ impl Store {
 
     /// Up to `limit` bans of a group, ordered by uid, starting after the uid `after`.
     pub async fn list_bans(&self, guid: &Guid, after: Option<&Uid>, limit: u32) -> Result<Vec<Ban>, StoreError> {
-        let found = sqlx::query(
-            "SELECT guid, uid, banned_at FROM group_bans WHERE guid = ? AND uid > ? ORDER BY uid LIMIT ?",
-        )
-        .bind(guid.as_str())
-        .bind(after.map_or("", Uid::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let found =
+            sqlx::query("SELECT guid, uid, banned_at FROM group_bans WHERE guid = ? AND uid > ? ORDER BY uid LIMIT ?")
+                .bind(guid.as_str())
+                .bind(after.map_or("", Uid::as_str))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
         found
             .iter()
-            .map(|row| Ok(Ban { guid: rows::guid(row, "guid")?, uid: rows::uid(row, "uid")?, banned_at: get(row, "banned_at")? }))
+            .map(|row| {
+                Ok(Ban {
+                    guid: rows::guid(row, "guid")?,
+                    uid: rows::uid(row, "uid")?,
+                    banned_at: get(row, "banned_at")?,
+                })
+            })
             .collect()
     }
 }
@@ -421,12 +429,18 @@ impl Store {
 /// deleted.
 ///
 /// SQLite needs no row lock: the transaction began with `BEGIN IMMEDIATE` and holds the database's write lock.
-async fn lock_group(connection: &mut AnyConnection, backend: Backend, guid: &Guid) -> Result<Option<Group>, StoreError> {
+async fn lock_group(
+    connection: &mut AnyConnection,
+    backend: Backend,
+    guid: &Guid,
+) -> Result<Option<Group>, StoreError> {
     let sql = match backend {
         Backend::MySql => {
             concat!("SELECT ", group_columns!(), " FROM chat_groups WHERE guid = ? AND deleted_at IS NULL FOR UPDATE")
         }
-        Backend::Sqlite => concat!("SELECT ", group_columns!(), " FROM chat_groups WHERE guid = ? AND deleted_at IS NULL"),
+        Backend::Sqlite => {
+            concat!("SELECT ", group_columns!(), " FROM chat_groups WHERE guid = ? AND deleted_at IS NULL")
+        }
     };
     let row = sqlx::query(sql).bind(guid.as_str()).fetch_optional(connection).await?;
     row.as_ref().map(group_from_row).transpose()

@@ -33,8 +33,8 @@ pub use conversations::{ConversationCursor, ConversationSummary, ConversationWit
 pub use error::StoreError;
 pub use message_changes::{MessageChange, MessageFilter};
 pub use messages::MessagePage;
-pub use users::AuthToken;
 pub use reactions::{ReactionChange, ReactionCount};
+pub use users::AuthToken;
 
 /// How long a SQLite connection waits for a lock held by another process before failing with `SQLITE_BUSY`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

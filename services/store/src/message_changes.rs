@@ -134,7 +134,8 @@ impl Store {
         page: &MessagePage,
         filter: &MessageFilter,
     ) -> Result<Vec<Message>, StoreError> {
-        let mut query = QueryBuilder::<Any>::new(concat!("SELECT ", message_columns!(), " FROM messages WHERE conversation_id = "));
+        let mut query =
+            QueryBuilder::<Any>::new(concat!("SELECT ", message_columns!(), " FROM messages WHERE conversation_id = "));
         query.push_bind(conversation.as_str().to_owned());
         query.push(" AND seq > ").push_bind(page.after_seq.unwrap_or(0));
         if let Some(before_seq) = page.before_seq {

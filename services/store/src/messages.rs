@@ -83,12 +83,13 @@ impl Store {
             return Ok(Attempt::Done(Box::new(existing), false));
         }
 
-        let bumped =
-            sqlx::query("UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ? WHERE conversation_id = ?")
-                .bind(now)
-                .bind(new_message.conversation_id.as_str())
-            .execute(&mut *transaction)
-            .await;
+        let bumped = sqlx::query(
+            "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ? WHERE conversation_id = ?",
+        )
+        .bind(now)
+        .bind(new_message.conversation_id.as_str())
+        .execute(&mut *transaction)
+        .await;
         match bumped {
             Ok(result) if result.rows_affected() == 0 => {
                 transaction.rollback().await?;

@@ -146,7 +146,9 @@ impl Store {
             .await?;
         found
             .iter()
-            .map(|row| Ok(AuthToken { id: get(row, "id")?, uid: rows::uid(row, "uid")?, created_at: get(row, "created_at")? }))
+            .map(|row| {
+                Ok(AuthToken { id: get(row, "id")?, uid: rows::uid(row, "uid")?, created_at: get(row, "created_at")? })
+            })
             .collect()
     }
 
@@ -222,12 +224,8 @@ impl Store {
             ),
         };
         let mut transaction = self.begin_write().await?;
-        let changed = sqlx::query(statement)
-            .bind(deleted_at)
-            .bind(now)
-            .bind(uid.as_str())
-            .execute(&mut *transaction)
-            .await?;
+        let changed =
+            sqlx::query(statement).bind(deleted_at).bind(now).bind(uid.as_str()).execute(&mut *transaction).await?;
         if changed.rows_affected() == 0 {
             transaction.rollback().await?;
             return Err(StoreError::NotFound("user"));

@@ -60,7 +60,10 @@ async fn blocks_are_one_sided_pairs_with_events(db: &TestDb) {
     assert_eq!(listed(None, 10).await, ["carol", "dave"]);
     let unblocked = events_of(db, EventType::UserUnblocked).await;
     assert_eq!(unblocked.len(), 1);
-    assert_eq!((unblocked[0].key.as_str(), &unblocked[0].data), ("alice", &json!({"uid": "alice", "blockedUid": "bob"})));
+    assert_eq!(
+        (unblocked[0].key.as_str(), &unblocked[0].data),
+        ("alice", &json!({"uid": "alice", "blockedUid": "bob"}))
+    );
 }
 
 on_both_backends!(blocks_are_one_sided_pairs_with_events);

@@ -97,7 +97,8 @@ async fn read_positions_move_forward_only_with_one_event_per_move(db: &TestDb) {
         .expect("delivered up to the first");
     assert_eq!((back.delivered_seq, back.moved), (3, false));
     let elsewhere = send_direct(db, "carol", "bob", T0 + 15).await;
-    let wrong = db.store.mark_conversation(&conversation, &uid("bob"), ReceiptKind::Read, Some(&elsewhere.id), T0).await;
+    let wrong =
+        db.store.mark_conversation(&conversation, &uid("bob"), ReceiptKind::Read, Some(&elsewhere.id), T0).await;
     assert!(matches!(wrong, Err(StoreError::NotFound("message"))), "{wrong:?}");
     let empty = ConversationId::direct(&uid("bob"), &uid("dave"));
     let none = db.store.mark_conversation(&empty, &uid("bob"), ReceiptKind::Read, None, T0).await;
@@ -131,7 +132,8 @@ async fn a_users_conversations_come_newest_first_in_pages(db: &TestDb) {
     let newest = send_direct(db, "bob", "alice", T0 + 40).await;
 
     let all = db.store.list_conversations(&uid("bob"), None, 100).await.expect("list");
-    let order: Vec<(&str, i64)> = all.iter().map(|summary| (summary.conversation_id.as_str(), summary.last_at)).collect();
+    let order: Vec<(&str, i64)> =
+        all.iter().map(|summary| (summary.conversation_id.as_str(), summary.last_at)).collect();
     assert_eq!(
         order,
         vec![

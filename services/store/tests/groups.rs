@@ -147,7 +147,6 @@ async fn members_are_listed_by_uid_with_paging(db: &TestDb) {
     assert_eq!(owner.iter().find(|member| member.uid.as_str() == "m3").map(|member| member.scope), Some(Scope::Admin));
 }
 
-
 fn events_of(events: &[comet_model::Event], event_type: EventType) -> Vec<serde_json::Value> {
     events.iter().filter(|event| event.event_type == event_type).map(|event| event.data.clone()).collect()
 }
@@ -171,7 +170,8 @@ async fn a_ban_ends_membership_and_blocks_re_adding_until_lifted(db: &TestDb) {
     assert!(db.store.ban_member(&guid("g1"), &uid("dave"), T0 + 3).await.expect("ban dave"));
     assert_eq!(members_count(db, "g1").await, Some(2));
 
-    let re_added = db.store.add_members(&guid("g1"), &[participant("bob"), participant("erin")], T0 + 4).await.expect("add");
+    let re_added =
+        db.store.add_members(&guid("g1"), &[participant("bob"), participant("erin")], T0 + 4).await.expect("add");
     assert_eq!(re_added.iter().map(|member| member.uid.as_str()).collect::<Vec<_>>(), ["erin"], "bob stays out");
     assert_eq!(members_count(db, "g1").await, Some(3));
 
@@ -205,7 +205,9 @@ async fn a_ban_ends_membership_and_blocks_re_adding_until_lifted(db: &TestDb) {
         "one event per ban that happened"
     );
     assert_eq!(events_of(&events, EventType::GroupMemberUnbanned), vec![json!({ "guid": "g1", "uid": "bob" })]);
-    assert!(events.iter().filter(|event| event.event_type.as_str().starts_with("group.")).all(|event| event.key == "g1"));
+    assert!(
+        events.iter().filter(|event| event.event_type.as_str().starts_with("group.")).all(|event| event.key == "g1")
+    );
 }
 
 async fn members_leave_are_kicked_and_change_scope(db: &TestDb) {
@@ -222,7 +224,10 @@ async fn members_leave_are_kicked_and_change_scope(db: &TestDb) {
 
     let promoted = db.store.change_scope(&guid("g1"), &uid("bob"), Scope::Moderator, T0 + 5).await.expect("scope");
     assert_eq!(promoted.map(|member| member.scope), Some(Scope::Moderator));
-    assert_eq!(db.store.member(&guid("g1"), &uid("bob")).await.expect("member").map(|member| member.scope), Some(Scope::Moderator));
+    assert_eq!(
+        db.store.member(&guid("g1"), &uid("bob")).await.expect("member").map(|member| member.scope),
+        Some(Scope::Moderator)
+    );
     let same = db.store.change_scope(&guid("g1"), &uid("bob"), Scope::Moderator, T0 + 6).await.expect("same scope");
     assert_eq!(same.map(|member| member.scope), Some(Scope::Moderator));
     assert_eq!(db.store.change_scope(&guid("g1"), &uid("zed"), Scope::Admin, T0).await.expect("non-member"), None);
@@ -244,9 +249,16 @@ async fn groups_update_delete_and_list(db: &TestDb) {
     db.store.create_group(&new_group("g3", "bob", GroupType::Private), T0).await.expect("create g3");
     db.store.create_group(&new_group("g4", "alice", GroupType::Private), T0).await.expect("create g4");
 
-    let changes = GroupChanges { name: Some("Renamed 100%".to_owned()), icon: Some("i.png".to_owned()), ..GroupChanges::default() };
+    let changes = GroupChanges {
+        name: Some("Renamed 100%".to_owned()),
+        icon: Some("i.png".to_owned()),
+        ..GroupChanges::default()
+    };
     let updated = db.store.update_group(&guid("g1"), &changes, T0 + 1).await.expect("update g1");
-    assert_eq!((updated.name.as_str(), updated.icon.as_deref(), updated.updated_at), ("Renamed 100%", Some("i.png"), T0 + 1));
+    assert_eq!(
+        (updated.name.as_str(), updated.icon.as_deref(), updated.updated_at),
+        ("Renamed 100%", Some("i.png"), T0 + 1)
+    );
     assert_eq!(updated.description.as_deref(), Some("about things"), "unnamed fields stay");
     assert_eq!(db.store.get_group(&guid("g1")).await.expect("get"), Some(updated.clone()));
 

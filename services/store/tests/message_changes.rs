@@ -39,8 +39,7 @@ async fn edits_and_deletes_write_their_events_in_order(db: &TestDb) {
     assert_eq!(db.store.get_message(&first.id).await.expect("get"), Some(edited.clone()));
 
     let second = send(db, "two", T0 + 20).await;
-    let MessageChange::Changed(deleted) =
-        db.store.delete_message(&first.id, None, T0 + 30).await.expect("delete")
+    let MessageChange::Changed(deleted) = db.store.delete_message(&first.id, None, T0 + 30).await.expect("delete")
     else {
         panic!("the delete applies");
     };

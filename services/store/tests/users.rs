@@ -173,7 +173,8 @@ async fn deleted_users_are_restorable_with_events(db: &TestDb) {
 
     let deleted = db.store.delete_user(&uid("bob"), T0 + 5).await.expect("delete bob");
     assert_eq!((deleted.deleted_at, deleted.updated_at), (Some(T0 + 5), T0 + 5));
-    let listed: Vec<_> = db.store.list_users(None, None, 10).await.expect("list").into_iter().map(|user| user.uid).collect();
+    let listed: Vec<_> =
+        db.store.list_users(None, None, 10).await.expect("list").into_iter().map(|user| user.uid).collect();
     assert_eq!(listed, [uid("alice")]);
     assert_eq!(db.store.user_for_token("hash-b1").await.expect("lookup"), None);
     let twice = db.store.delete_user(&uid("bob"), T0 + 6).await;
