@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::auth::identify;
-use crate::body::{Query, RawBody, data, page, parse, per_page};
+use crate::body::{Query, RawBody, data, keyed_page, parse, per_page};
 use crate::users::{may_act_for, parse_uid, uid_not_found};
 use crate::{ApiError, AppState, now, views};
 
@@ -116,7 +116,5 @@ pub async fn list(
     let limit = per_page(query.per_page)?;
     let after = query.after.as_deref().map(parse_uid).transpose()?;
     let users = state.store.list_blocked_users(&blocker, after.as_ref(), limit).await?;
-    let next = if users.len() == limit as usize { users.last().map(|user| user.uid.to_string()) } else { None };
-    let items = users.iter().map(views::user).collect();
-    Ok(page(items, json!({ "pagination": { "perPage": limit, "next": next } })))
+    Ok(keyed_page(&users, limit, views::user, |user| user.uid.to_string()))
 }

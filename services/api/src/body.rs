@@ -38,6 +38,18 @@ pub fn data(value: serde_json::Value) -> Response {
     Json(serde_json::json!({ "data": value })).into_response()
 }
 
+/// A page of items listed by a key (uid, guid): `{"data": […], "meta": {"pagination": {"perPage", "next"}}}`,
+/// where `next` is the last item's key when the page is full (pass it back as `after`) and null otherwise.
+pub fn keyed_page<T>(
+    items: &[T],
+    limit: u32,
+    view: impl Fn(&T) -> serde_json::Value,
+    key: impl Fn(&T) -> String,
+) -> Response {
+    let next = if items.len() == limit as usize { items.last().map(key) } else { None };
+    page(items.iter().map(view).collect(), serde_json::json!({ "pagination": { "perPage": limit, "next": next } }))
+}
+
 /// `{"data": […], "meta": {…}}`.
 pub fn page(items: Vec<serde_json::Value>, meta: serde_json::Value) -> Response {
     Json(serde_json::json!({ "data": items, "meta": meta })).into_response()

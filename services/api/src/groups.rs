@@ -9,7 +9,7 @@ use comet_model::{Departure, Group, GroupChanges, GroupType, Guid, NewGroup, New
 use serde::Deserialize;
 
 use crate::auth::{Caller, identify};
-use crate::body::{Query, RawBody, data, page, parse, per_page};
+use crate::body::{Query, RawBody, data, keyed_page, parse, per_page};
 use crate::users::parse_uid;
 use crate::{ApiError, AppState, now, views};
 
@@ -234,11 +234,7 @@ pub async fn list_members(
     let limit = per_page(query.per_page)?;
     let after = query.after.as_deref().map(parse_uid).transpose()?;
     let members = state.store.list_members(&guid, after.as_ref(), limit).await?;
-    let next = if members.len() == limit as usize { members.last().map(|member| member.uid.to_string()) } else { None };
-    Ok(page(
-        members.iter().map(views::member).collect(),
-        serde_json::json!({ "pagination": { "perPage": limit, "next": next } }),
-    ))
+    Ok(keyed_page(&members, limit, views::member, |member| member.uid.to_string()))
 }
 
 fn banned(uid: &Uid, guid: &Guid) -> ApiError {
@@ -357,11 +353,7 @@ pub async fn list_bans(
     let limit = per_page(query.per_page)?;
     let after = query.after.as_deref().map(parse_uid).transpose()?;
     let bans = state.store.list_bans(&guid, after.as_ref(), limit).await?;
-    let next = if bans.len() == limit as usize { bans.last().map(|ban| ban.uid.to_string()) } else { None };
-    Ok(page(
-        bans.iter().map(views::ban).collect(),
-        serde_json::json!({ "pagination": { "perPage": limit, "next": next } }),
-    ))
+    Ok(keyed_page(&bans, limit, views::ban, |ban| ban.uid.to_string()))
 }
 
 /// `DELETE /v3/groups/{guid}/members/{uid}`: a member leaves (uid = the caller) or is kicked (admins, and
@@ -552,9 +544,5 @@ pub async fn list(
         _ => None,
     };
     let groups = state.store.list_groups(viewer, search, after.as_ref(), limit).await?;
-    let next = if groups.len() == limit as usize { groups.last().map(|group| group.guid.to_string()) } else { None };
-    Ok(page(
-        groups.iter().map(views::group).collect(),
-        serde_json::json!({ "pagination": { "perPage": limit, "next": next } }),
-    ))
+    Ok(keyed_page(&groups, limit, views::group, |group| group.guid.to_string()))
 }

@@ -8,7 +8,7 @@ use comet_store::StoreError;
 use serde::Deserialize;
 
 use crate::auth::{Caller, identify, new_token, token_hash};
-use crate::body::{Query, RawBody, data, page, parse, per_page};
+use crate::body::{Query, RawBody, data, keyed_page, parse, per_page};
 use crate::{ApiError, AppState, now, views};
 
 #[derive(Debug, Deserialize)]
@@ -110,9 +110,7 @@ pub async fn list(
     let limit = per_page(query.per_page)?;
     let after = query.after.as_deref().map(parse_uid).transpose()?;
     let users = state.store.list_users(query.search_key.as_deref(), after.as_ref(), limit).await?;
-    let next = if users.len() == limit as usize { users.last().map(|user| user.uid.to_string()) } else { None };
-    let items = users.iter().map(views::user).collect();
-    Ok(page(items, serde_json::json!({ "pagination": { "perPage": limit, "next": next } })))
+    Ok(keyed_page(&users, limit, views::user, |user| user.uid.to_string()))
 }
 
 pub async fn get(
