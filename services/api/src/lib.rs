@@ -92,8 +92,5 @@ pub fn router(state: AppState) -> Router {
 
 /// Milliseconds since the epoch; the API's only clock.
 pub(crate) fn now() -> comet_model::Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    comet_model::now_millis()
 }

@@ -176,7 +176,7 @@ fn build_producer(producer_config: &ClientConfig) -> Result<FutureProducer, BusE
 }
 
 /// Creates every event topic that does not exist yet; topics that exist are left as they are.
-async fn create_topics(config: &KafkaConfig) -> Result<(), BusError> {
+pub(crate) async fn create_topics(config: &KafkaConfig) -> Result<(), BusError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
         .set("client.id", &config.client_id)

@@ -13,12 +13,14 @@
 mod in_process;
 mod kafka;
 pub mod relay;
+mod tail;
 
 use comet_model::{Event, EventType};
 use futures::future::BoxFuture;
 
 pub use in_process::InProcessBus;
 pub use kafka::{KafkaConfig, KafkaPublisher, kafka_consumer};
+pub use tail::KafkaTail;
 
 /// Why the bus could not take or hand over an event.
 #[derive(Debug, thiserror::Error)]

@@ -16,3 +16,11 @@ pub use ids::{ConversationId, Guid, IdError, Uid, new_id};
 
 /// Milliseconds since the Unix epoch: the one time representation every layer stores and exchanges.
 pub type Millis = i64;
+
+/// The wall clock in [`Millis`]; 0 before 1970, `i64::MAX` far in the future.
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

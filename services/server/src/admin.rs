@@ -22,6 +22,7 @@ pub struct AdminState {
     pub kafka: Option<Arc<comet_bus::KafkaPublisher>>,
     pub metrics: Arc<Metrics>,
     pub relay: Option<Arc<comet_bus::relay::RelayStats>>,
+    pub gateway: Option<Arc<comet_gateway::Gateway>>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -42,6 +43,11 @@ async fn ready(State(state): State<AdminState>) -> Response {
         && let Err(error) = kafka.ping().await
     {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("kafka: {error}\n")).into_response();
+    }
+    if let Some(gateway) = &state.gateway
+        && let Err(error) = gateway.ready().await
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("gateway: {error}\n")).into_response();
     }
     (StatusCode::OK, "ready\n").into_response()
 }
@@ -96,6 +102,9 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         for (name, kind, help, value) in counters {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
         }
+    }
+    if let Some(gateway) = &state.gateway {
+        gateway.metrics().render(&mut out);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -21,9 +21,21 @@ pub const API_KEY: &str = "COMET_API_KEY";
 pub const AUTH_KEY: &str = "COMET_AUTH_KEY";
 pub const LOG_FORMAT: &str = "COMET_LOG_FORMAT";
 pub const LOG: &str = "COMET_LOG";
+pub const GATEWAY_NODE_ID: &str = "COMET_GATEWAY_NODE_ID";
+pub const GATEWAY_ALLOWED_ORIGINS: &str = "COMET_GATEWAY_ALLOWED_ORIGINS";
+pub const GATEWAY_MAX_SOCKETS_PER_USER: &str = "COMET_GATEWAY_MAX_SOCKETS_PER_USER";
+pub const GATEWAY_QUEUE_FRAMES: &str = "COMET_GATEWAY_QUEUE_FRAMES";
+pub const GATEWAY_MAX_FRAME_BYTES: &str = "COMET_GATEWAY_MAX_FRAME_BYTES";
+pub const GATEWAY_PING_INTERVAL_MS: &str = "COMET_GATEWAY_PING_INTERVAL_MS";
+pub const GATEWAY_IDLE_TIMEOUT_MS: &str = "COMET_GATEWAY_IDLE_TIMEOUT_MS";
+pub const GATEWAY_PRESENCE_GRACE_MS: &str = "COMET_GATEWAY_PRESENCE_GRACE_MS";
+pub const GATEWAY_PRESENCE_TTL_MS: &str = "COMET_GATEWAY_PRESENCE_TTL_MS";
+pub const GATEWAY_TYPING_TTL_MS: &str = "COMET_GATEWAY_TYPING_TTL_MS";
+pub const GATEWAY_RESYNC_MAX_MESSAGES: &str = "COMET_GATEWAY_RESYNC_MAX_MESSAGES";
+pub const GATEWAY_HOLD_LIVE_MS: &str = "COMET_GATEWAY_HOLD_LIVE_MS";
 
 /// Every name this program reads, for `--help` and the unknown-name check on config files.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 25] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
@@ -37,6 +49,18 @@ pub const ALL: [&str; 13] = [
     AUTH_KEY,
     LOG_FORMAT,
     LOG,
+    GATEWAY_NODE_ID,
+    GATEWAY_ALLOWED_ORIGINS,
+    GATEWAY_MAX_SOCKETS_PER_USER,
+    GATEWAY_QUEUE_FRAMES,
+    GATEWAY_MAX_FRAME_BYTES,
+    GATEWAY_PING_INTERVAL_MS,
+    GATEWAY_IDLE_TIMEOUT_MS,
+    GATEWAY_PRESENCE_GRACE_MS,
+    GATEWAY_PRESENCE_TTL_MS,
+    GATEWAY_TYPING_TTL_MS,
+    GATEWAY_RESYNC_MAX_MESSAGES,
+    GATEWAY_HOLD_LIVE_MS,
 ];
 
 /// Raw settings: file values overlaid by the environment.
@@ -96,6 +120,22 @@ impl Settings {
             None => Ok(default),
             Some(text) => text.parse().with_context(|| format!("{name}=`{text}` is not a whole number")),
         }
+    }
+
+    /// A positive whole number (sizes, counts, milliseconds).
+    pub fn positive(&self, name: &str, default: u64) -> Result<u64> {
+        match self.get(name)? {
+            None => Ok(default),
+            Some(text) => match text.parse::<u64>() {
+                Ok(value) if value > 0 => Ok(value),
+                _ => bail!("{name}=`{text}` is not a positive whole number"),
+            },
+        }
+    }
+
+    /// A duration given in milliseconds.
+    pub fn millis(&self, name: &str, default: std::time::Duration) -> Result<std::time::Duration> {
+        Ok(std::time::Duration::from_millis(self.positive(name, default.as_millis() as u64)?))
     }
 
     pub fn data_dir(&self) -> Result<PathBuf> {

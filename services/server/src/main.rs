@@ -33,6 +33,8 @@ pub enum Role {
     Api,
     /// Publishes the outbox to Kafka.
     Relay,
+    /// The WebSocket gateway (`/v3/ws`): live delivery, presence, typing, receipts.
+    Gateway,
     /// Applies the database schema and exits.
     Migrate,
     /// Exits 0 when this container's comet-server answers /ready (the container health check).

@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use comet_api::{ApiConfig, AppState};
 use comet_bus::relay::{Relay, RelaySettings};
 use comet_bus::{InProcessBus, KafkaConfig, KafkaPublisher, Publisher};
+use comet_gateway::{EventSource, Gateway, GatewayConfig};
 use comet_store::Store;
 use tokio::sync::watch;
 
@@ -105,6 +106,7 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         Role::All => "all",
         Role::Api => "api",
         Role::Relay => "relay",
+        Role::Gateway => "gateway",
         Role::Migrate => "migrate",
         Role::Health => "health",
     };
@@ -118,15 +120,21 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         }
     }
 
-    let kafka = match settings.get(config::KAFKA_BROKERS)? {
+    let brokers = settings.get(config::KAFKA_BROKERS)?;
+    if matches!(role, Role::Relay | Role::Gateway) && brokers.is_none() {
+        anyhow::bail!(
+            "the {role_name} role needs {}: the Kafka bootstrap servers (only `all` runs without Kafka)",
+            config::KAFKA_BROKERS
+        );
+    }
+    let kafka = match &brokers {
         Some(brokers) if matches!(role, Role::Relay | Role::All) => Some(Arc::new(
-            KafkaPublisher::connect(&kafka_config(&settings, brokers)?).await.context("connecting to Kafka")?,
+            KafkaPublisher::connect(&kafka_config(&settings, brokers.clone())?).await.context("connecting to Kafka")?,
         )),
         _ => None,
     };
-    if role == Role::Relay && kafka.is_none() {
-        anyhow::bail!("the relay role needs {}: the Kafka bootstrap servers", config::KAFKA_BROKERS);
-    }
+    // The embedded mode's bus: the relay publishes to it and the gateway reads it, in this one process.
+    let in_process = InProcessBus::new(4096);
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut relay_stats = None;
@@ -135,7 +143,7 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
             Some(kafka) => kafka.clone(),
             None => {
                 tracing::info!("no {} set: events go to the in-process bus", config::KAFKA_BROKERS);
-                Arc::new(InProcessBus::new(4096))
+                Arc::new(in_process.clone())
             }
         };
         let owner = format!("{}-{}", hostname(), std::process::id());
@@ -145,6 +153,32 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         tasks.spawn(async move { relay.run(stop.wait()).await.context("relay") });
     }
 
+    let gateway = if matches!(role, Role::Gateway | Role::All) {
+        let events = match &brokers {
+            Some(brokers) => EventSource::Kafka(kafka_config(&settings, brokers.clone())?),
+            None => EventSource::InProcess(in_process.clone()),
+        };
+        let redis = settings.get(config::REDIS_URL)?;
+        if redis.is_none() {
+            tracing::info!("no {} set: presence and typing stay in this process (one gateway node)", config::REDIS_URL);
+        }
+        let gateway = Gateway::start(gateway_config(&settings)?, store.clone(), events, redis.as_deref())
+            .await
+            .context("starting the gateway")?;
+        let gateway = Arc::new(gateway);
+        let stopping = gateway.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            stop.wait().await;
+            stopping.shutdown().await;
+            Ok(())
+        });
+        Some(gateway)
+    } else {
+        None
+    };
+
+    let mut app: Option<Router> = None;
     if matches!(role, Role::Api | Role::All) {
         let data_dir = settings.data_dir()?;
         let (keys, generated) = keys::load_or_create(&settings, &data_dir)?;
@@ -155,13 +189,22 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
             store: store.clone(),
             config: Arc::new(ApiConfig { full_keys: vec![keys.full], auth_keys: vec![keys.auth_only] }),
         };
-        let app = count_responses(comet_api::router(state), metrics.clone());
+        app = Some(comet_api::router(state));
+    }
+    if let Some(gateway) = &gateway {
+        app = Some(match app {
+            Some(api) => api.merge(gateway.router()),
+            None => gateway.router(),
+        });
+    }
+    if let Some(app) = app {
+        let app = count_responses(app, metrics.clone());
         let address = settings.socket(config::LISTEN, DEFAULT_LISTEN)?;
         let stop = shutdown.clone();
-        tasks.spawn(async move { serve("api", address, app, stop).await });
+        tasks.spawn(async move { serve("app", address, app, stop).await });
     }
 
-    let admin_state = AdminState { role: role_name, store: Some(store), kafka, metrics, relay: relay_stats };
+    let admin_state = AdminState { role: role_name, store: Some(store), kafka, metrics, relay: relay_stats, gateway };
     let admin_address = settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     let stop = shutdown.clone();
     tasks.spawn(async move { serve("admin", admin_address, admin::router(admin_state), stop).await });
@@ -175,6 +218,33 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The gateway's limits and timings from `COMET_GATEWAY_*` (docs/configuration.md), defaults otherwise.
+fn gateway_config(settings: &Settings) -> Result<GatewayConfig> {
+    let defaults = GatewayConfig::default();
+    let origins = settings.get(config::GATEWAY_ALLOWED_ORIGINS)?.unwrap_or_default();
+    let count = |name, default: usize| -> Result<usize> { Ok(settings.positive(name, default as u64)? as usize) };
+    Ok(GatewayConfig {
+        node_id: settings
+            .get(config::GATEWAY_NODE_ID)?
+            .unwrap_or_else(|| format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::new_v4().simple())),
+        allowed_origins: origins.split(',').map(str::trim).filter(|origin| !origin.is_empty()).map(str::to_owned).collect(),
+        max_sockets_per_user: count(config::GATEWAY_MAX_SOCKETS_PER_USER, defaults.max_sockets_per_user)?,
+        queue_capacity: count(config::GATEWAY_QUEUE_FRAMES, defaults.queue_capacity)?,
+        max_frame_bytes: count(config::GATEWAY_MAX_FRAME_BYTES, defaults.max_frame_bytes)?,
+        ping_interval: settings.millis(config::GATEWAY_PING_INTERVAL_MS, defaults.ping_interval)?,
+        idle_timeout: settings.millis(config::GATEWAY_IDLE_TIMEOUT_MS, defaults.idle_timeout)?,
+        presence_grace: settings.millis(config::GATEWAY_PRESENCE_GRACE_MS, defaults.presence_grace)?,
+        presence_ttl: settings.millis(config::GATEWAY_PRESENCE_TTL_MS, defaults.presence_ttl)?,
+        typing_ttl: settings.millis(config::GATEWAY_TYPING_TTL_MS, defaults.typing_ttl)?,
+        resync_max_messages: u32::try_from(
+            settings.positive(config::GATEWAY_RESYNC_MAX_MESSAGES, u64::from(defaults.resync_max_messages))?,
+        )
+        .with_context(|| format!("{} is too large", config::GATEWAY_RESYNC_MAX_MESSAGES))?,
+        hold_live_for: settings.millis(config::GATEWAY_HOLD_LIVE_MS, defaults.hold_live_for)?,
+        ..defaults
+    })
 }
 
 fn hostname() -> String {

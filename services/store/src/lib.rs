@@ -19,6 +19,7 @@ mod message_changes;
 mod messages;
 mod migrations;
 mod outbox;
+mod reach;
 mod reactions;
 mod rows;
 mod users;
@@ -33,6 +34,7 @@ pub use conversations::{ConversationCursor, ConversationSummary, ConversationWit
 pub use error::StoreError;
 pub use message_changes::{MessageChange, MessageFilter};
 pub use messages::MessagePage;
+pub use reach::Reach;
 pub use reactions::{ReactionChange, ReactionCount};
 pub use users::AuthToken;
 

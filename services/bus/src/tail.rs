@@ -1,0 +1,101 @@
+//! The tail reader: every event published from now on, on every partition, without a consumer group.
+//!
+//! Gateways use it: each node needs every message event (it filters for the users it holds), nothing from
+//! before it started (a reconnecting client resyncs from the database), and no group rebalance delaying its
+//! start or stealing partitions from another node.
+
+use std::time::Duration;
+
+use comet_model::Event;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use crate::kafka::create_topics;
+use crate::{BusError, KafkaConfig, decode, topics};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads every event topic from the end each partition had when [`KafkaTail::start`] returned.
+pub struct KafkaTail {
+    consumer: StreamConsumer,
+    partitions: usize,
+}
+
+impl std::fmt::Debug for KafkaTail {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("KafkaTail").field("partitions", &self.partitions).finish()
+    }
+}
+
+impl KafkaTail {
+    /// Creates missing topics, then assigns every partition at its current high watermark: an event published
+    /// after this returns is read; none published before is.
+    pub async fn start(config: &KafkaConfig) -> Result<KafkaTail, BusError> {
+        create_topics(config).await?;
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("client.id", &config.client_id)
+            // Required by librdkafka even though no group is joined: offsets are assigned, never committed.
+            .set("group.id", format!("{}-tail", config.client_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|error| BusError::Kafka(format!("creating the tail consumer on {}: {error}", config.brokers)))?;
+        // Metadata and watermark calls block: run them off the async threads.
+        let (consumer, assignment) = tokio::task::spawn_blocking(move || {
+            let assignment = current_ends(&consumer);
+            (consumer, assignment)
+        })
+        .await
+        .map_err(|error| BusError::Kafka(format!("reading partition ends: {error}")))?;
+        let assignment = assignment?;
+        let partitions = assignment.count();
+        consumer
+            .assign(&assignment)
+            .map_err(|error| BusError::Kafka(format!("assigning {partitions} partitions: {error}")))?;
+        tracing::info!(partitions, "reading every event partition from its end");
+        Ok(KafkaTail { consumer, partitions })
+    }
+
+    /// The next event. Payloads that are not events are logged and skipped: one bad record must not stop delivery.
+    pub async fn next(&self) -> Result<Event, BusError> {
+        loop {
+            let message =
+                self.consumer.recv().await.map_err(|error| BusError::Kafka(format!("reading events: {error}")))?;
+            match message.payload().map(decode) {
+                Some(Ok(event)) => return Ok(event),
+                Some(Err(error)) => tracing::warn!(
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    %error,
+                    "skipping a record that is not an event"
+                ),
+                None => tracing::warn!(topic = message.topic(), offset = message.offset(), "skipping an empty record"),
+            }
+        }
+    }
+}
+
+/// Every partition of every event topic at its high watermark.
+fn current_ends(consumer: &StreamConsumer) -> Result<TopicPartitionList, BusError> {
+    let mut list = TopicPartitionList::new();
+    for topic in topics() {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|error| BusError::Kafka(format!("reading metadata of {topic}: {error}")))?;
+        for found in metadata.topics() {
+            for partition in found.partitions() {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, partition.id(), METADATA_TIMEOUT)
+                    .map_err(|error| BusError::Kafka(format!("reading the end of {topic}/{}: {error}", partition.id())))?;
+                list.add_partition_offset(topic, partition.id(), Offset::Offset(high))
+                    .map_err(|error| BusError::Kafka(format!("assigning {topic}/{}: {error}", partition.id())))?;
+            }
+        }
+    }
+    if list.count() == 0 {
+        return Err(BusError::Kafka(format!("no partitions found for {}", topics().join(", "))));
+    }
+    Ok(list)
+}

@@ -1,0 +1,596 @@
+//! One WebSocket: the handshake (Origin, auth token, per-user cap) and the session loop that writes queued
+//! frames, answers client frames, pings, and closes on idle, slowness, abuse or shutdown.
+//!
+//! A session holds live events back until the client's first frame (or `hold_live_for`): a reconnecting client
+//! sends `resync` first, gets the gap replayed from the database, then the live events queued meanwhile, minus
+//! those the replay already covered. So it sees every message once, in seq order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use comet_api::{ApiError, token_hash};
+use comet_model::{ConversationId, Guid, ReceiverType, Uid};
+use comet_store::{MessagePage, ReceiptKind, StoreError};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::Shared;
+use crate::hub::{Attached, Frame, SocketHandle};
+use crate::metrics::{ErrorReason, ResyncOutcome};
+use crate::protocol::{self, ClientFrame, FrameError, Mark, ResyncCursor, Target, close};
+use crate::routing::{direct_participants, group_of};
+
+/// How many groups and direct peers of a connecting user are loaded for routing.
+const REACH_LIMIT: u32 = 5_000;
+/// A write that takes longer than this means the client stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After this many invalid frames in a row the socket is closed.
+const MAX_INVALID_IN_ROW: u8 = 10;
+/// Client frames: a burst of this many, refilled at `FRAME_RATE` per second.
+const FRAME_BURST: f64 = 40.0;
+const FRAME_RATE: f64 = 20.0;
+
+fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+    ApiError::new(status, code, message).into_response()
+}
+
+/// The token from the `authtoken` header, or from a `authtoken.<token>` subprotocol (browsers).
+fn token(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(comet_api::AUTH_TOKEN_HEADER).and_then(|value| value.to_str().ok()) {
+        return Some(value.trim().to_owned()).filter(|token| !token.is_empty());
+    }
+    offered_protocols(headers)
+        .find_map(|offered| offered.strip_prefix(protocol::TOKEN_SUBPROTOCOL_PREFIX).map(str::to_owned))
+        .filter(|token| !token.is_empty())
+}
+
+fn offered_protocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+}
+
+/// `GET /v3/ws`: checks the Origin, the token and the per-user cap before upgrading.
+pub async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let metrics = &shared.metrics;
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            metrics.error(ErrorReason::Handshake);
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "ERR_NOT_A_WEBSOCKET",
+                format!("this endpoint only speaks WebSocket: {rejection}"),
+            );
+        }
+    };
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok())
+        && !shared.config.origin_allowed(origin)
+    {
+        metrics.error(ErrorReason::Handshake);
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "ERR_ORIGIN_NOT_ALLOWED",
+            format!("origin `{origin}` is not in COMET_GATEWAY_ALLOWED_ORIGINS"),
+        );
+    }
+    let Some(token) = token(&headers) else {
+        metrics.error(ErrorReason::Auth);
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "ERR_AUTH_MISSING",
+            "send the user's auth token in the `authtoken` header, or as the subprotocol `authtoken.<token>` \
+             beside `comet.v1`",
+        );
+    };
+    let uid = match shared.store.user_for_token(&token_hash(&token)).await {
+        Ok(Some(uid)) => uid,
+        Ok(None) => {
+            metrics.error(ErrorReason::Auth);
+            return refuse(StatusCode::UNAUTHORIZED, "ERR_AUTH_TOKEN_INVALID", "the auth token is not valid");
+        }
+        Err(error) => return unavailable(&shared, &error),
+    };
+    if shared.hub.socket_count(&uid) >= shared.config.max_sockets_per_user {
+        metrics.error(ErrorReason::RateLimited);
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ERR_TOO_MANY_SOCKETS",
+            format!("user `{uid}` already has {} sockets on this node", shared.config.max_sockets_per_user),
+        );
+    }
+    let reach = if shared.hub.knows(&uid) {
+        None
+    } else {
+        match shared.store.reach(&uid, REACH_LIMIT).await {
+            Ok(reach) => Some(reach),
+            Err(error) => return unavailable(&shared, &error),
+        }
+    };
+    let config = &shared.config;
+    let mut upgrade = upgrade
+        .read_buffer_size(config.read_buffer_bytes)
+        .write_buffer_size(0)
+        .max_write_buffer_size(config.max_frame_bytes * 4)
+        .max_message_size(config.max_frame_bytes)
+        .max_frame_size(config.max_frame_bytes);
+    if offered_protocols(&headers).any(|offered| offered == protocol::SUBPROTOCOL) {
+        upgrade = upgrade.protocols([protocol::SUBPROTOCOL]);
+    }
+    let failed = shared.clone();
+    upgrade
+        .on_failed_upgrade(move |error| {
+            failed.metrics.error(ErrorReason::Handshake);
+            tracing::debug!(%error, "WebSocket upgrade failed");
+        })
+        .on_upgrade(move |socket| run(shared, uid, reach, socket))
+}
+
+fn unavailable(shared: &Shared, error: &StoreError) -> Response {
+    shared.metrics.error(ErrorReason::Internal);
+    tracing::warn!(%error, "WebSocket handshake: the database did not answer");
+    refuse(StatusCode::SERVICE_UNAVAILABLE, "ERR_UNAVAILABLE", "the database did not answer; retry with backoff")
+}
+
+async fn run(shared: Arc<Shared>, uid: Uid, reach: Option<comet_store::Reach>, mut socket: WebSocket) {
+    let id = shared.next_socket_id();
+    let (queue, mut queued) = mpsc::channel(shared.config.queue_capacity);
+    let kick = Arc::new(AtomicU16::new(0));
+    let handle = SocketHandle::new(id, queue, kick.clone());
+    match shared.hub.attach(&uid, handle, reach, shared.config.max_sockets_per_user) {
+        Ok(Attached::FirstSocket) => {
+            let shared = shared.clone();
+            let uid = uid.clone();
+            tokio::spawn(async move { shared.announce_online(&uid).await });
+        }
+        Ok(Attached::Another) => {}
+        Err(_) => {
+            shared.metrics.error(ErrorReason::RateLimited);
+            let _ = socket.send(close_message(close::PROTOCOL, "too many sockets for this user")).await;
+            return;
+        }
+    }
+    shared.metrics.opened();
+    let mut session = Session::new(&shared, uid.clone(), id);
+    let ending = session.serve(&mut socket, &mut queued, &kick).await;
+    if let Some((code, reason)) = ending {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, socket.send(close_message(code, reason))).await;
+    }
+    shared.metrics.closed();
+    drop(socket);
+    for (typist, target) in shared.typing.socket_closed(id) {
+        shared.announce_typing(&typist, &target, false).await;
+    }
+    if let Some(generation) = shared.hub.detach(&uid, id) {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(shared.config.presence_grace).await;
+            shared.expire_presence(&uid, generation).await;
+        });
+    }
+}
+
+fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+}
+
+type Ending = Option<(u16, &'static str)>;
+
+/// A client frame budget: `FRAME_BURST` at once, refilled at `FRAME_RATE` per second.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, now: Instant) -> bool {
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * FRAME_RATE).min(FRAME_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Session<'a> {
+    shared: &'a Shared,
+    uid: Uid,
+    id: u64,
+    /// Live frames flow once the client spoke first or the hold passed.
+    live: bool,
+    hold_until: Instant,
+    last_heard: Instant,
+    bucket: Bucket,
+    invalid_in_row: u8,
+    /// Per conversation, the highest seq a resync replayed: live `message.new` at or below it is skipped.
+    replayed: Option<Box<HashMap<Box<str>, i64>>>,
+}
+
+impl<'a> Session<'a> {
+    fn new(shared: &'a Shared, uid: Uid, id: u64) -> Session<'a> {
+        let now = Instant::now();
+        Session {
+            shared,
+            uid,
+            id,
+            live: false,
+            hold_until: now + shared.config.hold_live_for,
+            last_heard: now,
+            bucket: Bucket { tokens: FRAME_BURST, at: now },
+            invalid_in_row: 0,
+            replayed: None,
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        socket: &mut WebSocket,
+        queued: &mut mpsc::Receiver<Arc<Frame>>,
+        kick: &AtomicU16,
+    ) -> Ending {
+        let config = &self.shared.config;
+        let hello = protocol::server_frame(
+            "hello",
+            json!({
+                "uid": self.uid,
+                "node": self.shared.cluster.node(),
+                "socketId": self.id,
+                "pingIntervalMs": config.ping_interval.as_millis() as u64,
+                "idleTimeoutMs": config.idle_timeout.as_millis() as u64,
+                "holdLiveMs": config.hold_live_for.as_millis() as u64,
+                "maxFrameBytes": config.max_frame_bytes,
+                "resyncMaxMessages": config.resync_max_messages,
+            }),
+        );
+        if let Err(ending) = self.write(socket, hello).await {
+            return ending;
+        }
+        let mut pings = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => {
+                    let ending = match incoming {
+                        None | Some(Ok(Message::Close(_))) => return None,
+                        Some(Err(error)) => return self.read_failed(&error),
+                        Some(Ok(message)) => self.on_message(socket, message).await,
+                    };
+                    if ending.is_some() {
+                        return ending;
+                    }
+                }
+                frame = queued.recv(), if self.live => {
+                    let Some(frame) = frame else { return Some((close::GOING_AWAY, "server closing")) };
+                    if let Some(ending) = kicked(kick) {
+                        return Some(ending);
+                    }
+                    if let Err(ending) = self.forward(socket, &frame).await {
+                        return ending;
+                    }
+                }
+                () = tokio::time::sleep_until(self.hold_until), if !self.live => self.live = true,
+                _ = pings.tick() => {
+                    if let Some(ending) = kicked(kick) {
+                        return Some(ending);
+                    }
+                    if self.last_heard.elapsed() > config.idle_timeout {
+                        self.shared.metrics.error(ErrorReason::Timeout);
+                        return Some((close::IDLE_TIMEOUT, "idle timeout"));
+                    }
+                    if tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Ping(Default::default()))).await.is_err() {
+                        return self.too_slow();
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_failed(&self, error: &axum::Error) -> Ending {
+        let text = error.to_string();
+        if text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Message too long") {
+            self.shared.metrics.error(ErrorReason::Protocol);
+            return Some((close::TOO_BIG, "frame too big"));
+        }
+        tracing::debug!(%error, "WebSocket read failed");
+        None
+    }
+
+    fn too_slow(&self) -> Ending {
+        self.shared.metrics.error(ErrorReason::SlowConsumer);
+        None
+    }
+
+    /// Writes a text frame; a write that does not finish in time ends the session.
+    async fn write(&self, socket: &mut WebSocket, text: String) -> Result<(), Ending> {
+        self.write_bytes(socket, Utf8Bytes::from(text)).await
+    }
+
+    async fn write_bytes(&self, socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), Ending> {
+        match tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(text))).await {
+            Ok(Ok(())) => {
+                self.shared.metrics.frame_out();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(None),
+            Err(_) => Err(self.too_slow()),
+        }
+    }
+
+    /// Writes a live frame unless a resync already replayed it.
+    async fn forward(&self, socket: &mut WebSocket, frame: &Frame) -> Result<(), Ending> {
+        if frame.text.as_str().is_empty() {
+            return Ok(());
+        }
+        if let (Some(replayed), Some((conversation, seq))) = (&self.replayed, &frame.order)
+            && replayed.get(conversation).is_some_and(|high| seq <= high)
+        {
+            return Ok(());
+        }
+        self.write_bytes(socket, frame.text.clone()).await?;
+        if frame.event_time > 0 {
+            self.shared.metrics.delivered(comet_model::now_millis() - frame.event_time);
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, socket: &mut WebSocket, message: Message) -> Ending {
+        self.last_heard = Instant::now();
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return self.refuse(socket, FrameError::new("ERR_FRAME_INVALID", "send JSON text frames"), None).await;
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return None,
+        };
+        self.shared.metrics.frame_in();
+        if !self.bucket.take(self.last_heard) {
+            let error = FrameError::new("ERR_RATE_LIMITED", "too many frames; slow down");
+            return self.refuse(socket, error, None).await;
+        }
+        let frame = match protocol::parse_client(text.as_str()) {
+            Ok(frame) => frame,
+            Err(error) => return self.refuse(socket, error, None).await,
+        };
+        self.invalid_in_row = 0;
+        let reply = match frame {
+            ClientFrame::Ping(id) => Ok(protocol::server_frame("pong", json!({ "id": id }))),
+            ClientFrame::TypingStart(target) => self.typing(&target, true).await.map(|()| String::new()),
+            ClientFrame::TypingEnd(target) => self.typing(&target, false).await.map(|()| String::new()),
+            ClientFrame::MarkDelivered(mark) => self.mark(&mark, ReceiptKind::Delivered).await,
+            ClientFrame::MarkRead(mark) => self.mark(&mark, ReceiptKind::Read).await,
+            ClientFrame::PresenceQuery(uids) => self.presence(&uids).await,
+            ClientFrame::Resync(cursors) => {
+                let result = self.resync(socket, &cursors).await;
+                self.live = true;
+                result
+            }
+        };
+        self.live = true;
+        match reply {
+            Ok(text) if text.is_empty() => None,
+            Ok(text) => self.write(socket, text).await.err().flatten(),
+            Err(Reply::Error(error)) => self.refuse(socket, error, None).await,
+            Err(Reply::Ending(ending)) => ending,
+        }
+    }
+
+    /// Answers an invalid frame with an error frame, and closes after too many in a row.
+    async fn refuse(&mut self, socket: &mut WebSocket, error: FrameError, about: Option<&str>) -> Ending {
+        if error.code == "ERR_FRAME_INVALID" || error.code == "ERR_FRAME_UNKNOWN_TYPE" {
+            self.invalid_in_row = self.invalid_in_row.saturating_add(1);
+            if self.invalid_in_row >= MAX_INVALID_IN_ROW {
+                self.shared.metrics.error(ErrorReason::Protocol);
+                return Some((close::PROTOCOL, "too many invalid frames"));
+            }
+        }
+        self.write(socket, protocol::error_frame(&error, about)).await.err().flatten()
+    }
+
+    async fn typing(&self, target: &Target, started: bool) -> Result<(), Reply> {
+        match target.receiver_type {
+            ReceiverType::User => {
+                let receiver = Uid::parse(&target.receiver).map_err(|_| invalid_receiver(target))?;
+                if receiver == self.uid {
+                    return Err(Reply::error("ERR_RECEIVER_INVALID", "typing to yourself is not sent"));
+                }
+            }
+            ReceiverType::Group => {
+                let guid = Guid::parse(&target.receiver).map_err(|_| invalid_receiver(target))?;
+                if !self.shared.hub.is_member(&self.uid, &guid) {
+                    return Err(not_a_member(&self.uid, &guid));
+                }
+            }
+        }
+        let announce = if started {
+            self.shared.typing.start(&self.uid, self.id, target, Instant::now())
+        } else {
+            self.shared.typing.end(&self.uid, target)
+        };
+        if announce {
+            self.shared.announce_typing(&self.uid, target, started).await;
+        }
+        Ok(())
+    }
+
+    async fn mark(&self, mark: &Mark, kind: ReceiptKind) -> Result<String, Reply> {
+        let target = Target { receiver: mark.receiver.clone(), receiver_type: mark.receiver_type };
+        let conversation = match mark.receiver_type {
+            ReceiverType::User => {
+                let other = Uid::parse(&mark.receiver).map_err(|_| invalid_receiver(&target))?;
+                ConversationId::direct(&self.uid, &other)
+            }
+            ReceiverType::Group => {
+                let guid = Guid::parse(&mark.receiver).map_err(|_| invalid_receiver(&target))?;
+                if self.shared.store.member(&guid, &self.uid).await.map_err(Reply::store)?.is_none() {
+                    return Err(not_a_member(&self.uid, &guid));
+                }
+                ConversationId::group(&guid)
+            }
+        };
+        let now = comet_model::now_millis();
+        let receipt = match self
+            .shared
+            .store
+            .mark_conversation(&conversation, &self.uid, kind, mark.message_id.as_deref(), now)
+            .await
+        {
+            Ok(receipt) => receipt,
+            Err(StoreError::NotFound("conversation")) => {
+                return Err(Reply::error(
+                    "ERR_CONVERSATION_NOT_FOUND",
+                    format!("conversation `{conversation}` has no messages yet"),
+                ));
+            }
+            Err(StoreError::NotFound(_)) => {
+                return Err(Reply::error(
+                    "ERR_MESSAGE_NOT_FOUND",
+                    format!("messageId names no message of conversation `{conversation}`"),
+                ));
+            }
+            Err(error) => return Err(Reply::store(error)),
+        };
+        Ok(protocol::server_frame(
+            "mark.done",
+            json!({
+                "conversationId": receipt.conversation_id,
+                "deliveredSeq": receipt.delivered_seq,
+                "readSeq": receipt.read_seq,
+                "lastSeq": receipt.last_seq,
+            }),
+        ))
+    }
+
+    async fn presence(&self, raw: &[String]) -> Result<String, Reply> {
+        let uids: Vec<Uid> = raw
+            .iter()
+            .map(|uid| Uid::parse(uid).map_err(|_| Reply::error("ERR_UID_INVALID", format!("`{uid}` is not a uid"))))
+            .collect::<Result<_, _>>()?;
+        let hub = &self.shared.hub;
+        let online = self.shared.cluster.online(&uids, |uid| hub.socket_count(uid) > 0).await.map_err(|error| {
+            tracing::warn!(%error, "presence query failed");
+            Reply::error("ERR_UNAVAILABLE", "presence is not available; retry")
+        })?;
+        let states: serde_json::Map<String, Value> = uids
+            .iter()
+            .zip(online)
+            .map(|(uid, online)| (uid.to_string(), json!(if online { "online" } else { "offline" })))
+            .collect();
+        Ok(protocol::server_frame("presence.state", Value::Object(states)))
+    }
+
+    /// Whether `uid` takes part in `conversation`, by the authoritative store for groups.
+    async fn takes_part(&self, conversation: &str) -> Result<bool, Reply> {
+        match group_of(conversation) {
+            Some(guid) => Ok(self.shared.store.member(&guid, &self.uid).await.map_err(Reply::store)?.is_some()),
+            None => Ok(direct_participants(conversation).contains(&self.uid)),
+        }
+    }
+
+    /// Replays, per conversation, the messages after the client's last seq, then answers `resync.done`.
+    async fn resync(&mut self, socket: &mut WebSocket, cursors: &[ResyncCursor]) -> Result<String, Reply> {
+        let config = &self.shared.config;
+        if cursors.len() > config.resync_max_conversations {
+            return Err(Reply::error(
+                "ERR_RESYNC_TOO_MANY",
+                format!("resync at most {} conversations per frame", config.resync_max_conversations),
+            ));
+        }
+        let metrics = &self.shared.metrics;
+        let mut outcomes = Vec::with_capacity(cursors.len());
+        for cursor in cursors {
+            let outcome = if cursor.last_seq < 0 || !self.takes_part(&cursor.conversation_id).await? {
+                metrics.resync(ResyncOutcome::Refused, 0);
+                json!({ "conversationId": cursor.conversation_id, "status": "refused" })
+            } else {
+                let conversation = ConversationId::from_stored(cursor.conversation_id.clone());
+                let page = MessagePage {
+                    after_seq: Some(cursor.last_seq),
+                    before_seq: None,
+                    limit: config.resync_max_messages + 1,
+                };
+                let messages = self.shared.store.list_messages(&conversation, &page).await.map_err(Reply::store)?;
+                if messages.len() > config.resync_max_messages as usize {
+                    metrics.resync(ResyncOutcome::TooFar, 0);
+                    json!({
+                        "conversationId": cursor.conversation_id,
+                        "status": "too_far",
+                        "maxMessages": config.resync_max_messages,
+                    })
+                } else {
+                    let mut high = cursor.last_seq;
+                    for message in &messages {
+                        high = high.max(message.seq);
+                        let data = serde_json::to_value(message).unwrap_or(Value::Null);
+                        self.write(socket, protocol::server_frame("message.new", data)).await.map_err(Reply::Ending)?;
+                    }
+                    let replayed = self.replayed.get_or_insert_with(Default::default);
+                    let entry = replayed.entry(Box::from(cursor.conversation_id.as_str())).or_insert(high);
+                    *entry = (*entry).max(high);
+                    metrics.resync(ResyncOutcome::Replayed, messages.len());
+                    json!({
+                        "conversationId": cursor.conversation_id,
+                        "status": "replayed",
+                        "replayed": messages.len(),
+                        "lastSeq": high,
+                    })
+                }
+            };
+            outcomes.push(outcome);
+        }
+        Ok(protocol::server_frame("resync.done", json!({ "conversations": outcomes })))
+    }
+}
+
+fn kicked(kick: &AtomicU16) -> Ending {
+    match kick.load(Ordering::Acquire) {
+        0 => None,
+        close::SLOW_CONSUMER => Some((close::SLOW_CONSUMER, "slow consumer")),
+        close::AUTH_REVOKED => Some((close::AUTH_REVOKED, "user deleted")),
+        _ => Some((close::GOING_AWAY, "server closing")),
+    }
+}
+
+/// How a client frame failed: an error frame to send, or the end of the session.
+enum Reply {
+    Error(FrameError),
+    Ending(Ending),
+}
+
+impl Reply {
+    fn error(code: &'static str, message: impl Into<String>) -> Reply {
+        Reply::Error(FrameError::new(code, message))
+    }
+
+    fn store(error: StoreError) -> Reply {
+        tracing::warn!(%error, "WebSocket request: the database failed");
+        Reply::error("ERR_UNAVAILABLE", "the database did not answer; retry")
+    }
+}
+
+fn invalid_receiver(target: &Target) -> Reply {
+    Reply::error(
+        "ERR_RECEIVER_INVALID",
+        format!("`{}` is not a valid {}", target.receiver, target.receiver_type.as_str()),
+    )
+}
+
+fn not_a_member(uid: &Uid, guid: &Guid) -> Reply {
+    Reply::error("ERR_NOT_A_MEMBER", format!("`{uid}` is not a member of group `{guid}`"))
+}
