@@ -219,6 +219,8 @@ impl<'a> Context<'a> {
                 format!("mongodb://{}/?replicaSet={}", joined("mongodb", 27017, ","), plan.stores.mongodb.replica_set),
             ),
             ("COMET_LOG_FORMAT", "json".to_owned()),
+            // Browsers connect to the gateway from the chat's own site; more origins are an operator's choice.
+            ("COMET_GATEWAY_ALLOWED_ORIGINS", format!("https://{}", spec.domain)),
         ]
         .into_iter()
         .collect();

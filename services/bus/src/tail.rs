@@ -86,9 +86,10 @@ fn current_ends(consumer: &StreamConsumer) -> Result<TopicPartitionList, BusErro
             .map_err(|error| BusError::Kafka(format!("reading metadata of {topic}: {error}")))?;
         for found in metadata.topics() {
             for partition in found.partitions() {
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, partition.id(), METADATA_TIMEOUT)
-                    .map_err(|error| BusError::Kafka(format!("reading the end of {topic}/{}: {error}", partition.id())))?;
+                let (_, high) =
+                    consumer.fetch_watermarks(topic, partition.id(), METADATA_TIMEOUT).map_err(|error| {
+                        BusError::Kafka(format!("reading the end of {topic}/{}: {error}", partition.id()))
+                    })?;
                 list.add_partition_offset(topic, partition.id(), Offset::Offset(high))
                     .map_err(|error| BusError::Kafka(format!("assigning {topic}/{}: {error}", partition.id())))?;
             }

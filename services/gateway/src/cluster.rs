@@ -4,12 +4,13 @@
 //!
 //! **Architecture Invariant:** only this module imports `redis`.
 //!
-//! Redis keys (docs/protocol.md, "Across nodes"):
-//! - `comet:presence:<uid>`: hash node → expiry (ms); the user is online while one field is unexpired.
-//! - `comet:gateway:nodes`: sorted set of nodes scored by heartbeat expiry (ms).
-//! - `comet:gateway:node:<node>`: set of the users a node holds, so a survivor can sweep a dead node's users.
-//! - `comet:gateway:sweep:<node>`: a short lock, so one survivor sweeps a dead node.
-//! - channel `comet:signals`: JSON [`Signal`]s.
+//! Redis keys, all under the deployment's namespace `<ns>` (`COMET_GATEWAY_NAMESPACE`, default `comet`, so
+//! deployments can share a Redis; pub/sub channels ignore Redis database numbers, hence a prefix):
+//! - `<ns>:presence:<uid>`: hash node → expiry (ms); the user is online while one field is unexpired.
+//! - `<ns>:gateway:nodes`: sorted set of nodes scored by heartbeat expiry (ms).
+//! - `<ns>:gateway:node:<node>`: set of the users a node holds, so a survivor can sweep a dead node's users.
+//! - `<ns>:gateway:sweep:<node>`: a short lock, so one survivor sweeps a dead node.
+//! - channel `<ns>:signals`: JSON [`Signal`]s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +22,6 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
-const CHANNEL: &str = "comet:signals";
-const NODES: &str = "comet:gateway:nodes";
 /// Heartbeats are sent in pipelines of at most this many users.
 const HEARTBEAT_CHUNK: usize = 1000;
 
@@ -60,18 +59,11 @@ pub struct Cluster {
     backend: Backend,
     node: String,
     ttl: Duration,
+    namespace: String,
 }
 
 fn now_ms() -> Millis {
     comet_model::now_millis()
-}
-
-fn presence_key(uid: &Uid) -> String {
-    format!("comet:presence:{uid}")
-}
-
-fn node_key(node: &str) -> String {
-    format!("comet:gateway:node:{node}")
 }
 
 /// How many fields of a presence hash are unexpired at `now`.
@@ -83,16 +75,33 @@ impl Cluster {
     /// The embedded single-node state.
     pub fn local(node: String, ttl: Duration) -> Cluster {
         let (sender, _) = broadcast::channel(4096);
-        Cluster { backend: Backend::Local(sender), node, ttl }
+        Cluster { backend: Backend::Local(sender), node, ttl, namespace: String::new() }
     }
 
     /// Connects to Redis at `url`; fails when it does not answer.
-    pub async fn redis(url: &str, node: String, ttl: Duration) -> Result<Cluster, ClusterError> {
+    pub async fn redis(url: &str, namespace: &str, node: String, ttl: Duration) -> Result<Cluster, ClusterError> {
         let client = redis::Client::open(url)?;
         let connection = ConnectionManager::new(client.clone()).await?;
-        let cluster = Cluster { backend: Backend::Redis { client, connection }, node, ttl };
+        let backend = Backend::Redis { client, connection };
+        let cluster = Cluster { backend, node, ttl, namespace: namespace.to_owned() };
         cluster.ping().await?;
         Ok(cluster)
+    }
+
+    fn channel(&self) -> String {
+        format!("{}:signals", self.namespace)
+    }
+
+    fn nodes_key(&self) -> String {
+        format!("{}:gateway:nodes", self.namespace)
+    }
+
+    fn presence_key(&self, uid: &Uid) -> String {
+        format!("{}:presence:{uid}", self.namespace)
+    }
+
+    fn node_key(&self, node: &str) -> String {
+        format!("{}:gateway:node:{node}", self.namespace)
     }
 
     pub fn node(&self) -> &str {
@@ -120,7 +129,7 @@ impl Cluster {
             }
             Backend::Redis { connection, .. } => {
                 let text = serde_json::to_string(signal).map_err(|error| ClusterError(error.to_string()))?;
-                let _: i64 = connection.clone().publish(CHANNEL, text).await?;
+                let _: i64 = connection.clone().publish(self.channel(), text).await?;
                 Ok(())
             }
         }
@@ -151,9 +160,10 @@ impl Cluster {
             }
             Backend::Redis { client, .. } => {
                 let client = client.clone();
+                let channel = self.channel();
                 tokio::spawn(async move {
                     loop {
-                        if let Err(error) = forward_signals(&client, &sender).await {
+                        if let Err(error) = forward_signals(&client, &channel, &sender).await {
                             tracing::warn!(%error, "signal subscription lost; reconnecting");
                         }
                         if sender.is_closed() {
@@ -172,14 +182,14 @@ impl Cluster {
         let Backend::Redis { connection, .. } = &self.backend else {
             return Ok(true);
         };
-        let key = presence_key(uid);
+        let key = self.presence_key(uid);
         let (fields,): (Vec<(String, i64)>,) = redis::pipe()
             .atomic()
             .hset(&key, &self.node, self.expiry())
             .ignore()
             .pexpire(&key, 2 * self.ttl.as_millis() as i64)
             .ignore()
-            .sadd(node_key(&self.node), uid.as_str())
+            .sadd(self.node_key(&self.node), uid.as_str())
             .ignore()
             .hgetall(&key)
             .query_async(&mut connection.clone())
@@ -193,12 +203,12 @@ impl Cluster {
         let Backend::Redis { connection, .. } = &self.backend else {
             return Ok(true);
         };
-        let key = presence_key(uid);
+        let key = self.presence_key(uid);
         let (fields,): (Vec<(String, i64)>,) = redis::pipe()
             .atomic()
             .hdel(&key, &self.node)
             .ignore()
-            .srem(node_key(&self.node), uid.as_str())
+            .srem(self.node_key(&self.node), uid.as_str())
             .ignore()
             .hgetall(&key)
             .query_async(&mut connection.clone())
@@ -213,11 +223,11 @@ impl Cluster {
         };
         let expiry = self.expiry();
         let mut connection = connection.clone();
-        let _: () = connection.zadd(NODES, &self.node, expiry).await?;
+        let _: () = connection.zadd(self.nodes_key(), &self.node, expiry).await?;
         for chunk in users.chunks(HEARTBEAT_CHUNK) {
             let mut pipe = redis::pipe();
             for uid in chunk {
-                let key = presence_key(uid);
+                let key = self.presence_key(uid);
                 pipe.hset(&key, &self.node, expiry).ignore().pexpire(&key, 2 * self.ttl.as_millis() as i64).ignore();
             }
             let _: () = pipe.query_async(&mut connection).await?;
@@ -233,11 +243,11 @@ impl Cluster {
         };
         let mut connection = connection.clone();
         let now = now_ms();
-        let dead: Vec<String> = connection.zrangebyscore(NODES, "-inf", now).await?;
+        let dead: Vec<String> = connection.zrangebyscore(self.nodes_key(), "-inf", now).await?;
         let mut offline = Vec::new();
         for node in dead.into_iter().filter(|node| node != &self.node) {
             let locked: Option<String> = redis::cmd("SET")
-                .arg(format!("comet:gateway:sweep:{node}"))
+                .arg(format!("{}:gateway:sweep:{node}", self.namespace))
                 .arg(&self.node)
                 .arg("NX")
                 .arg("PX")
@@ -247,17 +257,23 @@ impl Cluster {
             if locked.is_none() {
                 continue;
             }
-            let users: Vec<String> = connection.smembers(node_key(&node)).await?;
+            let users: Vec<String> = connection.smembers(self.node_key(&node)).await?;
             for raw in users {
                 let Ok(uid) = Uid::parse(&raw) else { continue };
-                let key = presence_key(&uid);
+                let key = self.presence_key(&uid);
                 let (fields,): (Vec<(String, i64)>,) =
                     redis::pipe().hdel(&key, &node).ignore().hgetall(&key).query_async(&mut connection).await?;
                 if live_fields(&fields, now) == 0 {
                     offline.push(uid);
                 }
             }
-            let _: () = redis::pipe().del(node_key(&node)).ignore().zrem(NODES, &node).ignore().query_async(&mut connection).await?;
+            let _: () = redis::pipe()
+                .del(self.node_key(&node))
+                .ignore()
+                .zrem(self.nodes_key(), &node)
+                .ignore()
+                .query_async(&mut connection)
+                .await?;
             tracing::info!(%node, "swept a gateway node whose heartbeat expired");
         }
         Ok(offline)
@@ -273,9 +289,9 @@ impl Cluster {
         }
         if let Backend::Redis { connection, .. } = &self.backend {
             let _: () = redis::pipe()
-                .del(node_key(&self.node))
+                .del(self.node_key(&self.node))
                 .ignore()
-                .zrem(NODES, &self.node)
+                .zrem(self.nodes_key(), &self.node)
                 .ignore()
                 .query_async(&mut connection.clone())
                 .await?;
@@ -290,7 +306,7 @@ impl Cluster {
         };
         let mut pipe = redis::pipe();
         for uid in uids {
-            pipe.hgetall(presence_key(uid));
+            pipe.hgetall(self.presence_key(uid));
         }
         let all: Vec<Vec<(String, i64)>> = pipe.query_async(&mut connection.clone()).await?;
         let now = now_ms();
@@ -298,9 +314,13 @@ impl Cluster {
     }
 }
 
-async fn forward_signals(client: &redis::Client, sender: &mpsc::Sender<Arc<Signal>>) -> Result<(), ClusterError> {
+async fn forward_signals(
+    client: &redis::Client,
+    channel: &str,
+    sender: &mpsc::Sender<Arc<Signal>>,
+) -> Result<(), ClusterError> {
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(CHANNEL).await?;
+    pubsub.subscribe(channel).await?;
     let mut messages = pubsub.on_message();
     while let Some(message) = messages.next().await {
         let payload: String = match message.get_payload() {

@@ -32,6 +32,9 @@ use crate::routing::{direct_participants, group_of};
 const REACH_LIMIT: u32 = 5_000;
 /// A write that takes longer than this means the client stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most a socket may have unwritten while the client reads slowly: above the largest frame the server
+/// sends (a message of up to 64 KiB of data, JSON-escaped). Slower clients fill their queue and are closed.
+const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// After this many invalid frames in a row the socket is closed.
 const MAX_INVALID_IN_ROW: u8 = 10;
 /// Client frames: a burst of this many, refilled at `FRAME_RATE` per second.
@@ -68,6 +71,9 @@ pub async fn upgrade(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let metrics = &shared.metrics;
+    if shared.stopping.load(std::sync::atomic::Ordering::Acquire) {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "ERR_UNAVAILABLE", "this node is shutting down; reconnect");
+    }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -126,7 +132,7 @@ pub async fn upgrade(
     let mut upgrade = upgrade
         .read_buffer_size(config.read_buffer_bytes)
         .write_buffer_size(0)
-        .max_write_buffer_size(config.max_frame_bytes * 4)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes);
     if offered_protocols(&headers).any(|offered| offered == protocol::SUBPROTOCOL) {
@@ -161,7 +167,7 @@ async fn run(shared: Arc<Shared>, uid: Uid, reach: Option<comet_store::Reach>, m
         Ok(Attached::Another) => {}
         Err(_) => {
             shared.metrics.error(ErrorReason::RateLimited);
-            let _ = socket.send(close_message(close::PROTOCOL, "too many sockets for this user")).await;
+            let _ = socket.send(close_message(close::TOO_MANY_SOCKETS, "too many sockets for this user")).await;
             return;
         }
     }
@@ -221,7 +227,7 @@ struct Session<'a> {
     bucket: Bucket,
     invalid_in_row: u8,
     /// Per conversation, the highest seq a resync replayed: live `message.new` at or below it is skipped.
-    replayed: Option<Box<HashMap<Box<str>, i64>>>,
+    replayed: HashMap<Box<str>, i64>,
 }
 
 impl<'a> Session<'a> {
@@ -236,7 +242,7 @@ impl<'a> Session<'a> {
             last_heard: now,
             bucket: Bucket { tokens: FRAME_BURST, at: now },
             invalid_in_row: 0,
-            replayed: None,
+            replayed: HashMap::new(),
         }
     }
 
@@ -338,8 +344,8 @@ impl<'a> Session<'a> {
         if frame.text.as_str().is_empty() {
             return Ok(());
         }
-        if let (Some(replayed), Some((conversation, seq))) = (&self.replayed, &frame.order)
-            && replayed.get(conversation).is_some_and(|high| seq <= high)
+        if let Some((conversation, seq)) = &frame.order
+            && self.replayed.get(conversation).is_some_and(|high| seq <= high)
         {
             return Ok(());
         }
@@ -540,8 +546,7 @@ impl<'a> Session<'a> {
                         let data = serde_json::to_value(message).unwrap_or(Value::Null);
                         self.write(socket, protocol::server_frame("message.new", data)).await.map_err(Reply::Ending)?;
                     }
-                    let replayed = self.replayed.get_or_insert_with(Default::default);
-                    let entry = replayed.entry(Box::from(cursor.conversation_id.as_str())).or_insert(high);
+                    let entry = self.replayed.entry(Box::from(cursor.conversation_id.as_str())).or_insert(high);
                     *entry = (*entry).max(high);
                     metrics.resync(ResyncOutcome::Replayed, messages.len());
                     json!({

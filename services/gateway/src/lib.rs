@@ -48,6 +48,8 @@ pub const WS_PATH: &str = "/v3/ws";
 pub struct GatewayConfig {
     /// This node's name in Redis; unique per process.
     pub node_id: String,
+    /// The prefix of every Redis key and channel of this deployment.
+    pub namespace: String,
     /// Browser origins allowed to connect (`*` allows any). Requests without an Origin header (native
     /// clients) are always allowed; browsers always send one.
     pub allowed_origins: Vec<String>,
@@ -78,6 +80,7 @@ impl Default for GatewayConfig {
     fn default() -> GatewayConfig {
         GatewayConfig {
             node_id: format!("gw-{}", uuid::Uuid::new_v4().simple()),
+            namespace: "comet".to_owned(),
             allowed_origins: Vec::new(),
             max_sockets_per_user: 10,
             queue_capacity: 256,
@@ -219,7 +222,7 @@ impl Gateway {
         redis_url: Option<&str>,
     ) -> Result<Gateway, GatewayError> {
         let cluster = match redis_url {
-            Some(url) => Cluster::redis(url, config.node_id.clone(), config.presence_ttl).await?,
+            Some(url) => Cluster::redis(url, &config.namespace, config.node_id.clone(), config.presence_ttl).await?,
             None => Cluster::local(config.node_id.clone(), config.presence_ttl),
         };
         let metrics = Arc::new(Metrics::default());

@@ -26,6 +26,8 @@ pub mod close {
     pub const PROTOCOL: u16 = 4003;
     /// The client read too slowly: its send queue filled up.
     pub const SLOW_CONSUMER: u16 = 4008;
+    /// The user already holds the most sockets allowed on this node (lost a race at the handshake).
+    pub const TOO_MANY_SOCKETS: u16 = 4009;
 }
 
 /// One conversation's position in a resync request: the last seq the client holds.
@@ -133,8 +135,9 @@ struct PresenceQueryBody {
 }
 
 fn fields<T: for<'de> Deserialize<'de>>(value: Value, kind: &str) -> Result<T, FrameError> {
-    serde_json::from_value(value)
-        .map_err(|error| FrameError::new("ERR_FRAME_INVALID", format!("`{kind}` frame: {error} (see docs/protocol.md)")))
+    serde_json::from_value(value).map_err(|error| {
+        FrameError::new("ERR_FRAME_INVALID", format!("`{kind}` frame: {error} (see docs/protocol.md)"))
+    })
 }
 
 /// Reads one client text frame.

@@ -136,9 +136,10 @@ fn route_membership(hub: &Hub, event: &Event, frame: Arc<Frame>) -> usize {
         }
         EventType::GroupMemberKicked | EventType::GroupMemberLeft | EventType::GroupMemberBanned => {
             let mut audience = hub.group_members(&guid);
-            if let Some(uid) = &uid {
+            if let Some(uid) = &uid
+                && !audience.contains(uid)
+            {
                 audience.push(uid.clone());
-                audience.dedup();
             }
             let queued = hub.deliver(&audience, &frame, None);
             if let Some(uid) = &uid {

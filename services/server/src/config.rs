@@ -17,11 +17,14 @@ pub const KAFKA_BROKERS: &str = "COMET_KAFKA_BROKERS";
 pub const KAFKA_PARTITIONS: &str = "COMET_KAFKA_PARTITIONS";
 pub const KAFKA_REPLICATION_FACTOR: &str = "COMET_KAFKA_REPLICATION_FACTOR";
 pub const REDIS_URL: &str = "COMET_REDIS_URL";
+pub const REDIS_PASSWORD: &str = "COMET_REDIS_PASSWORD";
+pub const REDIS_MODE: &str = "COMET_REDIS_MODE";
 pub const API_KEY: &str = "COMET_API_KEY";
 pub const AUTH_KEY: &str = "COMET_AUTH_KEY";
 pub const LOG_FORMAT: &str = "COMET_LOG_FORMAT";
 pub const LOG: &str = "COMET_LOG";
 pub const GATEWAY_NODE_ID: &str = "COMET_GATEWAY_NODE_ID";
+pub const GATEWAY_NAMESPACE: &str = "COMET_GATEWAY_NAMESPACE";
 pub const GATEWAY_ALLOWED_ORIGINS: &str = "COMET_GATEWAY_ALLOWED_ORIGINS";
 pub const GATEWAY_MAX_SOCKETS_PER_USER: &str = "COMET_GATEWAY_MAX_SOCKETS_PER_USER";
 pub const GATEWAY_QUEUE_FRAMES: &str = "COMET_GATEWAY_QUEUE_FRAMES";
@@ -35,7 +38,7 @@ pub const GATEWAY_RESYNC_MAX_MESSAGES: &str = "COMET_GATEWAY_RESYNC_MAX_MESSAGES
 pub const GATEWAY_HOLD_LIVE_MS: &str = "COMET_GATEWAY_HOLD_LIVE_MS";
 
 /// Every name this program reads, for `--help` and the unknown-name check on config files.
-pub const ALL: [&str; 25] = [
+pub const ALL: [&str; 28] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
@@ -45,11 +48,14 @@ pub const ALL: [&str; 25] = [
     KAFKA_PARTITIONS,
     KAFKA_REPLICATION_FACTOR,
     REDIS_URL,
+    REDIS_PASSWORD,
+    REDIS_MODE,
     API_KEY,
     AUTH_KEY,
     LOG_FORMAT,
     LOG,
     GATEWAY_NODE_ID,
+    GATEWAY_NAMESPACE,
     GATEWAY_ALLOWED_ORIGINS,
     GATEWAY_MAX_SOCKETS_PER_USER,
     GATEWAY_QUEUE_FRAMES,
@@ -161,13 +167,37 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The gateway's Redis: `COMET_REDIS_URL` with `COMET_REDIS_PASSWORD` filled in when the URL has none.
+    /// One standalone server (or a primary behind a stable name); Redis Cluster is refused with a clear error.
+    pub fn redis_url(&self) -> Result<Option<String>> {
+        let Some(url) = self.get(REDIS_URL)? else { return Ok(None) };
+        match self.get(REDIS_MODE)?.as_deref() {
+            None | Some("standalone") => {}
+            Some("cluster") => bail!(
+                "{REDIS_MODE}=cluster: the gateway does not speak Redis Cluster yet; point {REDIS_URL} at one \
+                 standalone Redis (with a replica for failover)"
+            ),
+            Some(other) => bail!("{REDIS_MODE}=`{other}`: use standalone"),
+        }
+        if url.contains(',') {
+            bail!("{REDIS_URL}=`{url}` names several servers; the gateway connects to one standalone Redis");
+        }
+        Ok(Some(match self.get(REDIS_PASSWORD)? {
+            Some(password) if !url_has_password(&url) => with_password(&url, &password),
+            _ => url,
+        }))
+    }
+}
+
 fn url_has_password(url: &str) -> bool {
-    let rest = url.trim_start_matches("mysql://");
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     rest.split_once('@').is_some_and(|(credentials, _)| credentials.contains(':'))
 }
 
+/// `url` with `password` (percent-encoded) after its user; a URL without a user gets `:password@`.
 fn with_password(url: &str, password: &str) -> String {
-    let rest = url.trim_start_matches("mysql://");
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let encoded: String = password
         .bytes()
         .map(|byte| {
@@ -179,8 +209,8 @@ fn with_password(url: &str, password: &str) -> String {
         })
         .collect();
     match rest.split_once('@') {
-        Some((user, host)) => format!("mysql://{user}:{encoded}@{host}"),
-        None => url.to_owned(),
+        Some((user, host)) => format!("{scheme}://{user}:{encoded}@{host}"),
+        None => format!("{scheme}://:{encoded}@{rest}"),
     }
 }
 
@@ -194,6 +224,8 @@ mod tests {
             with_password("mysql://comet@tidb:4000/comet", "p@ss w"),
             "mysql://comet:p%40ss%20w@tidb:4000/comet"
         );
+        assert_eq!(with_password("redis://redis:6379", "s3cret"), "redis://:s3cret@redis:6379");
+        assert!(url_has_password("redis://:pw@redis:6379"));
         assert!(url_has_password("mysql://a:b@h/db"));
         assert!(!url_has_password("mysql://a@h/db"));
     }

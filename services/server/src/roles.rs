@@ -158,7 +158,7 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
             Some(brokers) => EventSource::Kafka(kafka_config(&settings, brokers.clone())?),
             None => EventSource::InProcess(in_process.clone()),
         };
-        let redis = settings.get(config::REDIS_URL)?;
+        let redis = settings.redis_url()?;
         if redis.is_none() {
             tracing::info!("no {} set: presence and typing stay in this process (one gateway node)", config::REDIS_URL);
         }
@@ -229,7 +229,13 @@ fn gateway_config(settings: &Settings) -> Result<GatewayConfig> {
         node_id: settings
             .get(config::GATEWAY_NODE_ID)?
             .unwrap_or_else(|| format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::new_v4().simple())),
-        allowed_origins: origins.split(',').map(str::trim).filter(|origin| !origin.is_empty()).map(str::to_owned).collect(),
+        namespace: settings.get(config::GATEWAY_NAMESPACE)?.unwrap_or(defaults.namespace.clone()),
+        allowed_origins: origins
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .map(str::to_owned)
+            .collect(),
         max_sockets_per_user: count(config::GATEWAY_MAX_SOCKETS_PER_USER, defaults.max_sockets_per_user)?,
         queue_capacity: count(config::GATEWAY_QUEUE_FRAMES, defaults.queue_capacity)?,
         max_frame_bytes: count(config::GATEWAY_MAX_FRAME_BYTES, defaults.max_frame_bytes)?,

@@ -1,98 +1,20 @@
 //! The comet-server binary as operators run it: embedded mode, roles, signals, health checks, and the full
 //! path to Kafka (tansu) with MariaDB. Servers come from `bash .ci/services.sh`.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::Message as _;
 use rdkafka::consumer::Consumer;
 use serde_json::{Value, json};
 
+mod gateway;
+mod support;
+
+use support::{Server, free_port, fresh_mysql_database, post};
+
 const FULL: &str = "server-test-full-key";
 const AUTH: &str = "server-test-auth-key";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port")
-}
-
-struct Server {
-    child: Child,
-    app: String,
-    admin: String,
-}
-
-impl Server {
-    fn start(role: &str, data_dir: &Path, extra_env: &[(&str, String)]) -> Server {
-        let (app_port, admin_port) = (free_port(), free_port());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_comet-server"));
-        command
-            .arg(role)
-            .env_clear()
-            .env("COMET_LISTEN", format!("127.0.0.1:{app_port}"))
-            .env("COMET_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
-            .env("COMET_DATA_DIR", data_dir)
-            .env("COMET_LOG_FORMAT", "json")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (name, value) in extra_env {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("comet-server starts");
-        Server { child, app: format!("http://127.0.0.1:{app_port}"), admin: format!("http://127.0.0.1:{admin_port}") }
-    }
-
-    async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("comet-server exited early with {status}");
-            }
-            if let Ok(response) = client.get(format!("{}/ready", self.admin)).send().await
-                && response.status().is_success()
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "comet-server was not ready within 30 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "comet-server did not stop within 20 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn post(client: &reqwest::Client, url: String, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
-    let mut request = client.post(url).json(&body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test]
 async fn embedded_mode_generates_keys_serves_the_api_and_stops_cleanly() {
@@ -186,19 +108,6 @@ fn health_fails_when_nothing_answers_and_bad_config_exits_2() {
         .expect("runs");
     assert_ne!(bad_listen.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&bad_listen.stderr).contains("COMET_LISTEN"));
-}
-
-/// A fresh MariaDB database for one test; MariaDB comes from `bash .ci/services.sh`.
-async fn fresh_mysql_database() -> String {
-    let server =
-        std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
-    let admin = sqlx::mysql::MySqlPool::connect(&server)
-        .await
-        .unwrap_or_else(|error| panic!("MariaDB at {server} is unreachable ({error}); run `bash .ci/services.sh`"));
-    let name = format!("comet_server_{}_{}", std::process::id(), free_port());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
-    format!("{base}/{name}")
 }
 
 #[tokio::test]

@@ -1,0 +1,441 @@
+//! The WebSocket gateway as clients and operators meet it: two gateway nodes + api + relay on MariaDB, tansu and
+//! Redis (from `bash .ci/services.sh`); a node killed mid-stream; presence, typing, receipts; bad frames; and
+//! the embedded `all` mode. Every wait is for a frame or condition, bounded by a deadline.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::support::{Server, free_port, fresh_mysql_database, post};
+
+const FULL: &str = "gateway-test-full-key";
+const AUTH: &str = "gateway-test-auth-key";
+/// The longest any single expected frame may take.
+const FRAME_WAIT: Duration = Duration::from_secs(20);
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+fn ws_url(server: &Server) -> String {
+    format!("{}/v3/ws", server.app.replacen("http://", "ws://", 1))
+}
+
+/// A connected test client that has read its `hello`.
+struct Client {
+    socket: Socket,
+    name: String,
+}
+
+impl Client {
+    async fn connect(server: &Server, token: &str, name: &str) -> Client {
+        let mut request = ws_url(server).into_client_request().expect("request");
+        request.headers_mut().insert("authtoken", HeaderValue::from_str(token).expect("header"));
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("WebSocket connects");
+        let mut client = Client { socket, name: name.to_owned() };
+        let hello = client.next().await;
+        assert_eq!(hello["type"], "hello", "{name}: {hello}");
+        client
+    }
+
+    /// Connects and resyncs `cursors` (none: starts live), returning the frames up to `resync.done`.
+    async fn join(server: &Server, token: &str, name: &str, cursors: Value) -> (Client, Vec<Value>) {
+        let mut client = Client::connect(server, token, name).await;
+        client.send(json!({"type": "resync", "conversations": cursors})).await;
+        let frames = client.until(|frame| frame["type"] == "resync.done").await;
+        (client, frames)
+    }
+
+    async fn send(&mut self, frame: Value) {
+        self.socket.send(Message::text(frame.to_string())).await.expect("send");
+    }
+
+    /// The next text frame as JSON.
+    async fn next(&mut self) -> Value {
+        let deadline = Instant::now() + FRAME_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Err(_) => panic!("{}: no frame within {FRAME_WAIT:?}", self.name),
+                Ok(None) => panic!("{}: socket closed", self.name),
+                Ok(Some(Err(error))) => panic!("{}: {error}", self.name),
+                Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).expect("JSON frame"),
+                Ok(Some(Ok(Message::Close(frame)))) => panic!("{}: closed with {frame:?}", self.name),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// Every frame up to and including the first one matching `done`.
+    async fn until(&mut self, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut frames = Vec::new();
+        loop {
+            let frame = self.next().await;
+            let finished = done(&frame);
+            frames.push(frame);
+            if finished {
+                return frames;
+            }
+        }
+    }
+
+    /// The close code the server ends the socket with (frames before it are skipped).
+    async fn close_code(&mut self) -> u16 {
+        let deadline = Instant::now() + FRAME_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Err(_) => panic!("{}: not closed within {FRAME_WAIT:?}", self.name),
+                Ok(Some(Ok(Message::Close(Some(frame))))) => return u16::from(frame.code),
+                Ok(Some(Ok(Message::Close(None)))) => return u16::from(CloseCode::Status),
+                Ok(None) | Ok(Some(Err(_))) => panic!("{}: dropped without a close frame", self.name),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+}
+
+/// The texts of the `message.new` frames among `frames`, in arrival order.
+fn texts(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|frame| frame["type"] == "message.new")
+        .map(|frame| frame["data"]["data"]["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn seqs(frames: &[Value]) -> Vec<i64> {
+    frames
+        .iter()
+        .filter(|frame| frame["type"] == "message.new")
+        .map(|frame| frame["data"]["seq"].as_i64().unwrap_or(-1))
+        .collect()
+}
+
+fn is_text(text: &'static str) -> impl Fn(&Value) -> bool {
+    move |frame| frame["type"] == "message.new" && frame["data"]["data"]["text"] == text
+}
+
+/// REST calls with the app key.
+struct Rest {
+    client: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Rest {
+    async fn call(&self, path: &str, on_behalf_of: Option<&str>, body: Value) -> Value {
+        let mut headers = vec![("apikey", self.key.as_str())];
+        if let Some(uid) = on_behalf_of {
+            headers.push(("onBehalfOf", uid));
+        }
+        let (status, reply) = post(&self.client, format!("{}{path}", self.base), &headers, body.clone()).await;
+        assert_eq!(status, 200, "POST {path} {body}: {reply}");
+        reply
+    }
+
+    /// Creates a user and returns an auth token for it.
+    async fn user(&self, uid: &str) -> String {
+        self.call("/v3/users", None, json!({"uid": uid, "name": uid})).await;
+        let reply = self.call(&format!("/v3/users/{uid}/auth_tokens"), None, json!({})).await;
+        reply["data"]["authToken"].as_str().expect("authToken").to_owned()
+    }
+
+    async fn group(&self, guid: &str, owner: &str, members: &[&str]) {
+        self.call("/v3/groups", None, json!({"guid": guid, "name": guid, "type": "public", "owner": owner})).await;
+        self.call(&format!("/v3/groups/{guid}/members"), None, json!({"participants": members})).await;
+    }
+
+    async fn send(&self, from: &str, to: &str, receiver_type: &str, text: &str) -> Value {
+        let body = json!({"receiver": to, "receiverType": receiver_type, "type": "text", "data": {"text": text}});
+        self.call("/v3/messages", Some(from), body).await["data"].clone()
+    }
+}
+
+/// api + relay + two gateways on one fresh MariaDB database, tansu and Redis.
+struct Cluster {
+    _api: Server,
+    gateways: Vec<Server>,
+    _relay: Server,
+    _data: tempfile::TempDir,
+    rest: Rest,
+    prefix: String,
+}
+
+async fn cluster(gateway_env: &[(&str, &str)]) -> Cluster {
+    let database_url = fresh_mysql_database().await;
+    let brokers = std::env::var("COMET_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
+    let redis = std::env::var("COMET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut env = vec![
+        ("COMET_DATABASE_URL", database_url.clone()),
+        ("COMET_KAFKA_BROKERS", brokers),
+        ("COMET_REDIS_URL", redis),
+        ("COMET_API_KEY", FULL.to_owned()),
+        ("COMET_AUTH_KEY", AUTH.to_owned()),
+    ];
+    let migrate = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .arg("migrate")
+        .env_clear()
+        .env("COMET_DATABASE_URL", &database_url)
+        .env("COMET_LOG_FORMAT", "json")
+        .stderr(Stdio::null())
+        .status()
+        .expect("migrate runs");
+    assert!(migrate.success(), "migrate failed");
+    let mut api = Server::start("api", data.path(), &env);
+    let mut relay = Server::start("relay", data.path(), &env);
+    env.extend(gateway_env.iter().map(|(name, value)| (*name, (*value).to_owned())));
+    // Tests run concurrently on one Redis: each cluster is its own deployment.
+    let prefix = format!("t{}", free_port());
+    env.push(("COMET_GATEWAY_NAMESPACE", format!("test-{prefix}")));
+    let mut gateways = vec![Server::start("gateway", data.path(), &env), Server::start("gateway", data.path(), &env)];
+    api.wait_ready().await;
+    relay.wait_ready().await;
+    for gateway in &mut gateways {
+        gateway.wait_ready().await;
+    }
+    let rest = Rest { client: reqwest::Client::new(), base: api.app.clone(), key: FULL.to_owned() };
+    Cluster { _api: api, gateways, _relay: relay, _data: data, rest, prefix }
+}
+
+#[tokio::test]
+async fn two_nodes_deliver_every_message_to_every_socket_once_in_seq_order() {
+    let cluster = cluster(&[]).await;
+    let (rest, [node1, node2]) = (&cluster.rest, [&cluster.gateways[0], &cluster.gateways[1]]);
+    let alice = format!("{}alice", cluster.prefix);
+    let bob = format!("{}bob", cluster.prefix);
+    let carol = format!("{}carol", cluster.prefix);
+    let (alice_token, bob_token, carol_token) =
+        (rest.user(&alice).await, rest.user(&bob).await, rest.user(&carol).await);
+    let guid = format!("{}team", cluster.prefix);
+    rest.group(&guid, &alice, &[&bob, &carol]).await;
+
+    // Alice on node 1 (plus a second device on node 2); Bob on node 2 and again on node 1; Carol on node 2.
+    let (mut alice_phone, _) = Client::join(node1, &alice_token, "alice@1", json!([])).await;
+    let (mut alice_laptop, _) = Client::join(node2, &alice_token, "alice@2", json!([])).await;
+    let (mut bob_phone, _) = Client::join(node2, &bob_token, "bob@2", json!([])).await;
+    let (mut bob_laptop, _) = Client::join(node1, &bob_token, "bob@1", json!([])).await;
+    let (mut carol_phone, _) = Client::join(node2, &carol_token, "carol@2", json!([])).await;
+
+    let sent: Vec<String> = (1..=10).map(|n| format!("direct {n}")).collect();
+    for text in &sent {
+        rest.send(&alice, &bob, "user", text).await;
+    }
+    rest.send(&alice, &bob, "user", "direct end").await;
+    for client in [&mut alice_phone, &mut alice_laptop, &mut bob_phone, &mut bob_laptop] {
+        let frames = client.until(is_text("direct end")).await;
+        let mut expected = sent.clone();
+        expected.push("direct end".to_owned());
+        assert_eq!(texts(&frames), expected, "{}: every direct message once, in order", client.name);
+        assert_eq!(seqs(&frames), (1..=11).collect::<Vec<_>>(), "{}", client.name);
+    }
+
+    rest.send(&bob, &guid, "group", "group 1").await;
+    rest.send(&carol, &guid, "group", "group 2").await;
+    for client in [&mut alice_phone, &mut alice_laptop, &mut bob_phone, &mut bob_laptop, &mut carol_phone] {
+        let frames = client.until(is_text("group 2")).await;
+        // For Carol this also shows the direct messages never reached her.
+        assert_eq!(texts(&frames), vec!["group 1", "group 2"], "{}: both group messages once", client.name);
+        assert_eq!(seqs(&frames), vec![1, 2], "{}", client.name);
+    }
+}
+
+#[tokio::test]
+async fn a_killed_node_s_users_resync_on_the_other_node_exactly_once_and_its_lone_users_go_offline() {
+    let cluster =
+        cluster(&[("COMET_GATEWAY_PRESENCE_TTL_MS", "3000"), ("COMET_GATEWAY_PRESENCE_GRACE_MS", "200")]).await;
+    let rest = &cluster.rest;
+    let [mut node1, node2]: [Server; 2] = cluster.gateways.try_into().ok().expect("two gateways");
+    let node2 = &node2;
+    let alice = format!("{}alice", cluster.prefix);
+    let bob = format!("{}bob", cluster.prefix);
+    let carol = format!("{}carol", cluster.prefix);
+    let (alice_token, bob_token, carol_token) =
+        (rest.user(&alice).await, rest.user(&bob).await, rest.user(&carol).await);
+    let guid = format!("{}team", cluster.prefix);
+    rest.group(&guid, &alice, &[&bob, &carol]).await;
+
+    let (mut watcher, _) = Client::join(node2, &alice_token, "alice@2", json!([])).await;
+    let (mut bob_socket, _) = Client::join(&node1, &bob_token, "bob@1", json!([])).await;
+    let (_carol_socket, _) = Client::join(&node1, &carol_token, "carol@1", json!([])).await;
+    let online =
+        watcher.until(|frame| frame["type"] == "presence.online" && frame["data"]["uid"] == carol.as_str()).await;
+    assert!(!online.is_empty());
+
+    for n in 1..=5 {
+        rest.send(&alice, &bob, "user", &format!("before {n}")).await;
+    }
+    let frames = bob_socket.until(is_text("before 5")).await;
+    let conversation = frames.last().expect("frame")["data"]["conversationId"].as_str().expect("id").to_owned();
+    assert_eq!(seqs(&frames), vec![1, 2, 3, 4, 5]);
+
+    // Node 1 dies without a goodbye; messages keep coming while Bob is away.
+    node1.child.kill().expect("kill node 1");
+    let _ = node1.child.wait();
+    for n in 6..=15 {
+        rest.send(&alice, &bob, "user", &format!("missed {n}")).await;
+    }
+    let (mut bob_again, replayed) =
+        Client::join(node2, &bob_token, "bob@2", json!([{"conversationId": conversation, "lastSeq": 5}])).await;
+    assert_eq!(seqs(&replayed), (6..=15).collect::<Vec<_>>(), "the gap, replayed once, in order");
+    let done = replayed.last().expect("resync.done");
+    assert_eq!(done["data"]["conversations"][0]["status"], "replayed", "{done}");
+    for n in 16..=20 {
+        rest.send(&alice, &bob, "user", &format!("after {n}")).await;
+    }
+    let live = bob_again.until(is_text("after 20")).await;
+    assert_eq!(seqs(&live), (16..=20).collect::<Vec<_>>(), "live resumes after the replay with no duplicate");
+
+    // Carol was only on node 1: once its heartbeat expires, node 2 sweeps it and Alice hears she went offline.
+    // Bob reconnected to node 2, so he stays online.
+    let frames =
+        watcher.until(|frame| frame["type"] == "presence.offline" && frame["data"]["uid"] == carol.as_str()).await;
+    rest.send(&bob, &alice, "user", "sentinel").await;
+    let mut frames = frames;
+    frames.extend(watcher.until(is_text("sentinel")).await);
+    assert!(
+        !frames.iter().any(|frame| frame["type"] == "presence.offline" && frame["data"]["uid"] == bob.as_str()),
+        "bob reconnected elsewhere and must not go offline: {frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn presence_typing_and_receipts_cross_nodes() {
+    let cluster = cluster(&[("COMET_GATEWAY_TYPING_TTL_MS", "800"), ("COMET_GATEWAY_PRESENCE_GRACE_MS", "300")]).await;
+    let rest = &cluster.rest;
+    let (node1, node2) = (&cluster.gateways[0], &cluster.gateways[1]);
+    let alice = format!("{}alice", cluster.prefix);
+    let bob = format!("{}bob", cluster.prefix);
+    let (alice_token, bob_token) = (rest.user(&alice).await, rest.user(&bob).await);
+    rest.send(&bob, &alice, "user", "hello").await;
+
+    let (mut alice_socket, _) = Client::join(node1, &alice_token, "alice@1", json!([])).await;
+    let (mut bob_socket, _) = Client::join(node2, &bob_token, "bob@2", json!([])).await;
+    alice_socket.until(|frame| frame["type"] == "presence.online" && frame["data"]["uid"] == bob.as_str()).await;
+    alice_socket.send(json!({"type": "presence.query", "uids": [bob, format!("{}nobody", cluster.prefix)]})).await;
+    let state = alice_socket.until(|frame| frame["type"] == "presence.state").await.pop().expect("state");
+    assert_eq!(state["data"][&bob], "online", "{state}");
+    assert_eq!(state["data"][format!("{}nobody", cluster.prefix)], "offline", "{state}");
+
+    // Typing: started, never ended by the client, so it ends by itself after the TTL.
+    bob_socket.send(json!({"type": "typing.start", "receiver": alice, "receiverType": "user"})).await;
+    let started = alice_socket.until(|frame| frame["type"] == "typing.started").await.pop().expect("started");
+    assert_eq!(started["data"]["sender"], bob.as_str());
+    let ended = alice_socket.until(|frame| frame["type"] == "typing.ended").await.pop().expect("ended");
+    assert_eq!(ended["data"]["sender"], bob.as_str());
+
+    // Receipts: Alice reads on node 1; Bob, on node 2, gets receipt.read; Alice gets mark.done.
+    rest.send(&bob, &alice, "user", "read me").await;
+    alice_socket.until(is_text("read me")).await;
+    alice_socket.send(json!({"type": "mark.read", "receiver": bob, "receiverType": "user"})).await;
+    let done = alice_socket.until(|frame| frame["type"] == "mark.done").await.pop().expect("mark.done");
+    assert_eq!(done["data"]["readSeq"], 2, "{done}");
+    let receipt = bob_socket.until(|frame| frame["type"] == "receipt.read").await.pop().expect("receipt");
+    assert_eq!(receipt["data"]["uid"], alice.as_str());
+    assert_eq!(receipt["data"]["seq"], 2);
+
+    // Bob closes his only socket: after the grace period Alice hears he went offline.
+    bob_socket.socket.close(None).await.expect("close");
+    alice_socket.until(|frame| frame["type"] == "presence.offline" && frame["data"]["uid"] == bob.as_str()).await;
+}
+
+async fn handshake_status(url: &str, headers: &[(&'static str, &str)]) -> u16 {
+    let mut request = url.into_client_request().expect("request");
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, HeaderValue::from_str(value).expect("header"));
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => 101,
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(error) => panic!("unexpected handshake error: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn the_embedded_server_serves_the_protocol_and_bad_input_gets_errors_not_crashes() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("COMET_API_KEY", FULL.to_owned()),
+        ("COMET_AUTH_KEY", AUTH.to_owned()),
+        ("COMET_GATEWAY_ALLOWED_ORIGINS", "https://chat.example.com".to_owned()),
+        ("COMET_GATEWAY_MAX_FRAME_BYTES", "1024".to_owned()),
+    ];
+    let mut server = Server::start("all", data.path(), &env);
+    server.wait_ready().await;
+    let rest = Rest { client: reqwest::Client::new(), base: server.app.clone(), key: FULL.to_owned() };
+    let (alice_token, _) = (rest.user("alice").await, rest.user("bob").await);
+    let url = ws_url(&server);
+
+    // Handshakes: no token, a bad token, a foreign Origin are refused before the upgrade.
+    assert_eq!(handshake_status(&url, &[]).await, 401);
+    assert_eq!(handshake_status(&url, &[("authtoken", "not-a-token")]).await, 401);
+    assert_eq!(handshake_status(&url, &[("authtoken", &alice_token), ("origin", "https://evil.example")]).await, 403);
+    assert_eq!(
+        handshake_status(&url, &[("authtoken", &alice_token), ("origin", "https://chat.example.com")]).await,
+        101
+    );
+    let plain = reqwest::get(format!("{}/v3/ws", server.app)).await.expect("GET");
+    assert_eq!(plain.status().as_u16(), 400, "a plain GET is not a WebSocket");
+
+    // Browsers send the token as a subprotocol; the server selects comet.v1.
+    let mut request = url.as_str().into_client_request().expect("request");
+    let offered = format!("comet.v1, authtoken.{alice_token}");
+    request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_str(&offered).expect("header"));
+    let (browser, response) = tokio_tungstenite::connect_async(request).await.expect("subprotocol auth");
+    assert_eq!(response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()), Some("comet.v1"));
+    let mut browser = Client { socket: browser, name: "browser".to_owned() };
+    assert_eq!(browser.next().await["type"], "hello");
+
+    // Bad frames get error frames and the socket keeps working.
+    let mut good = Client::connect(&server, &alice_token, "good").await;
+    for (frame, code) in [
+        ("{not json", "ERR_FRAME_INVALID"),
+        (r#"{"type":"launch"}"#, "ERR_FRAME_UNKNOWN_TYPE"),
+        (r#"{"type":"typing.start","receiver":"bob"}"#, "ERR_FRAME_INVALID"),
+        (r#"{"type":"typing.start","receiver":"nogroup","receiverType":"group"}"#, "ERR_NOT_A_MEMBER"),
+        (r#"{"type":"mark.read","receiver":"bob","receiverType":"user"}"#, "ERR_CONVERSATION_NOT_FOUND"),
+    ] {
+        good.socket.send(Message::text(frame)).await.expect("send");
+        let error = good.next().await;
+        assert_eq!(error["type"], "error", "{frame}: {error}");
+        assert_eq!(error["data"]["code"], code, "{frame}: {error}");
+    }
+    good.send(json!({"type": "resync", "conversations": [{"conversationId": "bob_user_carol", "lastSeq": 0}]})).await;
+    let done = good.until(|frame| frame["type"] == "resync.done").await.pop().expect("done");
+    assert_eq!(done["data"]["conversations"][0]["status"], "refused", "not alice's conversation: {done}");
+
+    // An oversize frame closes that socket with 1009; ten invalid frames in a row close with 4003.
+    let mut big = Client::connect(&server, &alice_token, "big").await;
+    big.socket.send(Message::text("x".repeat(4096))).await.expect("send");
+    assert_eq!(big.close_code().await, 1009);
+    let mut noisy = Client::connect(&server, &alice_token, "noisy").await;
+    for _ in 0..10 {
+        noisy.socket.send(Message::text("nope")).await.expect("send");
+    }
+    assert_eq!(noisy.close_code().await, 4003);
+
+    // The node keeps serving: a REST send reaches the good socket and the browser one, and ping answers.
+    rest.send("bob", "alice", "user", "still here").await;
+    assert_eq!(texts(&good.until(is_text("still here")).await), vec!["still here"]);
+    browser.send(json!({"type": "ping", "id": 1})).await;
+    let mut frames = browser.until(|frame| frame["type"] == "pong").await;
+    assert_eq!(frames.last().expect("pong")["data"]["id"], 1);
+    if !texts(&frames).contains(&"still here".to_owned()) {
+        // Held until the browser's first frame (or the hold timeout), then delivered.
+        frames.extend(browser.until(is_text("still here")).await);
+    }
+    assert_eq!(texts(&frames), vec!["still here"], "delivered once: {frames:?}");
+
+    let metrics = reqwest::get(format!("{}/metrics", server.admin)).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("comet_gateway_connection_errors_total{reason=\"auth\"} 2"), "{metrics}");
+    assert!(metrics.contains("comet_gateway_connection_errors_total{reason=\"protocol\"} 2"), "{metrics}");
+    assert!(!metrics.contains("comet_gateway_deliveries_total 0\n"), "{metrics}");
+    assert_eq!(server.terminate().code(), Some(0));
+}

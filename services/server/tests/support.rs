@@ -1,0 +1,102 @@
+//! What the server tests share: starting comet-server processes, free ports, fresh MariaDB databases, REST calls.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("free port")
+}
+
+pub struct Server {
+    pub child: Child,
+    pub app: String,
+    pub admin: String,
+}
+
+impl Server {
+    pub fn start(role: &str, data_dir: &Path, extra_env: &[(&str, String)]) -> Server {
+        let (app_port, admin_port) = (free_port(), free_port());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_comet-server"));
+        command
+            .arg(role)
+            .env_clear()
+            .env("COMET_LISTEN", format!("127.0.0.1:{app_port}"))
+            .env("COMET_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env("COMET_DATA_DIR", data_dir)
+            .env("COMET_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("comet-server starts");
+        Server { child, app: format!("http://127.0.0.1:{app_port}"), admin: format!("http://127.0.0.1:{admin_port}") }
+    }
+
+    pub async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("comet-server exited early with {status}");
+            }
+            if let Ok(response) = client.get(format!("{}/ready", self.admin)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "comet-server was not ready within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "comet-server did not stop within 20 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn post(client: &reqwest::Client, url: String, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
+    let mut request = client.post(url).json(&body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A fresh MariaDB database for one test; MariaDB comes from `bash .ci/services.sh`.
+pub async fn fresh_mysql_database() -> String {
+    let server =
+        std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
+    let admin = sqlx::mysql::MySqlPool::connect(&server)
+        .await
+        .unwrap_or_else(|error| panic!("MariaDB at {server} is unreachable ({error}); run `bash .ci/services.sh`"));
+    let name = format!("comet_server_{}_{}", std::process::id(), free_port());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
+    format!("{base}/{name}")
+}
