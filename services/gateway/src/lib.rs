@@ -40,6 +40,9 @@ use crate::protocol::Target;
 use crate::routing::Seen;
 use crate::typing::Typing;
 
+/// How long a shutdown waits for sockets to send their close frames.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
 /// The route the gateway serves.
 pub const WS_PATH: &str = "/v3/ws";
 
@@ -275,12 +278,17 @@ impl Gateway {
         self.shared.cluster.ping().await.map_err(|error| error.to_string())
     }
 
-    /// Closes every socket with 1001 (clients reconnect elsewhere and resync) and takes the node's users off
-    /// presence, announcing offline those no other node holds.
+    /// Refuses new sockets, closes every socket with 1001 (clients reconnect elsewhere and resync), waits up to
+    /// `SHUTDOWN_WAIT` for the close frames to go out, and takes the node's users off presence, announcing
+    /// offline those no other node holds.
     pub async fn shutdown(&self) {
         self.shared.stopping.store(true, Ordering::Release);
         let users = self.shared.hub.online_users();
         self.shared.hub.close_all(protocol::close::GOING_AWAY);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        while self.shared.metrics.connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         match self.shared.cluster.leave(&users).await {
             Ok(offline) => {
                 for uid in offline {

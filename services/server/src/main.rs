@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = telemetry::init(&settings) {
+    if let Err(error) = telemetry::init(&settings).and_then(|()| roles::check(cli.role, &settings)) {
         telemetry::report_startup_error(&error);
         return ExitCode::from(2);
     }

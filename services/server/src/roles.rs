@@ -220,6 +220,18 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     Ok(())
 }
 
+/// Checks the settings a role reads before anything connects, so a bad value exits 2 (invalid configuration)
+/// and names the variable, instead of failing later with exit 1.
+pub fn check(role: Role, settings: &Settings) -> Result<()> {
+    settings.socket(config::LISTEN, DEFAULT_LISTEN)?;
+    settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
+    if matches!(role, Role::Gateway | Role::All) {
+        gateway_config(settings)?;
+        settings.redis_url()?;
+    }
+    Ok(())
+}
+
 /// The gateway's limits and timings from `COMET_GATEWAY_*` (docs/configuration.md), defaults otherwise.
 fn gateway_config(settings: &Settings) -> Result<GatewayConfig> {
     let defaults = GatewayConfig::default();

@@ -437,5 +437,28 @@ async fn the_embedded_server_serves_the_protocol_and_bad_input_gets_errors_not_c
     assert!(metrics.contains("comet_gateway_connection_errors_total{reason=\"auth\"} 2"), "{metrics}");
     assert!(metrics.contains("comet_gateway_connection_errors_total{reason=\"protocol\"} 2"), "{metrics}");
     assert!(!metrics.contains("comet_gateway_deliveries_total 0\n"), "{metrics}");
+
+    // SIGTERM: every socket gets 1001 (go away, reconnect elsewhere) before the process exits 0.
     assert_eq!(server.terminate().code(), Some(0));
+    assert_eq!(good.close_code().await, 1001);
+}
+
+#[test]
+fn invalid_gateway_settings_exit_2_naming_the_variable() {
+    for (name, value) in [
+        ("COMET_GATEWAY_QUEUE_FRAMES", "0"),
+        ("COMET_GATEWAY_PING_INTERVAL_MS", "soon"),
+        ("COMET_REDIS_MODE", "cluster"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+            .arg("gateway")
+            .env_clear()
+            .env("COMET_REDIS_URL", "redis://127.0.0.1:1")
+            .env(name, value)
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(2), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+    }
 }
