@@ -167,7 +167,25 @@ async fn a_users_conversations_come_newest_first_in_pages(db: &TestDb) {
     assert!(carol.iter().all(|summary| summary.conversation_id.as_str() != "group_g1"), "carol is no member");
 }
 
+/// What the gateway loads for a connecting user: live groups and direct peers, most recent peer first.
+async fn reach_lists_live_groups_and_recent_peers(db: &TestDb) {
+    create_group(db, "g1", &["bob"]).await;
+    create_group(db, "g2", &["bob"]).await;
+    create_group(db, "g3", &["carol"]).await;
+    db.store.delete_group(&guid("g2"), T0 + 1).await.expect("delete g2");
+    send_direct(db, "bob", "carol", T0 + 2).await;
+    send_direct(db, "dave", "bob", T0 + 3).await;
+
+    let bob = db.store.reach(&uid("bob"), 10).await.expect("reach");
+    assert_eq!(bob.groups, vec![guid("g1")], "deleted and foreign groups left out");
+    assert_eq!(bob.peers, vec![uid("dave"), uid("carol")], "most recent first");
+    let capped = db.store.reach(&uid("bob"), 1).await.expect("reach");
+    assert_eq!((capped.groups.len(), capped.peers), (1, vec![uid("dave")]));
+    assert_eq!(db.store.reach(&uid("nobody"), 10).await.expect("reach"), comet_store::Reach::default());
+}
+
 on_both_backends!(
+    reach_lists_live_groups_and_recent_peers,
     read_positions_move_forward_only_with_one_event_per_move,
     unread_counts_follow_sends_and_own_messages_are_read,
     a_users_conversations_come_newest_first_in_pages,
