@@ -2,7 +2,7 @@
 //! Redis (from `bash .ci/services.sh`); a node killed mid-stream; presence, typing, receipts; bad frames; and
 //! the embedded `all` mode. Every wait is for a frame or condition, bounded by a deadline.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt as _, StreamExt as _};
@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{Server, free_port, fresh_mysql_database, post};
+use crate::support::{Server, free_port, fresh_mysql_database, migrate, post};
 
 const FULL: &str = "gateway-test-full-key";
 const AUTH: &str = "gateway-test-auth-key";
@@ -180,15 +180,7 @@ async fn cluster(gateway_env: &[(&str, &str)]) -> Cluster {
         ("COMET_API_KEY", FULL.to_owned()),
         ("COMET_AUTH_KEY", AUTH.to_owned()),
     ];
-    let migrate = Command::new(env!("CARGO_BIN_EXE_comet-server"))
-        .arg("migrate")
-        .env_clear()
-        .env("COMET_DATABASE_URL", &database_url)
-        .env("COMET_LOG_FORMAT", "json")
-        .stderr(Stdio::null())
-        .status()
-        .expect("migrate runs");
-    assert!(migrate.success(), "migrate failed");
+    migrate(&database_url);
     let mut api = Server::start("api", data.path(), &env);
     let mut relay = Server::start("relay", data.path(), &env);
     env.extend(gateway_env.iter().map(|(name, value)| (*name, (*value).to_owned())));
@@ -205,17 +197,26 @@ async fn cluster(gateway_env: &[(&str, &str)]) -> Cluster {
     Cluster { _api: api, gateways, _relay: relay, _data: data, rest, prefix }
 }
 
+impl Cluster {
+    /// Alice, Bob and Carol with their tokens, all three in the group `<prefix>team` (owner Alice).
+    async fn team(&self) -> [(String, String); 3] {
+        let mut team = Vec::new();
+        for name in ["alice", "bob", "carol"] {
+            let uid = format!("{}{name}", self.prefix);
+            let token = self.rest.user(&uid).await;
+            team.push((uid, token));
+        }
+        let members = [team[1].0.as_str(), team[2].0.as_str()];
+        self.rest.group(&format!("{}team", self.prefix), &team[0].0, &members).await;
+        team.try_into().expect("three users")
+    }
+}
+
 #[tokio::test]
 async fn two_nodes_deliver_every_message_to_every_socket_once_in_seq_order() {
     let cluster = cluster(&[]).await;
     let (rest, [node1, node2]) = (&cluster.rest, [&cluster.gateways[0], &cluster.gateways[1]]);
-    let alice = format!("{}alice", cluster.prefix);
-    let bob = format!("{}bob", cluster.prefix);
-    let carol = format!("{}carol", cluster.prefix);
-    let (alice_token, bob_token, carol_token) =
-        (rest.user(&alice).await, rest.user(&bob).await, rest.user(&carol).await);
-    let guid = format!("{}team", cluster.prefix);
-    rest.group(&guid, &alice, &[&bob, &carol]).await;
+    let [(alice, alice_token), (bob, bob_token), (carol, carol_token)] = cluster.team().await;
 
     // Alice on node 1 (plus a second device on node 2); Bob on node 2 and again on node 1; Carol on node 2.
     let (mut alice_phone, _) = Client::join(node1, &alice_token, "alice@1", json!([])).await;
@@ -237,6 +238,7 @@ async fn two_nodes_deliver_every_message_to_every_socket_once_in_seq_order() {
         assert_eq!(seqs(&frames), (1..=11).collect::<Vec<_>>(), "{}", client.name);
     }
 
+    let guid = format!("{}team", cluster.prefix);
     rest.send(&bob, &guid, "group", "group 1").await;
     rest.send(&carol, &guid, "group", "group 2").await;
     for client in [&mut alice_phone, &mut alice_laptop, &mut bob_phone, &mut bob_laptop, &mut carol_phone] {
@@ -252,15 +254,9 @@ async fn a_killed_node_s_users_resync_on_the_other_node_exactly_once_and_its_lon
     let cluster =
         cluster(&[("COMET_GATEWAY_PRESENCE_TTL_MS", "3000"), ("COMET_GATEWAY_PRESENCE_GRACE_MS", "200")]).await;
     let rest = &cluster.rest;
+    let [(alice, alice_token), (bob, bob_token), (carol, carol_token)] = cluster.team().await;
     let [mut node1, node2]: [Server; 2] = cluster.gateways.try_into().ok().expect("two gateways");
     let node2 = &node2;
-    let alice = format!("{}alice", cluster.prefix);
-    let bob = format!("{}bob", cluster.prefix);
-    let carol = format!("{}carol", cluster.prefix);
-    let (alice_token, bob_token, carol_token) =
-        (rest.user(&alice).await, rest.user(&bob).await, rest.user(&carol).await);
-    let guid = format!("{}team", cluster.prefix);
-    rest.group(&guid, &alice, &[&bob, &carol]).await;
 
     let (mut watcher, _) = Client::join(node2, &alice_token, "alice@2", json!([])).await;
     let (mut bob_socket, _) = Client::join(&node1, &bob_token, "bob@1", json!([])).await;

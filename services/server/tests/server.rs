@@ -1,7 +1,7 @@
 //! The comet-server binary as operators run it: embedded mode, roles, signals, health checks, and the full
 //! path to Kafka (tansu) with MariaDB. Servers come from `bash .ci/services.sh`.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message as _;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 mod gateway;
 mod support;
 
-use support::{Server, free_port, fresh_mysql_database, post};
+use support::{Server, free_port, fresh_mysql_database, migrate, post};
 
 const FULL: &str = "server-test-full-key";
 const AUTH: &str = "server-test-auth-key";
@@ -123,15 +123,7 @@ async fn split_roles_on_mariadb_and_kafka_deliver_every_message_in_order() {
     ];
 
     // migrate runs once and exits 0; api and relay then run as separate processes, as in production.
-    let migrate = Command::new(env!("CARGO_BIN_EXE_comet-server"))
-        .arg("migrate")
-        .env_clear()
-        .env("COMET_DATABASE_URL", &env[0].1)
-        .env("COMET_LOG_FORMAT", "json")
-        .stderr(Stdio::null())
-        .status()
-        .expect("migrate runs");
-    assert!(migrate.success(), "migrate failed");
+    migrate(&env[0].1);
     let mut api = Server::start("api", data.path(), &env);
     let mut relay = Server::start("relay", data.path(), &env);
     api.wait_ready().await;

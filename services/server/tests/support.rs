@@ -100,3 +100,16 @@ pub async fn fresh_mysql_database() -> String {
     let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
     format!("{base}/{name}")
 }
+
+/// Runs `comet-server migrate` on `database_url` and asserts it exits 0.
+pub fn migrate(database_url: &str) {
+    let status = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .arg("migrate")
+        .env_clear()
+        .env("COMET_DATABASE_URL", database_url)
+        .env("COMET_LOG_FORMAT", "json")
+        .stderr(Stdio::null())
+        .status()
+        .expect("migrate runs");
+    assert!(status.success(), "migrate failed");
+}
