@@ -298,7 +298,7 @@ pub async fn revoke_auth_token(
     let caller = identify(&state, &headers).await?;
     let uid = parse_uid(&uid)?;
     may_act_for(&caller, &uid)?;
-    state.store.revoke_auth_token(&uid, &id).await.map_err(|error| match error {
+    state.store.revoke_auth_token(&uid, &id, now()).await.map_err(|error| match error {
         StoreError::NotFound(_) => {
             ApiError::not_found("ERR_AUTH_TOKEN_NOT_FOUND", format!("user `{uid}` has no auth token `{id}`"))
         }

@@ -104,8 +104,8 @@ pub async fn upgrade(
              beside `comet.v1`",
         );
     };
-    let uid = match shared.store.user_for_token(&token_hash(&token)).await {
-        Ok(Some(uid)) => uid,
+    let (uid, token_id) = match shared.store.session_for_token(&token_hash(&token)).await {
+        Ok(Some(session)) => session,
         Ok(None) => {
             metrics.error(ErrorReason::Auth);
             return refuse(StatusCode::UNAUTHORIZED, "ERR_AUTH_TOKEN_INVALID", "the auth token is not valid");
@@ -144,7 +144,7 @@ pub async fn upgrade(
             failed.metrics.error(ErrorReason::Handshake);
             tracing::debug!(%error, "WebSocket upgrade failed");
         })
-        .on_upgrade(move |socket| run(shared, uid, reach, socket))
+        .on_upgrade(move |socket| run(shared, uid, token_id, reach, socket))
 }
 
 fn unavailable(shared: &Shared, error: &StoreError) -> Response {
@@ -153,11 +153,18 @@ fn unavailable(shared: &Shared, error: &StoreError) -> Response {
     refuse(StatusCode::SERVICE_UNAVAILABLE, "ERR_UNAVAILABLE", "the database did not answer; retry with backoff")
 }
 
-async fn run(shared: Arc<Shared>, uid: Uid, reach: Option<comet_store::Reach>, mut socket: WebSocket) {
+async fn run(
+    shared: Arc<Shared>,
+    uid: Uid,
+    token_id: String,
+    reach: Option<comet_store::Reach>,
+    mut socket: WebSocket,
+) {
     let id = shared.next_socket_id();
     let (queue, mut queued) = mpsc::channel(shared.config.queue_capacity);
     let kick = Arc::new(AtomicU16::new(0));
-    let handle = SocketHandle::new(id, queue, kick.clone());
+    let handle = SocketHandle::new(id, &token_id, queue, kick.clone());
+    drop(token_id);
     match shared.hub.attach(&uid, handle, reach, shared.config.max_sockets_per_user) {
         Ok(Attached::FirstSocket) => {
             let shared = shared.clone();
@@ -567,7 +574,7 @@ fn kicked(kick: &AtomicU16) -> Ending {
     match kick.load(Ordering::Acquire) {
         0 => None,
         close::SLOW_CONSUMER => Some((close::SLOW_CONSUMER, "slow consumer")),
-        close::AUTH_REVOKED => Some((close::AUTH_REVOKED, "user deleted")),
+        close::AUTH_REVOKED => Some((close::AUTH_REVOKED, "signed out: token revoked or user deleted")),
         _ => Some((close::GOING_AWAY, "server closing")),
     }
 }

@@ -31,14 +31,16 @@ pub struct Frame {
 #[derive(Debug, Clone)]
 pub struct SocketHandle {
     pub id: u64,
+    /// The id of the auth token the socket signed in with: revoking it closes the socket.
+    token: Box<str>,
     queue: mpsc::Sender<Arc<Frame>>,
     /// A close code the socket must close with as soon as it looks (0: none).
     kick: Arc<AtomicU16>,
 }
 
 impl SocketHandle {
-    pub fn new(id: u64, queue: mpsc::Sender<Arc<Frame>>, kick: Arc<AtomicU16>) -> SocketHandle {
-        SocketHandle { id, queue, kick }
+    pub fn new(id: u64, token: &str, queue: mpsc::Sender<Arc<Frame>>, kick: Arc<AtomicU16>) -> SocketHandle {
+        SocketHandle { id, token: token.into(), queue, kick }
     }
 
     /// Queues `frame`; on a full queue asks the socket to close as a slow consumer. Returns whether it was queued.
@@ -295,10 +297,14 @@ impl Hub {
         self.lock().users.iter().filter(|(_, entry)| !entry.sockets.is_empty()).map(|(uid, _)| uid.clone()).collect()
     }
 
-    /// Closes every socket of `uid` with `code`.
-    pub fn close_user(&self, uid: &Uid, code: u16) {
+    /// Closes with `code` every socket of `uid`, or only those signed in with the token `token`.
+    pub fn close_user(&self, uid: &Uid, token: Option<&str>, code: u16) {
         if let Some(entry) = self.lock().users.get(uid) {
-            entry.sockets.iter().for_each(|socket| socket.close_with(code));
+            entry
+                .sockets
+                .iter()
+                .filter(|socket| token.is_none_or(|token| &*socket.token == token))
+                .for_each(|socket| socket.close_with(code));
         }
     }
 
@@ -321,7 +327,7 @@ mod tests {
     fn socket(id: u64, capacity: usize) -> (SocketHandle, mpsc::Receiver<Arc<Frame>>, Arc<AtomicU16>) {
         let (sender, receiver) = mpsc::channel(capacity);
         let kick = Arc::new(AtomicU16::new(0));
-        (SocketHandle::new(id, sender, kick.clone()), receiver, kick)
+        (SocketHandle::new(id, "token", sender, kick.clone()), receiver, kick)
     }
 
     fn frame(text: &str) -> Arc<Frame> {

@@ -213,6 +213,7 @@ pub fn frame_type(event: EventType) -> Option<&'static str> {
         | EventType::UserRestored
         | EventType::UserBlocked
         | EventType::UserUnblocked
+        | EventType::UserAuthTokenRevoked
         | EventType::GroupCreated
         | EventType::GroupUpdated
         | EventType::GroupMemberUnbanned => return None,

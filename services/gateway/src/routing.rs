@@ -76,11 +76,21 @@ fn data_uid(event: &Event, field: &str) -> Option<Uid> {
 
 /// Routes one bus event to this node's sockets; returns how many sockets it was queued on.
 pub fn route_event(hub: &Hub, event: &Event) -> usize {
-    if event.event_type == EventType::UserDeleted {
-        if let Some(uid) = data_uid(event, "uid") {
-            hub.close_user(&uid, close::AUTH_REVOKED);
+    match event.event_type {
+        EventType::UserDeleted => {
+            if let Some(uid) = data_uid(event, "uid") {
+                hub.close_user(&uid, None, close::AUTH_REVOKED);
+            }
+            return 0;
         }
-        return 0;
+        EventType::UserAuthTokenRevoked => {
+            if let (Some(uid), Some(token)) = (data_uid(event, "uid"), event.data.get("id").and_then(|id| id.as_str()))
+            {
+                hub.close_user(&uid, Some(token), close::AUTH_REVOKED);
+            }
+            return 0;
+        }
+        _ => {}
     }
     let Some(kind) = protocol::frame_type(event.event_type) else {
         return 0;

@@ -23,6 +23,8 @@ pub enum EventType {
     UserBlocked,
     #[serde(rename = "user.unblocked")]
     UserUnblocked,
+    #[serde(rename = "user.auth_token_revoked")]
+    UserAuthTokenRevoked,
     #[serde(rename = "group.updated")]
     GroupUpdated,
     #[serde(rename = "group.deleted")]
@@ -71,6 +73,7 @@ impl EventType {
             EventType::UserRestored => "user.restored",
             EventType::UserBlocked => "user.blocked",
             EventType::UserUnblocked => "user.unblocked",
+            EventType::UserAuthTokenRevoked => "user.auth_token_revoked",
             EventType::GroupUpdated => "group.updated",
             EventType::GroupDeleted => "group.deleted",
             EventType::GroupMemberKicked => "group.member_kicked",
@@ -96,7 +99,8 @@ impl EventType {
             | EventType::UserDeleted
             | EventType::UserRestored
             | EventType::UserBlocked
-            | EventType::UserUnblocked => ENTITIES_TOPIC,
+            | EventType::UserUnblocked
+            | EventType::UserAuthTokenRevoked => ENTITIES_TOPIC,
             EventType::GroupUpdated
             | EventType::GroupDeleted
             | EventType::GroupMemberKicked

@@ -340,6 +340,15 @@ async fn presence_typing_and_receipts_cross_nodes() {
     // Bob closes his only socket: after the grace period Alice hears he went offline.
     bob_socket.socket.close(None).await.expect("close");
     alice_socket.until(|frame| frame["type"] == "presence.offline" && frame["data"]["uid"] == bob.as_str()).await;
+
+    // Revoking Alice's token signs her socket out (4001) on whichever node holds it.
+    let tokens = rest.client.get(format!("{}/v3/users/{alice}/auth_tokens", rest.base)).header("apikey", &rest.key);
+    let tokens: Value = tokens.send().await.expect("list tokens").json().await.expect("JSON");
+    let id = tokens["data"][0]["id"].as_str().expect("token id");
+    let revoked =
+        rest.client.delete(format!("{}/v3/users/{alice}/auth_tokens/{id}", rest.base)).header("apikey", &rest.key);
+    assert_eq!(revoked.send().await.expect("revoke").status().as_u16(), 200);
+    assert_eq!(alice_socket.close_code().await, 4001);
 }
 
 async fn handshake_status(url: &str, headers: &[(&'static str, &str)]) -> u16 {

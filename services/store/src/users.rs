@@ -152,18 +152,36 @@ impl Store {
             .collect()
     }
 
-    /// Revokes the auth token `id` of `uid`: it no longer signs in. Fails with `NotFound("auth token")` when
-    /// `uid` has no token with that id.
-    pub async fn revoke_auth_token(&self, uid: &Uid, id: &str) -> Result<(), StoreError> {
+    /// Revokes the auth token `id` of `uid`: it no longer signs in, and `user.auth_token_revoked` (data: `uid`,
+    /// `id`) commits with the deletion so gateways close the sockets opened with it. Fails with
+    /// `NotFound("auth token")` when `uid` has no token with that id.
+    pub async fn revoke_auth_token(&self, uid: &Uid, id: &str, now: Millis) -> Result<(), StoreError> {
+        let mut transaction = self.begin_write().await?;
         let deleted = sqlx::query("DELETE FROM auth_tokens WHERE uid = ? AND id = ?")
             .bind(uid.as_str())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await?;
         if deleted.rows_affected() == 0 {
+            transaction.rollback().await?;
             return Err(StoreError::NotFound("auth token"));
         }
+        let data = serde_json::json!({ "uid": uid, "id": id });
+        outbox::insert(&mut transaction, EventType::UserAuthTokenRevoked, uid.as_str(), 0, now, &data).await?;
+        transaction.commit().await?;
         Ok(())
+    }
+
+    /// The user signed in by the token with this hash, and the token's id; `None` when no live user has it.
+    pub async fn session_for_token(&self, token_hash: &str) -> Result<Option<(Uid, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT auth_tokens.uid AS uid, auth_tokens.id AS id FROM auth_tokens \
+             JOIN users ON users.uid = auth_tokens.uid WHERE auth_tokens.token_hash = ? AND users.deleted_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((rows::uid(&row, "uid")?, get(&row, "id")?))).transpose()
     }
 
     /// Applies `update` to a user that is not deleted, and in the same transaction writes `user.updated` (its

@@ -205,16 +205,27 @@ async fn auth_tokens_are_listed_by_id_and_revoked(db: &TestDb) {
     assert_ne!(first.id, second.id);
     assert_eq!(db.store.list_auth_tokens(&uid("alice")).await.expect("list"), [first.clone(), second.clone()]);
 
-    let wrong_owner = db.store.revoke_auth_token(&uid("bob"), &first.id).await;
+    let wrong_owner = db.store.revoke_auth_token(&uid("bob"), &first.id, T0 + 5).await;
     assert!(matches!(wrong_owner, Err(StoreError::NotFound("auth token"))), "{wrong_owner:?}");
     assert_eq!(db.store.user_for_token("hash-a1").await.expect("lookup"), Some(uid("alice")));
 
-    db.store.revoke_auth_token(&uid("alice"), &first.id).await.expect("revoke");
+    db.store.revoke_auth_token(&uid("alice"), &first.id, T0 + 5).await.expect("revoke");
     assert_eq!(db.store.user_for_token("hash-a1").await.expect("lookup"), None, "a revoked token is refused");
     assert_eq!(db.store.user_for_token("hash-a2").await.expect("lookup"), Some(uid("alice")));
+    let second_id = second.id.clone();
     assert_eq!(db.store.list_auth_tokens(&uid("alice")).await.expect("list"), [second]);
-    let again = db.store.revoke_auth_token(&uid("alice"), &first.id).await;
+    let again = db.store.revoke_auth_token(&uid("alice"), &first.id, T0 + 5).await;
     assert!(matches!(again, Err(StoreError::NotFound("auth token"))), "{again:?}");
+    // One event per revocation (not for the failed ones), naming the token, so gateways close its sockets.
+    let revoked = events(db, EventType::UserAuthTokenRevoked, "alice").await;
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].data, serde_json::json!({"uid": "alice", "id": first.id}));
+    assert!(events(db, EventType::UserAuthTokenRevoked, "bob").await.is_empty());
+    assert_eq!(
+        db.store.session_for_token("hash-a2").await.expect("lookup"),
+        Some((uid("alice"), second_id)),
+        "the gateway learns the token's id"
+    );
 }
 
 on_both_backends!(
