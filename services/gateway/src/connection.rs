@@ -179,8 +179,8 @@ async fn run(
         }
     }
     shared.metrics.opened();
-    let mut session = Session::new(&shared, uid.clone(), id);
-    let ending = session.serve(&mut socket, &mut queued, &kick).await;
+    let mut session = Session::new(&shared, uid.clone(), id, kick);
+    let ending = session.serve(&mut socket, &mut queued).await;
     if let Some((code, reason)) = ending {
         let _ = tokio::time::timeout(WRITE_TIMEOUT, socket.send(close_message(code, reason))).await;
     }
@@ -233,12 +233,14 @@ struct Session<'a> {
     last_heard: Instant,
     bucket: Bucket,
     invalid_in_row: u8,
+    /// Set by the hub (or by a stalled write) to the close code the session must end with.
+    kick: Arc<AtomicU16>,
     /// Per conversation, the highest seq a resync replayed: live `message.new` at or below it is skipped.
     replayed: HashMap<Box<str>, i64>,
 }
 
 impl<'a> Session<'a> {
-    fn new(shared: &'a Shared, uid: Uid, id: u64) -> Session<'a> {
+    fn new(shared: &'a Shared, uid: Uid, id: u64, kick: Arc<AtomicU16>) -> Session<'a> {
         let now = Instant::now();
         Session {
             shared,
@@ -250,15 +252,11 @@ impl<'a> Session<'a> {
             bucket: Bucket { tokens: FRAME_BURST, at: now },
             invalid_in_row: 0,
             replayed: HashMap::new(),
+            kick,
         }
     }
 
-    async fn serve(
-        &mut self,
-        socket: &mut WebSocket,
-        queued: &mut mpsc::Receiver<Arc<Frame>>,
-        kick: &AtomicU16,
-    ) -> Ending {
+    async fn serve(&mut self, socket: &mut WebSocket, queued: &mut mpsc::Receiver<Arc<Frame>>) -> Ending {
         let config = &self.shared.config;
         let hello = protocol::server_frame(
             "hello",
@@ -291,7 +289,7 @@ impl<'a> Session<'a> {
                 }
                 frame = queued.recv(), if self.live => {
                     let Some(frame) = frame else { return Some((close::GOING_AWAY, "server closing")) };
-                    if let Some(ending) = kicked(kick) {
+                    if let Some(ending) = kicked(&self.kick) {
                         return Some(ending);
                     }
                     if let Err(ending) = self.forward(socket, &frame).await {
@@ -300,7 +298,7 @@ impl<'a> Session<'a> {
                 }
                 () = tokio::time::sleep_until(self.hold_until), if !self.live => self.live = true,
                 _ = pings.tick() => {
-                    if let Some(ending) = kicked(kick) {
+                    if let Some(ending) = kicked(&self.kick) {
                         return Some(ending);
                     }
                     if self.last_heard.elapsed() > config.idle_timeout {
@@ -325,8 +323,11 @@ impl<'a> Session<'a> {
         None
     }
 
+    /// A write stalled: the client stopped reading. Counted once per socket, whoever noticed first.
     fn too_slow(&self) -> Ending {
-        self.shared.metrics.error(ErrorReason::SlowConsumer);
+        if self.kick.compare_exchange(0, close::SLOW_CONSUMER, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.shared.metrics.error(ErrorReason::SlowConsumer);
+        }
         None
     }
 

@@ -467,3 +467,55 @@ fn invalid_gateway_settings_exit_2_naming_the_variable() {
         assert!(stderr.contains(name), "{name}={value}: {stderr}");
     }
 }
+
+/// Polls the admin `/metrics` until `line` appears (a counter reached its value).
+async fn wait_for_metric(server: &Server, line: &str) {
+    let deadline = Instant::now() + FRAME_WAIT;
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", server.admin)).await.expect("metrics").text().await;
+        if metrics.as_deref().is_ok_and(|text| text.lines().any(|found| found == line)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "`{line}` did not appear in /metrics within {FRAME_WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer_and_others_are_unaffected() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("COMET_API_KEY", FULL.to_owned()),
+        ("COMET_AUTH_KEY", AUTH.to_owned()),
+        ("COMET_GATEWAY_QUEUE_FRAMES", "4".to_owned()),
+    ];
+    let mut server = Server::start("all", data.path(), &env);
+    server.wait_ready().await;
+    let rest = Rest { client: reqwest::Client::new(), base: server.app.clone(), key: FULL.to_owned() };
+    let (slow_token, bob_token) = (rest.user("slow").await, rest.user("bob").await);
+    rest.user("alice").await;
+
+    // A socket with a tiny receive buffer that never reads after its first frame.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    let address = server.app.trim_start_matches("http://").parse().expect("address");
+    let stream = socket.connect(address).await.expect("connect");
+    let mut request = ws_url(&server).into_client_request().expect("request");
+    request.headers_mut().insert("authtoken", HeaderValue::from_str(&slow_token).expect("header"));
+    let (slow, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await.expect("handshake");
+    let mut slow = Client { socket: slow, name: "slow".to_owned() };
+    assert_eq!(slow.next().await["type"], "hello");
+    slow.send(json!({"type": "ping"})).await;
+    let (mut bob, _) = Client::join(&server, &bob_token, "bob", json!([])).await;
+
+    // 60 KiB messages fill the kernel buffers quickly; then the gateway's queue of 4 fills and it gives up on
+    // the slow socket instead of buffering more.
+    let big = "x".repeat(60 * 1024);
+    for _ in 0..200 {
+        rest.send("alice", "slow", "user", &big).await;
+    }
+    wait_for_metric(&server, "comet_gateway_connection_errors_total{reason=\"slow_consumer\"} 1").await;
+    rest.send("alice", "bob", "user", "unaffected").await;
+    assert_eq!(texts(&bob.until(is_text("unaffected")).await), vec!["unaffected"]);
+    drop(slow);
+}
