@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 
 pub use in_process::InProcessBus;
 pub use kafka::{KafkaConfig, KafkaPublisher, kafka_consumer};
-pub use tail::KafkaTail;
+pub use tail::{KafkaTail, PartitionLag};
 
 /// Why the bus could not take or hand over an event.
 #[derive(Debug, thiserror::Error)]

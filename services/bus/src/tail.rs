@@ -77,6 +77,38 @@ impl KafkaTail {
     }
 }
 
+/// How far the tail is behind one partition's end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    /// Messages between the partition's high watermark and the tail's next offset.
+    pub lag: i64,
+}
+
+impl KafkaTail {
+    /// The lag of every assigned partition. Blocks on the broker (one watermark request per partition): call it
+    /// from a blocking thread, every few seconds at most.
+    pub fn lag_blocking(&self) -> Result<Vec<PartitionLag>, BusError> {
+        let positions =
+            self.consumer.position().map_err(|error| BusError::Kafka(format!("reading positions: {error}")))?;
+        let mut lags = Vec::with_capacity(positions.count());
+        for element in positions.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            let (_, high) = self
+                .consumer
+                .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+                .map_err(|error| BusError::Kafka(format!("reading the end of {topic}/{partition}: {error}")))?;
+            let lag = match element.offset() {
+                Offset::Offset(next) => (high - next).max(0),
+                _ => 0,
+            };
+            lags.push(PartitionLag { topic: topic.to_owned(), partition, lag });
+        }
+        Ok(lags)
+    }
+}
+
 /// Every partition of every event topic at its high watermark.
 fn current_ends(consumer: &StreamConsumer) -> Result<TopicPartitionList, BusError> {
     let mut list = TopicPartitionList::new();

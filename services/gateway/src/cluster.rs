@@ -258,13 +258,18 @@ impl Cluster {
                 continue;
             }
             let users: Vec<String> = connection.smembers(self.node_key(&node)).await?;
-            for raw in users {
-                let Ok(uid) = Uid::parse(&raw) else { continue };
-                let key = self.presence_key(&uid);
-                let (fields,): (Vec<(String, i64)>,) =
-                    redis::pipe().hdel(&key, &node).ignore().hgetall(&key).query_async(&mut connection).await?;
-                if live_fields(&fields, now) == 0 {
-                    offline.push(uid);
+            let users: Vec<Uid> = users.iter().filter_map(|raw| Uid::parse(raw).ok()).collect();
+            for chunk in users.chunks(HEARTBEAT_CHUNK) {
+                let mut pipe = redis::pipe();
+                for uid in chunk {
+                    let key = self.presence_key(uid);
+                    pipe.hdel(&key, &node).ignore().hgetall(&key);
+                }
+                let remaining: Vec<Vec<(String, i64)>> = pipe.query_async(&mut connection).await?;
+                for (uid, fields) in chunk.iter().zip(remaining) {
+                    if live_fields(&fields, now) == 0 {
+                        offline.push(uid.clone());
+                    }
                 }
             }
             let _: () = redis::pipe()

@@ -246,8 +246,9 @@ impl Gateway {
                 tasks.push(tokio::spawn(read_in_process(shared.clone(), receiver)));
             }
             EventSource::Kafka(config) => {
-                let tail = KafkaTail::start(&config).await?;
-                tasks.push(tokio::spawn(read_kafka(shared.clone(), tail)));
+                let tail = Arc::new(KafkaTail::start(&config).await?);
+                tasks.push(tokio::spawn(read_kafka(shared.clone(), tail.clone())));
+                tasks.push(tokio::spawn(measure_lag(shared.clone(), tail)));
             }
         }
         tasks.push(tokio::spawn(route_signals(shared.clone())));
@@ -315,7 +316,7 @@ async fn read_in_process(shared: Arc<Shared>, mut receiver: broadcast::Receiver<
     }
 }
 
-async fn read_kafka(shared: Arc<Shared>, tail: KafkaTail) {
+async fn read_kafka(shared: Arc<Shared>, tail: Arc<KafkaTail>) {
     let mut seen = Seen::default();
     loop {
         match tail.next().await {
@@ -324,6 +325,23 @@ async fn read_kafka(shared: Arc<Shared>, tail: KafkaTail) {
                 tracing::warn!(%error, "reading events from Kafka failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
+        }
+    }
+}
+
+/// How often the Kafka lag gauge is refreshed.
+const LAG_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Refreshes `comet_kafka_consumer_lag` (group `gateway`) for the alert on consumers falling behind.
+async fn measure_lag(shared: Arc<Shared>, tail: Arc<KafkaTail>) {
+    let mut ticks = tokio::time::interval(LAG_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let tail = tail.clone();
+        match tokio::task::spawn_blocking(move || tail.lag_blocking()).await {
+            Ok(Ok(lags)) => shared.metrics.set_kafka_lag(lags),
+            Ok(Err(error)) => tracing::warn!(%error, "measuring the Kafka lag failed"),
+            Err(error) => tracing::warn!(%error, "measuring the Kafka lag panicked"),
         }
     }
 }

@@ -3,6 +3,9 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use comet_bus::PartitionLag;
 
 /// Why a connection was refused or dropped: the bounded `reason` label of
 /// `comet_gateway_connection_errors_total`.
@@ -79,6 +82,8 @@ pub struct Metrics {
     resyncs: [AtomicU64; 3],
     replayed_messages: AtomicU64,
     events_consumed: AtomicU64,
+    /// The Kafka tail's lag per partition, as last measured (empty with the in-process bus).
+    kafka_lag: Mutex<Vec<PartitionLag>>,
 }
 
 impl Metrics {
@@ -140,6 +145,10 @@ impl Metrics {
         self.replayed_messages.fetch_add(replayed as u64, Ordering::Relaxed);
     }
 
+    pub fn set_kafka_lag(&self, lags: Vec<PartitionLag>) {
+        *self.kafka_lag.lock().unwrap_or_else(PoisonError::into_inner) = lags;
+    }
+
     /// Appends every gateway metric in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -195,6 +204,20 @@ impl Metrics {
         line("# HELP comet_gateway_replayed_messages_total Messages replayed from the database by resyncs.".into());
         line("# TYPE comet_gateway_replayed_messages_total counter".into());
         line(format!("comet_gateway_replayed_messages_total {}", load(&self.replayed_messages)));
+        let lags = self.kafka_lag.lock().unwrap_or_else(PoisonError::into_inner);
+        if !lags.is_empty() {
+            line(
+                "# HELP comet_kafka_consumer_lag Messages between a partition's end and the consumer's position."
+                    .into(),
+            );
+            line("# TYPE comet_kafka_consumer_lag gauge".into());
+            for lag in lags.iter() {
+                line(format!(
+                    "comet_kafka_consumer_lag{{group=\"gateway\",topic=\"{}\",partition=\"{}\"}} {}",
+                    lag.topic, lag.partition, lag.lag
+                ));
+            }
+        }
     }
 }
 

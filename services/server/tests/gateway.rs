@@ -247,6 +247,10 @@ async fn two_nodes_deliver_every_message_to_every_socket_once_in_seq_order() {
         assert_eq!(texts(&frames), vec!["group 1", "group 2"], "{}: both group messages once", client.name);
         assert_eq!(seqs(&frames), vec![1, 2], "{}", client.name);
     }
+    wait_for_metric(node1, |line| {
+        line.starts_with("comet_kafka_consumer_lag{group=\"gateway\",topic=\"comet.messages\"")
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -468,15 +472,15 @@ fn invalid_gateway_settings_exit_2_naming_the_variable() {
     }
 }
 
-/// Polls the admin `/metrics` until `line` appears (a counter reached its value).
-async fn wait_for_metric(server: &Server, line: &str) {
+/// Polls the admin `/metrics` until a line matches (a counter reached its value, a gauge appeared).
+async fn wait_for_metric(server: &Server, wanted: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + FRAME_WAIT;
     loop {
         let metrics = reqwest::get(format!("{}/metrics", server.admin)).await.expect("metrics").text().await;
-        if metrics.as_deref().is_ok_and(|text| text.lines().any(|found| found == line)) {
+        if metrics.as_deref().is_ok_and(|text| text.lines().any(&wanted)) {
             return;
         }
-        assert!(Instant::now() < deadline, "`{line}` did not appear in /metrics within {FRAME_WAIT:?}");
+        assert!(Instant::now() < deadline, "the wanted line did not appear in /metrics within {FRAME_WAIT:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -514,7 +518,7 @@ async fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer_and_others_ar
     for _ in 0..200 {
         rest.send("alice", "slow", "user", &big).await;
     }
-    wait_for_metric(&server, "comet_gateway_connection_errors_total{reason=\"slow_consumer\"} 1").await;
+    wait_for_metric(&server, |line| line == "comet_gateway_connection_errors_total{reason=\"slow_consumer\"} 1").await;
     rest.send("alice", "bob", "user", "unaffected").await;
     assert_eq!(texts(&bob.until(is_text("unaffected")).await), vec!["unaffected"]);
     drop(slow);
