@@ -221,6 +221,8 @@ struct Session<'a> {
     bucket: Bucket,
     invalid_in_row: u8,
     /// Per conversation, the highest seq a resync replayed: live `message.new` at or below it is skipped.
+    /// Boxed on purpose: one pointer in every idle session instead of an empty map's 48 bytes.
+    #[allow(clippy::box_collection)]
     replayed: Option<Box<HashMap<Box<str>, i64>>>,
 }
 
