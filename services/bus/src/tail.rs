@@ -39,6 +39,8 @@ impl KafkaTail {
             .set("group.id", format!("{}-tail", config.client_id))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
+            // Live delivery: the broker answers a fetch as soon as data arrives, and within 50 ms when idle.
+            .set("fetch.wait.max.ms", "50")
             .create()
             .map_err(|error| BusError::Kafka(format!("creating the tail consumer on {}: {error}", config.brokers)))?;
         // Metadata and watermark calls block: run them off the async threads.

@@ -236,7 +236,9 @@ struct Session<'a> {
     /// Set by the hub (or by a stalled write) to the close code the session must end with.
     kick: Arc<AtomicU16>,
     /// Per conversation, the highest seq a resync replayed: live `message.new` at or below it is skipped.
-    replayed: HashMap<Box<str>, i64>,
+    // Boxed: most sessions never resync, and an empty map inline would cost every idle socket 40 bytes more.
+    #[allow(clippy::box_collection)]
+    replayed: Option<Box<HashMap<Box<str>, i64>>>,
 }
 
 impl<'a> Session<'a> {
@@ -251,7 +253,7 @@ impl<'a> Session<'a> {
             last_heard: now,
             bucket: Bucket { tokens: FRAME_BURST, at: now },
             invalid_in_row: 0,
-            replayed: HashMap::new(),
+            replayed: None,
             kick,
         }
     }
@@ -352,8 +354,8 @@ impl<'a> Session<'a> {
         if frame.text.as_str().is_empty() {
             return Ok(());
         }
-        if let Some((conversation, seq)) = &frame.order
-            && self.replayed.get(conversation).is_some_and(|high| seq <= high)
+        if let (Some(replayed), Some((conversation, seq))) = (&self.replayed, &frame.order)
+            && replayed.get(conversation).is_some_and(|high| seq <= high)
         {
             return Ok(());
         }
@@ -554,7 +556,11 @@ impl<'a> Session<'a> {
                         let data = serde_json::to_value(message).unwrap_or(Value::Null);
                         self.write(socket, protocol::server_frame("message.new", data)).await.map_err(Reply::Ending)?;
                     }
-                    let entry = self.replayed.entry(Box::from(cursor.conversation_id.as_str())).or_insert(high);
+                    let entry = self
+                        .replayed
+                        .get_or_insert_with(Default::default)
+                        .entry(Box::from(cursor.conversation_id.as_str()))
+                        .or_insert(high);
                     *entry = (*entry).max(high);
                     metrics.resync(ResyncOutcome::Replayed, messages.len());
                     json!({

@@ -88,7 +88,7 @@ impl Default for GatewayConfig {
             max_sockets_per_user: 10,
             queue_capacity: 256,
             max_frame_bytes: 16 * 1024,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 1024,
             ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
             presence_grace: Duration::from_secs(5),

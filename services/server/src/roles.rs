@@ -251,6 +251,7 @@ fn gateway_config(settings: &Settings) -> Result<GatewayConfig> {
         max_sockets_per_user: count(config::GATEWAY_MAX_SOCKETS_PER_USER, defaults.max_sockets_per_user)?,
         queue_capacity: count(config::GATEWAY_QUEUE_FRAMES, defaults.queue_capacity)?,
         max_frame_bytes: count(config::GATEWAY_MAX_FRAME_BYTES, defaults.max_frame_bytes)?,
+        read_buffer_bytes: count(config::GATEWAY_READ_BUFFER_BYTES, defaults.read_buffer_bytes)?,
         ping_interval: settings.millis(config::GATEWAY_PING_INTERVAL_MS, defaults.ping_interval)?,
         idle_timeout: settings.millis(config::GATEWAY_IDLE_TIMEOUT_MS, defaults.idle_timeout)?,
         presence_grace: settings.millis(config::GATEWAY_PRESENCE_GRACE_MS, defaults.presence_grace)?,
