@@ -57,7 +57,7 @@ fn tiers() {
     use Concurrency::{Baseline, High};
     use RedisMode::{Cluster, Standalone};
     use Target::{Compose, K8s, Swarm};
-    // Worked by hand from profiles/default.yaml: gateways = PCC / (1000 x 70%) rounded up; API replicas =
+    // Worked by hand from profiles/default.yaml: gateways = PCC / (15000 x 70%) rounded up; API replicas =
     // peak sends (MAU x 30% x 40 / 86400 x 5) / (150 x 70%); TiDB = SQL/s / (4000 x 70%); TiKV = the larger of
     // SQL/s / (3000 x 70%) and 360 days of messages (1536 B x 3 copies) / 70% / 1000 GiB. Production floors:
     // 2 per role, 3 PD, 3 TiKV, 2 TiDB, 3 brokers.
@@ -97,7 +97,7 @@ fn tiers() {
         Swarm,
         Expect {
             peak_connections: 2500,
-            gateway: 4,
+            gateway: 2,
             api: 2,
             tidb_topology: (3, 3, 2),
             kafka: (3, 24, 3, 2),
@@ -112,7 +112,7 @@ fn tiers() {
         Swarm,
         Expect {
             peak_connections: 5000,
-            gateway: 8,
+            gateway: 2,
             api: 2,
             tidb_topology: (3, 3, 2),
             kafka: (3, 24, 3, 2),
@@ -127,7 +127,7 @@ fn tiers() {
         Swarm,
         Expect {
             peak_connections: 10000,
-            gateway: 15,
+            gateway: 2,
             api: 2,
             tidb_topology: (3, 6, 2),
             kafka: (3, 48, 3, 2),
@@ -142,7 +142,7 @@ fn tiers() {
         K8s,
         Expect {
             peak_connections: 20000,
-            gateway: 29,
+            gateway: 2,
             api: 2,
             tidb_topology: (3, 6, 2),
             kafka: (3, 48, 3, 2),
@@ -157,7 +157,7 @@ fn tiers() {
         K8s,
         Expect {
             peak_connections: 12500,
-            gateway: 18,
+            gateway: 2,
             api: 2,
             tidb_topology: (3, 7, 2),
             kafka: (3, 96, 3, 2),
@@ -172,7 +172,7 @@ fn tiers() {
         K8s,
         Expect {
             peak_connections: 25000,
-            gateway: 36,
+            gateway: 3,
             api: 2,
             tidb_topology: (3, 7, 2),
             kafka: (3, 96, 3, 2),
@@ -187,7 +187,7 @@ fn tiers() {
         K8s,
         Expect {
             peak_connections: 50000,
-            gateway: 72,
+            gateway: 5,
             api: 7,
             tidb_topology: (3, 27, 3),
             kafka: (3, 96, 3, 2),
@@ -202,7 +202,7 @@ fn tiers() {
         K8s,
         Expect {
             peak_connections: 250000,
-            gateway: 358,
+            gateway: 24,
             api: 34,
             tidb_topology: (3, 133, 13),
             kafka: (3, 192, 3, 2),
@@ -248,7 +248,7 @@ fn tiers() {
 fn explicit_concurrency_percent_scales_connections() {
     let plan = plan(&profile(), &request("100k", Concurrency::Percent(7.5), Target::Swarm)).expect("plan");
     assert_eq!(plan.load.peak_connections, 7500);
-    assert_eq!(plan.allocation.replicas(ServiceKey::Gateway), 11);
+    assert_eq!(plan.allocation.replicas(ServiceKey::Gateway), 2);
 }
 
 #[test]

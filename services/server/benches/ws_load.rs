@@ -26,6 +26,9 @@
 //!   COMET_BENCH_GROUPS        groups, sizes spread evenly over 10..=100 (100)
 //!   COMET_BENCH_GROUP_EVERY   one send in N goes to a group, the rest to 1:1 pairs (10)
 //!   COMET_BENCH_PHASES        idle,load or either alone (idle,load)
+//!   COMET_BENCH_SOURCE        rest | kafka (rest). `kafka` (split shape only) skips the API and the database:
+//!                             the load generator produces `message.sent` events straight onto comet.messages,
+//!                             which isolates what the gateway (and the broker) cost per delivered message
 //!   COMET_BENCH_MAX_IN_FLIGHT sends awaiting their HTTP answer at most; a send due beyond it is not made and
 //!                             counts as failed, so an overloaded API cannot exhaust file descriptors (1000)
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
@@ -635,6 +638,16 @@ async fn load(
     let expected = Arc::new(AtomicU64::new(0));
     let send_latencies = Arc::new(Mutex::new(Vec::<u32>::new()));
     let in_flight = Arc::new(tokio::sync::Semaphore::new(env_number("COMET_BENCH_MAX_IN_FLIGHT", 1_000) as usize));
+    let producer: Option<rdkafka::producer::FutureProducer> =
+        (std::env::var("COMET_BENCH_SOURCE").as_deref() == Ok("kafka")).then(|| {
+            let brokers =
+                std::env::var("COMET_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("linger.ms", "1")
+                .create()
+                .expect("Kafka producer")
+        });
     let mut skipped = 0u64;
     let total = rate * seconds;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -662,11 +675,22 @@ async fn load(
             failed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let (client, base) = (client.clone(), base.to_owned());
+        let (client, base, producer) = (client.clone(), base.to_owned(), producer.clone());
         let (sent_ok, failed, expected, send_latencies) =
             (sent_ok.clone(), failed.clone(), expected.clone(), send_latencies.clone());
         tasks.push(tokio::spawn(async move {
             let at = Instant::now();
+            if let Some(producer) = producer {
+                let ok = produce(&producer, n, sender, &receiver, receiver_type).await;
+                let counter = if ok { &sent_ok } else { &failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if ok {
+                    expected.fetch_add(fanout, Ordering::Relaxed);
+                    send_latencies.lock().unwrap().push(at.elapsed().as_micros() as u32);
+                }
+                drop(permit);
+                return;
+            }
             let body = serde_json::json!({
                 "receiver": receiver,
                 "receiverType": receiver_type,
@@ -749,4 +773,44 @@ async fn load(
     );
     let cores: Vec<String> = watched.iter().zip(cpu).map(|((name, _), cores)| format!("{name} {cores:.2}")).collect();
     println!("RESULT CPU cores: {}, load generator {generator:.2}", cores.join(", "));
+}
+
+/// Produces one `message.sent` event as the relay would (key: the conversation id), stamped like a REST send.
+async fn produce(
+    producer: &rdkafka::producer::FutureProducer,
+    n: u64,
+    sender: u64,
+    receiver: &str,
+    receiver_type: &str,
+) -> bool {
+    let sender = format!("u{sender}");
+    let conversation = if receiver_type == "group" {
+        format!("group_{receiver}")
+    } else if sender.as_str() < receiver {
+        format!("{sender}_user_{receiver}")
+    } else {
+        format!("{receiver}_user_{sender}")
+    };
+    let time = (now_micros() / 1000) as i64;
+    let event = serde_json::json!({
+        "id": uuid::Uuid::now_v7().simple().to_string(),
+        "type": "message.sent",
+        "time": time,
+        "key": conversation,
+        "data": {
+            "id": uuid::Uuid::now_v7().simple().to_string(),
+            "conversationId": conversation,
+            "seq": n + 1,
+            "sender": sender,
+            "receiver": receiver,
+            "receiverType": receiver_type,
+            "category": "message",
+            "type": "text",
+            "data": {"text": format!("{MARK}{}", now_micros())},
+            "sentAt": time,
+        },
+    })
+    .to_string();
+    let record = rdkafka::producer::FutureRecord::to("comet.messages").key(&conversation).payload(&event);
+    producer.send(record, Duration::from_secs(5)).await.is_ok()
 }
