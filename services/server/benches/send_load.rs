@@ -8,38 +8,22 @@
 //! Knobs: COMET_BENCH_SECONDS (20), COMET_BENCH_CLIENTS (64), COMET_BENCH_CONVERSATIONS (200).
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::{cpu_seconds, env_number, free_port, pid_of};
+
 const KEY: &str = "bench-full-key";
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// CPU seconds (user + system) a process has used, from /proc/<pid>/stat.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
 
 fn self_cpu_seconds() -> f64 {
     cpu_seconds(std::process::id())
 }
 
 fn mariadb_pid() -> Option<u32> {
-    let output = Command::new("pgrep").args(["-x", "mariadbd"]).output().ok()?;
-    String::from_utf8_lossy(&output.stdout).lines().next()?.trim().parse().ok()
+    pid_of("mariadbd")
 }
 
 #[tokio::main]
@@ -79,17 +63,7 @@ async fn main() {
         .unwrap();
     let client = reqwest::Client::builder().pool_max_idle_per_host(clients as usize).build().unwrap();
     let base = format!("http://127.0.0.1:{app_port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("http://127.0.0.1:{admin_port}/ready"))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "server not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::wait_ready(&client, admin_port, Duration::from_secs(30)).await;
     // Users u0..u{2n}: conversation i is u{2i} → u{2i+1}; every tenth conversation is a group of 20.
     for user in 0..(conversations * 2).max(20) {
         client

@@ -35,7 +35,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,47 +45,17 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+mod support;
+
+use support::{cpu_seconds, env_number, free_port, pid_of, rss_kib};
+
 const KEY: &str = "bench-full-key";
 const CLIENT_ENV: &str = "COMET_BENCH_WS_CLIENT";
 /// The marker a send's text starts with, followed by its wall-clock time in microseconds.
 const MARK: &str = "bench-t=";
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
-}
-
-/// CPU seconds (user + system) a process has used, from /proc/<pid>/stat.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-/// VmRSS of a process in KiB, from /proc/<pid>/status.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
-}
-
-fn pid_of(name: &str) -> Option<u32> {
-    let output = Command::new("pgrep").args(["-x", name]).output().ok()?;
-    String::from_utf8_lossy(&output.stdout).lines().next()?.trim().parse().ok()
 }
 
 fn main() {
@@ -341,20 +310,6 @@ fn spawn_server(role: &str, envs: &[(&'static str, String)]) -> Child {
     command.spawn().unwrap()
 }
 
-async fn wait_ready(client: &reqwest::Client, admin_port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client
-        .get(format!("http://127.0.0.1:{admin_port}/ready"))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "server on admin port {admin_port} not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn metric(client: &reqwest::Client, admin_port: u16, name: &str) -> f64 {
     let text = match client.get(format!("http://127.0.0.1:{admin_port}/metrics")).send().await {
         Ok(response) => response.text().await.unwrap_or_default(),
@@ -438,7 +393,7 @@ async fn driver() {
                 ]),
             ),
         ));
-        wait_ready(&client, admin_port).await;
+        support::wait_ready(&client, admin_port, Duration::from_secs(60)).await;
         (api_port, gateway_port, gateway_admin) = (port, port, admin_port);
     } else {
         let kafka = [("COMET_KAFKA_BROKERS", brokers.clone()), ("COMET_REDIS_URL", redis.clone())];
@@ -464,7 +419,7 @@ async fn driver() {
         ]);
         servers.push(("gateway", spawn_server("gateway", &gateway_env)));
         for port in [api_admin, relay_admin, gw_admin] {
-            wait_ready(&client, port).await;
+            support::wait_ready(&client, port, Duration::from_secs(60)).await;
         }
         (api_port, gateway_port, gateway_admin) = (api, gateway, gw_admin);
     }
@@ -640,8 +595,7 @@ async fn load(
     let in_flight = Arc::new(tokio::sync::Semaphore::new(env_number("COMET_BENCH_MAX_IN_FLIGHT", 1_000) as usize));
     let producer: Option<rdkafka::producer::FutureProducer> =
         (std::env::var("COMET_BENCH_SOURCE").as_deref() == Ok("kafka")).then(|| {
-            let brokers =
-                std::env::var("COMET_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
+            let brokers = std::env::var("COMET_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
             rdkafka::ClientConfig::new()
                 .set("bootstrap.servers", &brokers)
                 .set("linger.ms", "1")
