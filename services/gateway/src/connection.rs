@@ -35,6 +35,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most a socket may have unwritten while the client reads slowly: above the largest frame the server
 /// sends (a message of up to 64 KiB of data, JSON-escaped). Slower clients fill their queue and are closed.
 const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+/// How long a closing socket waits for the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// After this many invalid frames in a row the socket is closed.
 const MAX_INVALID_IN_ROW: u8 = 10;
 /// Client frames: a burst of this many, refilled at `FRAME_RATE` per second.
@@ -181,8 +183,19 @@ async fn run(
     shared.metrics.opened();
     let mut session = Session::new(&shared, uid.clone(), id, kick);
     let ending = session.serve(&mut socket, &mut queued).await;
-    if let Some((code, reason)) = ending {
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, socket.send(close_message(code, reason))).await;
+    if let Some((code, reason)) = ending
+        && let Ok(Ok(())) = tokio::time::timeout(WRITE_TIMEOUT, socket.send(close_message(code, reason))).await
+    {
+        // RFC 6455: wait (briefly) for the client's close before dropping the connection, so the client reads
+        // our close frame instead of a reset.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(message)) = socket.recv().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
     shared.metrics.closed();
     drop(socket);

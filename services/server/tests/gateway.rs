@@ -523,3 +523,23 @@ async fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer_and_others_ar
     assert_eq!(texts(&bob.until(is_text("unaffected")).await), vec!["unaffected"]);
     drop(slow);
 }
+
+#[tokio::test]
+async fn a_socket_that_answers_no_ping_is_closed_after_the_idle_timeout() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("COMET_API_KEY", FULL.to_owned()),
+        ("COMET_AUTH_KEY", AUTH.to_owned()),
+        ("COMET_GATEWAY_PING_INTERVAL_MS", "100".to_owned()),
+        ("COMET_GATEWAY_IDLE_TIMEOUT_MS", "400".to_owned()),
+    ];
+    let mut server = Server::start("all", data.path(), &env);
+    server.wait_ready().await;
+    let rest = Rest { client: reqwest::Client::new(), base: server.app.clone(), key: FULL.to_owned() };
+    let token = rest.user("quiet").await;
+    let mut quiet = Client::connect(&server, &token, "quiet").await;
+    // The client reads nothing, so it answers no ping; the next frame it reads is the server's close.
+    wait_for_metric(&server, |line| line == "comet_gateway_connection_errors_total{reason=\"timeout\"} 1").await;
+    assert_eq!(quiet.close_code().await, 4002);
+    assert_eq!(server.terminate().code(), Some(0));
+}
