@@ -56,6 +56,31 @@ pub enum Command {
     Sizing(SizingArgs),
     /// Render Compose, Swarm and Kubernetes manifests and service configuration into <dir>/rendered/.
     Render(RenderArgs),
+    /// Build and move container images (no registry needed).
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Build the comet-server image from a release binary, with no base image, and load it into the Engine.
+    Build(ImagesBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesBuildArgs {
+    /// The deployment folder: the image is tagged with its spec's `images.comet` repository.
+    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
+    pub dir: PathBuf,
+    /// The image tag; the spec's `images.comet.tag` by default.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// The comet-server executable; the one beside cometctl by default.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// The CA certificates put into the image.
+    #[arg(long, value_name = "FILE", default_value = "/etc/ssl/certs/ca-certificates.crt")]
+    pub ca_bundle: PathBuf,
 }
 
 /// What sizing needs; shared by `init` and `sizing`.

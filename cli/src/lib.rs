@@ -1,14 +1,16 @@
 //! cometctl: sizes, renders, deploys and operates a Comet in a Box chat platform.
 //!
-//! Data flows one way: `args` → `spec` → `sizing` → `render` → (later `diff` → `engine`) → `printer`.
-//! `domain`, `spec`, `sizing` and `render` do no IO; `folder` owns the deployment folder on disk; only
-//! `printer` writes to the terminal. See ARCHITECTURE.md.
+//! Data flows one way: `args` → `spec` → `sizing` → `render` → (later `diff`) → `engine` → `printer`.
+//! `domain`, `spec`, `sizing`, `render` and `image` do no IO; `folder` owns the deployment folder on disk;
+//! only `engine` talks to the Docker Engine; only `printer` writes to the terminal. See ARCHITECTURE.md.
 
 pub mod args;
 mod commands;
 pub mod domain;
+pub mod engine;
 pub mod env;
 pub mod folder;
+pub mod image;
 pub mod printer;
 pub mod render;
 mod secrets;

@@ -95,6 +95,11 @@ impl Printer {
         out.flush()
     }
 
+    /// One result line on stdout (for table output).
+    pub fn result(&self, line: &str) -> io::Result<()> {
+        self.stdout(&format!("{line}\n"))
+    }
+
     pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
         let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
         self.stdout(&format!("{text}\n"))

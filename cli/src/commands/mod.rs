@@ -1,13 +1,14 @@
 //! One file per subcommand. Each turns its arguments into domain values, calls the pure core, and hands
 //! IO to `folder` and output to `printer`.
 
+mod images;
 mod init;
 mod render;
 mod sizing;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, ImagesCommand};
 use crate::printer::Printer;
 
 pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
@@ -15,5 +16,6 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
         Command::Init(args) => init::run(&args, printer),
         Command::Sizing(args) => sizing::run(&args, printer),
         Command::Render(args) => render::run(&args, printer),
+        Command::Images(ImagesCommand::Build(args)) => images::build(&args, printer),
     }
 }

@@ -1,0 +1,94 @@
+//! `cometctl images build`: the comet-server image from a release binary, with no base image and no registry.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use serde::Serialize;
+
+use crate::args::ImagesBuildArgs;
+use crate::engine::Engine;
+use crate::folder::{DeploymentFolder, Refusal};
+use crate::image::{self, ImageContents, ImageFile};
+use crate::printer::Printer;
+
+/// What `images build` reports (`--output json` prints it as is).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Built {
+    reference: String,
+    image_id: String,
+    layer_bytes: u64,
+    libraries: Vec<String>,
+}
+
+/// The comet-server binary: `--binary`, else the one beside this cometctl (how install.sh and
+/// `cargo build --release` lay them out).
+fn find_binary(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("comet-server")));
+    match beside {
+        Some(path) if path.is_file() => Ok(path),
+        _ => Err(Refusal(
+            "no comet-server binary beside cometctl: build it (`cargo build --release -p comet-server`) or pass \
+             --binary PATH"
+                .to_owned(),
+        )
+        .into()),
+    }
+}
+
+/// The shared libraries `binary` links, read from this host at the paths the loader will look for them.
+fn libraries(binary: &Path) -> Result<Vec<ImageFile>> {
+    let output = Command::new("ldd").arg(binary).output().context("running ldd (Debian package libc-bin)")?;
+    if !output.status.success() {
+        bail!(
+            "ldd {} failed: {}; the binary must be a dynamically linked Linux executable",
+            binary.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let paths = image::parse_ldd(&String::from_utf8_lossy(&output.stdout)).map_err(anyhow::Error::msg)?;
+    paths
+        .into_iter()
+        .map(|path| {
+            let bytes = fs_err::read(&path)?;
+            Ok(ImageFile { path: path.trim_start_matches('/').to_owned(), mode: 0o755, bytes })
+        })
+        .collect()
+}
+
+pub fn build(args: &ImagesBuildArgs, printer: &Printer) -> Result<()> {
+    let spec = DeploymentFolder::new(&args.dir).read_spec()?;
+    let version = args.version.clone().unwrap_or_else(|| spec.images.comet.tag.clone());
+    let reference = format!("{}:{version}", spec.images.comet.repository);
+    let binary_path = find_binary(args.binary.as_deref())?;
+    let binary = fs_err::read(&binary_path)?;
+    let libraries = libraries(&binary_path)?;
+    let ca_bundle = fs_err::read(&args.ca_bundle)
+        .with_context(|| "the CA bundle (Debian package ca-certificates); pass --ca-bundle FILE".to_owned())?;
+    let names = libraries.iter().map(|file| format!("/{}", file.path)).collect();
+    let contents = ImageContents { binary, libraries, ca_bundle, version, reference: reference.clone() };
+    let archive = image::archive(&contents, env!("CARGO_PKG_REPOSITORY")).map_err(anyhow::Error::msg)?;
+    printer.note(&format!(
+        "built {reference} from {} ({} bytes in one layer); loading it into the Docker Engine",
+        binary_path.display(),
+        archive.layer_size
+    ));
+    let engine = Engine::connect()?;
+    engine.load_image(archive.bytes)?;
+    let loaded =
+        engine.image(&reference)?.with_context(|| format!("the Engine does not list {reference} after loading it"))?;
+    if loaded.id != archive.image_id {
+        bail!("the Engine loaded {reference} as {}, expected {}", loaded.id, archive.image_id);
+    }
+    let built = Built { reference, image_id: archive.image_id, layer_bytes: archive.layer_size, libraries: names };
+    if printer.is_json() {
+        printer.json(&built)?;
+    } else {
+        printer.result(&format!("{} {}", built.reference, built.image_id))?;
+    }
+    Ok(())
+}
