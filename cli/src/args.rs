@@ -65,6 +65,28 @@ pub enum Command {
 pub enum ImagesCommand {
     /// Build the comet-server image from a release binary, with no base image, and load it into the Engine.
     Build(ImagesBuildArgs),
+    /// Write every image of the spec into one bundle file, for hosts without a registry.
+    Save(ImagesSaveArgs),
+    /// Load a bundle written by `images save` into the Engine.
+    Load(ImagesLoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesSaveArgs {
+    /// The bundle to write (replaced atomically).
+    pub file: PathBuf,
+    /// The deployment folder whose spec names the images.
+    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
+    pub dir: PathBuf,
+    /// Only these images (spec keys such as comet,redis); every image of the spec by default.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesLoadArgs {
+    /// A bundle written by `images save` (or `docker save`).
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -172,3 +172,29 @@ fn list_files(root: &Path) -> Result<Vec<String>> {
     files.sort();
     Ok(files)
 }
+
+/// Writes a file outside the deployment folder (an image bundle) atomically: `write` fills a temporary file
+/// beside `path`, which replaces `path` only when `write` succeeded.
+pub fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let temporary = parent.join(format!(".{}.tmp-{}", file_name(path), std::process::id()));
+    let mut file = std::io::BufWriter::new(fs_err::File::create(&temporary)?);
+    let outcome = write(&mut file).and_then(|value| {
+        file.flush()?;
+        Ok(value)
+    });
+    drop(file);
+    match outcome {
+        Ok(value) => {
+            fs_err::rename(&temporary, path)?;
+            Ok(value)
+        }
+        Err(error) => {
+            let _ = fs_err::remove_file(&temporary);
+            Err(error)
+        }
+    }
+}

@@ -83,3 +83,45 @@ fn images_build_refuses_a_missing_or_non_executable_binary() {
     assert_ne!(refused.code, 0);
     assert!(refused.stderr.contains("ldd"), "{}", refused.stderr);
 }
+
+#[test]
+fn images_save_and_load_move_the_spec_images_as_one_bundle() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "10k", "--target", "compose", "--name", "bundle"]);
+    let dir = dir.to_string_lossy().into_owned();
+    let built = cometctl(root.path(), &["images", "build", "--dir", &dir, "--output", "json"]).success();
+    let built: Value = serde_json::from_str(&built.stdout).expect("JSON result");
+    let reference = built["reference"].as_str().expect("reference").to_owned();
+
+    // Every image of the spec by default: the upstream ones are not on this registry-less machine.
+    let refused = cometctl(root.path(), &["images", "save", "bundle.tar", "--dir", &dir]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("docker.io/library/redis") && refused.stderr.contains("--only"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!root.path().join("bundle.tar").exists(), "a refused save writes nothing");
+    let unknown = cometctl(root.path(), &["images", "save", "bundle.tar", "--dir", &dir, "--only", "comet,nope"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+
+    let saved =
+        cometctl(root.path(), &["images", "save", "bundle.tar", "--dir", &dir, "--only", "comet", "--output", "json"])
+            .success();
+    let saved: Value = serde_json::from_str(&saved.stdout).expect("JSON result");
+    assert_eq!(saved["images"][0], reference.as_str());
+    assert!(saved["bytes"].as_u64().expect("bytes") > 1_000_000, "{saved}");
+
+    let (code, _, stderr) = docker(&["rmi", &reference]);
+    assert_eq!(code, 0, "{stderr}");
+    let loaded = cometctl(root.path(), &["images", "load", "bundle.tar", "--output", "json"]).success();
+    let loaded: Value = serde_json::from_str(&loaded.stdout).expect("JSON result");
+    assert_eq!(loaded[0], reference.as_str());
+    let (code, stdout, _) = docker(&["image", "inspect", &reference, "--format", "{{.Id}}"]);
+    assert_eq!((code, stdout.trim()), (0, built["imageId"].as_str().expect("id")), "the same image is back");
+
+    std::fs::write(root.path().join("junk.tar"), "not a tarball").expect("write");
+    let junk = cometctl(root.path(), &["images", "load", "junk.tar"]);
+    assert_eq!(junk.code, 1, "{}", junk.stderr);
+    let _ = docker(&["rmi", &reference]);
+}

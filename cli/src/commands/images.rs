@@ -6,9 +6,9 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
-use crate::args::ImagesBuildArgs;
+use crate::args::{ImagesBuildArgs, ImagesLoadArgs, ImagesSaveArgs};
 use crate::engine::Engine;
-use crate::folder::{DeploymentFolder, Refusal};
+use crate::folder::{self, DeploymentFolder, Refusal};
 use crate::image::{self, ImageContents, ImageFile};
 use crate::printer::Printer;
 
@@ -89,6 +89,73 @@ pub fn build(args: &ImagesBuildArgs, printer: &Printer) -> Result<()> {
         printer.json(&built)?;
     } else {
         printer.result(&format!("{} {}", built.reference, built.image_id))?;
+    }
+    Ok(())
+}
+
+/// What `images save` reports.
+#[derive(Debug, Serialize)]
+struct Saved {
+    file: String,
+    images: Vec<String>,
+    bytes: u64,
+}
+
+pub fn save(args: &ImagesSaveArgs, printer: &Printer) -> Result<()> {
+    let spec = DeploymentFolder::new(&args.dir).read_spec()?;
+    let named = spec.images.named();
+    if let Some(unknown) = args.only.iter().find(|key| !named.iter().any(|(name, _)| name == key)) {
+        let known: Vec<&str> = named.iter().map(|(name, _)| *name).collect();
+        return Err(Refusal(format!("--only {unknown}: not an image of the spec (known: {})", known.join(", "))).into());
+    }
+    let wanted: Vec<String> = named
+        .iter()
+        .filter(|(name, _)| args.only.is_empty() || args.only.iter().any(|key| key == name))
+        .map(|(_, image)| image.reference())
+        .collect();
+    let engine = Engine::connect()?;
+    let mut missing = Vec::new();
+    for reference in &wanted {
+        if engine.image(reference)?.is_none() {
+            missing.push(reference.clone());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Refusal(format!(
+            "the Engine does not have {}: build comet-server with `cometctl images build`, load or pull the others \
+             first, or choose images with --only",
+            missing.join(", ")
+        ))
+        .into());
+    }
+    let references: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    printer.note(&format!("saving {} image(s) into {}", references.len(), args.file.display()));
+    let bytes = folder::write_atomically(&args.file, |sink| Ok(engine.save_images(&references, sink)?))?;
+    let saved = Saved { file: args.file.display().to_string(), images: wanted, bytes };
+    if printer.is_json() {
+        printer.json(&saved)?;
+    } else {
+        printer.result(&format!("{} ({} images, {} bytes)", saved.file, saved.images.len(), saved.bytes))?;
+    }
+    Ok(())
+}
+
+pub fn load(args: &ImagesLoadArgs, printer: &Printer) -> Result<()> {
+    let file = fs_err::File::open(&args.file)?;
+    let engine = Engine::connect()?;
+    let loaded = engine.load_images(file)?;
+    if loaded.is_empty() {
+        bail!(
+            "the Engine loaded nothing from {}: is it an image bundle (`images save`, `docker save`)?",
+            args.file.display()
+        );
+    }
+    if printer.is_json() {
+        printer.json(&loaded)?;
+    } else {
+        for reference in &loaded {
+            printer.result(reference)?;
+        }
     }
     Ok(())
 }

@@ -17,5 +17,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
         Command::Sizing(args) => sizing::run(&args, printer),
         Command::Render(args) => render::run(&args, printer),
         Command::Images(ImagesCommand::Build(args)) => images::build(&args, printer),
+        Command::Images(ImagesCommand::Save(args)) => images::save(&args, printer),
+        Command::Images(ImagesCommand::Load(args)) => images::load(&args, printer),
     }
 }
