@@ -56,9 +56,18 @@ pub enum Command {
     Sizing(SizingArgs),
     /// Render Compose, Swarm and Kubernetes manifests and service configuration into <dir>/rendered/.
     Render(RenderArgs),
+    /// What the Docker Engine runs for this deployment: one row per service (`--output json` for scripts).
+    Status(StatusArgs),
     /// Build and move container images (no registry needed).
     #[command(subcommand)]
     Images(ImagesCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The deployment folder whose spec names the deployment.
+    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,9 @@
 //! by default); the API version is negotiated, so older engines (20.10, API 1.41) work.
 
 use bollard::Docker;
-use bollard::query_parameters::ImportImageOptionsBuilder;
+use std::collections::HashMap;
+
+use bollard::query_parameters::{ImportImageOptionsBuilder, ListContainersOptionsBuilder};
 use futures::StreamExt as _;
 
 /// Why the Engine could not do what was asked; the text says what was being done and how to fix it.
@@ -16,6 +18,49 @@ pub struct EngineError(String);
 pub struct LocalImage {
     pub id: String,
     pub size: i64,
+}
+
+/// The label every object of a deployment carries, with the deployment's name.
+pub const DEPLOYMENT_LABEL: &str = "io.comet.deployment";
+/// The label naming the service (spec key or store member) an object belongs to.
+pub const SERVICE_LABEL: &str = "io.comet.service";
+
+/// Health as the Engine reports it for a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    Starting,
+    /// The container has no health check.
+    None,
+}
+
+/// One container of a deployment, as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedContainer {
+    pub name: String,
+    pub service: String,
+    pub image: String,
+    pub running: bool,
+    pub health: Health,
+    /// When it was created, seconds since the epoch.
+    pub created: i64,
+    /// Published ports as `host:container`.
+    pub ports: Vec<String>,
+}
+
+/// Health from the Engine's status line (`Up 5 minutes (healthy)`): the list call carries no other field.
+fn health_from_status(status: &str) -> Health {
+    if status.contains("(healthy)") {
+        Health::Healthy
+    } else if status.contains("(unhealthy)") {
+        Health::Unhealthy
+    } else if status.contains("(health: starting)") {
+        Health::Starting
+    } else {
+        Health::None
+    }
 }
 
 /// A connection to one Docker Engine.
@@ -100,6 +145,46 @@ impl Engine {
         })
     }
 
+    /// Every container (running or not) labelled as part of `deployment`, sorted by service then name.
+    pub fn containers(&self, deployment: &str) -> Result<Vec<ObservedContainer>, EngineError> {
+        let filters = HashMap::from([("label".to_owned(), vec![format!("{DEPLOYMENT_LABEL}={deployment}")])]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let found = self
+            .runtime
+            .block_on(self.docker.list_containers(Some(options)))
+            .map_err(|error| EngineError(format!("listing the containers of {deployment}: {error}")))?;
+        let mut containers: Vec<ObservedContainer> = found
+            .into_iter()
+            .map(|summary| {
+                let labels = summary.labels.unwrap_or_default();
+                let mut ports: Vec<String> = summary
+                    .ports
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|port| port.public_port.map(|public| format!("{public}:{}", port.private_port)))
+                    .collect();
+                ports.sort();
+                ports.dedup();
+                ObservedContainer {
+                    name: summary
+                        .names
+                        .unwrap_or_default()
+                        .first()
+                        .map(|name| name.trim_start_matches('/').to_owned())
+                        .unwrap_or_default(),
+                    service: labels.get(SERVICE_LABEL).cloned().unwrap_or_default(),
+                    image: summary.image.unwrap_or_default(),
+                    running: summary.state.is_some_and(|state| state.to_string() == "running"),
+                    health: health_from_status(summary.status.as_deref().unwrap_or("")),
+                    created: summary.created.unwrap_or(0),
+                    ports,
+                }
+            })
+            .collect();
+        containers.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
+        Ok(containers)
+    }
+
     /// The local image with this reference, if the Engine has it.
     pub fn image(&self, reference: &str) -> Result<Option<LocalImage>, EngineError> {
         match self.runtime.block_on(self.docker.inspect_image(reference)) {
@@ -136,5 +221,18 @@ impl<R: std::io::Read> Iterator for Chunks<R> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_comes_from_the_status_line() {
+        assert_eq!(health_from_status("Up 5 minutes (healthy)"), Health::Healthy);
+        assert_eq!(health_from_status("Up 1 second (health: starting)"), Health::Starting);
+        assert_eq!(health_from_status("Up 2 hours (unhealthy)"), Health::Unhealthy);
+        assert_eq!(health_from_status("Exited (1) 3 seconds ago"), Health::None);
     }
 }

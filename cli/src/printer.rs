@@ -18,6 +18,21 @@ pub struct Printer {
     quiet: bool,
 }
 
+/// One service of `cometctl status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    pub service: String,
+    pub containers: u32,
+    pub running: u32,
+    pub healthy: u32,
+    pub unhealthy: u32,
+    pub images: Vec<String>,
+    pub ports: Vec<String>,
+    /// The youngest running container's age.
+    pub uptime_seconds: Option<i64>,
+}
+
 /// One line of a render or init summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileChange {
@@ -242,6 +257,33 @@ impl Printer {
             self.warning(warning);
         }
         Ok(())
+    }
+
+    /// `cometctl status` as a table on stdout.
+    pub fn service_status(&self, rows: &[ServiceStatus]) -> io::Result<()> {
+        let mut table = new_table(&["service", "running", "healthy", "image", "ports", "uptime"]);
+        for row in rows {
+            let uptime = row.uptime_seconds.map_or("-".to_owned(), |seconds| match seconds {
+                0..60 => format!("{seconds}s"),
+                60..3600 => format!("{}m", seconds / 60),
+                3600..86400 => format!("{}h", seconds / 3600),
+                _ => format!("{}d", seconds / 86400),
+            });
+            let health = if row.unhealthy > 0 {
+                self.paint(RED, &format!("{} ({} unhealthy)", row.healthy, row.unhealthy))
+            } else {
+                row.healthy.to_string()
+            };
+            table.add_row(vec![
+                row.service.clone(),
+                format!("{}/{}", row.running, row.containers),
+                health,
+                row.images.join(", "),
+                row.ports.join(", "),
+                uptime,
+            ]);
+        }
+        self.stdout(&format!("{table}\n"))
     }
 
     /// What a command did to files.

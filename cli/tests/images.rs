@@ -17,6 +17,18 @@ fn docker(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Docker commands run when the test ends, passed or not: what it created does not outlive it.
+struct Cleanup(Vec<Vec<String>>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for command in &self.0 {
+            let args: Vec<&str> = command.iter().map(String::as_str).collect();
+            let _ = docker(&args);
+        }
+    }
+}
+
 #[test]
 fn images_build_loads_a_runnable_non_root_image_with_oci_labels() {
     let root = workspace();
@@ -124,4 +136,65 @@ fn images_save_and_load_move_the_spec_images_as_one_bundle() {
     let junk = cometctl(root.path(), &["images", "load", "junk.tar"]);
     assert_eq!(junk.code, 1, "{}", junk.stderr);
     let _ = docker(&["rmi", &reference]);
+}
+
+#[test]
+fn status_shows_what_the_engine_runs_for_the_deployment_by_its_labels() {
+    let root = workspace();
+    let name = format!("st{}", std::process::id());
+    let dir = init(root.path(), &["--mau", "10k", "--target", "compose", "--name", &name]);
+    let dir = dir.to_string_lossy().into_owned();
+    let empty = cometctl(root.path(), &["status", "--dir", &dir, "--output", "json"]).success();
+    let empty: Value = serde_json::from_str(&empty.stdout).expect("JSON");
+    assert_eq!(empty["services"], serde_json::json!([]), "nothing deployed yet");
+
+    let tag = format!("status-{}", std::process::id());
+    let built =
+        cometctl(root.path(), &["images", "build", "--dir", &dir, "--version", &tag, "--output", "json"]).success();
+    let built: Value = serde_json::from_str(&built.stdout).expect("JSON");
+    let reference = built["reference"].as_str().expect("reference").to_owned();
+    let container = format!("{name}-api-1");
+    let (code, _, stderr) = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--label",
+        &format!("io.comet.deployment={name}"),
+        "--label",
+        "io.comet.service=api",
+        "-e",
+        "COMET_LISTEN=0.0.0.0:8080",
+        "-e",
+        "COMET_ADMIN_LISTEN=0.0.0.0:9100",
+        "-v",
+        &format!("{name}-data:/var/lib/comet"),
+        &reference,
+        "all",
+    ]);
+    let _cleanup = Cleanup(vec![
+        vec!["rm".into(), "-f".into(), container.clone()],
+        vec!["volume".into(), "rm".into(), format!("{name}-data")],
+        vec!["rmi".into(), reference.clone()],
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Wait for the image's own health check to pass, as status reports it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let row = loop {
+        let run = cometctl(root.path(), &["status", "--dir", &dir, "--output", "json"]).success();
+        let status: Value = serde_json::from_str(&run.stdout).expect("JSON");
+        let row = status["services"][0].clone();
+        if row["healthy"] == 1 {
+            break row;
+        }
+        assert!(std::time::Instant::now() < deadline, "the container never became healthy: {status}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert_eq!(row["service"], "api");
+    assert_eq!((row["containers"].as_u64(), row["running"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(row["images"][0], reference.as_str());
 }

@@ -5,6 +5,7 @@ mod images;
 mod init;
 mod render;
 mod sizing;
+mod status;
 
 use anyhow::Result;
 
@@ -16,6 +17,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
         Command::Init(args) => init::run(&args, printer),
         Command::Sizing(args) => sizing::run(&args, printer),
         Command::Render(args) => render::run(&args, printer),
+        Command::Status(args) => status::run(&args, printer),
         Command::Images(ImagesCommand::Build(args)) => images::build(&args, printer),
         Command::Images(ImagesCommand::Save(args)) => images::save(&args, printer),
         Command::Images(ImagesCommand::Load(args)) => images::load(&args, printer),
