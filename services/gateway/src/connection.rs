@@ -398,6 +398,7 @@ impl<'a> Session<'a> {
             Err(error) => return self.refuse(socket, error, None).await,
         };
         self.invalid_in_row = 0;
+        let kind = frame.kind();
         let reply = match frame {
             ClientFrame::Ping(id) => Ok(protocol::server_frame("pong", json!({ "id": id }))),
             ClientFrame::TypingStart(target) => self.typing(&target, true).await.map(|()| String::new()),
@@ -415,7 +416,7 @@ impl<'a> Session<'a> {
         match reply {
             Ok(text) if text.is_empty() => None,
             Ok(text) => self.write(socket, text).await.err().flatten(),
-            Err(Reply::Error(error)) => self.refuse(socket, error, None).await,
+            Err(Reply::Error(error)) => self.refuse(socket, error, Some(kind)).await,
             Err(Reply::Ending(ending)) => ending,
         }
     }

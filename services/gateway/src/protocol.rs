@@ -72,6 +72,21 @@ pub enum ClientFrame {
 /// Most uids one `presence.query` may ask about.
 pub const MAX_PRESENCE_QUERY: usize = 100;
 
+impl ClientFrame {
+    /// The frame's `type`, for the `about` of an error answering it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Ping(_) => "ping",
+            ClientFrame::TypingStart(_) => "typing.start",
+            ClientFrame::TypingEnd(_) => "typing.end",
+            ClientFrame::MarkDelivered(_) => "mark.delivered",
+            ClientFrame::MarkRead(_) => "mark.read",
+            ClientFrame::Resync(_) => "resync",
+            ClientFrame::PresenceQuery(_) => "presence.query",
+        }
+    }
+}
+
 /// Why a client frame was refused: an `error` frame carries `code` and `message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameError {

@@ -415,6 +415,9 @@ async fn the_embedded_server_serves_the_protocol_and_bad_input_gets_errors_not_c
         let error = good.next().await;
         assert_eq!(error["type"], "error", "{frame}: {error}");
         assert_eq!(error["data"]["code"], code, "{frame}: {error}");
+        if code == "ERR_NOT_A_MEMBER" {
+            assert_eq!(error["data"]["about"], "typing.start", "{error}");
+        }
     }
     good.send(json!({"type": "resync", "conversations": [{"conversationId": "bob_user_carol", "lastSeq": 0}]})).await;
     let done = good.until(|frame| frame["type"] == "resync.done").await.pop().expect("done");
