@@ -35,6 +35,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most a socket may have unwritten while the client reads slowly: above the largest frame the server
 /// sends (a message of up to 64 KiB of data, JSON-escaped). Slower clients fill their queue and are closed.
 const MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+/// How often a socket holding live frames (before the client's first frame) checks whether it must close.
+const HOLD_CHECK: Duration = Duration::from_millis(200);
 /// How long a closing socket waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// After this many invalid frames in a row the socket is closed.
@@ -311,7 +313,14 @@ impl<'a> Session<'a> {
                         return ending;
                     }
                 }
-                () = tokio::time::sleep_until(self.hold_until), if !self.live => self.live = true,
+                // While live frames are held the queue is not read, so a close request (shutdown, revoked
+                // token) is looked for at short intervals instead of waiting for the end of the hold.
+                () = tokio::time::sleep_until(self.hold_until.min(Instant::now() + HOLD_CHECK)), if !self.live => {
+                    if let Some(ending) = kicked(&self.kick) {
+                        return Some(ending);
+                    }
+                    self.live = Instant::now() >= self.hold_until;
+                }
                 _ = pings.tick() => {
                     if let Some(ending) = kicked(&self.kick) {
                         return Some(ending);

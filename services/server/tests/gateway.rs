@@ -450,9 +450,12 @@ async fn the_embedded_server_serves_the_protocol_and_bad_input_gets_errors_not_c
     assert!(metrics.contains("comet_gateway_connection_errors_total{reason=\"protocol\"} 2"), "{metrics}");
     assert!(!metrics.contains("comet_gateway_deliveries_total 0\n"), "{metrics}");
 
-    // SIGTERM: every socket gets 1001 (go away, reconnect elsewhere) before the process exits 0.
+    // SIGTERM: every socket gets 1001 (go away, reconnect elsewhere) before the process exits 0, including one
+    // that has not sent its first frame yet (its live frames are still held).
+    let mut held = Client::connect(&server, &alice_token, "held").await;
     assert_eq!(server.terminate().code(), Some(0));
     assert_eq!(good.close_code().await, 1001);
+    assert_eq!(held.close_code().await, 1001);
 }
 
 #[test]
