@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use comet_api::{ApiError, token_hash};
 use comet_model::{ConversationId, Guid, ReceiverType, Uid};
-use comet_store::{MessagePage, ReceiptKind, StoreError};
+use comet_store::{MessageFilter, MessagePage, ReceiptKind, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -542,6 +542,37 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Sends `message.edited` / `message.deleted` for the messages at or below `last_seq` edited or deleted
+    /// since `since`, oldest seq first; beyond the replay limit it sends none and says so.
+    async fn replay_changes(
+        &self,
+        socket: &mut WebSocket,
+        conversation: &ConversationId,
+        last_seq: i64,
+        since: i64,
+    ) -> Result<Changes, Reply> {
+        let limit = self.shared.config.resync_max_messages;
+        let page = MessagePage { after_seq: None, before_seq: Some(last_seq.saturating_add(1)), limit: limit + 1 };
+        let filter = MessageFilter { hide_deleted: false, updated_since: Some(since), parent_id: None };
+        let found =
+            self.shared.store.list_messages_filtered(conversation, &page, &filter).await.map_err(Reply::store)?;
+        let changed: Vec<_> = found
+            .into_iter()
+            .filter(|message| {
+                message.deleted_at.is_some_and(|at| at >= since) || message.edited_at.is_some_and(|at| at >= since)
+            })
+            .collect();
+        if changed.len() > limit as usize {
+            return Ok(Changes { sent: 0, too_far: true });
+        }
+        for message in &changed {
+            let kind = if message.deleted_at.is_some() { "message.deleted" } else { "message.edited" };
+            let data = serde_json::to_value(message).unwrap_or(Value::Null);
+            self.write(socket, protocol::server_frame(kind, data)).await.map_err(Reply::Ending)?;
+        }
+        Ok(Changes { sent: changed.len(), too_far: false })
+    }
+
     /// Replays, per conversation, the messages after the client's last seq, then answers `resync.done`.
     async fn resync(&mut self, socket: &mut WebSocket, cursors: &[ResyncCursor]) -> Result<String, Reply> {
         let config = &self.shared.config;
@@ -579,6 +610,10 @@ impl<'a> Session<'a> {
                         let data = serde_json::to_value(message).unwrap_or(Value::Null);
                         self.write(socket, protocol::server_frame("message.new", data)).await.map_err(Reply::Ending)?;
                     }
+                    let changes = match cursor.changes_since {
+                        Some(since) => self.replay_changes(socket, &conversation, cursor.last_seq, since).await?,
+                        None => Changes::default(),
+                    };
                     let entry = self
                         .replayed
                         .get_or_insert_with(Default::default)
@@ -591,6 +626,8 @@ impl<'a> Session<'a> {
                         "status": "replayed",
                         "replayed": messages.len(),
                         "lastSeq": high,
+                        "changes": changes.sent,
+                        "changesTooFar": changes.too_far,
                     })
                 }
             };
@@ -598,6 +635,14 @@ impl<'a> Session<'a> {
         }
         Ok(protocol::server_frame("resync.done", json!({ "conversations": outcomes })))
     }
+}
+
+/// What a resync sent of the changes to messages the client already had.
+#[derive(Debug, Default)]
+struct Changes {
+    sent: usize,
+    /// More changed messages than the replay limit: none were sent; page with REST (`updatedAt`).
+    too_far: bool,
 }
 
 fn kicked(kick: &AtomicU16) -> Ending {

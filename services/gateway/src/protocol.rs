@@ -36,6 +36,10 @@ pub mod close {
 pub struct ResyncCursor {
     pub conversation_id: String,
     pub last_seq: i64,
+    /// When the client last synced this conversation (ms): edits and deletes since then, of messages at or
+    /// below `last_seq`, are replayed too.
+    #[serde(default)]
+    pub changes_since: Option<i64>,
 }
 
 /// Where a typing indicator or a receipt is aimed: a user (direct conversation) or a group.
@@ -253,7 +257,11 @@ mod tests {
         );
         assert_eq!(
             parse_client(r#"{"type":"resync","conversations":[{"conversationId":"group_g","lastSeq":4}]}"#),
-            Ok(ClientFrame::Resync(vec![ResyncCursor { conversation_id: "group_g".into(), last_seq: 4 }]))
+            Ok(ClientFrame::Resync(vec![ResyncCursor {
+                conversation_id: "group_g".into(),
+                last_seq: 4,
+                changes_since: None
+            }]))
         );
         assert_eq!(
             parse_client(r#"{"type":"mark.read","receiver":"g","receiverType":"group"}"#),

@@ -549,3 +549,56 @@ async fn a_socket_that_answers_no_ping_is_closed_after_the_idle_timeout() {
     assert_eq!(quiet.close_code().await, 4002);
     assert_eq!(server.terminate().code(), Some(0));
 }
+
+#[tokio::test]
+async fn resync_replays_edits_and_deletes_since_the_clients_last_sync() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let env = [("COMET_API_KEY", FULL.to_owned()), ("COMET_AUTH_KEY", AUTH.to_owned())];
+    let mut server = Server::start("all", data.path(), &env);
+    server.wait_ready().await;
+    let rest = Rest { client: reqwest::Client::new(), base: server.app.clone(), key: FULL.to_owned() };
+    let (bob_token, _) = (rest.user("bob").await, rest.user("alice").await);
+    let first = rest.send("alice", "bob", "user", "one").await;
+    let second = rest.send("alice", "bob", "user", "two").await;
+    rest.send("alice", "bob", "user", "three").await;
+    // The client synced up to seq 3 at this moment, then went away.
+    let synced_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    let id = |message: &Value| message["id"].as_str().expect("id").to_owned();
+    let edited = rest
+        .client
+        .put(format!("{}/v3/messages/{}", rest.base, id(&first)))
+        .header("apikey", FULL)
+        .header("onBehalfOf", "alice")
+        .json(&json!({"data": {"text": "one, edited"}}))
+        .send()
+        .await
+        .expect("edit");
+    assert_eq!(edited.status().as_u16(), 200);
+    let deleted = rest
+        .client
+        .delete(format!("{}/v3/messages/{}", rest.base, id(&second)))
+        .header("apikey", FULL)
+        .header("onBehalfOf", "alice")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status().as_u16(), 200);
+    rest.send("alice", "bob", "user", "four").await;
+
+    let cursor = json!([{"conversationId": "alice_user_bob", "lastSeq": 3, "changesSince": synced_at as u64}]);
+    let (_bob, frames) = Client::join(&server, &bob_token, "bob", cursor).await;
+    let kinds: Vec<(&str, i64)> = frames
+        .iter()
+        .filter(|frame| frame["type"] != "resync.done")
+        .map(|frame| (frame["type"].as_str().unwrap_or(""), frame["data"]["seq"].as_i64().unwrap_or(-1)))
+        .collect();
+    assert_eq!(kinds, vec![("message.new", 4), ("message.edited", 1), ("message.deleted", 2)], "{frames:?}");
+    assert_eq!(frames[1]["data"]["data"]["text"], "one, edited");
+    let done = frames.last().expect("resync.done");
+    assert_eq!(
+        (done["data"]["conversations"][0]["replayed"].as_u64(), done["data"]["conversations"][0]["changes"].as_u64()),
+        (Some(1), Some(2)),
+        "{done}"
+    );
+    assert_eq!(server.terminate().code(), Some(0));
+}
