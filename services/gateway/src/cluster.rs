@@ -5,12 +5,13 @@
 //! **Architecture Invariant:** only this module imports `redis`.
 //!
 //! Redis keys, all under the deployment's namespace `<ns>` (`COMET_GATEWAY_NAMESPACE`, default `comet`, so
-//! deployments can share a Redis; pub/sub channels ignore Redis database numbers, hence a prefix):
-//! - `<ns>:presence:<uid>`: hash node → expiry (ms); the user is online while one field is unexpired.
-//! - `<ns>:gateway:nodes`: sorted set of nodes scored by heartbeat expiry (ms).
-//! - `<ns>:gateway:node:<node>`: set of the users a node holds, so a survivor can sweep a dead node's users.
-//! - `<ns>:gateway:sweep:<node>`: a short lock, so one survivor sweeps a dead node.
-//! - channel `<ns>:signals`: JSON [`Signal`]s.
+//! deployments can share a Redis; pub/sub channels ignore Redis database numbers, hence a prefix). The prefix
+//! is a hash tag, `{<ns>}`, so on Redis Cluster every key of a deployment lives in one slot:
+//! - `{<ns>}:presence:<uid>`: hash node → expiry (ms); the user is online while one field is unexpired.
+//! - `{<ns>}:gateway:nodes`: sorted set of nodes scored by heartbeat expiry (ms).
+//! - `{<ns>}:gateway:node:<node>`: set of the users a node holds, so a survivor can sweep a dead node's users.
+//! - `{<ns>}:gateway:sweep:<node>`: a short lock, so one survivor sweeps a dead node.
+//! - channel `{<ns>}:signals`: JSON [`Signal`]s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +51,61 @@ impl From<redis::RedisError> for ClusterError {
 #[derive(Debug)]
 enum Backend {
     Local(broadcast::Sender<Arc<Signal>>),
-    Redis { client: redis::Client, connection: ConnectionManager },
+    Redis { client: redis::Client, connection: Conn },
+}
+
+/// One standalone Redis (reconnecting), or a Redis Cluster; commands go through either the same way.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Conn::Single(_) => "Conn::Single",
+            Conn::Cluster(_) => "Conn::Cluster",
+        })
+    }
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, command: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(connection) => connection.req_packed_command(command),
+            Conn::Cluster(connection) => connection.req_packed_command(command),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(connection) => connection.get_db(),
+            Conn::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// Where the shared state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTarget {
+    /// `redis://` URLs: one for a standalone server; the seed nodes of a cluster.
+    pub urls: Vec<String>,
+    /// Redis Cluster: every key of a deployment carries the hash tag `{<namespace>}`, so they live in one slot
+    /// (presence is small) and pipelines stay single-slot; pub/sub is cluster-wide.
+    pub cluster: bool,
 }
 
 /// This node's handle on the shared state.
@@ -78,10 +133,24 @@ impl Cluster {
         Cluster { backend: Backend::Local(sender), node, ttl, namespace: String::new() }
     }
 
-    /// Connects to Redis at `url`; fails when it does not answer.
-    pub async fn redis(url: &str, namespace: &str, node: String, ttl: Duration) -> Result<Cluster, ClusterError> {
-        let client = redis::Client::open(url)?;
-        let connection = ConnectionManager::new(client.clone()).await?;
+    /// Connects to Redis (standalone or cluster); fails when it does not answer.
+    pub async fn redis(
+        target: &RedisTarget,
+        namespace: &str,
+        node: String,
+        ttl: Duration,
+    ) -> Result<Cluster, ClusterError> {
+        let Some(first) = target.urls.first() else {
+            return Err(ClusterError("no Redis URL".to_owned()));
+        };
+        // Pub/sub: any node of a cluster hears every PUBLISH, so the first seed node serves.
+        let client = redis::Client::open(first.as_str())?;
+        let connection = if target.cluster {
+            let nodes: Vec<&str> = target.urls.iter().map(String::as_str).collect();
+            Conn::Cluster(redis::cluster::ClusterClient::new(nodes)?.get_async_connection().await?)
+        } else {
+            Conn::Single(ConnectionManager::new(client.clone()).await?)
+        };
         let backend = Backend::Redis { client, connection };
         let cluster = Cluster { backend, node, ttl, namespace: namespace.to_owned() };
         cluster.ping().await?;
@@ -89,19 +158,19 @@ impl Cluster {
     }
 
     fn channel(&self) -> String {
-        format!("{}:signals", self.namespace)
+        format!("{{{}}}:signals", self.namespace)
     }
 
     fn nodes_key(&self) -> String {
-        format!("{}:gateway:nodes", self.namespace)
+        format!("{{{}}}:gateway:nodes", self.namespace)
     }
 
     fn presence_key(&self, uid: &Uid) -> String {
-        format!("{}:presence:{uid}", self.namespace)
+        format!("{{{}}}:presence:{uid}", self.namespace)
     }
 
     fn node_key(&self, node: &str) -> String {
-        format!("{}:gateway:node:{node}", self.namespace)
+        format!("{{{}}}:gateway:node:{node}", self.namespace)
     }
 
     pub fn node(&self) -> &str {
@@ -184,7 +253,6 @@ impl Cluster {
         };
         let key = self.presence_key(uid);
         let (fields,): (Vec<(String, i64)>,) = redis::pipe()
-            .atomic()
             .hset(&key, &self.node, self.expiry())
             .ignore()
             .pexpire(&key, 2 * self.ttl.as_millis() as i64)
@@ -205,7 +273,6 @@ impl Cluster {
         };
         let key = self.presence_key(uid);
         let (fields,): (Vec<(String, i64)>,) = redis::pipe()
-            .atomic()
             .hdel(&key, &self.node)
             .ignore()
             .srem(self.node_key(&self.node), uid.as_str())
@@ -247,7 +314,7 @@ impl Cluster {
         let mut offline = Vec::new();
         for node in dead.into_iter().filter(|node| node != &self.node) {
             let locked: Option<String> = redis::cmd("SET")
-                .arg(format!("{}:gateway:sweep:{node}", self.namespace))
+                .arg(format!("{{{}}}:gateway:sweep:{node}", self.namespace))
                 .arg(&self.node)
                 .arg("NX")
                 .arg("PX")

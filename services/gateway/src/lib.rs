@@ -31,7 +31,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-pub use cluster::ClusterError;
+pub use cluster::{ClusterError, RedisTarget};
 pub use metrics::{ErrorReason, Metrics};
 
 use crate::cluster::{Cluster, Signal};
@@ -216,16 +216,18 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    /// Starts a node: connects to Redis when `redis_url` is given (in-memory presence otherwise) and starts
+    /// Starts a node: connects to Redis when `redis` is given (in-memory presence otherwise) and starts
     /// reading events. Once this returns, every event committed afterwards reaches the node's sockets.
     pub async fn start(
         config: GatewayConfig,
         store: Store,
         events: EventSource,
-        redis_url: Option<&str>,
+        redis: Option<&RedisTarget>,
     ) -> Result<Gateway, GatewayError> {
-        let cluster = match redis_url {
-            Some(url) => Cluster::redis(url, &config.namespace, config.node_id.clone(), config.presence_ttl).await?,
+        let cluster = match redis {
+            Some(target) => {
+                Cluster::redis(target, &config.namespace, config.node_id.clone(), config.presence_ttl).await?
+            }
             None => Cluster::local(config.node_id.clone(), config.presence_ttl),
         };
         let metrics = Arc::new(Metrics::default());

@@ -170,25 +170,31 @@ impl Settings {
 }
 
 impl Settings {
-    /// The gateway's Redis: `COMET_REDIS_URL` with `COMET_REDIS_PASSWORD` filled in when the URL has none.
-    /// One standalone server (or a primary behind a stable name); Redis Cluster is refused with a clear error.
-    pub fn redis_url(&self) -> Result<Option<String>> {
+    /// The gateway's Redis: `COMET_REDIS_URL` (one `redis://` URL, or comma-separated seed nodes with
+    /// `COMET_REDIS_MODE=cluster`), with `COMET_REDIS_PASSWORD` filled into URLs that carry none.
+    pub fn redis(&self) -> Result<Option<comet_gateway::RedisTarget>> {
         let Some(url) = self.get(REDIS_URL)? else { return Ok(None) };
-        match self.get(REDIS_MODE)?.as_deref() {
-            None | Some("standalone") => {}
-            Some("cluster") => bail!(
-                "{REDIS_MODE}=cluster: the gateway does not speak Redis Cluster yet; point {REDIS_URL} at one \
-                 standalone Redis (with a replica for failover)"
-            ),
-            Some(other) => bail!("{REDIS_MODE}=`{other}`: use standalone"),
+        let cluster = match self.get(REDIS_MODE)?.as_deref() {
+            None | Some("standalone") => false,
+            Some("cluster") => true,
+            Some(other) => bail!("{REDIS_MODE}=`{other}`: use standalone or cluster"),
+        };
+        let urls: Vec<&str> = url.split(',').map(str::trim).filter(|url| !url.is_empty()).collect();
+        if !cluster && urls.len() != 1 {
+            bail!("{REDIS_URL}=`{url}` names several servers: set {REDIS_MODE}=cluster for a Redis Cluster");
         }
-        if url.contains(',') {
-            bail!("{REDIS_URL}=`{url}` names several servers; the gateway connects to one standalone Redis");
+        if let Some(bad) = urls.iter().find(|url| !url.starts_with("redis://")) {
+            bail!("{REDIS_URL}: `{bad}` is not a redis:// URL (TLS, rediss://, is not supported yet)");
         }
-        Ok(Some(match self.get(REDIS_PASSWORD)? {
-            Some(password) if !url_has_password(&url) => with_password(&url, &password),
-            _ => url,
-        }))
+        let password = self.get(REDIS_PASSWORD)?;
+        let urls = urls
+            .into_iter()
+            .map(|url| match &password {
+                Some(password) if !url_has_password(url) => with_password(url, password),
+                _ => url.to_owned(),
+            })
+            .collect();
+        Ok(Some(comet_gateway::RedisTarget { urls, cluster }))
     }
 }
 

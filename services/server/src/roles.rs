@@ -158,11 +158,11 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
             Some(brokers) => EventSource::Kafka(kafka_config(&settings, brokers.clone())?),
             None => EventSource::InProcess(in_process.clone()),
         };
-        let redis = settings.redis_url()?;
+        let redis = settings.redis()?;
         if redis.is_none() {
             tracing::info!("no {} set: presence and typing stay in this process (one gateway node)", config::REDIS_URL);
         }
-        let gateway = Gateway::start(gateway_config(&settings)?, store.clone(), events, redis.as_deref())
+        let gateway = Gateway::start(gateway_config(&settings)?, store.clone(), events, redis.as_ref())
             .await
             .context("starting the gateway")?;
         let gateway = Arc::new(gateway);
@@ -227,7 +227,7 @@ pub fn check(role: Role, settings: &Settings) -> Result<()> {
     settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     if matches!(role, Role::Gateway | Role::All) {
         gateway_config(settings)?;
-        settings.redis_url()?;
+        settings.redis()?;
     }
     Ok(())
 }

@@ -463,7 +463,7 @@ fn invalid_gateway_settings_exit_2_naming_the_variable() {
     for (name, value) in [
         ("COMET_GATEWAY_QUEUE_FRAMES", "0"),
         ("COMET_GATEWAY_PING_INTERVAL_MS", "soon"),
-        ("COMET_REDIS_MODE", "cluster"),
+        ("COMET_REDIS_MODE", "sentinel"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_comet-server"))
             .arg("gateway")
@@ -601,4 +601,30 @@ async fn resync_replays_edits_and_deletes_since_the_clients_last_sync() {
         "{done}"
     );
     assert_eq!(server.terminate().code(), Some(0));
+}
+
+#[tokio::test]
+async fn presence_and_typing_cross_nodes_on_a_redis_cluster() {
+    let urls = std::env::var("COMET_TEST_REDIS_CLUSTER_URLS")
+        .unwrap_or_else(|_| "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".to_owned());
+    let cluster =
+        cluster(&[("COMET_REDIS_URL", &urls), ("COMET_REDIS_MODE", "cluster"), ("COMET_GATEWAY_TYPING_TTL_MS", "800")])
+            .await;
+    let rest = &cluster.rest;
+    let (node1, node2) = (&cluster.gateways[0], &cluster.gateways[1]);
+    let [(alice, alice_token), (bob, bob_token), _] = cluster.team().await;
+
+    let (mut alice_socket, _) = Client::join(node1, &alice_token, "alice@1", json!([])).await;
+    let (mut bob_socket, _) = Client::join(node2, &bob_token, "bob@2", json!([])).await;
+    alice_socket.until(|frame| frame["type"] == "presence.online" && frame["data"]["uid"] == bob.as_str()).await;
+    alice_socket.send(json!({"type": "presence.query", "uids": [bob]})).await;
+    let state = alice_socket.until(|frame| frame["type"] == "presence.state").await.pop().expect("state");
+    assert_eq!(state["data"][&bob], "online", "{state}");
+
+    bob_socket.send(json!({"type": "typing.start", "receiver": alice, "receiverType": "user"})).await;
+    alice_socket.until(|frame| frame["type"] == "typing.started" && frame["data"]["sender"] == bob.as_str()).await;
+    alice_socket.until(|frame| frame["type"] == "typing.ended" && frame["data"]["sender"] == bob.as_str()).await;
+
+    rest.send(&bob, &alice, "user", "over the cluster").await;
+    assert_eq!(texts(&alice_socket.until(is_text("over the cluster")).await), vec!["over the cluster"]);
 }
