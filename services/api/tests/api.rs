@@ -1371,9 +1371,13 @@ async fn history_filters_scenario(app: App) {
 
     // updatedSince: only what changed at or after the time. Stored times are ms, the API speaks seconds, so
     // everything so far happened before `later` (one second ahead of the last send).
+    // The five sends may straddle a second boundary (a loaded machine): count from the first one's second.
+    let history = app.call(Method::GET, "/v3/groups/g1/messages", &as_user("owner"), None).await;
+    let first_sent = history.body["data"][0]["sentAt"].as_i64().expect("sentAt");
     let sent_at = thread.body["data"][2]["sentAt"].as_i64().expect("sentAt");
-    let all =
-        app.call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={sent_at}"), &as_user("owner"), None).await;
+    let all = app
+        .call(Method::GET, &format!("/v3/groups/g1/messages?updatedSince={first_sent}"), &as_user("owner"), None)
+        .await;
     assert_eq!(seqs_of(&all), vec![1, 2, 3, 4, 5]);
     let later = sent_at + 1;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
