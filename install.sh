@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds cometctl (and, once it exists, comet-server) in release mode and installs it into PREFIX/bin.
+# Builds cometctl and comet-server in release mode and installs both into PREFIX/bin, side by side (`cometctl
+# images build` finds the comet-server binary beside itself).
 # Idempotent: running it again rebuilds only what changed and replaces the installed binaries.
 #
 #   ./install.sh [--prefix DIR]      default prefix: ~/.local
