@@ -58,6 +58,8 @@ pub enum Command {
     Render(RenderArgs),
     /// What the Docker Engine runs for this deployment: one row per service (`--output json` for scripts).
     Status(StatusArgs),
+    /// Remove the deployment's containers and networks from the Docker Engine; volumes stay unless --volumes.
+    Destroy(DestroyArgs),
     /// Build and move container images (no registry needed).
     #[command(subcommand)]
     Images(ImagesCommand),
@@ -68,6 +70,19 @@ pub struct StatusArgs {
     /// The deployment folder whose spec names the deployment.
     #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The deployment folder whose spec names the deployment.
+    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
+    pub dir: PathBuf,
+    /// Also delete the deployment's volumes (its data), after confirmation.
+    #[arg(long)]
+    pub volumes: bool,
+    /// Confirm --volumes without a prompt (scripts).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]

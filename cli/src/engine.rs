@@ -5,7 +5,10 @@
 use bollard::Docker;
 use std::collections::HashMap;
 
-use bollard::query_parameters::{ImportImageOptionsBuilder, ListContainersOptionsBuilder};
+use bollard::query_parameters::{
+    ImportImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
 use futures::StreamExt as _;
 
 /// Why the Engine could not do what was asked; the text says what was being done and how to fix it.
@@ -147,8 +150,8 @@ impl Engine {
 
     /// Every container (running or not) labelled as part of `deployment`, sorted by service then name.
     pub fn containers(&self, deployment: &str) -> Result<Vec<ObservedContainer>, EngineError> {
-        let filters = HashMap::from([("label".to_owned(), vec![format!("{DEPLOYMENT_LABEL}={deployment}")])]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let options =
+            ListContainersOptionsBuilder::default().all(true).filters(&Engine::label_filter(deployment)).build();
         let found = self
             .runtime
             .block_on(self.docker.list_containers(Some(options)))
@@ -183,6 +186,59 @@ impl Engine {
             .collect();
         containers.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
         Ok(containers)
+    }
+
+    fn label_filter(deployment: &str) -> HashMap<String, Vec<String>> {
+        HashMap::from([("label".to_owned(), vec![format!("{DEPLOYMENT_LABEL}={deployment}")])])
+    }
+
+    /// Stops and removes every container of `deployment` (volumes stay); returns their names.
+    pub fn remove_containers(&self, deployment: &str) -> Result<Vec<String>, EngineError> {
+        let mut removed = Vec::new();
+        for container in self.containers(deployment)? {
+            let options = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
+            self.runtime
+                .block_on(self.docker.remove_container(&container.name, Some(options)))
+                .map_err(|error| EngineError(format!("removing container {}: {error}", container.name)))?;
+            removed.push(container.name);
+        }
+        Ok(removed)
+    }
+
+    /// The networks labelled as part of `deployment`, by name.
+    pub fn networks(&self, deployment: &str) -> Result<Vec<String>, EngineError> {
+        let options = ListNetworksOptionsBuilder::default().filters(&Engine::label_filter(deployment)).build();
+        let found = self
+            .runtime
+            .block_on(self.docker.list_networks(Some(options)))
+            .map_err(|error| EngineError(format!("listing the networks of {deployment}: {error}")))?;
+        let mut names: Vec<String> = found.into_iter().filter_map(|network| network.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        self.runtime
+            .block_on(self.docker.remove_network(name))
+            .map_err(|error| EngineError(format!("removing network {name}: {error}")))
+    }
+
+    /// The volumes labelled as part of `deployment`, by name.
+    pub fn volumes(&self, deployment: &str) -> Result<Vec<String>, EngineError> {
+        let options = ListVolumesOptionsBuilder::default().filters(&Engine::label_filter(deployment)).build();
+        let found = self
+            .runtime
+            .block_on(self.docker.list_volumes(Some(options)))
+            .map_err(|error| EngineError(format!("listing the volumes of {deployment}: {error}")))?;
+        let mut names: Vec<String> = found.volumes.unwrap_or_default().into_iter().map(|volume| volume.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.runtime
+            .block_on(self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>))
+            .map_err(|error| EngineError(format!("removing volume {name}: {error}")))
     }
 
     /// The local image with this reference, if the Engine has it.

@@ -198,3 +198,71 @@ fn status_shows_what_the_engine_runs_for_the_deployment_by_its_labels() {
     assert_eq!((row["containers"].as_u64(), row["running"].as_u64()), (Some(1), Some(1)));
     assert_eq!(row["images"][0], reference.as_str());
 }
+
+#[test]
+fn destroy_removes_the_deployments_containers_and_networks_and_keeps_volumes_unless_confirmed() {
+    let root = workspace();
+    let name = format!("ds{}", std::process::id());
+    let dir = init(root.path(), &["--mau", "10k", "--target", "compose", "--name", &name]);
+    let dir = dir.to_string_lossy().into_owned();
+    let tag = format!("destroy-{}", std::process::id());
+    let built =
+        cometctl(root.path(), &["images", "build", "--dir", &dir, "--version", &tag, "--output", "json"]).success();
+    let built: Value = serde_json::from_str(&built.stdout).expect("JSON");
+    let reference = built["reference"].as_str().expect("reference").to_owned();
+    let label = format!("io.comet.deployment={name}");
+    let (network, volume, container, bystander) =
+        (format!("{name}_backend"), format!("{name}_data"), format!("{name}-api"), format!("{name}-bystander"));
+    let _cleanup = Cleanup(vec![
+        vec!["rm".into(), "-f".into(), container.clone(), bystander.clone()],
+        vec!["network".into(), "rm".into(), network.clone()],
+        vec!["volume".into(), "rm".into(), volume.clone()],
+        vec!["rmi".into(), reference.clone()],
+    ]);
+    for args in [
+        vec!["network", "create", "--label", &label, &network],
+        vec!["volume", "create", "--label", &label, &volume],
+        vec![
+            "run",
+            "-d",
+            "--name",
+            &container,
+            "--label",
+            &label,
+            "--network",
+            &network,
+            "-v",
+            &format!("{volume}:/var/lib/comet"),
+            &reference,
+            "all",
+        ],
+        vec!["create", "--name", &bystander, &reference, "all"],
+    ] {
+        let (code, _, stderr) = docker(&args);
+        assert_eq!(code, 0, "docker {args:?}: {stderr}");
+    }
+    let exists = |kind: &str, name: &str| docker(&[kind, "inspect", name]).0 == 0;
+
+    // --volumes without --yes and without a terminal: refused, and nothing is touched.
+    let refused = cometctl(root.path(), &["destroy", "--dir", &dir, "--volumes"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(exists("container", &container) && exists("network", &network) && exists("volume", &volume));
+
+    let run = cometctl(root.path(), &["destroy", "--dir", &dir, "--output", "json"]).success();
+    let changes: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert!(
+        changes
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|c| c["path"] == format!("volume {volume}") && c["change"] == "kept"),
+        "{changes}"
+    );
+    assert!(!exists("container", &container) && !exists("network", &network), "containers and networks are gone");
+    assert!(exists("volume", &volume), "the data stays");
+    assert!(exists("container", &bystander), "what is not labelled as the deployment's is left alone");
+
+    cometctl(root.path(), &["destroy", "--dir", &dir, "--volumes", "--yes"]).success();
+    assert!(!exists("volume", &volume), "--volumes --yes deletes the data");
+}

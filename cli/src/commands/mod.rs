@@ -1,6 +1,7 @@
 //! One file per subcommand. Each turns its arguments into domain values, calls the pure core, and hands
 //! IO to `folder` and output to `printer`.
 
+mod destroy;
 mod images;
 mod init;
 mod render;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
         Command::Sizing(args) => sizing::run(&args, printer),
         Command::Render(args) => render::run(&args, printer),
         Command::Status(args) => status::run(&args, printer),
+        Command::Destroy(args) => destroy::run(&args, printer),
         Command::Images(ImagesCommand::Build(args)) => images::build(&args, printer),
         Command::Images(ImagesCommand::Save(args)) => images::save(&args, printer),
         Command::Images(ImagesCommand::Load(args)) => images::load(&args, printer),
