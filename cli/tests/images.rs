@@ -17,6 +17,20 @@ fn docker(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A compose deployment folder named `name` (10k) in `root`, as a string path.
+fn deployment(root: &std::path::Path, name: &str) -> String {
+    init(root, &["--mau", "10k", "--target", "compose", "--name", name]).to_string_lossy().into_owned()
+}
+
+/// Runs `images build` for the deployment in `dir` tagged `tag`; returns its JSON result.
+fn build_image(root: &std::path::Path, dir: &str, tag: Option<&str>) -> Value {
+    let mut args = vec!["images", "build", "--dir", dir, "--output", "json"];
+    if let Some(tag) = tag {
+        args.extend(["--version", tag]);
+    }
+    serde_json::from_str(&cometctl(root, &args).success().stdout).expect("JSON result")
+}
+
 /// Docker commands run when the test ends, passed or not: what it created does not outlive it.
 struct Cleanup(Vec<Vec<String>>);
 
@@ -101,8 +115,7 @@ fn images_save_and_load_move_the_spec_images_as_one_bundle() {
     let root = workspace();
     let dir = init(root.path(), &["--mau", "10k", "--target", "compose", "--name", "bundle"]);
     let dir = dir.to_string_lossy().into_owned();
-    let built = cometctl(root.path(), &["images", "build", "--dir", &dir, "--output", "json"]).success();
-    let built: Value = serde_json::from_str(&built.stdout).expect("JSON result");
+    let built = build_image(root.path(), &dir, None);
     let reference = built["reference"].as_str().expect("reference").to_owned();
 
     // Every image of the spec by default: the upstream ones are not on this registry-less machine.
@@ -142,17 +155,13 @@ fn images_save_and_load_move_the_spec_images_as_one_bundle() {
 fn status_shows_what_the_engine_runs_for_the_deployment_by_its_labels() {
     let root = workspace();
     let name = format!("st{}", std::process::id());
-    let dir = init(root.path(), &["--mau", "10k", "--target", "compose", "--name", &name]);
-    let dir = dir.to_string_lossy().into_owned();
+    let dir = deployment(root.path(), &name);
     let empty = cometctl(root.path(), &["status", "--dir", &dir, "--output", "json"]).success();
     let empty: Value = serde_json::from_str(&empty.stdout).expect("JSON");
     assert_eq!(empty["services"], serde_json::json!([]), "nothing deployed yet");
 
     let tag = format!("status-{}", std::process::id());
-    let built =
-        cometctl(root.path(), &["images", "build", "--dir", &dir, "--version", &tag, "--output", "json"]).success();
-    let built: Value = serde_json::from_str(&built.stdout).expect("JSON");
-    let reference = built["reference"].as_str().expect("reference").to_owned();
+    let reference = build_image(root.path(), &dir, Some(&tag))["reference"].as_str().expect("reference").to_owned();
     let container = format!("{name}-api-1");
     let (code, _, stderr) = docker(&[
         "run",
@@ -203,13 +212,9 @@ fn status_shows_what_the_engine_runs_for_the_deployment_by_its_labels() {
 fn destroy_removes_the_deployments_containers_and_networks_and_keeps_volumes_unless_confirmed() {
     let root = workspace();
     let name = format!("ds{}", std::process::id());
-    let dir = init(root.path(), &["--mau", "10k", "--target", "compose", "--name", &name]);
-    let dir = dir.to_string_lossy().into_owned();
+    let dir = deployment(root.path(), &name);
     let tag = format!("destroy-{}", std::process::id());
-    let built =
-        cometctl(root.path(), &["images", "build", "--dir", &dir, "--version", &tag, "--output", "json"]).success();
-    let built: Value = serde_json::from_str(&built.stdout).expect("JSON");
-    let reference = built["reference"].as_str().expect("reference").to_owned();
+    let reference = build_image(root.path(), &dir, Some(&tag))["reference"].as_str().expect("reference").to_owned();
     let label = format!("io.comet.deployment={name}");
     let (network, volume, container, bystander) =
         (format!("{name}_backend"), format!("{name}_data"), format!("{name}-api"), format!("{name}-bystander"));
