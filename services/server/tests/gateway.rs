@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{Server, free_port, fresh_mysql_database, migrate, post};
+use crate::support::{Server, fresh_mysql_database, migrate, post, unique};
 
 const FULL: &str = "gateway-test-full-key";
 const AUTH: &str = "gateway-test-auth-key";
@@ -185,7 +185,7 @@ async fn cluster(gateway_env: &[(&str, &str)]) -> Cluster {
     let mut relay = Server::start("relay", data.path(), &env);
     env.extend(gateway_env.iter().map(|(name, value)| (*name, (*value).to_owned())));
     // Tests run concurrently on one Redis: each cluster is its own deployment.
-    let prefix = format!("t{}", free_port());
+    let prefix = unique("t");
     env.push(("COMET_GATEWAY_NAMESPACE", format!("test-{prefix}")));
     let mut gateways = vec![Server::start("gateway", data.path(), &env), Server::start("gateway", data.path(), &env)];
     api.wait_ready().await;

@@ -88,6 +88,13 @@ pub async fn post(client: &reqwest::Client, url: String, headers: &[(&str, &str)
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A name no other test of this run (or of a concurrent run) uses: the process id and a per-process counter.
+/// (A port from `free_port` is not enough: two tests can be handed the same free port one after the other.)
+pub fn unique(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{prefix}{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 /// A fresh MariaDB database for one test; MariaDB comes from `bash .ci/services.sh`.
 pub async fn fresh_mysql_database() -> String {
     let server =
@@ -95,7 +102,7 @@ pub async fn fresh_mysql_database() -> String {
     let admin = sqlx::mysql::MySqlPool::connect(&server)
         .await
         .unwrap_or_else(|error| panic!("MariaDB at {server} is unreachable ({error}); run `bash .ci/services.sh`"));
-    let name = format!("comet_server_{}_{}", std::process::id(), free_port());
+    let name = unique("comet_server_");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
     let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
     format!("{base}/{name}")
