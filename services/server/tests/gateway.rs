@@ -122,6 +122,18 @@ fn is_text(text: &'static str) -> impl Fn(&Value) -> bool {
     move |frame| frame["type"] == "message.new" && frame["data"]["data"]["text"] == text
 }
 
+/// `comet-server all` (SQLite, in-process bus, in-memory presence) with the test keys and `extra` settings,
+/// ready, with a REST client; the data folder lives as long as the returned guard.
+async fn embedded(extra: &[(&str, &str)]) -> (Server, Rest, tempfile::TempDir) {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut env = vec![("COMET_API_KEY", FULL.to_owned()), ("COMET_AUTH_KEY", AUTH.to_owned())];
+    env.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
+    let mut server = Server::start("all", data.path(), &env);
+    server.wait_ready().await;
+    let rest = Rest { client: reqwest::Client::new(), base: server.app.clone(), key: FULL.to_owned() };
+    (server, rest, data)
+}
+
 /// REST calls with the app key.
 struct Rest {
     client: reqwest::Client,
@@ -369,16 +381,11 @@ async fn handshake_status(url: &str, headers: &[(&'static str, &str)]) -> u16 {
 
 #[tokio::test]
 async fn the_embedded_server_serves_the_protocol_and_bad_input_gets_errors_not_crashes() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let env = [
-        ("COMET_API_KEY", FULL.to_owned()),
-        ("COMET_AUTH_KEY", AUTH.to_owned()),
-        ("COMET_GATEWAY_ALLOWED_ORIGINS", "https://chat.example.com".to_owned()),
-        ("COMET_GATEWAY_MAX_FRAME_BYTES", "1024".to_owned()),
-    ];
-    let mut server = Server::start("all", data.path(), &env);
-    server.wait_ready().await;
-    let rest = Rest { client: reqwest::Client::new(), base: server.app.clone(), key: FULL.to_owned() };
+    let (server, rest, _data) = embedded(&[
+        ("COMET_GATEWAY_ALLOWED_ORIGINS", "https://chat.example.com"),
+        ("COMET_GATEWAY_MAX_FRAME_BYTES", "1024"),
+    ])
+    .await;
     let (alice_token, _) = (rest.user("alice").await, rest.user("bob").await);
     let url = ws_url(&server);
 
@@ -493,15 +500,7 @@ async fn wait_for_metric(server: &Server, wanted: impl Fn(&str) -> bool) {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer_and_others_are_unaffected() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let env = [
-        ("COMET_API_KEY", FULL.to_owned()),
-        ("COMET_AUTH_KEY", AUTH.to_owned()),
-        ("COMET_GATEWAY_QUEUE_FRAMES", "4".to_owned()),
-    ];
-    let mut server = Server::start("all", data.path(), &env);
-    server.wait_ready().await;
-    let rest = Rest { client: reqwest::Client::new(), base: server.app.clone(), key: FULL.to_owned() };
+    let (server, rest, _data) = embedded(&[("COMET_GATEWAY_QUEUE_FRAMES", "4")]).await;
     let (slow_token, bob_token) = (rest.user("slow").await, rest.user("bob").await);
     rest.user("alice").await;
 
@@ -532,16 +531,8 @@ async fn a_client_that_stops_reading_is_dropped_as_a_slow_consumer_and_others_ar
 
 #[tokio::test]
 async fn a_socket_that_answers_no_ping_is_closed_after_the_idle_timeout() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let env = [
-        ("COMET_API_KEY", FULL.to_owned()),
-        ("COMET_AUTH_KEY", AUTH.to_owned()),
-        ("COMET_GATEWAY_PING_INTERVAL_MS", "100".to_owned()),
-        ("COMET_GATEWAY_IDLE_TIMEOUT_MS", "400".to_owned()),
-    ];
-    let mut server = Server::start("all", data.path(), &env);
-    server.wait_ready().await;
-    let rest = Rest { client: reqwest::Client::new(), base: server.app.clone(), key: FULL.to_owned() };
+    let (server, rest, _data) =
+        embedded(&[("COMET_GATEWAY_PING_INTERVAL_MS", "100"), ("COMET_GATEWAY_IDLE_TIMEOUT_MS", "400")]).await;
     let token = rest.user("quiet").await;
     let mut quiet = Client::connect(&server, &token, "quiet").await;
     // The client reads nothing, so it answers no ping; the next frame it reads is the server's close.
@@ -552,11 +543,7 @@ async fn a_socket_that_answers_no_ping_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn resync_replays_edits_and_deletes_since_the_clients_last_sync() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let env = [("COMET_API_KEY", FULL.to_owned()), ("COMET_AUTH_KEY", AUTH.to_owned())];
-    let mut server = Server::start("all", data.path(), &env);
-    server.wait_ready().await;
-    let rest = Rest { client: reqwest::Client::new(), base: server.app.clone(), key: FULL.to_owned() };
+    let (server, rest, _data) = embedded(&[]).await;
     let (bob_token, _) = (rest.user("bob").await, rest.user("alice").await);
     let first = rest.send("alice", "bob", "user", "one").await;
     let second = rest.send("alice", "bob", "user", "two").await;
