@@ -56,6 +56,11 @@ pub enum Command {
     Sizing(SizingArgs),
     /// Render Compose, Swarm and Kubernetes manifests and service configuration into <dir>/rendered/.
     Render(RenderArgs),
+    /// What `deploy` would create, replace or remove, compared with what the Docker Engine runs.
+    Diff(DiffArgs),
+    /// Deploy the spec to the Docker Engine and wait until every service is ready ("no changes" when nothing
+    /// differs).
+    Deploy(DeployArgs),
     /// What the Docker Engine runs for this deployment: one row per service (`--output json` for scripts).
     Status(StatusArgs),
     /// Remove the deployment's containers and networks from the Docker Engine; volumes stay unless --volumes.
@@ -63,6 +68,35 @@ pub enum Command {
     /// Build and move container images (no registry needed).
     #[command(subcommand)]
     Images(ImagesCommand),
+}
+
+/// Where `deploy` and `diff` apply the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeployTarget {
+    /// Containers on this Docker Engine, as Docker Compose would run them.
+    Compose,
+    /// A Docker Swarm stack.
+    Swarm,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[arg(value_enum)]
+    pub target: DeployTarget,
+    /// The deployment folder.
+    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 every service ready (or no changes); 1 failure of the environment; \
+2 invalid input or refused; 3 a service did not become ready (what ran before still runs).")]
+pub struct DeployArgs {
+    #[arg(value_enum)]
+    pub target: DeployTarget,
+    /// The deployment folder.
+    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,9 @@ use bollard::Docker;
 use std::collections::HashMap;
 
 use bollard::query_parameters::{
-    ImportImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ImportImageOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt as _;
 
@@ -51,6 +52,37 @@ pub struct ObservedContainer {
     pub created: i64,
     /// Published ports as `host:container`.
     pub ports: Vec<String>,
+    /// The image the container runs, by id (`sha256:…`).
+    pub image_id: String,
+    /// The exit code of a stopped container (from the Engine's status line), if it has exited.
+    pub exit_code: Option<i64>,
+    pub labels: HashMap<String, String>,
+}
+
+/// A container's state in detail (`GET /containers/{id}/json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerDetail {
+    pub running: bool,
+    /// `created`, `running`, `exited`, `restarting`, …
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub health: Health,
+    /// The output of the last health probes, oldest first.
+    pub health_log: Vec<String>,
+    pub restart_count: i64,
+}
+
+/// What the Engine's host offers containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostCapacity {
+    pub cpus: i64,
+    pub memory_bytes: i64,
+}
+
+/// `Exited (3) 2 minutes ago` → 3.
+fn exit_code_from_status(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split_once(')')?.0.parse().ok()
 }
 
 /// Health from the Engine's status line (`Up 5 minutes (healthy)`): the list call carries no other field.
@@ -159,7 +191,7 @@ impl Engine {
         let mut containers: Vec<ObservedContainer> = found
             .into_iter()
             .map(|summary| {
-                let labels = summary.labels.unwrap_or_default();
+                let labels: HashMap<String, String> = summary.labels.unwrap_or_default().into_iter().collect();
                 let mut ports: Vec<String> = summary
                     .ports
                     .unwrap_or_default()
@@ -181,6 +213,9 @@ impl Engine {
                     health: health_from_status(summary.status.as_deref().unwrap_or("")),
                     created: summary.created.unwrap_or(0),
                     ports,
+                    image_id: summary.image_id.unwrap_or_default(),
+                    exit_code: exit_code_from_status(summary.status.as_deref().unwrap_or("")),
+                    labels,
                 }
             })
             .collect();
@@ -241,6 +276,19 @@ impl Engine {
             .map_err(|error| EngineError(format!("removing volume {name}: {error}")))
     }
 
+    /// Pulls an image from its registry (credentials from the Engine's own configuration are not used: a
+    /// private registry must allow this host, or the image is loaded with `cometctl images load`).
+    pub fn pull_image(&self, reference: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::default().from_image(reference).build();
+        self.runtime.block_on(async {
+            let mut progress = self.docker.create_image(Some(options), None, None);
+            while let Some(step) = progress.next().await {
+                step.map_err(|error| EngineError(format!("pulling {reference}: {error}")))?;
+            }
+            Ok(())
+        })
+    }
+
     /// The local image with this reference, if the Engine has it.
     pub fn image(&self, reference: &str) -> Result<Option<LocalImage>, EngineError> {
         match self.runtime.block_on(self.docker.inspect_image(reference)) {
@@ -248,6 +296,164 @@ impl Engine {
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(error) => Err(EngineError(format!("inspecting image {reference}: {error}"))),
         }
+    }
+}
+
+/// Containers, networks and volumes: what `deploy` applies. Bodies are the Engine API's own JSON (see
+/// `deploy::containers`), checked against bollard's model before they are sent.
+impl Engine {
+    pub fn host_capacity(&self) -> Result<HostCapacity, EngineError> {
+        let info = self
+            .runtime
+            .block_on(self.docker.info())
+            .map_err(|error| EngineError(format!("reading the Engine's host information: {error}")))?;
+        Ok(HostCapacity { cpus: info.ncpu.unwrap_or(0), memory_bytes: info.mem_total.unwrap_or(0) })
+    }
+
+    /// Creates a network (bridge on one host, encrypted overlay in a swarm) unless it exists.
+    pub fn ensure_network(&self, name: &str, body: serde_json::Value) -> Result<bool, EngineError> {
+        if self.runtime.block_on(self.docker.inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)).is_ok() {
+            return Ok(false);
+        }
+        let request: bollard::models::NetworkCreateRequest = serde_json::from_value(body)
+            .map_err(|error| EngineError(format!("network {name}: invalid request: {error}")))?;
+        self.runtime
+            .block_on(self.docker.create_network(request))
+            .map_err(|error| EngineError(format!("creating network {name}: {error}")))?;
+        Ok(true)
+    }
+
+    /// Creates a named volume unless it exists.
+    pub fn ensure_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<bool, EngineError> {
+        if self.runtime.block_on(self.docker.inspect_volume(name)).is_ok() {
+            return Ok(false);
+        }
+        let options = bollard::models::VolumeCreateOptions {
+            name: Some(name.to_owned()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.runtime
+            .block_on(self.docker.create_volume(options))
+            .map_err(|error| EngineError(format!("creating volume {name}: {error}")))?;
+        Ok(true)
+    }
+
+    /// Creates (does not start) a container from an Engine API body; `extra_networks` are connected after
+    /// creation (the API attaches only one network at create time), each with its aliases.
+    pub fn create_container(
+        &self,
+        name: &str,
+        body: serde_json::Value,
+        extra_networks: &[(String, Vec<String>)],
+    ) -> Result<(), EngineError> {
+        let body: bollard::models::ContainerCreateBody = serde_json::from_value(body)
+            .map_err(|error| EngineError(format!("container {name}: invalid request: {error}")))?;
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        self.runtime
+            .block_on(self.docker.create_container(Some(options), body))
+            .map_err(|error| EngineError(format!("creating container {name}: {error}")))?;
+        for (network, aliases) in extra_networks {
+            let request = bollard::models::NetworkConnectRequest {
+                container: Some(name.to_owned()),
+                endpoint_config: Some(bollard::models::EndpointSettings {
+                    aliases: Some(aliases.clone()),
+                    ..Default::default()
+                }),
+            };
+            self.runtime
+                .block_on(self.docker.connect_network(network, request))
+                .map_err(|error| EngineError(format!("connecting {name} to network {network}: {error}")))?;
+        }
+        Ok(())
+    }
+
+    pub fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.runtime
+            .block_on(self.docker.start_container(name, None::<bollard::query_parameters::StartContainerOptions>))
+            .map_err(|error| EngineError(format!("starting container {name}: {error}")))
+    }
+
+    /// Stops a container: SIGTERM, then SIGKILL after `grace_seconds`.
+    pub fn stop_container(&self, name: &str, grace_seconds: i32) -> Result<(), EngineError> {
+        let options = StopContainerOptionsBuilder::default().t(grace_seconds).build();
+        match self.runtime.block_on(self.docker.stop_container(name, Some(options))) {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(error) => Err(EngineError(format!("stopping container {name}: {error}"))),
+        }
+    }
+
+    /// Removes a container, stopping it first if it runs.
+    pub fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
+        self.runtime
+            .block_on(self.docker.remove_container(name, Some(options)))
+            .map_err(|error| EngineError(format!("removing container {name}: {error}")))
+    }
+
+    pub fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
+        let options = RenameContainerOptionsBuilder::default().name(new_name).build();
+        self.runtime
+            .block_on(self.docker.rename_container(name, options))
+            .map_err(|error| EngineError(format!("renaming container {name} to {new_name}: {error}")))
+    }
+
+    /// Sends a signal (`HUP`: NGINX reloads its configuration and resolves its upstreams again).
+    pub fn signal_container(&self, name: &str, signal: &str) -> Result<(), EngineError> {
+        let options = KillContainerOptionsBuilder::default().signal(signal).build();
+        self.runtime
+            .block_on(self.docker.kill_container(name, Some(options)))
+            .map_err(|error| EngineError(format!("sending SIG{signal} to container {name}: {error}")))
+    }
+
+    /// A container's state, or `None` when there is no such container.
+    pub fn container_detail(&self, name: &str) -> Result<Option<ContainerDetail>, EngineError> {
+        let found = match self
+            .runtime
+            .block_on(self.docker.inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>))
+        {
+            Ok(found) => found,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(error) => return Err(EngineError(format!("inspecting container {name}: {error}"))),
+        };
+        let state = found.state.unwrap_or_default();
+        let health = state.health.clone().unwrap_or_default();
+        let health_status = health.status.map(|status| status.to_string()).unwrap_or_default();
+        Ok(Some(ContainerDetail {
+            running: state.running.unwrap_or(false),
+            status: state.status.map(|status| status.to_string()).unwrap_or_default(),
+            exit_code: if state.running.unwrap_or(false) { None } else { state.exit_code },
+            health: match health_status.as_str() {
+                "healthy" => Health::Healthy,
+                "unhealthy" => Health::Unhealthy,
+                "starting" => Health::Starting,
+                _ => Health::None,
+            },
+            health_log: health
+                .log
+                .unwrap_or_default()
+                .into_iter()
+                .map(|probe| {
+                    format!("exit {}: {}", probe.exit_code.unwrap_or(-1), probe.output.unwrap_or_default().trim())
+                })
+                .collect(),
+            restart_count: found.restart_count.unwrap_or(0),
+        }))
+    }
+
+    /// The last `lines` lines of a container's output (stdout and stderr interleaved).
+    pub fn log_tail(&self, name: &str, lines: usize) -> Result<Vec<String>, EngineError> {
+        let tail = lines.to_string();
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&tail).build();
+        self.runtime.block_on(async {
+            let mut stream = self.docker.logs(name, Some(options));
+            let mut text = String::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|error| EngineError(format!("reading the logs of {name}: {error}")))?;
+                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+            Ok(text.lines().map(str::to_owned).collect())
+        })
     }
 }
 

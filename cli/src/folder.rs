@@ -98,6 +98,34 @@ impl DeploymentFolder {
         Ok(())
     }
 
+    /// Containers read the secret files through bind mounts as their own users (comet-server is uid 10001), so
+    /// each file must be readable by every uid; the secrets/ folder itself stays 0700, which keeps other host
+    /// users out (a bind mount does not need the host path to be traversable). Returns a note per change.
+    pub fn share_secrets_with_containers(&self) -> Result<Vec<String>> {
+        let dir = self.root.join(SECRETS_DIR);
+        let mut notes = Vec::new();
+        if !dir.is_dir() {
+            return Ok(notes);
+        }
+        if fs_err::metadata(&dir)?.permissions().mode() & 0o077 != 0 {
+            fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+            notes.push(format!("{SECRETS_DIR}/: mode set to 0700 (only its owner may list or open it)"));
+        }
+        for entry in fs_err::read_dir(&dir)? {
+            let path = entry?.path();
+            let mode = fs_err::metadata(&path)?.permissions().mode();
+            if path.is_file() && mode & 0o444 != 0o444 {
+                fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
+                notes.push(format!(
+                    "{}: mode {:o} → 0444 so the containers' users can read it (the folder stays 0700)",
+                    path.strip_prefix(&self.root).unwrap_or(&path).display(),
+                    mode & 0o777
+                ));
+            }
+        }
+        Ok(notes)
+    }
+
     /// Replaces rendered/ with `tree` in one rename, so a failed render leaves the previous one whole.
     pub fn replace_rendered(&self, tree: &RenderedTree) -> Result<Vec<FileChange>> {
         let rendered = self.root.join(RENDERED_DIR);

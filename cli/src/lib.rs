@@ -6,6 +6,8 @@
 
 pub mod args;
 mod commands;
+pub mod compose;
+pub mod deploy;
 pub mod domain;
 pub mod engine;
 pub mod env;
@@ -30,6 +32,10 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for invalid input: arguments, spec, or an action refused to protect existing state.
 pub const EXIT_INVALID_INPUT: u8 = 2;
 
+/// Exit code for a deploy or upgrade that stopped because a service did not become ready (what ran before
+/// still runs; an upgrade has rolled back).
+pub const EXIT_DEPLOY_FAILED: u8 = 3;
+
 /// Parses the process arguments, runs the command and maps the outcome to an exit code.
 pub fn main_entry() -> ExitCode {
     let cli = args::Cli::parse();
@@ -46,7 +52,9 @@ pub fn main_entry() -> ExitCode {
                 return ExitCode::from(EXIT_OK);
             }
             printer.error(&error);
-            if error.chain().any(|cause| cause.is::<folder::Refusal>()) {
+            if error.chain().any(|cause| cause.is::<commands::DeployFailed>()) {
+                ExitCode::from(EXIT_DEPLOY_FAILED)
+            } else if error.chain().any(|cause| cause.is::<folder::Refusal>()) {
                 ExitCode::from(EXIT_INVALID_INPUT)
             } else {
                 ExitCode::from(EXIT_FAILURE)

@@ -16,6 +16,57 @@ pub struct Printer {
     format: OutputFormat,
     color: bool,
     quiet: bool,
+    /// Progress bars: on a terminal, without `--no-progress` and `--quiet`.
+    bars: bool,
+}
+
+/// Live progress of long work, one line per item (indicatif on a terminal; otherwise each finished line is
+/// printed once, so logs of a CI run still say what happened).
+#[derive(Debug)]
+pub struct Progress {
+    bars: Option<indicatif::MultiProgress>,
+    quiet: bool,
+}
+
+/// One line of a `Progress`.
+#[derive(Debug)]
+pub struct ProgressLine {
+    bar: Option<indicatif::ProgressBar>,
+    label: String,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn line(&self, label: &str) -> ProgressLine {
+        let bar = self.bars.as_ref().map(|bars| {
+            let bar = bars.add(indicatif::ProgressBar::new_spinner());
+            let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:<28} {wide_msg} {elapsed:>4}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar.set_prefix(label.to_owned());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        ProgressLine { bar, label: label.to_owned(), quiet: self.quiet }
+    }
+}
+
+impl ProgressLine {
+    /// What the item is doing now.
+    pub fn set(&self, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(message.to_owned());
+        }
+    }
+
+    /// How the item ended; the line stays on screen (or is printed once without a terminal).
+    pub fn finish(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.finish_with_message(message.to_owned()),
+            None if !self.quiet => eprintln!("  {:<28} {message}", self.label),
+            None => {}
+        }
+    }
 }
 
 /// One service of `cometctl status`.
@@ -74,7 +125,13 @@ impl Printer {
             ColorChoice::Never => false,
             ColorChoice::Auto => !crate::env::no_color() && io::stderr().is_terminal(),
         };
-        Printer { format: global.output, color, quiet: global.quiet }
+        let bars = !global.quiet && !global.no_progress && io::stderr().is_terminal();
+        Printer { format: global.output, color, quiet: global.quiet, bars }
+    }
+
+    /// A group of progress lines on stderr.
+    pub fn progress(&self) -> Progress {
+        Progress { bars: self.bars.then(indicatif::MultiProgress::new), quiet: self.quiet }
     }
 
     pub fn is_json(&self) -> bool {

@@ -1,6 +1,7 @@
 //! One file per subcommand. Each turns its arguments into domain values, calls the pure core, and hands
 //! IO to `folder` and output to `printer`.
 
+mod deploy;
 mod destroy;
 mod images;
 mod init;
@@ -9,6 +10,8 @@ mod sizing;
 mod status;
 
 use anyhow::Result;
+
+pub use deploy::DeployFailed;
 
 use crate::args::{Cli, Command, ImagesCommand};
 use crate::printer::Printer;
@@ -19,6 +22,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
         Command::Sizing(args) => sizing::run(&args, printer),
         Command::Render(args) => render::run(&args, printer),
         Command::Status(args) => status::run(&args, printer),
+        Command::Diff(args) => deploy::diff(&args, printer),
+        Command::Deploy(args) => deploy::run(&args, printer),
         Command::Destroy(args) => destroy::run(&args, printer),
         Command::Images(ImagesCommand::Build(args)) => images::build(&args, printer),
         Command::Images(ImagesCommand::Save(args)) => images::save(&args, printer),

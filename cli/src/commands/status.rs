@@ -88,6 +88,9 @@ mod tests {
             health,
             created,
             ports: if service == "nginx" { vec!["443:443".into()] } else { Vec::new() },
+            image_id: "sha256:1".into(),
+            exit_code: None,
+            labels: std::collections::HashMap::new(),
         }
     }
 

@@ -1,0 +1,437 @@
+//! `cometctl deploy compose` and `cometctl diff compose`: render the spec, read the rendered compose.yaml back
+//! as the desired state (`deploy`), compare it with what the Engine runs and apply the difference in start
+//! order, waiting for each service to be ready before the services that depend on it start.
+//!
+//! Failure leaves what runs running: a new container that does not become ready is reported (its state, last
+//! health checks and log tail) and the deploy stops there; a stateless container being replaced keeps serving
+//! until its successor is healthy (start-first) and is put back if the successor fails.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::args::{DeployArgs, DiffArgs, DeployTarget};
+use crate::compose::ComposeFile;
+use crate::deploy::{self, ContainerChange, Changes, Desired, DesiredContainer, REPLACED_SUFFIX, Ready};
+use crate::domain::Target;
+use crate::engine::{Engine, Health};
+use crate::folder::{DeploymentFolder, Refusal};
+use crate::printer::{Printer, ProgressLine};
+use crate::render::{self, TemplateSet};
+use crate::spec::Spec;
+
+/// A deploy that stopped because a service did not become ready; what was already running still runs.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DeployFailed(pub String);
+
+/// How often readiness is polled.
+const POLL: Duration = Duration::from_millis(500);
+/// Log lines shown for a service that failed.
+const LOG_TAIL: usize = 25;
+
+/// The rendered compose file of `spec`, written to rendered/ (the containers bind-mount files from there),
+/// and the desired state it describes.
+pub fn prepare(folder: &DeploymentFolder, spec: &Spec) -> Result<(ComposeFile, Desired)> {
+    let tree = render::render(spec, &TemplateSet::embedded(), &[Target::Compose])
+        .map_err(|error| Refusal(error.to_string()))?;
+    folder.replace_rendered(&tree)?;
+    let rendered = folder.root().join(crate::folder::RENDERED_DIR);
+    let path = rendered.join("compose.yaml");
+    let text = fs_err::read_to_string(&path)?;
+    let compose = ComposeFile::parse(&path.display().to_string(), &text).map_err(|error| Refusal(error.to_string()))?;
+    let root = std::path::absolute(&rendered)?;
+    let digest = |file: &Path| match fs_err::read(file) {
+        Ok(bytes) => Sha256::digest(&bytes).iter().map(|byte| format!("{byte:02x}")).collect(),
+        Err(_) => "missing".to_owned(),
+    };
+    let desired = deploy::desired(spec.name.as_str(), &compose, &root, &digest).map_err(Refusal)?;
+    for source in &desired.bind_sources {
+        if !source.exists() {
+            return Err(Refusal(format!("{} does not exist: containers bind-mount it", source.display())).into());
+        }
+    }
+    Ok((compose, desired))
+}
+
+/// The observed state and the changes that would take it to `desired`.
+pub fn plan(engine: &Engine, desired: &Desired) -> Result<Changes> {
+    let observed = engine.containers(&desired.deployment)?;
+    let networks = engine.networks(&desired.deployment)?;
+    let volumes = engine.volumes(&desired.deployment)?;
+    let mut image_ids = HashMap::new();
+    for reference in &desired.images {
+        if let Some(image) = engine.image(reference)? {
+            image_ids.insert(reference.clone(), image.id);
+        }
+    }
+    Ok(deploy::changes(desired, &observed, &networks, &volumes, &image_ids))
+}
+
+/// One line of `diff` / `deploy` output.
+#[derive(Debug, Serialize)]
+struct Line {
+    action: &'static str,
+    kind: &'static str,
+    name: String,
+    reason: String,
+}
+
+fn lines(changes: &Changes) -> Vec<Line> {
+    let mut lines = Vec::new();
+    let line = |action, kind, name: &str, reason: &str| Line { action, kind, name: name.to_owned(), reason: reason.to_owned() };
+    lines.extend(changes.networks_to_create.iter().map(|name| line("create", "network", name, "new")));
+    lines.extend(changes.volumes_to_create.iter().map(|name| line("create", "volume", name, "new")));
+    for (_, service_changes) in &changes.services {
+        for change in service_changes {
+            match change {
+                ContainerChange::Create { desired, reason } => {
+                    lines.push(line("create", "container", &desired.name, reason.describe()));
+                }
+                ContainerChange::Replace { desired, reason } => {
+                    let how = if desired.start_first { "start-first" } else { "stop-first" };
+                    lines.push(line("replace", "container", &desired.name, &format!("{} ({how})", reason.describe())));
+                }
+                ContainerChange::Keep { .. } => {}
+            }
+        }
+    }
+    lines.extend(changes.containers_to_remove.iter().map(|name| line("remove", "container", name, "no longer in the spec")));
+    lines
+}
+
+fn print_lines(printer: &Printer, title: &str, changes: &Changes) -> Result<()> {
+    let lines = lines(changes);
+    if printer.is_json() {
+        printer.json(&lines)?;
+        return Ok(());
+    }
+    if lines.is_empty() {
+        printer.result(&format!("{title}: no changes"))?;
+        return Ok(());
+    }
+    for line in &lines {
+        printer.result(&format!("{:<8} {:<10} {:<40} {}", line.action, line.kind, line.name, line.reason))?;
+    }
+    printer.result(&format!("{title}: {} changes", lines.len()))?;
+    Ok(())
+}
+
+fn refuse_other_targets(target: DeployTarget) -> Result<()> {
+    match target {
+        DeployTarget::Compose => Ok(()),
+        DeployTarget::Swarm => Err(Refusal(
+            "`swarm` is not supported by this cometctl yet: deploy with `compose`, or render with `cometctl render \
+             --target swarm` and run `docker stack deploy`"
+                .to_owned(),
+        )
+        .into()),
+    }
+}
+
+pub fn diff(args: &DiffArgs, printer: &Printer) -> Result<()> {
+    refuse_other_targets(args.target)?;
+    let folder = DeploymentFolder::new(&args.dir);
+    let spec = folder.read_spec()?;
+    let (_, desired) = prepare(&folder, &spec)?;
+    let engine = Engine::connect()?;
+    let changes = plan(&engine, &desired)?;
+    print_lines(printer, &format!("diff compose {}", spec.name), &changes)
+}
+
+pub fn run(args: &DeployArgs, printer: &Printer) -> Result<()> {
+    refuse_other_targets(args.target)?;
+    let folder = DeploymentFolder::new(&args.dir);
+    let spec = folder.read_spec()?;
+    let (_, desired) = prepare(&folder, &spec)?;
+    for note in folder.share_secrets_with_containers()? {
+        printer.note(&note);
+    }
+    let engine = Engine::connect()?;
+    check_capacity(&engine, &desired)?;
+    ensure_images(&engine, &desired, printer)?;
+    let started = Instant::now();
+    let changes = plan(&engine, &desired)?;
+    if changes.is_empty() {
+        printer.result(&format!("deploy compose {}: no changes", spec.name))?;
+        return Ok(());
+    }
+    print_lines(printer, &format!("deploy compose {}", spec.name), &changes)?;
+    apply(&engine, &desired, &changes, printer)?;
+    printer.result(&format!(
+        "deploy compose {}: every service ready in {:.1}s",
+        spec.name,
+        started.elapsed().as_secs_f64()
+    ))?;
+    Ok(())
+}
+
+/// Refuses a plan whose containers ask for more CPUs than the host has (the Engine would refuse them one by
+/// one, half-way through the deploy).
+fn check_capacity(engine: &Engine, desired: &Desired) -> Result<()> {
+    let capacity = engine.host_capacity()?;
+    for container in desired.containers.values().filter_map(|containers| containers.first()) {
+        let nanos = container.body["HostConfig"]["NanoCpus"].as_i64().unwrap_or(0);
+        if capacity.cpus > 0 && nanos > capacity.cpus * 1_000_000_000 {
+            return Err(Refusal(format!(
+                "service `{}` is limited to {} CPUs but this Docker host has {}: lower its cpu_millis.limit under \
+                 plan.services in cometctl.yaml (at most {})",
+                container.service,
+                nanos as f64 / 1e9,
+                capacity.cpus,
+                capacity.cpus * 1000
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Every image must be on the Engine before anything changes; missing ones are pulled (a private registry
+/// in the spec's images) or named with the fix.
+fn ensure_images(engine: &Engine, desired: &Desired, printer: &Printer) -> Result<()> {
+    for reference in &desired.images {
+        if engine.image(reference)?.is_some() {
+            continue;
+        }
+        printer.note(&format!("pulling {reference}"));
+        engine.pull_image(reference).map_err(|error| {
+            Refusal(format!(
+                "image {reference} is not on this Docker Engine and could not be pulled ({error}): build it \
+                 (`cometctl images build`), load a bundle (`cometctl images load`) or point the spec's images at \
+                 a registry this host can reach"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Applies `changes` in start order. Services of one start group start together and are waited for
+/// together; start-first replacements go one container at a time.
+pub fn apply(engine: &Engine, desired: &Desired, changes: &Changes, printer: &Printer) -> Result<()> {
+    for (name, body) in &desired.networks {
+        if changes.networks_to_create.contains(name) {
+            engine.ensure_network(name, body.clone())?;
+        }
+    }
+    for (name, labels) in &desired.volumes {
+        if changes.volumes_to_create.contains(name) {
+            engine.ensure_volume(name, labels.clone())?;
+        }
+    }
+    let progress = printer.progress();
+    let edge: Vec<String> = desired
+        .containers
+        .values()
+        .flatten()
+        .filter(|container| container.body["HostConfig"]["PortBindings"].as_object().is_some_and(|ports| !ports.is_empty()))
+        .map(|container| container.name.clone())
+        .collect();
+    for group in &desired.groups {
+        let mut waiting: Vec<(DesiredContainer, ProgressLine)> = Vec::new();
+        let mut rolling: Vec<(DesiredContainer, ProgressLine)> = Vec::new();
+        for service in group {
+            let Some((_, service_changes)) = changes.services.iter().find(|(name, _)| name == service) else {
+                continue;
+            };
+            for change in service_changes {
+                match change {
+                    ContainerChange::Keep { desired } => {
+                        let line = progress.line(&desired.name);
+                        line.set("unchanged; checking");
+                        waiting.push((desired.clone(), line));
+                    }
+                    ContainerChange::Create { desired, .. } => {
+                        let line = progress.line(&desired.name);
+                        line.set("creating");
+                        create_and_start(engine, desired)?;
+                        waiting.push((desired.clone(), line));
+                    }
+                    ContainerChange::Replace { desired, .. } if desired.start_first => {
+                        let line = progress.line(&desired.name);
+                        line.set("queued for a start-first replacement");
+                        rolling.push((desired.clone(), line));
+                    }
+                    ContainerChange::Replace { desired, .. } => {
+                        let line = progress.line(&desired.name);
+                        line.set("stopping the old container");
+                        engine.stop_container(&desired.name, desired.grace_seconds)?;
+                        engine.remove_container(&desired.name)?;
+                        line.set("creating");
+                        create_and_start(engine, desired)?;
+                        waiting.push((desired.clone(), line));
+                    }
+                }
+            }
+        }
+        wait_all(engine, &waiting)?;
+        for (container, line) in &rolling {
+            replace_start_first(engine, container, line, &edge)?;
+        }
+    }
+    for name in &changes.containers_to_remove {
+        let line = progress.line(name);
+        line.set("stopping");
+        engine.stop_container(name, 30)?;
+        engine.remove_container(name)?;
+        line.finish("removed");
+    }
+    Ok(())
+}
+
+fn create_and_start(engine: &Engine, container: &DesiredContainer) -> Result<()> {
+    engine.create_container(&container.name, container.body.clone(), &container.extra_networks)?;
+    engine.start_container(&container.name)?;
+    Ok(())
+}
+
+/// Start the new container beside the old one, wait until it is ready, let the edge resolve again, then stop
+/// the old one (it drains its requests) and let the edge forget it. If the new one fails, it is removed and
+/// the old one, which never stopped, gets its name back.
+fn replace_start_first(engine: &Engine, container: &DesiredContainer, line: &ProgressLine, edge: &[String]) -> Result<()> {
+    let old = format!("{}{REPLACED_SUFFIX}", container.name);
+    if engine.container_detail(&old)?.is_some() {
+        engine.remove_container(&old)?;
+    }
+    engine.rename_container(&container.name, &old)?;
+    line.set("starting the new container beside the old one");
+    let started = engine
+        .create_container(&container.name, container.body.clone(), &container.extra_networks)
+        .and_then(|()| engine.start_container(&container.name));
+    let outcome = match started {
+        Ok(()) => wait_ready(engine, container, line),
+        Err(error) => Err(error.into()),
+    };
+    if let Err(error) = outcome {
+        line.finish("failed; the old container keeps serving");
+        engine.remove_container(&container.name).ok();
+        engine.rename_container(&old, &container.name)?;
+        return Err(error);
+    }
+    reload_edge(engine, edge);
+    line.set("draining the old container");
+    engine.stop_container(&old, container.grace_seconds)?;
+    reload_edge(engine, edge);
+    engine.remove_container(&old)?;
+    line.finish("replaced (start-first)");
+    Ok(())
+}
+
+/// NGINX resolves service names again after a reload (SIGHUP): new containers get traffic, stopped ones none.
+fn reload_edge(engine: &Engine, edge: &[String]) {
+    for name in edge {
+        if engine.container_detail(name).ok().flatten().is_some_and(|detail| detail.running) {
+            engine.signal_container(name, "HUP").ok();
+        }
+    }
+}
+
+fn wait_all(engine: &Engine, containers: &[(DesiredContainer, ProgressLine)]) -> Result<()> {
+    let mut pending: Vec<&(DesiredContainer, ProgressLine)> = containers.iter().collect();
+    let started = Instant::now();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for entry in pending {
+            let (container, line) = entry;
+            match readiness(engine, container)? {
+                Readiness::Ready(message) => line.finish(&message),
+                Readiness::Waiting(message) => {
+                    if started.elapsed().as_secs() > container.ready_timeout_seconds {
+                        line.finish("timed out");
+                        return Err(failure(engine, container, &format!("not ready after {}s", container.ready_timeout_seconds)));
+                    }
+                    line.set(&message);
+                    still.push(entry);
+                }
+                Readiness::Failed(message) => {
+                    line.finish("failed");
+                    return Err(failure(engine, container, &message));
+                }
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            std::thread::sleep(POLL);
+        }
+    }
+    Ok(())
+}
+
+fn wait_ready(engine: &Engine, container: &DesiredContainer, line: &ProgressLine) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        match readiness(engine, container)? {
+            Readiness::Ready(_) => return Ok(()),
+            Readiness::Failed(message) => return Err(failure(engine, container, &message)),
+            Readiness::Waiting(message) => {
+                if started.elapsed().as_secs() > container.ready_timeout_seconds {
+                    return Err(failure(engine, container, &format!("not ready after {}s", container.ready_timeout_seconds)));
+                }
+                line.set(&message);
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+}
+
+enum Readiness {
+    Ready(String),
+    Waiting(String),
+    Failed(String),
+}
+
+fn readiness(engine: &Engine, container: &DesiredContainer) -> Result<Readiness> {
+    let Some(detail) = engine.container_detail(&container.name)? else {
+        return Ok(Readiness::Failed("the container disappeared".to_owned()));
+    };
+    Ok(match container.ready {
+        Ready::Completed => match detail.exit_code {
+            _ if detail.running => Readiness::Waiting("running".to_owned()),
+            Some(0) => Readiness::Ready("completed".to_owned()),
+            Some(code) => Readiness::Failed(format!("exited with code {code}")),
+            None => Readiness::Waiting(detail.status),
+        },
+        _ if !detail.running && detail.status != "restarting" && detail.status != "created" => {
+            Readiness::Failed(format!("exited with code {}", detail.exit_code.unwrap_or(-1)))
+        }
+        _ if detail.restart_count > 0 => {
+            Readiness::Failed(format!("restarted {} times before becoming ready", detail.restart_count))
+        }
+        Ready::Running if detail.running => Readiness::Ready("running".to_owned()),
+        Ready::Healthy if detail.health == Health::Healthy => Readiness::Ready("healthy".to_owned()),
+        Ready::Healthy if detail.health == Health::Unhealthy => Readiness::Failed("unhealthy".to_owned()),
+        _ => Readiness::Waiting(if detail.running { "waiting for its health check" } else { "starting" }.to_owned()),
+    })
+}
+
+/// The report of a service that did not become ready: its state, last health checks and log tail.
+fn failure(engine: &Engine, container: &DesiredContainer, what: &str) -> anyhow::Error {
+    let mut report = format!("service `{}` (container {}) {what}", container.service, container.name);
+    if let Ok(Some(detail)) = engine.container_detail(&container.name) {
+        if !detail.health_log.is_empty() {
+            report.push_str("\n  last health checks:");
+            for probe in detail.health_log.iter().rev().take(3).rev() {
+                let _ = write!(report, "\n    {probe}");
+            }
+        }
+    }
+    match engine.log_tail(&container.name, LOG_TAIL) {
+        Ok(lines) if !lines.is_empty() => {
+            let _ = write!(report, "\n  last {} log lines:", lines.len());
+            for log_line in lines {
+                let _ = write!(report, "\n    {log_line}");
+            }
+        }
+        Ok(_) => report.push_str("\n  (no log output)"),
+        Err(error) => {
+            let _ = write!(report, "\n  (logs unavailable: {error})");
+        }
+    }
+    report.push_str("\n  services that were already running were left running; fix the cause and deploy again");
+    anyhow::Error::new(DeployFailed(report)).context("deploy stopped")
+}
