@@ -61,6 +61,9 @@ pub enum Command {
     /// Deploy the spec to the Docker Engine and wait until every service is ready ("no changes" when nothing
     /// differs).
     Deploy(DeployArgs),
+    /// Move a healthy compose deployment to new images: migrate once, replace roles start-first, roll back
+    /// by itself on failure.
+    Upgrade(UpgradeArgs),
     /// What the Docker Engine runs for this deployment: one row per service (`--output json` for scripts).
     Status(StatusArgs),
     /// Remove the deployment's containers and networks from the Docker Engine; volumes stay unless --volumes.
@@ -94,6 +97,21 @@ pub struct DiffArgs {
 pub struct DeployArgs {
     #[arg(value_enum)]
     pub target: DeployTarget,
+    /// The deployment folder.
+    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 upgraded (or already there); 1 failure of the environment; 2 invalid input or \
+refused (an unhealthy or drifted deployment); 3 the new version did not become ready and was rolled back.")]
+pub struct UpgradeArgs {
+    /// The comet-server image tag to move to (`images.comet.tag`).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Override one image of the spec: KEY=REPOSITORY:TAG (keys as under `images:` in cometctl.yaml).
+    #[arg(long, value_name = "KEY=REF")]
+    pub image: Vec<String>,
     /// The deployment folder.
     #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
     pub dir: PathBuf,

@@ -462,7 +462,10 @@ secrets:
         let dangling = FILE.replace("secrets: [db_password]", "secrets: [nope]");
         let error = ComposeFile::parse("compose.yaml", &dangling).expect_err("dangling secret");
         assert!(error.to_string().contains("secret `nope`"), "{error}");
-        let cycle = FILE.replace("      redis-1:\n        condition: service_healthy", "      api:\n        condition: service_healthy");
+        let cycle = FILE.replace(
+            "      redis-1:\n        condition: service_healthy",
+            "      api:\n        condition: service_healthy",
+        );
         let error = ComposeFile::parse("compose.yaml", &cycle).expect_err("cycle");
         assert!(error.to_string().contains("cycle"), "{error}");
     }

@@ -349,8 +349,7 @@ fn service_containers(
     let grace = seconds(service.stop_grace_period.as_ref(), 10);
     body["StopTimeout"] = grace.into();
     // Directories (the host root for node-exporter) are mounted, not hashed.
-    let contents: Vec<String> =
-        sources.iter().filter(|source| !source.is_dir()).map(|source| digest(source)).collect();
+    let contents: Vec<String> = sources.iter().filter(|source| !source.is_dir()).map(|source| digest(source)).collect();
     let config_hash = sha256_hex(
         serde_json::to_string(&json!([body, attachments, contents])).map_err(|error| error.to_string())?.as_bytes(),
     );
@@ -369,7 +368,9 @@ fn service_containers(
         Some(check) => {
             let interval = seconds(check.interval.as_ref(), 30);
             let timeout = seconds(check.timeout.as_ref(), 30);
-            seconds(check.start_period.as_ref(), 0) + (interval + timeout) * u64::from(check.retries.unwrap_or(3) + 1) + 30
+            seconds(check.start_period.as_ref(), 0)
+                + (interval + timeout) * u64::from(check.retries.unwrap_or(3) + 1)
+                + 30
         }
         None if service.is_job() => 600,
         None => 60,
@@ -432,13 +433,25 @@ pub fn changes(
             services.push((service.clone(), service_changes));
         }
     }
-    let wanted: Vec<&str> =
-        desired.containers.values().flatten().map(|container| container.name.as_str()).collect();
-    let containers_to_remove =
-        observed.iter().filter(|container| !wanted.contains(&container.name.as_str())).map(|c| c.name.clone()).collect();
+    let wanted: Vec<&str> = desired.containers.values().flatten().map(|container| container.name.as_str()).collect();
+    let containers_to_remove = observed
+        .iter()
+        .filter(|container| !wanted.contains(&container.name.as_str()))
+        .map(|c| c.name.clone())
+        .collect();
     Changes {
-        networks_to_create: desired.networks.iter().map(|(name, _)| name.clone()).filter(|n| !networks.contains(n)).collect(),
-        volumes_to_create: desired.volumes.iter().map(|(name, _)| name.clone()).filter(|n| !volumes.contains(n)).collect(),
+        networks_to_create: desired
+            .networks
+            .iter()
+            .map(|(name, _)| name.clone())
+            .filter(|n| !networks.contains(n))
+            .collect(),
+        volumes_to_create: desired
+            .volumes
+            .iter()
+            .map(|(name, _)| name.clone())
+            .filter(|n| !volumes.contains(n))
+            .collect(),
         services,
         containers_to_remove,
     }
@@ -495,10 +508,16 @@ secrets:
 
     fn desired_state() -> Desired {
         let compose = ComposeFile::parse("compose.yaml", FILE).expect("parses");
-        desired("t", &compose, Path::new("/srv/t/rendered"), &|path: &Path| path.display().to_string()).expect("desired")
+        desired("t", &compose, Path::new("/srv/t/rendered"), &|path: &Path| path.display().to_string())
+            .expect("desired")
     }
 
-    fn observed_from(desired: &DesiredContainer, image_id: &str, running: bool, exit: Option<i64>) -> ObservedContainer {
+    fn observed_from(
+        desired: &DesiredContainer,
+        image_id: &str,
+        running: bool,
+        exit: Option<i64>,
+    ) -> ObservedContainer {
         ObservedContainer {
             name: desired.name.clone(),
             service: desired.service.clone(),
@@ -523,7 +542,10 @@ secrets:
         assert!(api[0].start_first);
         let redis = &desired.containers["redis-1"][0];
         assert!(!redis.start_first, "a store with a volume is replaced stop-first");
-        assert_eq!(redis.body["HostConfig"]["Binds"][0], "/srv/t/secrets/redis_password:/run/secrets/redis_password:ro");
+        assert_eq!(
+            redis.body["HostConfig"]["Binds"][0],
+            "/srv/t/secrets/redis_password:/run/secrets/redis_password:ro"
+        );
         assert_eq!(redis.body["HostConfig"]["Mounts"][0]["Source"], "t_redis-1-data");
         assert_eq!(redis.body["NetworkingConfig"]["EndpointsConfig"]["t_backend"]["Aliases"][1], "tasks.redis-1");
         assert_eq!(redis.body["Healthcheck"]["Interval"], 10_000_000_000_i64);
@@ -542,7 +564,14 @@ secrets:
         let all: Vec<&DesiredContainer> = desired.containers.values().flatten().collect();
         let observed: Vec<ObservedContainer> = all
             .iter()
-            .map(|c| observed_from(c, if c.image == "comet:1" { "sha256:c" } else { "x" }, c.ready != Ready::Completed, (c.ready == Ready::Completed).then_some(0)))
+            .map(|c| {
+                observed_from(
+                    c,
+                    if c.image == "comet:1" { "sha256:c" } else { "x" },
+                    c.ready != Ready::Completed,
+                    (c.ready == Ready::Completed).then_some(0),
+                )
+            })
             .collect();
         let networks = vec!["t_backend".to_owned(), "t_edge".to_owned()];
         let volumes = vec!["t_redis-1-data".to_owned()];

@@ -312,7 +312,11 @@ impl Engine {
 
     /// Creates a network (bridge on one host, encrypted overlay in a swarm) unless it exists.
     pub fn ensure_network(&self, name: &str, body: serde_json::Value) -> Result<bool, EngineError> {
-        if self.runtime.block_on(self.docker.inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)).is_ok() {
+        if self
+            .runtime
+            .block_on(self.docker.inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>))
+            .is_ok()
+        {
             return Ok(false);
         }
         let request: bollard::models::NetworkCreateRequest = serde_json::from_value(body)

@@ -15,6 +15,8 @@ use crate::spec::{self, SPEC_FILE, Spec};
 
 pub const SECRETS_DIR: &str = "secrets";
 pub const RENDERED_DIR: &str = "rendered";
+/// One JSON object per line: every deploy, upgrade and rollback with its outcome.
+pub const HISTORY_FILE: &str = "history.jsonl";
 
 /// An input problem: the command refuses and exits 2.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,33 @@ impl DeploymentFolder {
         let path = self.root.join(relative);
         fs_err::create_dir_all(&path)?;
         fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+        Ok(())
+    }
+
+    /// Appends one record to history.jsonl (created 0644 on first use).
+    pub fn append_history<T: serde::Serialize>(&self, record: &T) -> Result<()> {
+        let mut line = serde_json::to_string(record)?;
+        line.push('\n');
+        let mut file =
+            fs_err::OpenOptions::new().create(true).append(true).mode(0o644).open(self.root.join(HISTORY_FILE))?;
+        file.write_all(line.as_bytes())?;
+        Ok(())
+    }
+
+    /// The records of history.jsonl, oldest first (a line that does not parse is skipped).
+    pub fn history<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>> {
+        let path = self.root.join(HISTORY_FILE);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let text = fs_err::read_to_string(path)?;
+        Ok(text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+    }
+
+    /// Writes the spec back (after `upgrade` changed its images), atomically.
+    pub fn write_spec(&self, spec: &Spec) -> Result<()> {
+        let text = spec::to_yaml(spec)?;
+        self.write_file(SPEC_FILE, text.as_bytes(), 0o644)?;
         Ok(())
     }
 

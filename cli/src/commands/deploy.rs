@@ -15,9 +15,10 @@ use anyhow::Result;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::args::{DeployArgs, DiffArgs, DeployTarget};
+use crate::args::{DeployArgs, DeployTarget, DiffArgs};
+use crate::commands::upgrade::HistoryRecord;
 use crate::compose::ComposeFile;
-use crate::deploy::{self, ContainerChange, Changes, Desired, DesiredContainer, REPLACED_SUFFIX, Ready};
+use crate::deploy::{self, Changes, ContainerChange, Desired, DesiredContainer, REPLACED_SUFFIX, Ready};
 use crate::domain::Target;
 use crate::engine::{Engine, Health};
 use crate::folder::{DeploymentFolder, Refusal};
@@ -51,7 +52,8 @@ pub fn prepare(folder: &DeploymentFolder, spec: &Spec) -> Result<(ComposeFile, D
         Err(_) => "missing".to_owned(),
     };
     let desired = deploy::desired(spec.name.as_str(), &compose, &root, &digest).map_err(Refusal)?;
-    for source in &desired.bind_sources {
+    let own = std::path::absolute(folder.root())?;
+    for source in desired.bind_sources.iter().filter(|source| source.starts_with(&own)) {
         if !source.exists() {
             return Err(Refusal(format!("{} does not exist: containers bind-mount it", source.display())).into());
         }
@@ -84,7 +86,12 @@ struct Line {
 
 fn lines(changes: &Changes) -> Vec<Line> {
     let mut lines = Vec::new();
-    let line = |action, kind, name: &str, reason: &str| Line { action, kind, name: name.to_owned(), reason: reason.to_owned() };
+    let line = |action, kind, name: &str, reason: &str| Line {
+        action,
+        kind,
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    };
     lines.extend(changes.networks_to_create.iter().map(|name| line("create", "network", name, "new")));
     lines.extend(changes.volumes_to_create.iter().map(|name| line("create", "volume", name, "new")));
     for (_, service_changes) in &changes.services {
@@ -101,11 +108,13 @@ fn lines(changes: &Changes) -> Vec<Line> {
             }
         }
     }
-    lines.extend(changes.containers_to_remove.iter().map(|name| line("remove", "container", name, "no longer in the spec")));
+    lines.extend(
+        changes.containers_to_remove.iter().map(|name| line("remove", "container", name, "no longer in the spec")),
+    );
     lines
 }
 
-fn print_lines(printer: &Printer, title: &str, changes: &Changes) -> Result<()> {
+pub fn print_lines(printer: &Printer, title: &str, changes: &Changes) -> Result<()> {
     let lines = lines(changes);
     if printer.is_json() {
         printer.json(&lines)?;
@@ -162,18 +171,21 @@ pub fn run(args: &DeployArgs, printer: &Printer) -> Result<()> {
         return Ok(());
     }
     print_lines(printer, &format!("deploy compose {}", spec.name), &changes)?;
-    apply(&engine, &desired, &changes, printer)?;
-    printer.result(&format!(
-        "deploy compose {}: every service ready in {:.1}s",
-        spec.name,
-        started.elapsed().as_secs_f64()
-    ))?;
+    let outcome = apply(&engine, &desired, &changes, printer, Jobs::Run);
+    let seconds = started.elapsed().as_secs_f64();
+    let (result, detail) = match &outcome {
+        Ok(()) => ("ok", String::new()),
+        Err(error) => ("failed", format!("{error:#}").lines().next().unwrap_or_default().to_owned()),
+    };
+    folder.append_history(&HistoryRecord::new("deploy", &spec, &spec, result, seconds, &detail))?;
+    outcome?;
+    printer.result(&format!("deploy compose {}: every service ready in {seconds:.1}s", spec.name))?;
     Ok(())
 }
 
 /// Refuses a plan whose containers ask for more CPUs than the host has (the Engine would refuse them one by
 /// one, half-way through the deploy).
-fn check_capacity(engine: &Engine, desired: &Desired) -> Result<()> {
+pub fn check_capacity(engine: &Engine, desired: &Desired) -> Result<()> {
     let capacity = engine.host_capacity()?;
     for container in desired.containers.values().filter_map(|containers| containers.first()) {
         let nanos = container.body["HostConfig"]["NanoCpus"].as_i64().unwrap_or(0);
@@ -194,7 +206,7 @@ fn check_capacity(engine: &Engine, desired: &Desired) -> Result<()> {
 
 /// Every image must be on the Engine before anything changes; missing ones are pulled (a private registry
 /// in the spec's images) or named with the fix.
-fn ensure_images(engine: &Engine, desired: &Desired, printer: &Printer) -> Result<()> {
+pub fn ensure_images(engine: &Engine, desired: &Desired, printer: &Printer) -> Result<()> {
     for reference in &desired.images {
         if engine.image(reference)?.is_some() {
             continue;
@@ -211,9 +223,22 @@ fn ensure_images(engine: &Engine, desired: &Desired, printer: &Printer) -> Resul
     Ok(())
 }
 
+/// Whether one-shot jobs whose configuration changed run again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jobs {
+    Run,
+    /// A rollback: the newer migration already ran, and an older one must not run over its schema.
+    Keep,
+}
+
+/// The number of changes (networks, volumes, containers).
+pub fn count(changes: &Changes) -> usize {
+    lines(changes).len()
+}
+
 /// Applies `changes` in start order. Services of one start group start together and are waited for
 /// together; start-first replacements go one container at a time.
-pub fn apply(engine: &Engine, desired: &Desired, changes: &Changes, printer: &Printer) -> Result<()> {
+pub fn apply(engine: &Engine, desired: &Desired, changes: &Changes, printer: &Printer, jobs: Jobs) -> Result<()> {
     for (name, body) in &desired.networks {
         if changes.networks_to_create.contains(name) {
             engine.ensure_network(name, body.clone())?;
@@ -229,7 +254,9 @@ pub fn apply(engine: &Engine, desired: &Desired, changes: &Changes, printer: &Pr
         .containers
         .values()
         .flatten()
-        .filter(|container| container.body["HostConfig"]["PortBindings"].as_object().is_some_and(|ports| !ports.is_empty()))
+        .filter(|container| {
+            container.body["HostConfig"]["PortBindings"].as_object().is_some_and(|ports| !ports.is_empty())
+        })
         .map(|container| container.name.clone())
         .collect();
     for group in &desired.groups {
@@ -241,6 +268,11 @@ pub fn apply(engine: &Engine, desired: &Desired, changes: &Changes, printer: &Pr
             };
             for change in service_changes {
                 match change {
+                    ContainerChange::Keep { desired } | ContainerChange::Replace { desired, .. }
+                        if jobs == Jobs::Keep && desired.ready == Ready::Completed =>
+                    {
+                        progress.line(&desired.name).finish("kept (a rollback does not run migrations)");
+                    }
                     ContainerChange::Keep { desired } => {
                         let line = progress.line(&desired.name);
                         line.set("unchanged; checking");
@@ -293,7 +325,12 @@ fn create_and_start(engine: &Engine, container: &DesiredContainer) -> Result<()>
 /// Start the new container beside the old one, wait until it is ready, let the edge resolve again, then stop
 /// the old one (it drains its requests) and let the edge forget it. If the new one fails, it is removed and
 /// the old one, which never stopped, gets its name back.
-fn replace_start_first(engine: &Engine, container: &DesiredContainer, line: &ProgressLine, edge: &[String]) -> Result<()> {
+fn replace_start_first(
+    engine: &Engine,
+    container: &DesiredContainer,
+    line: &ProgressLine,
+    edge: &[String],
+) -> Result<()> {
     let old = format!("{}{REPLACED_SUFFIX}", container.name);
     if engine.container_detail(&old)?.is_some() {
         engine.remove_container(&old)?;
@@ -343,7 +380,11 @@ fn wait_all(engine: &Engine, containers: &[(DesiredContainer, ProgressLine)]) ->
                 Readiness::Waiting(message) => {
                     if started.elapsed().as_secs() > container.ready_timeout_seconds {
                         line.finish("timed out");
-                        return Err(failure(engine, container, &format!("not ready after {}s", container.ready_timeout_seconds)));
+                        return Err(failure(
+                            engine,
+                            container,
+                            &format!("not ready after {}s", container.ready_timeout_seconds),
+                        ));
                     }
                     line.set(&message);
                     still.push(entry);
@@ -370,7 +411,11 @@ fn wait_ready(engine: &Engine, container: &DesiredContainer, line: &ProgressLine
             Readiness::Failed(message) => return Err(failure(engine, container, &message)),
             Readiness::Waiting(message) => {
                 if started.elapsed().as_secs() > container.ready_timeout_seconds {
-                    return Err(failure(engine, container, &format!("not ready after {}s", container.ready_timeout_seconds)));
+                    return Err(failure(
+                        engine,
+                        container,
+                        &format!("not ready after {}s", container.ready_timeout_seconds),
+                    ));
                 }
                 line.set(&message);
                 std::thread::sleep(POLL);
@@ -412,12 +457,12 @@ fn readiness(engine: &Engine, container: &DesiredContainer) -> Result<Readiness>
 /// The report of a service that did not become ready: its state, last health checks and log tail.
 fn failure(engine: &Engine, container: &DesiredContainer, what: &str) -> anyhow::Error {
     let mut report = format!("service `{}` (container {}) {what}", container.service, container.name);
-    if let Ok(Some(detail)) = engine.container_detail(&container.name) {
-        if !detail.health_log.is_empty() {
-            report.push_str("\n  last health checks:");
-            for probe in detail.health_log.iter().rev().take(3).rev() {
-                let _ = write!(report, "\n    {probe}");
-            }
+    if let Ok(Some(detail)) = engine.container_detail(&container.name)
+        && !detail.health_log.is_empty()
+    {
+        report.push_str("\n  last health checks:");
+        for probe in detail.health_log.iter().rev().take(3).rev() {
+            let _ = write!(report, "\n    {probe}");
         }
     }
     match engine.log_tail(&container.name, LOG_TAIL) {

@@ -8,6 +8,7 @@ mod init;
 mod render;
 mod sizing;
 mod status;
+mod upgrade;
 
 use anyhow::Result;
 
@@ -24,6 +25,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
         Command::Status(args) => status::run(&args, printer),
         Command::Diff(args) => deploy::diff(&args, printer),
         Command::Deploy(args) => deploy::run(&args, printer),
+        Command::Upgrade(args) => upgrade::run(&args, printer),
         Command::Destroy(args) => destroy::run(&args, printer),
         Command::Images(ImagesCommand::Build(args)) => images::build(&args, printer),
         Command::Images(ImagesCommand::Save(args)) => images::save(&args, printer),

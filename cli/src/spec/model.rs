@@ -109,6 +109,13 @@ impl ImageRef {
         ImageRef { repository: repository.to_owned(), tag: tag.to_owned() }
     }
 
+    /// Parses `repository:tag` (the tag after the last `:` that follows the last `/`).
+    pub fn parse(reference: &str) -> Option<ImageRef> {
+        let slash = reference.rfind('/').map_or(0, |at| at + 1);
+        let colon = slash + reference[slash..].rfind(':')?;
+        Some(ImageRef::new(&reference[..colon], &reference[colon + 1..]))
+    }
+
     pub fn reference(&self) -> String {
         format!("{}:{}", self.repository, self.tag)
     }
@@ -154,6 +161,27 @@ impl Images {
             node_exporter: ImageRef::new("docker.io/prom/node-exporter", "v1.8.2"),
             cadvisor: ImageRef::new("gcr.io/cadvisor/cadvisor", "v0.49.2"),
         }
+    }
+
+    /// The image of `key` (as in `named`), to override it.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut ImageRef> {
+        Some(match key {
+            "comet" => &mut self.comet,
+            "nginx" => &mut self.nginx,
+            "pd" => &mut self.pd,
+            "tikv" => &mut self.tikv,
+            "tidb" => &mut self.tidb,
+            "kafka" => &mut self.kafka,
+            "redis" => &mut self.redis,
+            "mongodb" => &mut self.mongodb,
+            "prometheus" => &mut self.prometheus,
+            "grafana" => &mut self.grafana,
+            "loki" => &mut self.loki,
+            "promtail" => &mut self.promtail,
+            "node_exporter" => &mut self.node_exporter,
+            "cadvisor" => &mut self.cadvisor,
+            _ => return None,
+        })
     }
 
     /// Every image with its key, in file order.
