@@ -87,9 +87,11 @@ else
   wait_until "MariaDB" "$state_dir/mariadb.log" mariadb-admin ping
 fi
 
+# WITH GRANT OPTION: the server tests create administrator-like accounts of their own (the migrate role's
+# database bootstrap) and those must be able to grant. Granting again changes nothing.
 mariadb -e "CREATE DATABASE IF NOT EXISTS app;
             CREATE USER IF NOT EXISTS 'app'@'127.0.0.1' IDENTIFIED BY 'app';
-            GRANT ALL ON *.* TO 'app'@'127.0.0.1';" ||
+            GRANT ALL ON *.* TO 'app'@'127.0.0.1' WITH GRANT OPTION;" ||
   fail "could not create the MariaDB user app@127.0.0.1"
 wait_until "MariaDB login as app@127.0.0.1" "$state_dir/mariadb.log" mariadb_app_login
 

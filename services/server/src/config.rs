@@ -13,6 +13,8 @@ pub const ADMIN_LISTEN: &str = "COMET_ADMIN_LISTEN";
 pub const DATA_DIR: &str = "COMET_DATA_DIR";
 pub const DATABASE_URL: &str = "COMET_DATABASE_URL";
 pub const DATABASE_PASSWORD: &str = "COMET_DATABASE_PASSWORD";
+pub const DATABASE_ROOT_USER: &str = "COMET_DATABASE_ROOT_USER";
+pub const DATABASE_ROOT_PASSWORD: &str = "COMET_DATABASE_ROOT_PASSWORD";
 pub const KAFKA_BROKERS: &str = "COMET_KAFKA_BROKERS";
 pub const KAFKA_PARTITIONS: &str = "COMET_KAFKA_PARTITIONS";
 pub const KAFKA_REPLICATION_FACTOR: &str = "COMET_KAFKA_REPLICATION_FACTOR";
@@ -39,12 +41,14 @@ pub const GATEWAY_RESYNC_MAX_MESSAGES: &str = "COMET_GATEWAY_RESYNC_MAX_MESSAGES
 pub const GATEWAY_HOLD_LIVE_MS: &str = "COMET_GATEWAY_HOLD_LIVE_MS";
 
 /// Every name this program reads, for `--help` and the unknown-name check on config files.
-pub const ALL: [&str; 29] = [
+pub const ALL: [&str; 31] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
     DATABASE_URL,
     DATABASE_PASSWORD,
+    DATABASE_ROOT_USER,
+    DATABASE_ROOT_PASSWORD,
     KAFKA_BROKERS,
     KAFKA_PARTITIONS,
     KAFKA_REPLICATION_FACTOR,
@@ -166,6 +170,22 @@ impl Settings {
                 Ok(format!("sqlite://{}", dir.join("comet.db").display()))
             }
         }
+    }
+
+    /// What `migrate` makes as the database's root user before it applies the schema, when
+    /// `COMET_DATABASE_ROOT_PASSWORD` is set: the database and the account of `COMET_DATABASE_URL` (with
+    /// `COMET_DATABASE_PASSWORD`), as `COMET_DATABASE_ROOT_USER` (default `root`). `None` without a root password.
+    pub fn database_bootstrap(&self) -> Result<Option<comet_store::Bootstrap>> {
+        let Some(root_password) = self.get(DATABASE_ROOT_PASSWORD)? else { return Ok(None) };
+        if self.get(DATABASE_URL)?.is_none() {
+            bail!(
+                "{DATABASE_ROOT_PASSWORD} is set but {DATABASE_URL} is not: the root user serves a mysql:// database"
+            );
+        }
+        let root_user = self.get(DATABASE_ROOT_USER)?.unwrap_or_else(|| "root".to_owned());
+        let bootstrap = comet_store::Bootstrap::new(&self.database_url()?, &root_user, &root_password)
+            .with_context(|| format!("the database bootstrap ({DATABASE_ROOT_PASSWORD} is set)"))?;
+        Ok(Some(bootstrap))
     }
 }
 

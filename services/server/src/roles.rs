@@ -12,7 +12,7 @@ use comet_api::{ApiConfig, AppState};
 use comet_bus::relay::{Relay, RelaySettings};
 use comet_bus::{InProcessBus, KafkaConfig, KafkaPublisher, Publisher};
 use comet_gateway::{EventSource, Gateway, GatewayConfig};
-use comet_store::Store;
+use comet_store::{BootstrapError, Store};
 use tokio::sync::watch;
 
 use crate::Role;
@@ -110,6 +110,17 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         Role::Migrate => "migrate",
         Role::Health => "health",
     };
+    if matches!(role, Role::Migrate | Role::All)
+        && let Some(bootstrap) = settings.database_bootstrap()?
+    {
+        bootstrap.run().await.map_err(|error| match error {
+            BootstrapError::RootRefused { user, source } => anyhow::anyhow!(
+                "the database refused {user} with the configured {} (and an empty one): {source}",
+                config::DATABASE_ROOT_PASSWORD
+            ),
+            other => anyhow::Error::from(other).context("making the database and its account"),
+        })?;
+    }
     let database_url = settings.database_url()?;
     let store = Store::connect(&database_url).await.context("connecting to the database")?;
     if matches!(role, Role::Migrate | Role::All) {
@@ -225,6 +236,9 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
 pub fn check(role: Role, settings: &Settings) -> Result<()> {
     settings.socket(config::LISTEN, DEFAULT_LISTEN)?;
     settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
+    if matches!(role, Role::Migrate | Role::All) {
+        settings.database_bootstrap()?;
+    }
     if matches!(role, Role::Gateway | Role::All) {
         gateway_config(settings)?;
         settings.redis()?;

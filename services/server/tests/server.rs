@@ -8,6 +8,7 @@ use rdkafka::Message as _;
 use rdkafka::consumer::Consumer;
 use serde_json::{Value, json};
 
+mod bootstrap;
 mod gateway;
 mod support;
 

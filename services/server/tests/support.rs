@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -95,10 +95,15 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
+/// The MariaDB server and the account (`app`, every privilege with GRANT OPTION) that `bash .ci/services.sh`
+/// provides.
+pub fn mysql_server_url() -> String {
+    std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned())
+}
+
 /// A fresh MariaDB database for one test; MariaDB comes from `bash .ci/services.sh`.
 pub async fn fresh_mysql_database() -> String {
-    let server =
-        std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
+    let server = mysql_server_url();
     let admin = sqlx::mysql::MySqlPool::connect(&server)
         .await
         .unwrap_or_else(|error| panic!("MariaDB at {server} is unreachable ({error}); run `bash .ci/services.sh`"));
@@ -108,15 +113,19 @@ pub async fn fresh_mysql_database() -> String {
     format!("{base}/{name}")
 }
 
-/// Runs `comet-server migrate` on `database_url` and asserts it exits 0.
-pub fn migrate(database_url: &str) {
-    let status = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+/// Runs `comet-server migrate` with `env` only (and JSON logs) and returns its exit status and output.
+pub fn run_migrate(env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_comet-server"))
         .arg("migrate")
         .env_clear()
-        .env("COMET_DATABASE_URL", database_url)
         .env("COMET_LOG_FORMAT", "json")
-        .stderr(Stdio::null())
-        .status()
-        .expect("migrate runs");
-    assert!(status.success(), "migrate failed");
+        .envs(env.iter().copied())
+        .output()
+        .expect("migrate runs")
+}
+
+/// Runs `comet-server migrate` on `database_url` and asserts it exits 0.
+pub fn migrate(database_url: &str) {
+    let output = run_migrate(&[("COMET_DATABASE_URL", database_url)]);
+    assert!(output.status.success(), "migrate failed: {}", String::from_utf8_lossy(&output.stderr));
 }

@@ -9,9 +9,13 @@
 //! published if and only if its change committed. The relay reads the outbox with
 //! [`Store::unpublished_events`] and marks what it published with [`Store::mark_published`].
 //!
+//! Before the schema, the `migrate` role may make the database and its account as the server's root user:
+//! [`Bootstrap`].
+//!
 //! This crate reads no clock: every write takes `now` from the caller.
 
 mod blocks;
+mod bootstrap;
 mod conversations;
 mod error;
 mod groups;
@@ -30,6 +34,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, Executor, Transaction};
 
+pub use bootstrap::{Bootstrap, BootstrapError};
 pub use conversations::{ConversationCursor, ConversationSummary, ConversationWith, Receipt, ReceiptKind};
 pub use error::StoreError;
 pub use message_changes::{MessageChange, MessageFilter};
