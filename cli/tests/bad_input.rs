@@ -74,6 +74,8 @@ fn bad_specs() {
     bad_spec(|s| s.replace("name: comet", "name: \"Comet!\""), "DNS label");
     bad_spec(|s| format!("{s}\n\t- broken: [\n"), "cometctl.yaml:");
     bad_spec(|_| "just a string\n".to_owned(), "expected");
+    bad_spec(|s| s.replace("  https_port: 443", "  https_port: 80"), "must differ from edge.http_port");
+    bad_spec(|s| s.replace("  http_port: 80", "  http_port: 65536"), "use 1 to 65535");
 }
 
 #[test]

@@ -116,6 +116,11 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn rendered(init_args: &[&str]) -> Deployment {
+        Deployment::rendered_with(init_args, |spec| spec.to_owned())
+    }
+
+    /// Like `rendered`, with the spec `init` wrote replaced by `edit(spec)` before the render.
+    pub fn rendered_with(init_args: &[&str], edit: impl FnOnce(&str) -> String) -> Deployment {
         let root = tempfile::tempdir().expect("temporary folder");
         let dir = root.path().join("deploy");
         let dir_text = dir.to_string_lossy().into_owned();
@@ -124,6 +129,9 @@ impl Deployment {
         args.extend_from_slice(init_args);
         let init = run_tool(&cometctl, &args, root.path());
         assert!(init.success, "init failed: {}", init.output);
+        let spec_path = dir.join("cometctl.yaml");
+        let spec = std::fs::read_to_string(&spec_path).expect("read the spec");
+        std::fs::write(&spec_path, edit(&spec)).expect("write the spec");
         let render = run_tool(&cometctl, &["render", "--target", "all", "--dir", &dir_text], root.path());
         assert!(render.success, "render failed: {}", render.output);
         Deployment { _root: root, dir }

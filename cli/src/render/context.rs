@@ -198,6 +198,13 @@ impl<'a> Context<'a> {
                 .collect::<Vec<_>>()
                 .join(","),
         };
+        // Browsers send the port in Origin when it is not the default; Kubernetes serves 443 from its Ingress.
+        let https_port = spec.edge.https_port.get();
+        let origin = if target == Target::K8s || https_port == 443 {
+            format!("https://{}", spec.domain)
+        } else {
+            format!("https://{}:{https_port}", spec.domain)
+        };
         let env = [
             ("COMET_LISTEN", format!("0.0.0.0:{APP_PORT}")),
             ("COMET_ADMIN_LISTEN", format!("0.0.0.0:{ADMIN_PORT}")),
@@ -220,7 +227,7 @@ impl<'a> Context<'a> {
             ),
             ("COMET_LOG_FORMAT", "json".to_owned()),
             // Browsers connect to the gateway from the chat's own site; more origins are an operator's choice.
-            ("COMET_GATEWAY_ALLOWED_ORIGINS", format!("https://{}", spec.domain)),
+            ("COMET_GATEWAY_ALLOWED_ORIGINS", origin),
         ]
         .into_iter()
         .collect();

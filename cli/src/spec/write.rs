@@ -23,7 +23,9 @@ fn section_comment(key: &str) -> Option<&'static str> {
         "images" => "# Every image, pinned. Point repository at a private registry or mirror to override.",
         "observability" => "# Prometheus, Grafana and Loki (with Promtail, node-exporter and cAdvisor).",
         "backup" => "# Scheduled backups of every store (`cometctl backup`).",
-        "edge" => "# Limits applied per client IP at the edge.",
+        "edge" => {
+            "# Limits applied per client IP at the edge, and the host ports NGINX publishes on Compose and Swarm\n# (Kubernetes: the Ingress controller's ports)."
+        }
         "kubernetes" => "# Kubernetes only: IngressClass and StorageClass (empty = cluster default).",
         "plan" => {
             "# The sizing plan from `cometctl sizing`. Edit replicas, resources or storage to override it;\n# `cometctl sizing --mau N` recomputes the recommendation without touching this file."
