@@ -160,3 +160,27 @@ impl Deployment {
         found
     }
 }
+
+// Editing a spec the way an operator would, in the block layout `init` writes.
+
+/// The 1-based line of `plan.services.<service>.replicas` in `spec`.
+pub fn replicas_line(spec: &str, service: &str) -> usize {
+    let key = format!("\n    {service}:\n      replicas: ");
+    let at = spec.find(&key).unwrap_or_else(|| panic!("no plan.services.{service}.replicas in the spec"));
+    spec[..at].lines().count() + 2
+}
+
+/// `spec` with `plan.services.<service>.replicas` set to `replicas`.
+pub fn with_replicas(spec: &str, service: &str, replicas: u32) -> String {
+    let line = replicas_line(spec, service);
+    let mut lines: Vec<String> = spec.lines().map(str::to_owned).collect();
+    lines[line - 1] = format!("      replicas: {replicas}");
+    lines.join("\n") + "\n"
+}
+
+/// `spec` with Prometheus, Grafana and Loki turned off.
+pub fn without_observability(spec: &str) -> String {
+    let on = "observability:\n  prometheus: true\n  grafana: true\n  loki: true\n";
+    assert!(spec.contains(on), "the spec does not turn every observability part on");
+    spec.replace(on, "observability:\n  prometheus: false\n  grafana: false\n  loki: false\n")
+}
