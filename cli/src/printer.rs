@@ -237,6 +237,19 @@ impl Printer {
             right_align(&mut table, column);
         }
         out.push_str(&format!("{table}\n"));
+        if !plan.not_deployed.is_empty() {
+            out.push_str(
+                "\nNot deployed (replicas 0; to turn one on, set plan.services.<service>.replicas in cometctl.yaml)\n",
+            );
+            for held in &plan.not_deployed {
+                out.push_str(&format!(
+                    "  {} ({} when on): {}\n",
+                    held.service.dns_name(),
+                    held.replicas_when_deployed,
+                    held.reason
+                ));
+            }
+        }
 
         out.push_str("\nStorage\n");
         let mut table =
@@ -261,7 +274,19 @@ impl Printer {
         let mut table = new_table(&["store", "topology"]);
         table.add_row(vec![
             "TiDB".to_owned(),
-            format!("{} PD, {} TiKV, {} TiDB", count(ServiceKey::Pd), count(ServiceKey::Tikv), count(ServiceKey::Tidb)),
+            if plan.allocation.standalone_tidb() {
+                format!(
+                    "standalone: {} TiDB on its embedded store, no PD or TiKV (no high availability)",
+                    count(ServiceKey::Tidb)
+                )
+            } else {
+                format!(
+                    "{} PD, {} TiKV, {} TiDB",
+                    count(ServiceKey::Pd),
+                    count(ServiceKey::Tikv),
+                    count(ServiceKey::Tidb)
+                )
+            },
         ]);
         table.add_row(vec![
             "Kafka".to_owned(),
@@ -287,7 +312,11 @@ impl Printer {
         ]);
         table.add_row(vec![
             "MongoDB".to_owned(),
-            format!("replica set {}, {} member(s)", stores.mongodb.replica_set, count(ServiceKey::Mongodb)),
+            if plan.allocation.deploys(ServiceKey::Mongodb) {
+                format!("replica set {}, {} member(s)", stores.mongodb.replica_set, count(ServiceKey::Mongodb))
+            } else {
+                "not deployed".to_owned()
+            },
         ]);
         out.push_str(&format!("{table}\n"));
 

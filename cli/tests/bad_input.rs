@@ -1,6 +1,6 @@
 //! Bad input: every row must exit non-zero, name the problem, and leave nothing behind.
 
-use crate::support::{cometctl, init, tree, workspace};
+use crate::support::{cometctl, init, replicas_line, tree, with_replicas, workspace};
 
 #[track_caller]
 fn refused(args: &[&str], code: i32, fragment: &str) {
@@ -32,10 +32,10 @@ fn bad_arguments() {
     refused(&["launch"], 2, "unrecognized subcommand");
 }
 
-/// Edits the spec of a fresh deployment and expects `render` to refuse with `fragment` at `line:` and to
-/// leave the folder as it was.
+/// Edits the spec of a fresh deployment (10k, Swarm) and expects `render` to refuse with `fragment` at a
+/// `cometctl.yaml:line:col` and to leave the folder as it was; returns the error output and the edited spec.
 #[track_caller]
-fn bad_spec(edit: impl Fn(&str) -> String, fragment: &str) {
+fn bad_spec(edit: impl Fn(&str) -> String, fragment: &str) -> (String, String) {
     let root = workspace();
     let dir = init(root.path(), &["--mau", "10k"]);
     let spec_path = dir.join("cometctl.yaml");
@@ -49,6 +49,7 @@ fn bad_spec(edit: impl Fn(&str) -> String, fragment: &str) {
     assert!(has_location(&run.stderr), "no cometctl.yaml:line:col in:\n{}", run.stderr);
     assert!(run.stderr.contains(fragment), "{fragment:?} missing from:\n{}", run.stderr);
     assert_eq!(tree(&dir), before, "a refused render changed the folder");
+    (run.stderr, edited)
 }
 
 /// Whether `text` holds `cometctl.yaml:<line>:<col>:`.
@@ -74,6 +75,26 @@ fn bad_specs() {
     bad_spec(|s| s.replace("name: comet", "name: \"Comet!\""), "DNS label");
     bad_spec(|s| format!("{s}\n\t- broken: [\n"), "cometctl.yaml:");
     bad_spec(|_| "just a string\n".to_owned(), "expected");
+    bad_spec(|s| s.replace("  https_port: 443", "  https_port: 80"), "must differ from edge.http_port");
+    bad_spec(|s| s.replace("  http_port: 80", "  http_port: 65536"), "use 1 to 65535");
+}
+
+/// Plans that cannot run are refused at the `replicas` line to change, naming its path and the fix.
+#[test]
+fn plans_without_a_needed_service_are_refused() {
+    for (edits, path, fix) in [
+        (&[("pd", 0), ("tikv", 3)][..], "pd", "set tikv to 0 too for a standalone TiDB"),
+        (&[("moderation", 2), ("mongodb", 0)][..], "mongodb", "give mongodb members"),
+        (&[("api", 0)][..], "api", "must be at least 1"),
+        (&[("pd", 0), ("tikv", 0), ("tidb", 2)][..], "tidb", "must be 1 while pd and tikv are 0"),
+    ] {
+        let edit =
+            |spec: &str| edits.iter().fold(spec.to_owned(), |spec, &(service, n)| with_replicas(&spec, service, n));
+        let (stderr, spec) = bad_spec(edit, &format!("`plan.services.{path}.replicas` "));
+        assert!(stderr.contains(fix), "{edits:?}: {fix:?} missing from:\n{stderr}");
+        let line = replicas_line(&spec, path);
+        assert!(stderr.contains(&format!("cometctl.yaml:{line}:7:")), "{edits:?}: not at line {line}:\n{stderr}");
+    }
 }
 
 #[test]

@@ -1,4 +1,6 @@
-use crate::support::{cometctl, init, tree, workspace};
+use serde_json::{Value, json};
+
+use crate::support::{Deployment, cometctl, init, tree, workspace};
 
 #[test]
 fn render_is_deterministic_and_never_touches_secrets() {
@@ -84,4 +86,39 @@ fn template_overrides_replace_only_what_they_name() {
     let nginx = std::fs::read_to_string(dir.join("rendered/nginx/nginx.conf")).expect("nginx.conf");
     assert_eq!(nginx, "# custom edge for chat.example.com\n");
     assert!(dir.join("rendered/stack.yaml").is_file(), "embedded templates still render");
+}
+
+#[test]
+fn published_ports_follow_the_spec_on_compose_and_swarm_only() {
+    let deployment = Deployment::rendered_with(&["--mau", "10k"], |spec| {
+        let defaults = "  http_port: 80\n  https_port: 443\n";
+        assert!(spec.contains(defaults), "init writes both ports:\n{spec}");
+        spec.replace(defaults, "  http_port: 8080\n  https_port: 8443\n")
+    });
+    let read = |path: &str| std::fs::read_to_string(deployment.rendered_dir().join(path)).expect(path);
+    let yaml = |path: &str| -> Value { serde_saphyr::from_str(&read(path)).expect(path) };
+
+    // The host side moves; NGINX keeps listening on 80 and 443 inside its container.
+    let compose = yaml("compose.yaml");
+    assert_eq!(compose["services"]["nginx"]["ports"], json!(["8080:80", "8443:443"]));
+    let stack = yaml("stack.yaml");
+    let published: Vec<(Value, Value)> = stack["services"]["nginx"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|port| (port["target"].clone(), port["published"].clone()))
+        .collect();
+    assert_eq!(published, [(json!(80), json!(8080)), (json!(443), json!(8443))]);
+    let nginx = read("nginx/nginx.conf");
+    assert!(nginx.contains("listen 80 default_server;") && nginx.contains("listen 443 ssl"), "{nginx}");
+    assert!(nginx.contains("return 301 https://chat.example.com:8443$request_uri;"), "{nginx}");
+
+    // Browsers put a non-default port into Origin; behind the Kubernetes Ingress the site stays on 443.
+    for (file, stack) in [("compose.yaml", &compose), ("stack.yaml", &stack)] {
+        let origins = &stack["services"]["gateway"]["environment"]["COMET_GATEWAY_ALLOWED_ORIGINS"];
+        assert_eq!(origins, "https://chat.example.com:8443", "{file}");
+    }
+    let k8s_env = read("k8s/10-config.yaml");
+    assert!(k8s_env.contains("COMET_GATEWAY_ALLOWED_ORIGINS: 'https://chat.example.com'\n"), "{k8s_env}");
+    assert!(!k8s_env.contains("8443") && !read("k8s/50-ingress.yaml").contains("8443"), "k8s ignores the ports");
 }

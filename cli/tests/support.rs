@@ -116,6 +116,11 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn rendered(init_args: &[&str]) -> Deployment {
+        Deployment::rendered_with(init_args, |spec| spec.to_owned())
+    }
+
+    /// Like `rendered`, with the spec `init` wrote replaced by `edit(spec)` before the render.
+    pub fn rendered_with(init_args: &[&str], edit: impl FnOnce(&str) -> String) -> Deployment {
         let root = tempfile::tempdir().expect("temporary folder");
         let dir = root.path().join("deploy");
         let dir_text = dir.to_string_lossy().into_owned();
@@ -124,6 +129,9 @@ impl Deployment {
         args.extend_from_slice(init_args);
         let init = run_tool(&cometctl, &args, root.path());
         assert!(init.success, "init failed: {}", init.output);
+        let spec_path = dir.join("cometctl.yaml");
+        let spec = std::fs::read_to_string(&spec_path).expect("read the spec");
+        std::fs::write(&spec_path, edit(&spec)).expect("write the spec");
         let render = run_tool(&cometctl, &["render", "--target", "all", "--dir", &dir_text], root.path());
         assert!(render.success, "render failed: {}", render.output);
         Deployment { _root: root, dir }
@@ -151,4 +159,28 @@ impl Deployment {
         found.sort();
         found
     }
+}
+
+// Editing a spec the way an operator would, in the block layout `init` writes.
+
+/// The 1-based line of `plan.services.<service>.replicas` in `spec`.
+pub fn replicas_line(spec: &str, service: &str) -> usize {
+    let key = format!("\n    {service}:\n      replicas: ");
+    let at = spec.find(&key).unwrap_or_else(|| panic!("no plan.services.{service}.replicas in the spec"));
+    spec[..at].lines().count() + 2
+}
+
+/// `spec` with `plan.services.<service>.replicas` set to `replicas`.
+pub fn with_replicas(spec: &str, service: &str, replicas: u32) -> String {
+    let line = replicas_line(spec, service);
+    let mut lines: Vec<String> = spec.lines().map(str::to_owned).collect();
+    lines[line - 1] = format!("      replicas: {replicas}");
+    lines.join("\n") + "\n"
+}
+
+/// `spec` with Prometheus, Grafana and Loki turned off.
+pub fn without_observability(spec: &str) -> String {
+    let on = "observability:\n  prometheus: true\n  grafana: true\n  loki: true\n";
+    assert!(spec.contains(on), "the spec does not turn every observability part on");
+    spec.replace(on, "observability:\n  prometheus: false\n  grafana: false\n  loki: false\n")
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::{Deployment, run_tool as run, tool};
+use crate::support::{Deployment, run_tool as run, tool, with_replicas, without_observability};
 
 const KUBERNETES_VERSION: &str = "1.32.0";
 
@@ -13,7 +13,21 @@ fn deployments() -> Vec<(&'static str, Deployment)> {
         ("10k compose", Deployment::rendered(&["--mau", "10k", "--target", "compose"])),
         ("100k swarm", Deployment::rendered(&["--mau", "100k", "--target", "swarm"])),
         ("250k high k8s", Deployment::rendered(&["--mau", "250k", "--concurrency", "high", "--target", "k8s"])),
+        ("10k standalone TiDB", Deployment::rendered_with(&["--mau", "10k", "--target", "compose"], standalone_tidb)),
+        // What the default plans leave out until comet-server implements it: moderation with its MongoDB.
+        ("250k k8s with moderation", Deployment::rendered_with(&["--mau", "250k", "--target", "k8s"], with_moderation)),
     ]
+}
+
+fn with_moderation(spec: &str) -> String {
+    with_replicas(&with_replicas(spec, "moderation", 2), "mongodb", 3)
+}
+
+/// A small development spec: TiDB on its embedded store, no PD, TiKV or MongoDB.
+fn standalone_tidb(spec: &str) -> String {
+    let spec = with_replicas(spec, "pd", 0);
+    let spec = with_replicas(&spec, "tikv", 0);
+    with_replicas(&spec, "mongodb", 0)
 }
 
 #[track_caller]
@@ -21,40 +35,67 @@ fn assert_valid(what: &str, tier: &str, outcome: crate::support::Outcome) {
     assert!(outcome.success, "{what} rejected the {tier} render:\n{}", outcome.output);
 }
 
+#[track_caller]
+fn check_with_docker_compose(tier: &str, deployment: &Deployment) {
+    let docker_compose = tool("docker-compose", &["/usr/bin/docker-compose"]);
+    let rendered = deployment.rendered_dir();
+    for file in ["compose.yaml", "stack.yaml"] {
+        let outcome = run(&docker_compose, &["-f", file, "config", "-q"], &rendered);
+        assert_valid(&format!("docker-compose config ({file})"), tier, outcome);
+    }
+}
+
+#[track_caller]
+fn check_with_docker_stack_loader(tier: &str, deployment: &Deployment) {
+    let docker = tool("docker", &["/usr/local/bin/docker", "/usr/bin/docker"]);
+    let outcome = run(&docker, &["stack", "config", "-c", "stack.yaml"], &deployment.rendered_dir());
+    assert_valid("docker stack config", tier, outcome);
+}
+
+#[track_caller]
+fn check_with_nginx(tier: &str, deployment: &Deployment) {
+    let nginx = tool("nginx", &["/usr/sbin/nginx"]);
+    // The container mounts the certificate at /etc/nginx/tls; here it is the one `init` generated.
+    let conf = std::fs::read_to_string(deployment.rendered_dir().join("nginx/nginx.conf")).expect("nginx.conf");
+    let tls_dir = deployment.dir.join("tls");
+    let local = conf.replace("/etc/nginx/tls/", &format!("{}/", tls_dir.display()));
+    assert_ne!(local, conf, "nginx.conf does not read its certificate from /etc/nginx/tls/");
+    let test_conf = deployment.dir.join("nginx-test.conf");
+    std::fs::write(&test_conf, local).expect("write");
+    let outcome = run(&nginx, &["-t", "-q", "-c", &test_conf.to_string_lossy()], &deployment.dir);
+    assert_valid("nginx -t", tier, outcome);
+}
+
+#[track_caller]
+fn check_with_kubernetes_validate(tier: &str, deployment: &Deployment) {
+    let validator = tool("kubernetes-validate", &["/opt/comet-tools/venv/bin/kubernetes-validate"]);
+    let manifests = deployment.files("k8s", ".yaml");
+    assert!(manifests.len() >= 5, "{tier}: too few manifests: {manifests:?}");
+    let mut args = vec!["-k".to_owned(), KUBERNETES_VERSION.to_owned(), "--strict".to_owned()];
+    args.extend(manifests.iter().map(|path| path.to_string_lossy().into_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = run(&validator, &args, &deployment.dir);
+    assert_valid("kubernetes-validate", tier, outcome);
+}
+
 #[test]
 fn docker_compose_accepts_compose_and_stack_files() {
-    let docker_compose = tool("docker-compose", &["/usr/bin/docker-compose"]);
     for (tier, deployment) in deployments() {
-        let rendered = deployment.rendered_dir();
-        for file in ["compose.yaml", "stack.yaml"] {
-            let outcome = run(&docker_compose, &["-f", file, "config", "-q"], &rendered);
-            assert_valid(&format!("docker-compose config ({file})"), tier, outcome);
-        }
+        check_with_docker_compose(tier, &deployment);
     }
 }
 
 #[test]
 fn docker_stack_loader_accepts_the_stack_file() {
-    let docker = tool("docker", &["/usr/local/bin/docker", "/usr/bin/docker"]);
     for (tier, deployment) in deployments() {
-        let outcome = run(&docker, &["stack", "config", "-c", "stack.yaml"], &deployment.rendered_dir());
-        assert_valid("docker stack config", tier, outcome);
+        check_with_docker_stack_loader(tier, &deployment);
     }
 }
 
 #[test]
 fn nginx_accepts_the_edge_config_with_the_dev_certificate() {
-    let nginx = tool("nginx", &["/usr/sbin/nginx"]);
     for (tier, deployment) in deployments() {
-        // The container mounts the certificate at /etc/nginx/tls; here it is the one `init` generated.
-        let conf = std::fs::read_to_string(deployment.rendered_dir().join("nginx/nginx.conf")).expect("nginx.conf");
-        let tls_dir = deployment.dir.join("tls");
-        let local = conf.replace("/etc/nginx/tls/", &format!("{}/", tls_dir.display()));
-        assert_ne!(local, conf, "nginx.conf does not read its certificate from /etc/nginx/tls/");
-        let test_conf = deployment.dir.join("nginx-test.conf");
-        std::fs::write(&test_conf, local).expect("write");
-        let outcome = run(&nginx, &["-t", "-q", "-c", &test_conf.to_string_lossy()], &deployment.dir);
-        assert_valid("nginx -t", tier, outcome);
+        check_with_nginx(tier, &deployment);
     }
 }
 
@@ -90,16 +131,80 @@ fn promtool_accepts_scrape_config_and_alert_rules() {
 
 #[test]
 fn kubernetes_validate_accepts_every_manifest() {
-    let validator = tool("kubernetes-validate", &["/opt/comet-tools/venv/bin/kubernetes-validate"]);
     for (tier, deployment) in deployments() {
-        let manifests = deployment.files("k8s", ".yaml");
-        assert!(manifests.len() >= 5, "{tier}: too few manifests: {manifests:?}");
-        let mut args = vec!["-k".to_owned(), KUBERNETES_VERSION.to_owned(), "--strict".to_owned()];
-        args.extend(manifests.iter().map(|path| path.to_string_lossy().into_owned()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let outcome = run(&validator, &args, &deployment.dir);
-        assert_valid("kubernetes-validate", tier, outcome);
+        check_with_kubernetes_validate(tier, &deployment);
     }
+}
+
+/// Every document of a rendered Compose or Swarm file, as JSON.
+fn stack_file(deployment: &Deployment, file: &str) -> (String, serde_json::Value) {
+    let text = std::fs::read_to_string(deployment.rendered_dir().join(file)).expect(file);
+    let value = serde_saphyr::from_str(&text).unwrap_or_else(|error| panic!("{file} is not YAML: {error}"));
+    (text, value)
+}
+
+#[test]
+fn standalone_tidb_without_pd_tikv_or_mongodb_renders_every_target() {
+    let tier = "10k standalone TiDB without observability";
+    let deployment = Deployment::rendered_with(&["--mau", "10k", "--target", "compose"], |spec| {
+        without_observability(&standalone_tidb(spec))
+    });
+    check_with_docker_compose(tier, &deployment);
+    check_with_docker_stack_loader(tier, &deployment);
+    check_with_nginx(tier, &deployment);
+    check_with_kubernetes_validate(tier, &deployment);
+
+    // Left out: PD, TiKV, MongoDB with its init job and its secret, the roles comet-server does not implement, and
+    // the observability stack; standalone TiDB keeps its data in its own volume and waits for nothing.
+    let left_out =
+        ["pd", "tikv", "mongodb", "moderation", "notifications", "webhooks", "prometheus", "grafana", "loki"];
+    for file in ["compose.yaml", "stack.yaml"] {
+        let (text, stack) = stack_file(&deployment, file);
+        let services = stack["services"].as_object().unwrap_or_else(|| panic!("{file} has no services"));
+        let volumes = stack["volumes"].as_object().unwrap_or_else(|| panic!("{file} has no volumes"));
+        for name in services.keys().chain(volumes.keys()) {
+            assert!(!left_out.iter().any(|gone| name.starts_with(gone)), "{file} still has {name}");
+        }
+        assert!(!text.to_lowercase().contains("mongodb"), "{file} still mentions MongoDB:\n{text}");
+        let tidb = &services["tidb"];
+        assert_eq!(
+            tidb["command"],
+            serde_json::json!(["--store=unistore", "--path=/data", "--status=10080"]),
+            "{file}"
+        );
+        assert_eq!(tidb["volumes"], serde_json::json!(["tidb-data:/data"]), "{file}");
+        assert!(tidb.get("depends_on").is_none(), "{file}: standalone TiDB waits for nothing: {tidb}");
+        assert!(volumes.contains_key("tidb-data"), "{file}: no tidb-data volume");
+    }
+    let (_, stack) = stack_file(&deployment, "stack.yaml");
+    assert_eq!(
+        stack["services"]["tidb"]["deploy"]["placement"]["constraints"],
+        serde_json::json!(["node.labels.comet.tidb == true"]),
+        "Swarm pins standalone TiDB to the node with its volume"
+    );
+    let rendered: Vec<String> =
+        crate::support::tree(&deployment.rendered_dir()).into_iter().map(|(path, _)| path).collect();
+    assert!(
+        rendered
+            .iter()
+            .all(|path| !["prometheus/", "grafana/", "loki/", "promtail/"].iter().any(|dir| path.starts_with(dir))),
+        "observability files rendered while it is off: {rendered:?}"
+    );
+
+    let objects = kubernetes_objects(&deployment);
+    for object in &objects {
+        let component = object["metadata"]["labels"]["app.kubernetes.io/component"].as_str().unwrap_or_default();
+        assert!(!left_out.contains(&component), "k8s still has {} {}", object["kind"], object["metadata"]["name"]);
+    }
+    let tidb = objects
+        .iter()
+        .find(|object| object["kind"] == "StatefulSet" && object["metadata"]["name"] == "tidb")
+        .expect("standalone TiDB is a StatefulSet on Kubernetes");
+    let args = &tidb["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(args.as_array().into_iter().flatten().any(|arg| arg == "--store=unistore"), "{args}");
+    assert_eq!(tidb["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "data", "{tidb}");
+    let env = objects.iter().find(|object| object["metadata"]["name"] == "comet-server-env").expect("env ConfigMap");
+    assert!(env["data"].as_object().expect("data").keys().all(|key| !key.starts_with("COMET_MONGODB")), "{env}");
 }
 
 #[test]

@@ -41,8 +41,8 @@ pub fn run(args: &InitArgs, printer: &Printer) -> Result<()> {
 
     let mut changes = Vec::new();
     folder.private_dir(SECRETS_DIR)?;
-    for (secret, _) in SECRETS {
-        let path = format!("{SECRETS_DIR}/{secret}");
+    for secret in SECRETS {
+        let path = format!("{SECRETS_DIR}/{}", secret.name);
         let change = folder.create_once(&path, 0o600, crate::secrets::generate)?;
         changes.push(FileChange { path, change });
     }

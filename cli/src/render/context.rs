@@ -13,17 +13,32 @@ use crate::spec::{Spec, TlsMode};
 pub const APP_PORT: u16 = 8080;
 pub const ADMIN_PORT: u16 = 9100;
 
-/// Secrets as `(file name under secrets/, environment variable comet-server reads `<env>_FILE` from)`.
-pub const SECRETS: [(&str, &str); 9] = [
-    ("db_password", "COMET_DATABASE_PASSWORD"),
-    ("db_root_password", "COMET_DATABASE_ROOT_PASSWORD"),
-    ("redis_password", "COMET_REDIS_PASSWORD"),
-    ("mongodb_password", "COMET_MONGODB_PASSWORD"),
-    ("api_key", "COMET_API_KEY"),
-    ("auth_key", "COMET_AUTH_KEY"),
-    ("token_signing_key", "COMET_TOKEN_SIGNING_KEY"),
-    ("webhook_signing_secret", "COMET_WEBHOOK_SIGNING_SECRET"),
-    ("grafana_admin_password", "GF_SECURITY_ADMIN_PASSWORD"),
+/// A secret `init` creates under secrets/.
+#[derive(Debug)]
+pub struct Secret {
+    /// File name under secrets/.
+    pub name: &'static str,
+    /// The environment variable comet-server reads `<env>_FILE` from.
+    pub env: &'static str,
+    /// The service that uses it, when only one does: manifests leave the secret out when that service is not
+    /// deployed (`init` still creates the file, so turning the service on needs no new secret).
+    pub only_for: Option<ServiceKey>,
+}
+
+const fn secret(name: &'static str, env: &'static str) -> Secret {
+    Secret { name, env, only_for: None }
+}
+
+pub const SECRETS: [Secret; 9] = [
+    secret("db_password", "COMET_DATABASE_PASSWORD"),
+    secret("db_root_password", "COMET_DATABASE_ROOT_PASSWORD"),
+    secret("redis_password", "COMET_REDIS_PASSWORD"),
+    Secret { only_for: Some(ServiceKey::Mongodb), ..secret("mongodb_password", "COMET_MONGODB_PASSWORD") },
+    secret("api_key", "COMET_API_KEY"),
+    secret("auth_key", "COMET_AUTH_KEY"),
+    secret("token_signing_key", "COMET_TOKEN_SIGNING_KEY"),
+    secret("webhook_signing_secret", "COMET_WEBHOOK_SIGNING_SECRET"),
+    secret("grafana_admin_password", "GF_SECURITY_ADMIN_PASSWORD"),
 ];
 
 #[derive(Debug, Serialize)]
@@ -87,6 +102,8 @@ struct TidbView {
     pd: u32,
     tikv: u32,
     tidb: u32,
+    /// No PD and no TiKV: one TiDB server on its embedded store (development, small single-host deployments).
+    standalone: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,8 +189,16 @@ impl<'a> Context<'a> {
     pub fn new(spec: &'a Spec, target: Target) -> Context<'a> {
         let plan = &spec.plan;
         let replicas = |key| plan.replicas(key);
-        let services =
+        let mut services: BTreeMap<&'static str, ServiceView> =
             plan.services.iter().map(|(&key, allocation)| (key.key(), service_view(key, allocation))).collect();
+        let standalone_tidb = plan.standalone_tidb();
+        if standalone_tidb {
+            // Standalone TiDB holds the data TiKV would: without a size of its own, it takes one TiKV store's.
+            let tikv_gib = plan.services.get(&ServiceKey::Tikv).map_or(0, |tikv| tikv.storage_gib);
+            if let Some(tidb) = services.get_mut(ServiceKey::Tidb.key()).filter(|tidb| tidb.storage_gib == 0) {
+                tidb.storage_gib = tikv_gib;
+            }
+        }
         let images = spec.images.named().into_iter().map(|(key, image)| (key, image.reference())).collect();
         let kafka = &plan.stores.kafka;
         let nodes: BTreeMap<&'static str, Vec<Node>> = [
@@ -198,6 +223,16 @@ impl<'a> Context<'a> {
                 .collect::<Vec<_>>()
                 .join(","),
         };
+        // Browsers send the port in Origin when it is not the default; Kubernetes serves 443 from its Ingress.
+        let https_port = spec.edge.https_port.get();
+        let origin = if target == Target::K8s || https_port == 443 {
+            format!("https://{}", spec.domain)
+        } else {
+            format!("https://{}:{https_port}", spec.domain)
+        };
+        let mongodb_url = plan.deploys(ServiceKey::Mongodb).then(|| {
+            format!("mongodb://{}/?replicaSet={}", joined("mongodb", 27017, ","), plan.stores.mongodb.replica_set)
+        });
         let env = [
             ("COMET_LISTEN", format!("0.0.0.0:{APP_PORT}")),
             ("COMET_ADMIN_LISTEN", format!("0.0.0.0:{ADMIN_PORT}")),
@@ -214,15 +249,12 @@ impl<'a> Context<'a> {
                 .to_owned(),
             ),
             ("COMET_REDIS_URL", redis_url),
-            (
-                "COMET_MONGODB_URL",
-                format!("mongodb://{}/?replicaSet={}", joined("mongodb", 27017, ","), plan.stores.mongodb.replica_set),
-            ),
             ("COMET_LOG_FORMAT", "json".to_owned()),
             // Browsers connect to the gateway from the chat's own site; more origins are an operator's choice.
-            ("COMET_GATEWAY_ALLOWED_ORIGINS", format!("https://{}", spec.domain)),
+            ("COMET_GATEWAY_ALLOWED_ORIGINS", origin),
         ]
         .into_iter()
+        .chain(mongodb_url.map(|url| ("COMET_MONGODB_URL", url)))
         .collect();
         Context {
             name: spec.name.as_str(),
@@ -231,12 +263,13 @@ impl<'a> Context<'a> {
             comet_version: &spec.images.comet.tag,
             images,
             services,
-            roles: ServiceKey::roles().map(ServiceKey::key).collect(),
+            roles: ServiceKey::roles().filter(|&role| plan.deploys(role)).map(ServiceKey::key).collect(),
             stores: Stores {
                 tidb: TidbView {
                     pd: replicas(ServiceKey::Pd),
                     tikv: replicas(ServiceKey::Tikv),
                     tidb: replicas(ServiceKey::Tidb),
+                    standalone: standalone_tidb,
                 },
                 kafka: KafkaView {
                     brokers: replicas(ServiceKey::Kafka),
@@ -258,7 +291,11 @@ impl<'a> Context<'a> {
             ports: Ports { http: 80, https: 443, app: APP_PORT, admin: ADMIN_PORT },
             tls: TlsView { mode: spec.tls.mode, cert_file: &spec.tls.cert_file, key_file: &spec.tls.key_file },
             observability: &spec.observability,
-            secrets: SECRETS.iter().map(|&(name, env)| SecretView { name, env }).collect(),
+            secrets: SECRETS
+                .iter()
+                .filter(|secret| secret.only_for.is_none_or(|service| plan.deploys(service)))
+                .map(|secret| SecretView { name: secret.name, env: secret.env })
+                .collect(),
             retention: &spec.retention,
             backup: &spec.backup,
             edge: &spec.edge,

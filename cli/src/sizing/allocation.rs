@@ -1,5 +1,8 @@
 //! The part of a plan an operator may edit: replicas, resources and storage per service, and the settings of
 //! the stores. `init` writes it into cometctl.yaml under `plan:`; `render` reads it back from there.
+//!
+//! `replicas: 0` means the service is not deployed: every render leaves it out. Only the services a
+//! deployment can do without may be 0 (see `Allocation::problems`).
 
 use std::collections::BTreeMap;
 
@@ -18,7 +21,7 @@ pub struct Allocation {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAllocation {
-    /// Replicas; members for clustered stores; per node for global services.
+    /// Replicas; members for clustered stores; per node for global services. 0: not deployed.
     pub replicas: u32,
     pub cpu_millis: CpuMillis,
     pub memory_mib: MemoryMib,
@@ -77,6 +80,17 @@ impl Allocation {
         self.services.get(&key).map_or(0, |service| service.replicas)
     }
 
+    /// Whether the service is deployed at all: `replicas: 0` leaves it out of every render.
+    pub fn deploys(&self, key: ServiceKey) -> bool {
+        self.replicas(key) > 0
+    }
+
+    /// TiDB on its embedded store, without PD and TiKV: for development and small single-host deployments,
+    /// with no high availability (one server, one volume).
+    pub fn standalone_tidb(&self) -> bool {
+        !self.deploys(ServiceKey::Pd) && !self.deploys(ServiceKey::Tikv)
+    }
+
     /// Problems that make the allocation impossible to deploy, each as `(path, problem)`.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
@@ -85,8 +99,10 @@ impl Allocation {
                 None => problems.push((format!("plan.services.{}", key.key()), "is missing".to_owned())),
                 Some(service) => {
                     let path = format!("plan.services.{}", key.key());
-                    if service.replicas == 0 {
-                        problems.push((format!("{path}.replicas"), "must be at least 1".to_owned()));
+                    if service.replicas == 0
+                        && let Some(problem) = needs_a_replica(key)
+                    {
+                        problems.push((format!("{path}.replicas"), problem.to_owned()));
                     }
                     if service.cpu_millis.request == 0 || service.cpu_millis.request > service.cpu_millis.limit {
                         problems.push((
@@ -102,6 +118,17 @@ impl Allocation {
                     }
                 }
             }
+        }
+        problems.extend(self.tidb_problems());
+        let moderation = self.replicas(ServiceKey::Moderation);
+        if !self.deploys(ServiceKey::Mongodb) && moderation > 0 {
+            problems.push((
+                "plan.services.mongodb.replicas".to_owned(),
+                format!(
+                    "is 0 while moderation has {moderation} replica(s), and moderation keeps its data in MongoDB: \
+                     give mongodb members (3 for a replica set) or set moderation to 0"
+                ),
+            ));
         }
         let kafka = &self.stores.kafka;
         let brokers = self.replicas(ServiceKey::Kafka);
@@ -145,4 +172,83 @@ impl Allocation {
         }
         problems
     }
+
+    /// PD and TiKV come together or not at all; without them TiDB runs standalone on one volume.
+    fn tidb_problems(&self) -> Vec<(String, String)> {
+        let service = |key: ServiceKey| self.services.get(&key);
+        let (pd, tikv, tidb) =
+            (self.replicas(ServiceKey::Pd), self.replicas(ServiceKey::Tikv), self.replicas(ServiceKey::Tidb));
+        let mut problems = Vec::new();
+        match (pd, tikv) {
+            (0, 0) => {
+                if tidb > 1 {
+                    problems.push((
+                        "plan.services.tidb.replicas".to_owned(),
+                        format!(
+                            "is {tidb}, but must be 1 while pd and tikv are 0: standalone TiDB keeps its data on its \
+                             own volume, which a second server cannot share; give pd and tikv members to run more"
+                        ),
+                    ));
+                }
+                let storage = |key| service(key).map_or(0, |service| service.storage_gib);
+                if storage(ServiceKey::Tidb) == 0 && storage(ServiceKey::Tikv) == 0 {
+                    problems.push((
+                        "plan.services.tidb.storage_gib".to_owned(),
+                        "must be at least 1 while pd and tikv are 0: it sizes standalone TiDB's volume \
+                         (Kubernetes)"
+                            .to_owned(),
+                    ));
+                }
+            }
+            (0, _) => problems.push((
+                "plan.services.pd.replicas".to_owned(),
+                format!(
+                    "is 0 while tikv has {tikv} member(s), and TiKV needs PD: give pd members (3 for a quorum), \
+                     or set tikv to 0 too for a standalone TiDB (development, no high availability)"
+                ),
+            )),
+            (_, 0) => problems.push((
+                "plan.services.tikv.replicas".to_owned(),
+                format!(
+                    "is 0 while pd has {pd} member(s), and PD without TiKV stores nothing: give tikv members \
+                     (3 for three copies), or set pd to 0 too for a standalone TiDB (development, no high \
+                     availability)"
+                ),
+            )),
+            _ => {}
+        }
+        problems
+    }
+}
+
+/// Why `key` cannot be left out (`replicas: 0`), or `None` when a deployment may do without it. PD, TiKV and
+/// MongoDB are checked with the services they go with.
+fn needs_a_replica(key: ServiceKey) -> Option<&'static str> {
+    let problem = match key {
+        ServiceKey::Moderation
+        | ServiceKey::Notifications
+        | ServiceKey::Webhooks
+        | ServiceKey::Pd
+        | ServiceKey::Tikv
+        | ServiceKey::Mongodb => return None,
+        ServiceKey::Prometheus | ServiceKey::NodeExporter | ServiceKey::Cadvisor => {
+            "must be at least 1; to run without it, set observability.prometheus: false"
+        }
+        ServiceKey::Grafana => "must be at least 1; to run without it, set observability.grafana: false",
+        ServiceKey::Loki | ServiceKey::Promtail => {
+            "must be at least 1; to run without it, set observability.loki: false"
+        }
+        ServiceKey::Nginx
+        | ServiceKey::Api
+        | ServiceKey::Gateway
+        | ServiceKey::Relay
+        | ServiceKey::Migrate
+        | ServiceKey::Tidb
+        | ServiceKey::Kafka
+        | ServiceKey::Redis => {
+            "must be at least 1: every deployment needs it (only moderation, notifications, webhooks, mongodb, \
+             and pd with tikv, may be 0)"
+        }
+    };
+    Some(problem)
 }

@@ -2,7 +2,9 @@
 //!
 //! MAU → peak concurrent connections (PCC) → message and event rates → replicas per role from per-replica
 //! capacities → store topology → storage from retention and message size. Production targets get the
-//! high-availability minimums of the profile; Compose gets one of each.
+//! high-availability minimums of the profile; Compose gets one of each. Services that cannot run yet (roles
+//! comet-server does not implement, and MongoDB, which only one of them uses) are sized like the others but
+//! planned at 0 replicas, with the reason, so that turning one on later is one edit.
 
 mod allocation;
 mod profile;
@@ -79,6 +81,17 @@ pub struct Assumption {
     pub provisional: bool,
 }
 
+/// The comet-server release whose roles the plan knows: cometctl and comet-server are versioned together.
+const COMET_SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A service the plan sizes but does not deploy (0 replicas): why, and the replicas it gets once turned on.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotDeployed {
+    pub service: ServiceKey,
+    pub replicas_when_deployed: u32,
+    pub reason: String,
+}
+
 /// The sizing plan: what `cometctl sizing` prints and what `init` writes into the spec.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -89,6 +102,7 @@ pub struct Plan {
     pub profile: String,
     pub load: Load,
     pub allocation: Allocation,
+    pub not_deployed: Vec<NotDeployed>,
     pub storage: Vec<StorageLine>,
     pub totals: Totals,
     pub warnings: Vec<String>,
@@ -115,6 +129,8 @@ pub fn plan(profile: &Profile, request: &SizingRequest) -> Result<Plan, SizingEr
             service.storage_gib = line.per_replica_gib;
         }
     }
+    let not_deployed = hold_back(&mut allocation);
+    let storage = storage.into_iter().filter(|line| allocation.deploys(line.service)).collect();
     let totals = totals(&allocation);
     let recommended_target = recommend(profile, mau, load.peak_connections);
     let warnings = warnings(profile, request, &load, recommended_target);
@@ -126,6 +142,7 @@ pub fn plan(profile: &Profile, request: &SizingRequest) -> Result<Plan, SizingEr
         profile: profile.name.clone(),
         load,
         allocation,
+        not_deployed,
         storage,
         totals,
         warnings,
@@ -261,6 +278,28 @@ fn allocate(profile: &Profile, request: &SizingRequest, load: &Load) -> Allocati
         mongodb: MongodbSettings { replica_set: "rs0".to_owned() },
     };
     Allocation { services, stores }
+}
+
+/// Sets the services that cannot run yet to 0 replicas. Their resources and storage stay as sized, so turning
+/// one on is one edit of its `replicas` (to the count returned here).
+fn hold_back(allocation: &mut Allocation) -> Vec<NotDeployed> {
+    let mut held: Vec<(ServiceKey, String)> = ServiceKey::NOT_YET_IMPLEMENTED
+        .into_iter()
+        .map(|key| (key, format!("not yet implemented by comet-server {COMET_SERVER_VERSION}; sized at 0 until it is")))
+        .collect();
+    if ServiceKey::NOT_YET_IMPLEMENTED.contains(&ServiceKey::Moderation) {
+        held.push((
+            ServiceKey::Mongodb,
+            "only the moderation role uses it; sized at 0 while moderation is, turn both on together".to_owned(),
+        ));
+    }
+    held.into_iter()
+        .filter_map(|(key, reason)| {
+            let service = allocation.services.get_mut(&key)?;
+            let replicas_when_deployed = std::mem::replace(&mut service.replicas, 0);
+            Some(NotDeployed { service: key, replicas_when_deployed, reason })
+        })
+        .collect()
 }
 
 /// GiB TiKV stores per day, all copies.

@@ -18,8 +18,14 @@ struct Expect {
     tidb_topology: (u32, u32, u32),
     kafka: (u32, u32, u32, u32),
     redis: RedisMode,
+    /// MongoDB members once it is turned on (the plan holds it at 0 while moderation is not implemented).
     mongodb: u32,
     recommended: Target,
+}
+
+/// The replicas a service the plan holds at 0 gets once it is turned on.
+fn replicas_when_deployed(plan: &Plan, key: ServiceKey) -> Option<u32> {
+    plan.not_deployed.iter().find(|held| held.service == key).map(|held| held.replicas_when_deployed)
 }
 
 #[track_caller]
@@ -35,7 +41,7 @@ fn check(mau: &str, concurrency: Concurrency, target: Target, expect: Expect) {
         (count(ServiceKey::Pd), count(ServiceKey::Tikv), count(ServiceKey::Tidb)),
         (count(ServiceKey::Kafka), kafka.partitions, kafka.replication_factor, kafka.min_insync_replicas),
         allocation.stores.redis.mode,
-        count(ServiceKey::Mongodb),
+        replicas_when_deployed(&plan, ServiceKey::Mongodb),
         plan.recommended_target,
     );
     let want = (
@@ -45,7 +51,7 @@ fn check(mau: &str, concurrency: Concurrency, target: Target, expect: Expect) {
         expect.tidb_topology,
         expect.kafka,
         expect.redis,
-        expect.mongodb,
+        Some(expect.mongodb),
         expect.recommended,
     );
     assert_eq!(got, want, "{mau} {concurrency} {target}");
@@ -256,9 +262,84 @@ fn production_targets_keep_high_availability_minimums() {
     for target in [Target::Swarm, Target::K8s] {
         let plan = plan(&profile(), &request("1k", Concurrency::Baseline, target)).expect("plan");
         for role in ServiceKey::roles() {
-            assert!(plan.allocation.replicas(role) >= 2, "{role} on {target}");
+            let replicas = replicas_when_deployed(&plan, role).unwrap_or(plan.allocation.replicas(role));
+            assert!(replicas >= 2, "{role} on {target}");
         }
         assert!(plan.allocation.replicas(ServiceKey::Nginx) >= 2);
+    }
+}
+
+#[test]
+fn services_comet_server_cannot_run_yet_are_sized_but_held_at_zero() {
+    let profile = profile();
+    for (mau, target) in [("10k", Target::Compose), ("100k", Target::Swarm), ("250k", Target::K8s)] {
+        let plan = plan(&profile, &request(mau, Concurrency::Baseline, target)).expect("plan");
+        let held: Vec<ServiceKey> = plan.not_deployed.iter().map(|held| held.service).collect();
+        assert_eq!(
+            held,
+            [ServiceKey::Moderation, ServiceKey::Notifications, ServiceKey::Webhooks, ServiceKey::Mongodb],
+            "{mau} {target}"
+        );
+        for line in &plan.not_deployed {
+            let service = plan.allocation.services[&line.service];
+            assert_eq!(service.replicas, 0, "{} on {target}", line.service);
+            // Turning it on is one edit: resources (and MongoDB's volume) are sized as if it ran.
+            assert!(line.replicas_when_deployed >= 1, "{} on {target}", line.service);
+            assert!(service.cpu_millis.request > 0 && service.memory_mib.request > 0, "{}", line.service);
+            assert!(!line.reason.is_empty(), "{}", line.service);
+            assert!(plan.storage.iter().all(|storage| storage.service != line.service), "{}", line.service);
+        }
+        for role in ServiceKey::NOT_YET_IMPLEMENTED {
+            let reason = &plan.not_deployed.iter().find(|held| held.service == role).expect("held").reason;
+            assert!(reason.contains(&format!("comet-server {}", env!("CARGO_PKG_VERSION"))), "{reason}");
+        }
+        assert!(plan.allocation.services[&ServiceKey::Mongodb].storage_gib >= 20, "{mau} {target}");
+        assert!(plan.allocation.problems().is_empty(), "{:?}", plan.allocation.problems());
+    }
+    // Nothing held back counts towards the totals.
+    let plan = plan(&profile, &request("100k", Concurrency::Baseline, Target::Swarm)).expect("plan");
+    let mut everything = plan.allocation.clone();
+    for held in &plan.not_deployed {
+        everything.services.get_mut(&held.service).expect("service").replicas = held.replicas_when_deployed;
+    }
+    assert!(totals(&everything).vcpu_request > plan.totals.vcpu_request);
+}
+
+/// Plans edited the way an operator would, and what `problems` says about them.
+#[test]
+fn replicas_zero_is_allowed_only_where_a_deployment_can_do_without_the_service() {
+    let base = plan(&profile(), &request("10k", Concurrency::Baseline, Target::Compose)).expect("plan").allocation;
+    let problems_after = |edits: &[(ServiceKey, u32)]| {
+        let mut allocation = base.clone();
+        for &(key, replicas) in edits {
+            allocation.services.get_mut(&key).expect("service").replicas = replicas;
+        }
+        allocation.problems()
+    };
+    use ServiceKey::{Api, Kafka, Migrate, Moderation, Mongodb, Nginx, Pd, Prometheus, Tidb, Tikv};
+    // Allowed: the default (moderation, notifications, webhooks and mongodb at 0), standalone TiDB, and a
+    // moderation that is turned on together with MongoDB.
+    assert_eq!(problems_after(&[]), []);
+    assert_eq!(problems_after(&[(Pd, 0), (Tikv, 0)]), []);
+    assert_eq!(problems_after(&[(Moderation, 2), (Mongodb, 3)]), []);
+    // Refused, each at the path to edit, with the fix.
+    for (edits, path, fix) in [
+        (vec![(Api, 0)], "plan.services.api.replicas", "must be at least 1"),
+        (vec![(Nginx, 0)], "plan.services.nginx.replicas", "must be at least 1"),
+        (vec![(Migrate, 0)], "plan.services.migrate.replicas", "must be at least 1"),
+        (vec![(Kafka, 0)], "plan.services.kafka.replicas", "must be at least 1"),
+        (vec![(Prometheus, 0)], "plan.services.prometheus.replicas", "observability.prometheus: false"),
+        (vec![(Pd, 0), (Tikv, 3)], "plan.services.pd.replicas", "set tikv to 0 too"),
+        (vec![(Pd, 3), (Tikv, 0)], "plan.services.tikv.replicas", "set pd to 0 too"),
+        (vec![(Pd, 0), (Tikv, 0), (Tidb, 2)], "plan.services.tidb.replicas", "must be 1 while pd and tikv are 0"),
+        (vec![(Moderation, 2)], "plan.services.mongodb.replicas", "or set moderation to 0"),
+    ] {
+        // The first problem is the one `cometctl.yaml` errors report.
+        let problems = problems_after(&edits);
+        assert!(
+            problems.first().is_some_and(|(at, problem)| at == path && problem.contains(fix)),
+            "{edits:?}: expected {path} {fix:?} first, got {problems:?}"
+        );
     }
 }
 
@@ -311,6 +392,9 @@ fn plans_snapshot_per_tier() {
         ("250k", Concurrency::Baseline, Target::K8s),
     ] {
         let plan = plan(&profile, &request(mau, concurrency, target)).expect("plan");
-        insta::assert_json_snapshot!(format!("plan_{mau}_{concurrency}_{target}"), plan);
+        // The reasons name the comet-server version; a release must not change every snapshot.
+        let mut settings = insta::Settings::clone_current();
+        settings.add_filter(&env!("CARGO_PKG_VERSION").replace('.', r"\.").replace('+', r"\+"), "[VERSION]");
+        settings.bind(|| insta::assert_json_snapshot!(format!("plan_{mau}_{concurrency}_{target}"), plan));
     }
 }

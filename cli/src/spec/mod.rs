@@ -8,8 +8,8 @@ mod model;
 mod write;
 
 pub use model::{
-    Backup, DeploymentName, Edge, ImageRef, Images, InitialSpec, Kubernetes, Observability, Retention, SPEC_VERSION,
-    Spec, Tls, TlsMode,
+    Backup, DeploymentName, Edge, ImageRef, Images, InitialSpec, Kubernetes, Observability, Port, Retention,
+    SPEC_VERSION, Spec, Tls, TlsMode,
 };
 pub use write::to_yaml;
 

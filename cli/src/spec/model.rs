@@ -233,6 +233,52 @@ pub struct Edge {
     pub max_body_kib: u32,
     /// Concurrent WebSocket connections per client IP.
     pub ws_connections_per_ip: u32,
+    /// Host port NGINX publishes for plain HTTP (the redirect to HTTPS and `/healthz`) on Compose and Swarm;
+    /// inside the container NGINX still listens on 80. Kubernetes ignores it: the Ingress controller owns
+    /// the public ports. Two deployments on one host need different ports.
+    #[serde(default = "default_http_port")]
+    pub http_port: Port,
+    /// Host port NGINX publishes for HTTPS on Compose and Swarm (container port 443); the HTTP redirect and
+    /// the gateway's allowed browser origin name it when it is not 443. Kubernetes ignores it (Ingress).
+    #[serde(default = "default_https_port")]
+    pub https_port: Port,
+}
+
+/// Specs written before `edge.http_port` existed published port 80.
+fn default_http_port() -> Port {
+    Port(80)
+}
+
+/// Specs written before `edge.https_port` existed published port 443.
+fn default_https_port() -> Port {
+    Port(443)
+}
+
+/// A TCP port, 1 to 65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Port(u16);
+
+impl Port {
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Port, D::Error> {
+        let raw = i64::deserialize(deserializer)?;
+        match u16::try_from(raw) {
+            Ok(port) if port > 0 => Ok(Port(port)),
+            _ => Err(serde::de::Error::custom(format!("port {raw} is out of range: use 1 to 65535"))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,6 +329,11 @@ impl Spec {
         check(self.edge.rate_limit_per_second > 0, "edge.rate_limit_per_second", "must be at least 1");
         check(self.edge.max_body_kib > 0, "edge.max_body_kib", "must be at least 1");
         check(self.edge.ws_connections_per_ip > 0, "edge.ws_connections_per_ip", "must be at least 1");
+        check(
+            self.edge.http_port != self.edge.https_port,
+            "edge.https_port",
+            "must differ from edge.http_port: NGINX publishes both on the same host",
+        );
         check(
             is_host_name(&self.kubernetes.ingress_class),
             "kubernetes.ingress_class",
@@ -380,6 +431,8 @@ impl Spec {
                 rate_limit_burst: 40,
                 max_body_kib: 128,
                 ws_connections_per_ip: 50,
+                http_port: default_http_port(),
+                https_port: default_https_port(),
             },
             kubernetes: Kubernetes { ingress_class: "nginx".to_owned(), storage_class: String::new() },
             plan: initial.plan,

@@ -78,6 +78,30 @@ fn bad_specs_name_file_line_column_and_the_problem() {
     check("  ingress_class: nginx", "  ingress_class: \"x: y\"", "", "IngressClass");
     check("  storage_class: \"\"", "  storage_class: \"fast #ssd\"", "", "StorageClass");
     check("  destination: /var/backups/comet", "  destination: \"x\\ny\"", "", "backup.destination");
+    for (from, to) in [("  http_port: 80", "  http_port: 0"), ("  http_port: 80", "  http_port: 70000")] {
+        check(from, to, &format!("{}:", line_of("  http_port:")), "use 1 to 65535");
+    }
+    check("  https_port: 443", "  https_port: -1", &format!("{}:", line_of("  https_port:")), "use 1 to 65535");
+    check(
+        "  https_port: 443",
+        "  https_port: 80",
+        &format!("{}:3", line_of("  https_port:")),
+        "differ from edge.http_port",
+    );
+}
+
+#[test]
+fn published_ports_default_to_80_and_443_for_specs_written_before_them() {
+    let spec = sample_spec();
+    assert_eq!((spec.edge.http_port.get(), spec.edge.https_port.get()), (80, 443));
+    let yaml = to_yaml(&spec).expect("yaml");
+    assert!(yaml.contains("  http_port: 80\n  https_port: 443\n"), "init writes both ports:\n{yaml}");
+    let older = yaml.replace("  http_port: 80\n", "").replace("  https_port: 443\n", "");
+    assert_eq!(parse("cometctl.yaml", &older).expect("an older spec still loads"), spec);
+    let moved =
+        yaml.replace("  http_port: 80\n", "  http_port: 8080\n").replace("  https_port: 443\n", "  https_port: 8443\n");
+    let parsed = parse("cometctl.yaml", &moved).expect("other ports");
+    assert_eq!((parsed.edge.http_port.get(), parsed.edge.https_port.get()), (8080, 8443));
 }
 
 #[test]

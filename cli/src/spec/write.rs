@@ -23,10 +23,12 @@ fn section_comment(key: &str) -> Option<&'static str> {
         "images" => "# Every image, pinned. Point repository at a private registry or mirror to override.",
         "observability" => "# Prometheus, Grafana and Loki (with Promtail, node-exporter and cAdvisor).",
         "backup" => "# Scheduled backups of every store (`cometctl backup`).",
-        "edge" => "# Limits applied per client IP at the edge.",
+        "edge" => {
+            "# Limits applied per client IP at the edge, and the host ports NGINX publishes on Compose and Swarm\n# (Kubernetes: the Ingress controller's ports)."
+        }
         "kubernetes" => "# Kubernetes only: IngressClass and StorageClass (empty = cluster default).",
         "plan" => {
-            "# The sizing plan from `cometctl sizing`. Edit replicas, resources or storage to override it;\n# `cometctl sizing --mau N` recomputes the recommendation without touching this file."
+            "# The sizing plan from `cometctl sizing`. Edit replicas, resources or storage to override it;\n# `cometctl sizing --mau N` recomputes the recommendation without touching this file.\n# replicas: 0 leaves a service out of every render. moderation, notifications and webhooks start at 0\n# (comet-server does not implement them yet), and so does mongodb, which only moderation uses.\n# pd and tikv both at 0 run TiDB standalone on its embedded store, with tidb at 1: for development and\n# small single-host deployments, no high availability."
         }
         _ => return None,
     })
