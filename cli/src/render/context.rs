@@ -60,6 +60,7 @@ pub struct Context<'a> {
     backup: &'a crate::spec::Backup,
     edge: &'a crate::spec::Edge,
     kubernetes: &'a crate::spec::Kubernetes,
+    host: &'a crate::spec::Host,
     env: BTreeMap<&'static str, String>,
     /// Shared files rendered before the target's own templates: output path → text.
     pub files: BTreeMap<String, String>,
@@ -300,6 +301,7 @@ impl<'a> Context<'a> {
             backup: &spec.backup,
             edge: &spec.edge,
             kubernetes: &spec.kubernetes,
+            host: &spec.host,
             env,
             files: BTreeMap::new(),
         }

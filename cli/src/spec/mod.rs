@@ -8,7 +8,7 @@ mod model;
 mod write;
 
 pub use model::{
-    Backup, DeploymentName, Edge, ImageRef, Images, InitialSpec, Kubernetes, Observability, Port, Retention,
+    Backup, DeploymentName, Edge, Host, ImageRef, Images, InitialSpec, Kubernetes, Observability, Port, Retention,
     SPEC_VERSION, Spec, Tls, TlsMode,
 };
 pub use write::to_yaml;

@@ -25,6 +25,9 @@ pub struct Spec {
     pub backup: Backup,
     pub edge: Edge,
     pub kubernetes: Kubernetes,
+    /// Limits of the Docker hosts (Compose and Swarm); specs written before it existed get the defaults.
+    #[serde(default)]
+    pub host: Host,
     pub plan: Allocation,
 }
 
@@ -260,6 +263,11 @@ fn default_https_port() -> Port {
 pub struct Port(u16);
 
 impl Port {
+    /// A port number; `None` for 0.
+    pub fn new(port: u16) -> Option<Port> {
+        (port != 0).then_some(Port(port))
+    }
+
     pub fn get(self) -> u16 {
         self.0
     }
@@ -278,6 +286,24 @@ impl<'de> Deserialize<'de> for Port {
             Ok(port) if port > 0 => Ok(Port(port)),
             _ => Err(serde::de::Error::custom(format!("port {raw} is out of range: use 1 to 65535"))),
         }
+    }
+}
+
+/// The most open files the file-heavy containers (NGINX, the gateway, Kafka, TiKV, MongoDB) may hold.
+pub const DEFAULT_NOFILE: u32 = 1_048_576;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// The `nofile` ulimit (soft and hard) of the containers that hold many sockets or files. It cannot exceed
+    /// the Docker daemon's own limit (`LimitNOFILE` of docker.service); a lower value caps the gateway's
+    /// sockets per container (each WebSocket through NGINX holds two descriptors there).
+    pub nofile: u32,
+}
+
+impl Default for Host {
+    fn default() -> Host {
+        Host { nofile: DEFAULT_NOFILE }
     }
 }
 
@@ -328,6 +354,11 @@ impl Spec {
         );
         check(self.edge.rate_limit_per_second > 0, "edge.rate_limit_per_second", "must be at least 1");
         check(self.edge.max_body_kib > 0, "edge.max_body_kib", "must be at least 1");
+        check(
+            (1024..=DEFAULT_NOFILE).contains(&self.host.nofile),
+            "host.nofile",
+            &format!("must be between 1024 and {DEFAULT_NOFILE} (and not above the Docker daemon's LimitNOFILE)"),
+        );
         check(self.edge.ws_connections_per_ip > 0, "edge.ws_connections_per_ip", "must be at least 1");
         check(
             self.edge.http_port != self.edge.https_port,
@@ -435,6 +466,7 @@ impl Spec {
                 https_port: default_https_port(),
             },
             kubernetes: Kubernetes { ingress_class: "nginx".to_owned(), storage_class: String::new() },
+            host: Host::default(),
             plan: initial.plan,
         }
     }

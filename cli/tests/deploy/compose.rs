@@ -1,0 +1,90 @@
+//! `deploy compose` end to end: a 10k spec on the stand-in stores → every service healthy → chat through
+//! NGINX (REST in, WebSocket out) → deploy again changes nothing → a second deployment whose store cannot
+//! start fails, naming it, and leaves the first untouched → destroy keeps only the volumes.
+
+use serde_json::Value;
+
+use crate::chat::Chat;
+use crate::harness::{Deployment, assert_all_healthy, serial};
+
+#[test]
+fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing() {
+    let _serial = serial();
+    let deployment = Deployment::new("e2e-compose", 18080, 18443);
+    deployment.build_comet(&deployment.spec().images.comet.tag);
+
+    let diff = deployment.run(&["diff", "compose"]).success();
+    assert!(diff.stdout.contains("create   container  e2e-compose-api-1"), "{}", diff.stdout);
+
+    let first = deployment.run(&["deploy", "compose"]);
+    assert_eq!(first.code, 0, "deploy failed\nstdout:\n{}\nstderr:\n{}", first.stdout, first.stderr);
+    assert!(first.stdout.contains("every service ready"), "{}", first.stdout);
+    let status = deployment.status();
+    assert_all_healthy(&status);
+    let services: Vec<&str> =
+        status["services"].as_array().expect("services").iter().filter_map(|s| s["service"].as_str()).collect();
+    for expected in ["api", "gateway", "relay", "nginx", "tidb", "kafka-1", "redis-1"] {
+        assert!(services.contains(&expected), "{expected} missing from {services:?}");
+    }
+    for absent in ["pd-1", "tikv-1", "mongodb-1", "moderation", "prometheus"] {
+        assert!(!services.contains(&absent), "{absent} should not be deployed: {services:?}");
+    }
+
+    // Chat through the published NGINX port: two users, a REST send, delivered on the WebSocket.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let chat = Chat::new(&deployment);
+        let _alice = chat.user("alice").await;
+        let bob = chat.user("bob").await;
+        let mut socket = chat.connect(&bob).await;
+        let sent = chat.send("alice", "bob", "hello through nginx").await.expect("send accepted");
+        let frames = socket.until(|frame| frame["type"] == "message.new").await;
+        let delivered = frames.last().expect("a frame");
+        assert_eq!(delivered["data"]["data"]["text"], "hello through nginx", "{delivered}");
+        assert_eq!(delivered["data"]["id"], sent["id"], "{delivered} vs {sent}");
+    });
+
+    let before = deployment.containers();
+    let again = deployment.run(&["deploy", "compose"]).success();
+    assert!(again.stdout.contains("no changes"), "second deploy: {}", again.stdout);
+    assert_eq!(deployment.containers(), before, "a deploy with no changes recreated containers");
+    assert!(deployment.run(&["diff", "compose"]).success().stdout.contains("no changes"));
+
+    // A second deployment whose Redis cannot start (its image is not Redis): the deploy stops at that store,
+    // names it with its log tail, exits 3, and the first deployment still runs exactly as before.
+    let broken = Deployment::new("e2e-broken", 18081, 18444);
+    let not_redis = crate::harness::stand_ins()["kafka"].clone();
+    broken.edit(|spec| {
+        *spec.images.get_mut("redis").expect("redis") = cometctl::spec::ImageRef::parse(&not_redis).expect("ref")
+    });
+    // Its comet-server image is not built yet: refused up front (exit 2), naming the image, nothing created.
+    let missing = broken.run(&["deploy", "compose"]);
+    assert_eq!(missing.code, 2, "stdout:\n{}\nstderr:\n{}", missing.stdout, missing.stderr);
+    assert!(missing.stderr.contains("is not on this Docker Engine"), "{}", missing.stderr);
+    assert!(broken.containers().is_empty(), "a refused deploy created containers");
+    broken.build_comet(&broken.spec().images.comet.tag);
+    let failed = broken.run(&["deploy", "compose"]);
+    assert_eq!(failed.code, 3, "stdout:\n{}\nstderr:\n{}", failed.stdout, failed.stderr);
+    assert!(failed.stderr.contains("service `redis-1`"), "{}", failed.stderr);
+    assert!(failed.stderr.contains("log lines"), "{}", failed.stderr);
+    let broken_names: Vec<String> = broken.containers().into_iter().map(|(name, _, _)| name).collect();
+    assert!(
+        !broken_names.iter().any(|name| name.contains("-api-")),
+        "roles started after a failed store: {broken_names:?}"
+    );
+    assert_eq!(deployment.containers(), before, "the failed deploy of another deployment touched this one");
+    assert_all_healthy(&deployment.status());
+    drop(broken);
+
+    // destroy: no containers or networks left, the volumes stay.
+    let destroyed = deployment.run(&["destroy"]).success();
+    assert!(destroyed.stderr.contains("kept"), "{}", destroyed.stderr);
+    assert!(deployment.containers().is_empty());
+    let status = deployment.status();
+    assert_eq!(status["services"], Value::Array(Vec::new()), "{status}");
+    let filter = format!("label=io.comet.deployment={}", deployment.name);
+    let (_, volumes, _) = crate::harness::docker(&["volume", "ls", "-q", "--filter", &filter]);
+    assert!(volumes.lines().count() >= 3, "the store volumes should remain: {volumes}");
+    let (_, networks, _) = crate::harness::docker(&["network", "ls", "-q", "--filter", &filter]);
+    assert!(networks.trim().is_empty(), "networks left: {networks}");
+}
