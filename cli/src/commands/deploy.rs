@@ -250,15 +250,10 @@ pub fn apply(engine: &Engine, desired: &Desired, changes: &Changes, printer: &Pr
         }
     }
     let progress = printer.progress();
-    let edge: Vec<String> = desired
-        .containers
-        .values()
-        .flatten()
-        .filter(|container| {
-            container.body["HostConfig"]["PortBindings"].as_object().is_some_and(|ports| !ports.is_empty())
-        })
-        .map(|container| container.name.clone())
-        .collect();
+    // An edge (a container publishing ports: NGINX) resolves the others by name and caches the answers.
+    let edge = desired.containers.values().flatten().any(|container| {
+        container.body["HostConfig"]["PortBindings"].as_object().is_some_and(|ports| !ports.is_empty())
+    });
     for group in &desired.groups {
         let mut waiting: Vec<(DesiredContainer, ProgressLine)> = Vec::new();
         let mut rolling: Vec<(DesiredContainer, ProgressLine)> = Vec::new();
@@ -303,7 +298,7 @@ pub fn apply(engine: &Engine, desired: &Desired, changes: &Changes, printer: &Pr
         }
         wait_all(engine, &waiting)?;
         for (container, line) in &rolling {
-            replace_start_first(engine, container, line, &edge)?;
+            replace_start_first(engine, container, line, edge)?;
         }
     }
     for name in &changes.containers_to_remove {
@@ -322,15 +317,19 @@ fn create_and_start(engine: &Engine, container: &DesiredContainer) -> Result<()>
     Ok(())
 }
 
-/// Start the new container beside the old one, wait until it is ready, let the edge resolve again, then stop
-/// the old one (it drains its requests) and let the edge forget it. If the new one fails, it is removed and
-/// the old one, which never stopped, gets its name back.
-fn replace_start_first(
-    engine: &Engine,
-    container: &DesiredContainer,
-    line: &ProgressLine,
-    edge: &[String],
-) -> Result<()> {
+/// How long NGINX keeps a resolved address: `resolver 127.0.0.11 valid=10s` in templates/nginx/nginx.conf.j2,
+/// plus a second. Keep the two in step.
+const EDGE_DNS_TTL: Duration = Duration::from_secs(11);
+
+/// Start the new container beside the old one and wait until it is ready; give the edge one DNS lifetime
+/// to add it to the addresses it balances over; stop the old one (it refuses new connections, which NGINX
+/// retries on the new one, and drains the rest); then one more DNS lifetime, so no NGINX worker still holds
+/// the freed address when the Engine hands it to the next container. If the new one fails, it is removed
+/// and the old one, which never stopped, gets its name back.
+///
+/// The edge is not reloaded: a reload closes client keep-alive connections, and a request racing that
+/// close fails at the client.
+fn replace_start_first(engine: &Engine, container: &DesiredContainer, line: &ProgressLine, edge: bool) -> Result<()> {
     let old = format!("{}{REPLACED_SUFFIX}", container.name);
     if engine.container_detail(&old)?.is_some() {
         engine.remove_container(&old)?;
@@ -350,22 +349,19 @@ fn replace_start_first(
         engine.rename_container(&old, &container.name)?;
         return Err(error);
     }
-    reload_edge(engine, edge);
+    if edge {
+        line.set("healthy; waiting for NGINX to resolve it");
+        std::thread::sleep(EDGE_DNS_TTL);
+    }
     line.set("draining the old container");
     engine.stop_container(&old, container.grace_seconds)?;
-    reload_edge(engine, edge);
     engine.remove_container(&old)?;
+    if edge {
+        line.set("waiting for NGINX to forget the old address");
+        std::thread::sleep(EDGE_DNS_TTL);
+    }
     line.finish("replaced (start-first)");
     Ok(())
-}
-
-/// NGINX resolves service names again after a reload (SIGHUP): new containers get traffic, stopped ones none.
-fn reload_edge(engine: &Engine, edge: &[String]) {
-    for name in edge {
-        if engine.container_detail(name).ok().flatten().is_some_and(|detail| detail.running) {
-            engine.signal_container(name, "HUP").ok();
-        }
-    }
 }
 
 fn wait_all(engine: &Engine, containers: &[(DesiredContainer, ProgressLine)]) -> Result<()> {

@@ -97,7 +97,15 @@ fn next_spec(spec: &Spec, args: &UpgradeArgs) -> Result<Spec> {
 /// exactly what cometctl.yaml says (otherwise a rollback could not tell what "previous" is).
 fn check_healthy(engine: &Engine, folder: &DeploymentFolder, spec: &Spec) -> Result<()> {
     let (_, current) = deploy::prepare(folder, spec)?;
-    let drift = deploy::plan(engine, &current)?;
+    let mut drift = deploy::plan(engine, &current)?;
+    // A job that last ran from another version (the newer migration of a rolled-back upgrade) is not drift:
+    // jobs do not run, and the upgrade runs its own migration anyway.
+    for (_, changes) in &mut drift.services {
+        changes.retain(|change| match change {
+            crate::deploy::ContainerChange::Replace { desired, .. } => desired.ready != crate::deploy::Ready::Completed,
+            _ => true,
+        });
+    }
     if !drift.is_empty() {
         return Err(Refusal(format!(
             "the deployment differs from cometctl.yaml ({} changes; see `cometctl diff compose`): deploy it with \

@@ -58,7 +58,7 @@ impl Chat {
         let response = request.send().await.map_err(|error| format!("POST {path}: {error}"))?;
         let status = response.status().as_u16();
         let text = response.text().await.map_err(|error| format!("POST {path}: reading the body: {error}"))?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text.chars().take(300).collect()))))
     }
 
     async fn ok(&self, path: &str, on_behalf_of: Option<&str>, body: Value) -> Value {
