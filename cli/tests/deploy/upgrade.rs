@@ -3,42 +3,10 @@
 //! that never becomes healthy rolls back by itself, again without a failed request.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::chat::Chat;
 use crate::harness::{Deployment, assert_all_healthy, serial};
-
-/// Sends alice → bob until `stop`, one request at a time; the acknowledged ids in order and the failures.
-async fn load(chat: Arc<Chat>, stop: Arc<AtomicBool>) -> (Vec<String>, Vec<String>) {
-    let mut acknowledged = Vec::new();
-    let mut failures = Vec::new();
-    let mut n = 0_u64;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        match chat.send("alice", "bob", &format!("load {n}")).await {
-            Ok(message) => acknowledged.push(message["id"].to_string()),
-            Err(error) => failures.push(error),
-        }
-    }
-    (acknowledged, failures)
-}
-
-/// Runs `cometctl upgrade` with `args` while the load runs; returns the upgrade's outcome and the load's.
-fn upgrade_under_load(
-    runtime: &tokio::runtime::Runtime,
-    deployment: &Deployment,
-    chat: &Arc<Chat>,
-    args: &[&str],
-) -> (crate::support::Run, Vec<String>, Vec<String>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let generator = runtime.spawn(load(chat.clone(), stop.clone()));
-    let mut all = vec!["upgrade"];
-    all.extend_from_slice(args);
-    let run = deployment.run(&all);
-    stop.store(true, Ordering::Relaxed);
-    let (acknowledged, failures) = runtime.block_on(generator).expect("load generator");
-    (run, acknowledged, failures)
-}
+use crate::load;
 
 #[test]
 fn upgrade_under_load_drops_no_request_and_a_broken_version_rolls_back() {
@@ -59,35 +27,13 @@ fn upgrade_under_load_drops_no_request_and_a_broken_version_rolls_back() {
     // A new version: same program, new tag, so every comet container is replaced.
     let new = format!("{old}-next");
     deployment.build_comet(&new);
-    let (run, acknowledged, failures) = upgrade_under_load(&runtime, &deployment, &chat, &["--version", &new]);
+    let upgrade = load::during(&runtime, &deployment, &chat, &["upgrade", "--version", &new]);
+    let (run, acknowledged) = (&upgrade.run, &upgrade.acknowledged);
     assert_eq!(run.code, 0, "upgrade failed\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-    if !failures.is_empty() {
-        let (_, logs, errors) = crate::harness::docker(&["logs", "e2e-upgrade-nginx-1"]);
-        let failed: Vec<&str> = logs
-            .lines()
-            .chain(errors.lines())
-            .filter(|line| line.contains("\"status\":\"4") || line.contains("\"status\":\"5") || line.contains("error"))
-            .collect();
-        eprintln!("NGINX lines of failed requests:\n{}", failed.join("\n"));
-        eprintln!("upgrade output:\n{}\n{}", run.stdout, run.stderr);
-        let (_, network, _) = crate::harness::docker(&[
-            "network",
-            "inspect",
-            "e2e-upgrade_backend",
-            "--format",
-            "{{range .Containers}}{{.Name}} {{.IPv4Address}}\n{{end}}",
-        ]);
-        eprintln!("backend network now:\n{network}");
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failed requests during the upgrade: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    assert!(upgrade.failures.is_empty(), "during the upgrade: {}", upgrade.explain(&deployment));
     assert!(acknowledged.len() > 10, "the load generator barely ran: {}", acknowledged.len());
     let history = runtime.block_on(chat.history_ids("alice", "bob"));
-    assert_eq!(history, acknowledged, "history differs from the acknowledged sends");
+    assert_eq!(&history, acknowledged, "history differs from the acknowledged sends");
     assert_eq!(deployment.spec().images.comet.tag, new, "the spec records the new version");
     let status = deployment.status();
     assert_all_healthy(&status);
@@ -98,16 +44,12 @@ fn upgrade_under_load_drops_no_request_and_a_broken_version_rolls_back() {
     // A version that migrates but never becomes healthy: rolled back by itself, still no failed request.
     let broken = format!("{old}-broken");
     crate::harness::build_broken_comet(&deployment, &broken);
-    let (run, acknowledged_too, failures) = upgrade_under_load(&runtime, &deployment, &chat, &["--version", &broken]);
+    let rollback = load::during(&runtime, &deployment, &chat, &["upgrade", "--version", &broken]);
+    let run = &rollback.run;
     assert_eq!(run.code, 3, "a failed upgrade exits 3\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("rolled back"), "{}", run.stderr);
-    assert!(
-        failures.is_empty(),
-        "{} failed requests during the rollback: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
-    assert!(!acknowledged_too.is_empty());
+    assert!(rollback.failures.is_empty(), "during the rollback: {}", rollback.explain(&deployment));
+    assert!(!rollback.acknowledged.is_empty());
     assert_eq!(deployment.spec().images.comet.tag, new, "a rolled-back upgrade leaves the spec alone");
     let status = deployment.status();
     assert_all_healthy(&status);
