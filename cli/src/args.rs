@@ -141,7 +141,7 @@ pub struct DestroyArgs {
 pub enum ImagesCommand {
     /// Build the comet-server image from a release binary, with no base image, and load it into the Engine.
     Build(ImagesBuildArgs),
-    /// Write every image of the spec into one bundle file, for hosts without a registry.
+    /// Write every image the deployment runs into one bundle file, for hosts without a registry.
     Save(ImagesSaveArgs),
     /// Load a bundle written by `images save` into the Engine.
     Load(ImagesLoadArgs),

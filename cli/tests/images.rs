@@ -118,12 +118,17 @@ fn images_save_and_load_move_the_spec_images_as_one_bundle() {
     let built = build_image(root.path(), &dir, None);
     let reference = built["reference"].as_str().expect("reference").to_owned();
 
-    // Every image of the spec by default: the upstream ones are not on this registry-less machine.
+    // Every image the deployment runs by default: the upstream ones are not on this registry-less machine.
     let refused = cometctl(root.path(), &["images", "save", "bundle.tar", "--dir", &dir]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("docker.io/library/redis") && refused.stderr.contains("--only"),
         "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("docker.io/library/mongo"),
+        "MongoDB is at 0 replicas in a default plan, so its image is not part of the bundle: {}",
         refused.stderr
     );
     assert!(!root.path().join("bundle.tar").exists(), "a refused save writes nothing");

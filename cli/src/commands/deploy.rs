@@ -61,6 +61,19 @@ pub fn prepare(folder: &DeploymentFolder, spec: &Spec) -> Result<(ComposeFile, D
     Ok((compose, desired))
 }
 
+/// The images the spec's deployment runs (services at 0 replicas and observability turned off have none),
+/// read from its compose rendering, which every target shares the service set of.
+pub fn deployed_images(spec: &Spec) -> Result<Vec<String>> {
+    let tree = render::render(spec, &TemplateSet::embedded(), &[Target::Compose])
+        .map_err(|error| Refusal(error.to_string()))?;
+    let text = tree.get("compose.yaml").map(|bytes| String::from_utf8_lossy(bytes).into_owned()).unwrap_or_default();
+    let compose = ComposeFile::parse("rendered/compose.yaml", &text).map_err(|error| Refusal(error.to_string()))?;
+    let mut images: Vec<String> = compose.services.values().map(|service| service.image.clone()).collect();
+    images.sort();
+    images.dedup();
+    Ok(images)
+}
+
 /// The observed state and the changes that would take it to `desired`.
 pub fn plan(engine: &Engine, desired: &Desired) -> Result<Changes> {
     let observed = engine.containers(&desired.deployment)?;

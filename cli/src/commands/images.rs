@@ -108,9 +108,14 @@ pub fn save(args: &ImagesSaveArgs, printer: &Printer) -> Result<()> {
         let known: Vec<&str> = named.iter().map(|(name, _)| *name).collect();
         return Err(Refusal(format!("--only {unknown}: not an image of the spec (known: {})", known.join(", "))).into());
     }
+    // By default the images the deployment runs: none for services at 0 replicas or turned off.
+    let deployed = crate::commands::deploy::deployed_images(&spec)?;
     let wanted: Vec<String> = named
         .iter()
-        .filter(|(name, _)| args.only.is_empty() || args.only.iter().any(|key| key == name))
+        .filter(|(name, image)| match args.only.is_empty() {
+            true => deployed.contains(&image.reference()),
+            false => args.only.iter().any(|key| key == name),
+        })
         .map(|(_, image)| image.reference())
         .collect();
     let engine = Engine::connect()?;
