@@ -67,7 +67,13 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
     assert_eq!(failed.code, 3, "stdout:\n{}\nstderr:\n{}", failed.stdout, failed.stderr);
     assert!(failed.stderr.contains("service `redis-1`"), "{}", failed.stderr);
     assert!(failed.stderr.contains("log lines"), "{}", failed.stderr);
-    let broken_names: Vec<String> = broken.containers().into_iter().map(|(name, _, _)| name).collect();
+    let broken_containers = broken.containers();
+    let broken_names: Vec<String> = broken_containers.iter().map(|(name, _, _)| name.clone()).collect();
+    // The stores that started beside Redis were left running, not torn down.
+    assert!(
+        broken_containers.iter().any(|(name, _, running)| name == "e2e-broken-tidb-1" && *running),
+        "{broken_containers:?}"
+    );
     assert!(
         !broken_names.iter().any(|name| name.contains("-api-")),
         "roles started after a failed store: {broken_names:?}"
