@@ -326,7 +326,15 @@ pub fn apply(engine: &Engine, desired: &Desired, changes: &Changes, printer: &Pr
 
 fn create_and_start(engine: &Engine, container: &DesiredContainer) -> Result<()> {
     engine.create_container(&container.name, container.body.clone(), &container.extra_networks)?;
-    engine.start_container(&container.name)?;
+    engine.start_container(&container.name).map_err(|error| {
+        let hint = if error.to_string().contains("rlimit") {
+            "; the Docker daemon allows fewer open files than the spec asks for: lower host.nofile in \
+             cometctl.yaml (or raise LimitNOFILE of docker.service)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{error}{hint}")
+    })?;
     Ok(())
 }
 
