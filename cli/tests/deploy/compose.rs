@@ -58,6 +58,7 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
         *spec.images.get_mut("redis").expect("redis") = cometctl::spec::ImageRef::parse(&not_redis).expect("ref")
     });
     // Its comet-server image is not built yet: refused up front (exit 2), naming the image, nothing created.
+    broken.remove_comet_image();
     let missing = broken.run(&["deploy", "compose"]);
     assert_eq!(missing.code, 2, "stdout:\n{}\nstderr:\n{}", missing.stdout, missing.stderr);
     assert!(missing.stderr.contains("is not on this Docker Engine"), "{}", missing.stderr);

@@ -56,6 +56,12 @@ pub struct Deployment {
 impl Drop for Deployment {
     fn drop(&mut self) {
         let _ = self.run(&["destroy", "--volumes", "--yes"]);
+        // The comet-server images this deployment built (tags start with its name): 180 MB each in debug.
+        let filter = format!("reference=*/*/comet-server:{}-*", self.name);
+        let (_, images, _) = docker(&["images", "-q", "--filter", &filter]);
+        for image in images.lines().filter(|line| !line.is_empty()) {
+            let _ = docker(&["rmi", "-f", image]);
+        }
     }
 }
 
@@ -130,6 +136,12 @@ impl Deployment {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--dir", dir.as_str()]);
         cometctl(self.root.path(), &all)
+    }
+
+    /// Removes the comet-server image of the spec from the Engine, if it is there.
+    pub fn remove_comet_image(&self) {
+        let reference = self.spec().images.comet.reference();
+        let _ = docker(&["rmi", "-f", &reference]);
     }
 
     /// Builds the comet-server image tagged `version` from the comet-server beside this cometctl.
