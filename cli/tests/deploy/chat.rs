@@ -25,6 +25,8 @@ pub struct Chat {
     port: u16,
     key: String,
     cert_pem: Vec<u8>,
+    /// The NGINX container, whose error log explains a failed request.
+    nginx: String,
 }
 
 impl Chat {
@@ -46,6 +48,7 @@ impl Chat {
             port: deployment.https_port,
             key: key.trim().to_owned(),
             cert_pem,
+            nginx: format!("{}-nginx-1", deployment.name),
         }
     }
 
@@ -63,7 +66,10 @@ impl Chat {
 
     async fn ok(&self, path: &str, on_behalf_of: Option<&str>, body: Value) -> Value {
         let (status, reply) = self.call(path, on_behalf_of, &body).await.expect("request completes");
-        assert_eq!(status, 200, "POST {path} {body}: {reply}");
+        if status != 200 {
+            let (_, _, errors) = crate::harness::docker(&["logs", "--tail", "10", &self.nginx]);
+            panic!("POST {path} {body}: {status} {reply}\nNGINX's error log:\n{errors}");
+        }
         reply
     }
 
