@@ -67,8 +67,8 @@ impl Chat {
     async fn ok(&self, path: &str, on_behalf_of: Option<&str>, body: Value) -> Value {
         let (status, reply) = self.call(path, on_behalf_of, &body).await.expect("request completes");
         if status != 200 {
-            let (_, _, errors) = crate::harness::docker(&["logs", "--tail", "10", &self.nginx]);
-            panic!("POST {path} {body}: {status} {reply}\nNGINX's error log:\n{errors}");
+            let (_, access, errors) = crate::harness::docker(&["logs", "--tail", "30", &self.nginx]);
+            panic!("POST {path} {body}: {status} {reply}\nNGINX's log:\n{access}\n{errors}");
         }
         reply
     }
