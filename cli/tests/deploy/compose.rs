@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::chat::Chat;
+use crate::chat::assert_one_message_delivered;
 use crate::harness::{Deployment, assert_all_healthy, serial};
 
 #[test]
@@ -31,18 +31,7 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
     }
 
     // Chat through the published NGINX port: two users, a REST send, delivered on the WebSocket.
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let chat = Chat::new(&deployment);
-        let _alice = chat.user("alice").await;
-        let bob = chat.user("bob").await;
-        let mut socket = chat.connect(&bob).await;
-        let sent = chat.send("alice", "bob", "hello through nginx").await.expect("send accepted");
-        let frames = socket.until(|frame| frame["type"] == "message.new").await;
-        let delivered = frames.last().expect("a frame");
-        assert_eq!(delivered["data"]["data"]["text"], "hello through nginx", "{delivered}");
-        assert_eq!(delivered["data"]["id"], sent["id"], "{delivered} vs {sent}");
-    });
+    assert_one_message_delivered(&deployment, "hello through nginx");
 
     let before = deployment.containers();
     let again = deployment.run(&["deploy", "compose"]).success();
@@ -57,7 +46,9 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
     broken.edit(|spec| {
         *spec.images.get_mut("redis").expect("redis") = cometctl::spec::ImageRef::parse(&not_redis).expect("ref")
     });
-    // Its comet-server image is not built yet: refused up front (exit 2), naming the image, nothing created.
+    // Its comet-server image is not built yet (an earlier run leaves one behind, so it goes first): refused up
+    // front (exit 2), naming the image, nothing created.
+    crate::harness::docker(&["image", "rm", "--force", &broken.spec().images.comet.reference()]);
     let missing = broken.run(&["deploy", "compose"]);
     assert_eq!(missing.code, 2, "stdout:\n{}\nstderr:\n{}", missing.stdout, missing.stderr);
     assert!(missing.stderr.contains("is not on this Docker Engine"), "{}", missing.stderr);

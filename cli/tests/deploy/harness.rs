@@ -55,7 +55,7 @@ pub struct Deployment {
 
 impl Drop for Deployment {
     fn drop(&mut self) {
-        let _ = self.run(&["destroy", "--volumes", "--yes"]);
+        let _ = self.run(&["destroy", "--volumes", "--secrets", "--yes"]);
     }
 }
 

@@ -14,4 +14,5 @@ mod support;
 mod chat;
 mod compose;
 mod harness;
+mod swarm;
 mod upgrade;
