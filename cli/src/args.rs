@@ -66,7 +66,8 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// What the Docker Engine runs for this deployment: one row per service (`--output json` for scripts).
     Status(StatusArgs),
-    /// Remove the deployment's containers and networks from the Docker Engine; volumes stay unless --volumes.
+    /// Remove the deployment's containers, Swarm services and networks from the Docker Engine; volumes stay
+    /// unless --volumes, Swarm secrets and configs unless --secrets.
     Destroy(DestroyArgs),
     /// Build and move container images (no registry needed).
     #[command(subcommand)]
@@ -100,6 +101,10 @@ pub struct DeployArgs {
     /// The deployment folder.
     #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
     pub dir: PathBuf,
+    /// swarm: if this Docker Engine is in no swarm, make it a single-node swarm (advertised and listening on
+    /// 127.0.0.1 only; `docker swarm leave --force` undoes it).
+    #[arg(long)]
+    pub init_swarm: bool,
 }
 
 #[derive(Debug, Args)]
@@ -132,7 +137,11 @@ pub struct DestroyArgs {
     /// Also delete the deployment's volumes (its data), after confirmation.
     #[arg(long)]
     pub volumes: bool,
-    /// Confirm --volumes without a prompt (scripts).
+    /// Also delete the deployment's Swarm secrets and configs, after confirmation (the files in the
+    /// deployment folder stay).
+    #[arg(long)]
+    pub secrets: bool,
+    /// Confirm --volumes and --secrets without a prompt (scripts).
     #[arg(long)]
     pub yes: bool,
 }

@@ -176,6 +176,38 @@ pub enum Mount {
     Bind { source: String, target: String, read_only: bool, propagation: Option<String> },
     /// A named volume of the file's `volumes:`.
     Volume { name: String, target: String, read_only: bool },
+    /// A memory-backed folder (the long syntax `type: tmpfs` of Swarm stacks), optionally capped in bytes.
+    Tmpfs { target: String, size_bytes: Option<i64> },
+}
+
+impl Healthcheck {
+    /// Compose writes a literal `$` as `$$`; the probe sees one.
+    pub(crate) fn unescape(&mut self) {
+        if let Some(test) = self.test.as_mut() {
+            test.iter_mut().for_each(|word| *word = unescape(word));
+        }
+    }
+
+    /// Every duration parses.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        for duration in [&self.interval, &self.timeout, &self.start_period].into_iter().flatten() {
+            parse_duration_nanos(duration)?;
+        }
+        Ok(())
+    }
+}
+
+impl ResourceAmounts {
+    /// The CPU amount and the memory amount parse.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if let Some(cpus) = &self.cpus {
+            parse_cpus_nanos(cpus)?;
+        }
+        if let Some(memory) = &self.memory {
+            parse_bytes(memory)?;
+        }
+        Ok(())
+    }
 }
 
 impl Service {
@@ -202,7 +234,7 @@ impl Service {
     }
 }
 
-fn parse_mount(entry: &str) -> Result<Mount, String> {
+pub(crate) fn parse_mount(entry: &str) -> Result<Mount, String> {
     let parts: Vec<&str> = entry.split(':').collect();
     let (source, target, options) = match parts.as_slice() {
         [source, target] => (*source, *target, ""),
@@ -290,31 +322,78 @@ fn unescape(text: &str) -> String {
     text.replace("$$", "$")
 }
 
+/// The top-level keys of a Compose-format file besides the known ones must be extension fields (`x-…`).
+pub(crate) fn check_extensions(extensions: &BTreeMap<String, serde_json::Value>) -> Result<(), String> {
+    match extensions.keys().find(|key| !key.starts_with("x-")) {
+        Some(key) => Err(format!("top-level key `{key}` is not supported by cometctl deploy")),
+        None => Ok(()),
+    }
+}
+
+/// What a container sees of a service, with `$$` read as `$`: its command words, environment and probe.
+pub(crate) fn unescape_container(
+    words: [&mut Option<Vec<String>>; 2],
+    environment: &mut BTreeMap<String, String>,
+    healthcheck: Option<&mut Healthcheck>,
+) {
+    for list in words.into_iter().flatten() {
+        list.iter_mut().for_each(|word| *word = unescape(word));
+    }
+    environment.values_mut().for_each(|value| *value = unescape(value));
+    if let Some(check) = healthcheck {
+        check.unescape();
+    }
+}
+
+/// A service's named volumes are declared under the file's `volumes:`, and its durations and amounts parse.
+pub(crate) fn check_service_values(
+    mounts: &[Mount],
+    volumes: &BTreeMap<String, Option<Labelled>>,
+    healthcheck: Option<&Healthcheck>,
+    stop_grace_period: Option<&String>,
+    amounts: [Option<&ResourceAmounts>; 2],
+) -> Result<(), String> {
+    for mount in mounts {
+        if let Mount::Volume { name: volume, .. } = mount
+            && !volumes.contains_key(volume)
+        {
+            return Err(format!("volume `{volume}` is not declared under volumes:"));
+        }
+    }
+    if let Some(check) = healthcheck {
+        check.check()?;
+    }
+    if let Some(grace) = stop_grace_period {
+        parse_duration_nanos(grace)?;
+    }
+    for amounts in amounts.into_iter().flatten() {
+        amounts.check()?;
+    }
+    Ok(())
+}
+
 impl ComposeFile {
     /// Parses a rendered compose.yaml (`file` names it in errors) and checks what the deployer relies on:
     /// every reference (depends_on, networks, volumes, secrets) resolves, every value parses.
     pub fn parse(file: &str, text: &str) -> Result<ComposeFile, YamlError> {
         let mut compose: ComposeFile = yaml::from_str(file, text)?;
         let invalid = |message: String| YamlError::at(file, None, message);
-        if let Some(key) = compose.extensions.keys().find(|key| !key.starts_with("x-")) {
-            return Err(invalid(format!("top-level key `{key}` is not supported by cometctl deploy")));
-        }
+        check_extensions(&compose.extensions).map_err(invalid)?;
         for (name, service) in &mut compose.services {
             let in_service = |message: String| invalid(format!("service `{name}`: {message}"));
-            for list in [&mut service.entrypoint, &mut service.command].into_iter().flatten() {
-                list.iter_mut().for_each(|word| *word = unescape(word));
-            }
-            service.environment.values_mut().for_each(|value| *value = unescape(value));
-            if let Some(test) = service.healthcheck.as_mut().and_then(|check| check.test.as_mut()) {
-                test.iter_mut().for_each(|word| *word = unescape(word));
-            }
-            for mount in service.mounts().map_err(in_service)? {
-                if let Mount::Volume { name: volume, .. } = mount
-                    && !compose.volumes.contains_key(&volume)
-                {
-                    return Err(in_service(format!("volume `{volume}` is not declared under volumes:")));
-                }
-            }
+            unescape_container(
+                [&mut service.entrypoint, &mut service.command],
+                &mut service.environment,
+                service.healthcheck.as_mut(),
+            );
+            check_service_values(
+                &service.mounts().map_err(in_service)?,
+                &compose.volumes,
+                service.healthcheck.as_ref(),
+                service.stop_grace_period.as_ref(),
+                [service.limits(), service.reservations()],
+            )
+            .map_err(in_service)?;
             for network in service.networks.keys() {
                 if !compose.networks.contains_key(network) {
                     return Err(in_service(format!("network `{network}` is not declared under networks:")));
@@ -327,22 +406,6 @@ impl ComposeFile {
             }
             for port in &service.ports {
                 parse_port(port).map_err(in_service)?;
-            }
-            if let Some(check) = &service.healthcheck {
-                for duration in [&check.interval, &check.timeout, &check.start_period].into_iter().flatten() {
-                    parse_duration_nanos(duration).map_err(in_service)?;
-                }
-            }
-            if let Some(grace) = &service.stop_grace_period {
-                parse_duration_nanos(grace).map_err(in_service)?;
-            }
-            for amounts in [service.limits(), service.reservations()].into_iter().flatten() {
-                if let Some(cpus) = &amounts.cpus {
-                    parse_cpus_nanos(cpus).map_err(in_service)?;
-                }
-                if let Some(memory) = &amounts.memory {
-                    parse_bytes(memory).map_err(in_service)?;
-                }
             }
             if let Some(restart) = &service.restart
                 && !["no", "always", "unless-stopped", "on-failure"].contains(&restart.as_str())

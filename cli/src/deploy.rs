@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::compose::{self, ComposeFile, Condition, Mount, Service};
+use crate::compose::{self, ComposeFile, Condition, Healthcheck, Mount, Service};
 use crate::engine::{DEPLOYMENT_LABEL, ObservedContainer, SERVICE_LABEL};
 
 /// The Compose service a container belongs to (several containers per service when it has replicas).
@@ -129,7 +129,7 @@ impl Changes {
 }
 
 /// `dir/relative` without `.` and `..` components (the files need not exist yet).
-fn resolve(dir: &Path, relative: &str) -> PathBuf {
+pub(crate) fn resolve(dir: &Path, relative: &str) -> PathBuf {
     let mut path = PathBuf::new();
     for component in dir.join(relative).components() {
         match component {
@@ -143,15 +143,76 @@ fn resolve(dir: &Path, relative: &str) -> PathBuf {
     path
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Seconds, rounded up, of a Compose duration (already validated by `ComposeFile::parse`).
-fn seconds(duration: Option<&String>, default: u64) -> u64 {
+pub(crate) fn seconds(duration: Option<&String>, default: u64) -> u64 {
     duration
         .and_then(|text| compose::parse_duration_nanos(text).ok())
         .map_or(default, |nanos| u64::try_from(nanos).unwrap_or(0).div_ceil(1_000_000_000))
+}
+
+/// The Engine API `Healthcheck` of a Compose health check (`Null` without one; `NONE` when disabled); the
+/// same object in a container's create body and a Swarm service's `ContainerSpec`.
+pub(crate) fn healthcheck_body(check: Option<&Healthcheck>) -> Result<Value, String> {
+    Ok(match check {
+        Some(check) if check.disable => json!({ "Test": ["NONE"] }),
+        Some(check) => {
+            let nanos = |duration: &Option<String>| {
+                duration.as_deref().map_or(Ok(0), compose::parse_duration_nanos).map(Value::from)
+            };
+            json!({
+                "Test": check.test.clone().unwrap_or_default(),
+                "Interval": nanos(&check.interval)?,
+                "Timeout": nanos(&check.timeout)?,
+                "Retries": check.retries.unwrap_or(3),
+                "StartPeriod": nanos(&check.start_period)?,
+            })
+        }
+        None => Value::Null,
+    })
+}
+
+/// An Engine API tmpfs mount.
+pub(crate) fn tmpfs_body(target: &str, size_bytes: Option<i64>) -> Value {
+    match size_bytes {
+        Some(size) => json!({ "Type": "tmpfs", "Target": target, "TmpfsOptions": { "SizeBytes": size } }),
+        None => json!({ "Type": "tmpfs", "Target": target }),
+    }
+}
+
+/// How a service shows it is ready (a job by completing, a service with a health check by passing it, any
+/// other by running), and how long to wait for it: long enough for the start period and every retry of its
+/// health check, plus time to start the process; a job gets ten minutes.
+pub(crate) fn readiness_of(healthcheck: Option<&Healthcheck>, job: bool) -> (Ready, u64) {
+    let check = healthcheck.filter(|check| !check.disable);
+    let ready = if job {
+        Ready::Completed
+    } else if check.is_some() {
+        Ready::Healthy
+    } else {
+        Ready::Running
+    };
+    let timeout = match check {
+        Some(check) => {
+            let interval = seconds(check.interval.as_ref(), 30);
+            let timeout = seconds(check.timeout.as_ref(), 30);
+            let probes = u64::from(check.retries.unwrap_or(3)).saturating_add(1);
+            seconds(check.start_period.as_ref(), 0)
+                .saturating_add(interval.saturating_add(timeout).saturating_mul(probes))
+                .saturating_add(30)
+        }
+        None if job => 600,
+        None => 60,
+    };
+    (ready, timeout)
+}
+
+/// The names in `wanted` that `existing` lacks, in order.
+pub(crate) fn missing<'a>(wanted: impl IntoIterator<Item = &'a String>, existing: &[String]) -> Vec<String> {
+    wanted.into_iter().filter(|name| !existing.contains(name)).cloned().collect()
 }
 
 /// The content digest of a host file a container bind-mounts: part of the configuration hash, so a changed
@@ -246,6 +307,7 @@ fn service_containers(
             Mount::Volume { name: volume, target, read_only } => mounts.push(json!({
                 "Type": "volume", "Source": format!("{deployment}_{volume}"), "Target": target, "ReadOnly": read_only,
             })),
+            Mount::Tmpfs { target, size_bytes } => mounts.push(tmpfs_body(&target, size_bytes)),
         }
     }
     for secret in &service.secrets {
@@ -260,22 +322,7 @@ fn service_containers(
         exposed.insert(format!("{container}/tcp"), json!({}));
         port_bindings.insert(format!("{container}/tcp"), json!([{ "HostPort": host.to_string() }]));
     }
-    let healthcheck = match &service.healthcheck {
-        Some(check) if check.disable => json!({ "Test": ["NONE"] }),
-        Some(check) => {
-            let nanos = |duration: &Option<String>| {
-                duration.as_deref().map_or(Ok(0), compose::parse_duration_nanos).map(Value::from)
-            };
-            json!({
-                "Test": check.test.clone().unwrap_or_default(),
-                "Interval": nanos(&check.interval)?,
-                "Timeout": nanos(&check.timeout)?,
-                "Retries": check.retries.unwrap_or(3),
-                "StartPeriod": nanos(&check.start_period)?,
-            })
-        }
-        None => Value::Null,
-    };
+    let healthcheck = healthcheck_body(service.healthcheck.as_ref())?;
     let mut host_config = json!({
         "Binds": binds,
         "Mounts": mounts,
@@ -355,26 +402,7 @@ fn service_containers(
     );
     body["Labels"][CONFIG_HASH_LABEL] = config_hash.clone().into();
 
-    let check = service.healthcheck.as_ref().filter(|check| !check.disable);
-    let ready = if service.is_job() {
-        Ready::Completed
-    } else if check.is_some() {
-        Ready::Healthy
-    } else {
-        Ready::Running
-    };
-    // Long enough for the start period and every retry, plus time to pull no image and start the process.
-    let ready_timeout_seconds = match check {
-        Some(check) => {
-            let interval = seconds(check.interval.as_ref(), 30);
-            let timeout = seconds(check.timeout.as_ref(), 30);
-            seconds(check.start_period.as_ref(), 0)
-                + (interval + timeout) * u64::from(check.retries.unwrap_or(3) + 1)
-                + 30
-        }
-        None if service.is_job() => 600,
-        None => 60,
-    };
+    let (ready, ready_timeout_seconds) = readiness_of(service.healthcheck.as_ref(), service.is_job());
     let start_first = !service.is_job()
         && service.ports.is_empty()
         && !service.mounts()?.iter().any(|mount| matches!(mount, Mount::Volume { .. }));
@@ -440,18 +468,8 @@ pub fn changes(
         .map(|c| c.name.clone())
         .collect();
     Changes {
-        networks_to_create: desired
-            .networks
-            .iter()
-            .map(|(name, _)| name.clone())
-            .filter(|n| !networks.contains(n))
-            .collect(),
-        volumes_to_create: desired
-            .volumes
-            .iter()
-            .map(|(name, _)| name.clone())
-            .filter(|n| !volumes.contains(n))
-            .collect(),
+        networks_to_create: missing(desired.networks.iter().map(|(name, _)| name), networks),
+        volumes_to_create: missing(desired.volumes.iter().map(|(name, _)| name), volumes),
         services,
         containers_to_remove,
     }
@@ -519,6 +537,7 @@ secrets:
         exit: Option<i64>,
     ) -> ObservedContainer {
         ObservedContainer {
+            id: format!("id-{}", desired.name),
             name: desired.name.clone(),
             service: desired.service.clone(),
             image: desired.image.clone(),

@@ -18,6 +18,8 @@ pub mod render;
 mod secrets;
 pub mod sizing;
 pub mod spec;
+pub mod stack;
+pub mod swarm;
 mod tls;
 pub mod yaml;
 

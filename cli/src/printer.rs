@@ -74,8 +74,14 @@ impl ProgressLine {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
     pub service: String,
+    /// Tasks Swarm is asked to run (replicas; completions of a job; one per node when global). Compose has no
+    /// separate wish: there it is the containers found.
+    pub desired: u32,
+    /// Containers (compose) or current tasks (swarm) found.
     pub containers: u32,
     pub running: u32,
+    /// Containers or tasks that ran to completion (exit 0): one-shot jobs such as `migrate`.
+    pub completed: u32,
     pub healthy: u32,
     pub unhealthy: u32,
     pub images: Vec<String>,
@@ -362,7 +368,11 @@ impl Printer {
             };
             table.add_row(vec![
                 row.service.clone(),
-                format!("{}/{}", row.running, row.containers),
+                if row.completed > 0 {
+                    format!("{}/{} ({} completed)", row.running, row.desired, row.completed)
+                } else {
+                    format!("{}/{}", row.running, row.desired)
+                },
                 health,
                 row.images.join(", "),
                 row.ports.join(", "),

@@ -20,7 +20,7 @@ use crate::commands::upgrade::HistoryRecord;
 use crate::compose::ComposeFile;
 use crate::deploy::{self, Changes, ContainerChange, Desired, DesiredContainer, REPLACED_SUFFIX, Ready};
 use crate::domain::Target;
-use crate::engine::{Engine, Health};
+use crate::engine::{Engine, Health, SwarmRole};
 use crate::folder::{DeploymentFolder, Refusal};
 use crate::printer::{Printer, ProgressLine};
 use crate::render::{self, TemplateSet};
@@ -90,21 +90,22 @@ pub fn plan(engine: &Engine, desired: &Desired) -> Result<Changes> {
 
 /// One line of `diff` / `deploy` output.
 #[derive(Debug, Serialize)]
-struct Line {
+pub(crate) struct Line {
     action: &'static str,
     kind: &'static str,
     name: String,
     reason: String,
 }
 
+impl Line {
+    pub(crate) fn new(action: &'static str, kind: &'static str, name: &str, reason: &str) -> Line {
+        Line { action, kind, name: name.to_owned(), reason: reason.to_owned() }
+    }
+}
+
 fn lines(changes: &Changes) -> Vec<Line> {
     let mut lines = Vec::new();
-    let line = |action, kind, name: &str, reason: &str| Line {
-        action,
-        kind,
-        name: name.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let line = Line::new;
     lines.extend(changes.networks_to_create.iter().map(|name| line("create", "network", name, "new")));
     lines.extend(changes.volumes_to_create.iter().map(|name| line("create", "volume", name, "new")));
     for (_, service_changes) in &changes.services {
@@ -128,7 +129,11 @@ fn lines(changes: &Changes) -> Vec<Line> {
 }
 
 pub fn print_lines(printer: &Printer, title: &str, changes: &Changes) -> Result<()> {
-    let lines = lines(changes);
+    print_change_lines(printer, title, &lines(changes))
+}
+
+/// The lines of a `diff` or `deploy` (a JSON array with `--output json`), then a count or "no changes".
+pub(crate) fn print_change_lines(printer: &Printer, title: &str, lines: &[Line]) -> Result<()> {
     if printer.is_json() {
         printer.json(&lines)?;
         return Ok(());
@@ -137,27 +142,17 @@ pub fn print_lines(printer: &Printer, title: &str, changes: &Changes) -> Result<
         printer.result(&format!("{title}: no changes"))?;
         return Ok(());
     }
-    for line in &lines {
+    for line in lines {
         printer.result(&format!("{:<8} {:<10} {:<40} {}", line.action, line.kind, line.name, line.reason))?;
     }
     printer.result(&format!("{title}: {} changes", lines.len()))?;
     Ok(())
 }
 
-fn refuse_other_targets(target: DeployTarget) -> Result<()> {
-    match target {
-        DeployTarget::Compose => Ok(()),
-        DeployTarget::Swarm => Err(Refusal(
-            "`swarm` is not supported by this cometctl yet: deploy with `compose`, or render with `cometctl render \
-             --target swarm` and run `docker stack deploy`"
-                .to_owned(),
-        )
-        .into()),
-    }
-}
-
 pub fn diff(args: &DiffArgs, printer: &Printer) -> Result<()> {
-    refuse_other_targets(args.target)?;
+    if args.target == DeployTarget::Swarm {
+        return crate::commands::swarm::diff(args, printer);
+    }
     let folder = DeploymentFolder::new(&args.dir);
     let spec = folder.read_spec()?;
     let (_, desired) = prepare(&folder, &spec)?;
@@ -167,7 +162,14 @@ pub fn diff(args: &DiffArgs, printer: &Printer) -> Result<()> {
 }
 
 pub fn run(args: &DeployArgs, printer: &Printer) -> Result<()> {
-    refuse_other_targets(args.target)?;
+    if args.target == DeployTarget::Swarm {
+        return crate::commands::swarm::run(args, printer);
+    }
+    if args.init_swarm {
+        return Err(
+            Refusal("--init-swarm belongs to `deploy swarm`; `deploy compose` needs no swarm".to_owned()).into()
+        );
+    }
     let folder = DeploymentFolder::new(&args.dir);
     let spec = folder.read_spec()?;
     let (_, desired) = prepare(&folder, &spec)?;
@@ -175,8 +177,9 @@ pub fn run(args: &DeployArgs, printer: &Printer) -> Result<()> {
         printer.note(&note);
     }
     let engine = Engine::connect()?;
+    refuse_other_target(&engine, spec.name.as_str(), Target::Compose)?;
     check_capacity(&engine, &desired)?;
-    ensure_images(&engine, &desired, printer)?;
+    ensure_images(&engine, &desired.images, printer)?;
     let started = Instant::now();
     let changes = plan(&engine, &desired)?;
     if changes.is_empty() {
@@ -185,14 +188,26 @@ pub fn run(args: &DeployArgs, printer: &Printer) -> Result<()> {
     }
     print_lines(printer, &format!("deploy compose {}", spec.name), &changes)?;
     let outcome = apply(&engine, &desired, &changes, printer, Jobs::Run);
+    finish(&folder, &spec, Target::Compose, started, outcome, printer)
+}
+
+/// Records a deploy's outcome in history.jsonl, then reports it: the time to every service ready, or the error.
+pub(crate) fn finish(
+    folder: &DeploymentFolder,
+    spec: &Spec,
+    target: Target,
+    started: Instant,
+    outcome: Result<()>,
+    printer: &Printer,
+) -> Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let (result, detail) = match &outcome {
         Ok(()) => ("ok", String::new()),
         Err(error) => ("failed", format!("{error:#}").lines().next().unwrap_or_default().to_owned()),
     };
-    folder.append_history(&HistoryRecord::new("deploy", &spec, &spec, result, seconds, &detail))?;
+    folder.append_history(&HistoryRecord::new("deploy", target, spec, spec, result, seconds, &detail))?;
     outcome?;
-    printer.result(&format!("deploy compose {}: every service ready in {seconds:.1}s", spec.name))?;
+    printer.result(&format!("deploy {target} {}: every service ready in {seconds:.1}s", spec.name))?;
     Ok(())
 }
 
@@ -217,10 +232,30 @@ pub fn check_capacity(engine: &Engine, desired: &Desired) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to deploy `deployment` to `target` while it runs on this Engine with the other target (Compose
+/// containers and Swarm services would share names, networks and published ports).
+pub fn refuse_other_target(engine: &Engine, deployment: &str, target: Target) -> Result<()> {
+    let running_elsewhere = match target {
+        Target::Compose => {
+            matches!(engine.swarm_role()?, SwarmRole::Manager { .. }) && !engine.services(deployment)?.is_empty()
+        }
+        _ => !engine.containers(deployment)?.is_empty(),
+    };
+    if running_elsewhere {
+        let other = if target == Target::Compose { "a Swarm stack" } else { "Compose containers" };
+        return Err(Refusal(format!(
+            "deployment `{deployment}` runs as {other} on this Docker Engine: remove it with `cometctl destroy` \
+             (volumes stay) before deploying it with {target}"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Every image must be on the Engine before anything changes; missing ones are pulled (a private registry
 /// in the spec's images) or named with the fix.
-pub fn ensure_images(engine: &Engine, desired: &Desired, printer: &Printer) -> Result<()> {
-    for reference in &desired.images {
+pub fn ensure_images(engine: &Engine, images: &[String], printer: &Printer) -> Result<()> {
+    for reference in images {
         if engine.image(reference)?.is_some() {
             continue;
         }
@@ -385,30 +420,42 @@ fn replace_start_first(engine: &Engine, container: &DesiredContainer, line: &Pro
     Ok(())
 }
 
-fn wait_all(engine: &Engine, containers: &[(DesiredContainer, ProgressLine)]) -> Result<()> {
-    let mut pending: Vec<&(DesiredContainer, ProgressLine)> = containers.iter().collect();
+/// Something a deploy starts and then waits for: a container (compose) or a service (swarm).
+pub(crate) trait Awaited {
+    /// How long it may take to be ready, in seconds.
+    fn timeout_seconds(&self) -> u64;
+    fn readiness(&self, engine: &Engine) -> Result<Readiness>;
+    /// Why it did not become ready (`what`), with what the Engine can tell: a `DeployFailed`.
+    fn failure(&self, engine: &Engine, what: &str) -> anyhow::Error;
+}
+
+pub(crate) enum Readiness {
+    Ready(String),
+    Waiting(String),
+    Failed(String),
+}
+
+/// Waits until every entry is ready (each line then shows how), or one fails or times out (its report).
+pub(crate) fn wait_all<T: Awaited>(engine: &Engine, entries: &[(T, ProgressLine)]) -> Result<()> {
+    let mut pending: Vec<&(T, ProgressLine)> = entries.iter().collect();
     let started = Instant::now();
     while !pending.is_empty() {
         let mut still = Vec::new();
         for entry in pending {
-            let (container, line) = entry;
-            match readiness(engine, container)? {
+            let (awaited, line) = entry;
+            match awaited.readiness(engine)? {
                 Readiness::Ready(message) => line.finish(&message),
                 Readiness::Waiting(message) => {
-                    if started.elapsed().as_secs() > container.ready_timeout_seconds {
+                    if started.elapsed().as_secs() > awaited.timeout_seconds() {
                         line.finish("timed out");
-                        return Err(failure(
-                            engine,
-                            container,
-                            &format!("not ready after {}s", container.ready_timeout_seconds),
-                        ));
+                        return Err(awaited.failure(engine, &format!("not ready after {}s", awaited.timeout_seconds())));
                     }
                     line.set(&message);
                     still.push(entry);
                 }
                 Readiness::Failed(message) => {
                     line.finish("failed");
-                    return Err(failure(engine, container, &message));
+                    return Err(awaited.failure(engine, &message));
                 }
             }
         }
@@ -423,16 +470,14 @@ fn wait_all(engine: &Engine, containers: &[(DesiredContainer, ProgressLine)]) ->
 fn wait_ready(engine: &Engine, container: &DesiredContainer, line: &ProgressLine) -> Result<()> {
     let started = Instant::now();
     loop {
-        match readiness(engine, container)? {
+        match container.readiness(engine)? {
             Readiness::Ready(_) => return Ok(()),
-            Readiness::Failed(message) => return Err(failure(engine, container, &message)),
+            Readiness::Failed(message) => return Err(container.failure(engine, &message)),
             Readiness::Waiting(message) => {
                 if started.elapsed().as_secs() > container.ready_timeout_seconds {
-                    return Err(failure(
-                        engine,
-                        container,
-                        &format!("not ready after {}s", container.ready_timeout_seconds),
-                    ));
+                    return Err(
+                        container.failure(engine, &format!("not ready after {}s", container.ready_timeout_seconds))
+                    );
                 }
                 line.set(&message);
                 std::thread::sleep(POLL);
@@ -441,13 +486,23 @@ fn wait_ready(engine: &Engine, container: &DesiredContainer, line: &ProgressLine
     }
 }
 
-enum Readiness {
-    Ready(String),
-    Waiting(String),
-    Failed(String),
+impl Awaited for DesiredContainer {
+    fn timeout_seconds(&self) -> u64 {
+        self.ready_timeout_seconds
+    }
+
+    fn readiness(&self, engine: &Engine) -> Result<Readiness> {
+        container_readiness(engine, self)
+    }
+
+    fn failure(&self, engine: &Engine, what: &str) -> anyhow::Error {
+        let mut report = format!("service `{}` (container {}) {what}", self.service, self.name);
+        append_container_report(engine, &self.name, &mut report);
+        deploy_failed(report)
+    }
 }
 
-fn readiness(engine: &Engine, container: &DesiredContainer) -> Result<Readiness> {
+fn container_readiness(engine: &Engine, container: &DesiredContainer) -> Result<Readiness> {
     let Some(detail) = engine.container_detail(&container.name)? else {
         return Ok(Readiness::Failed("the container disappeared".to_owned()));
     };
@@ -471,10 +526,9 @@ fn readiness(engine: &Engine, container: &DesiredContainer) -> Result<Readiness>
     })
 }
 
-/// The report of a service that did not become ready: its state, last health checks and log tail.
-fn failure(engine: &Engine, container: &DesiredContainer, what: &str) -> anyhow::Error {
-    let mut report = format!("service `{}` (container {}) {what}", container.service, container.name);
-    if let Ok(Some(detail)) = engine.container_detail(&container.name)
+/// Appends a container's last health checks and log tail to a failure report.
+pub(crate) fn append_container_report(engine: &Engine, container: &str, report: &mut String) {
+    if let Ok(Some(detail)) = engine.container_detail(container)
         && !detail.health_log.is_empty()
     {
         report.push_str("\n  last health checks:");
@@ -482,7 +536,7 @@ fn failure(engine: &Engine, container: &DesiredContainer, what: &str) -> anyhow:
             let _ = write!(report, "\n    {probe}");
         }
     }
-    match engine.log_tail(&container.name, LOG_TAIL) {
+    match engine.log_tail(container, LOG_TAIL) {
         Ok(lines) if !lines.is_empty() => {
             let _ = write!(report, "\n  last {} log lines:", lines.len());
             for log_line in lines {
@@ -494,6 +548,10 @@ fn failure(engine: &Engine, container: &DesiredContainer, what: &str) -> anyhow:
             let _ = write!(report, "\n  (logs unavailable: {error})");
         }
     }
+}
+
+/// A deploy that stopped at a service, with its report.
+pub(crate) fn deploy_failed(mut report: String) -> anyhow::Error {
     report.push_str("\n  services that were already running were left running; fix the cause and deploy again");
     anyhow::Error::new(DeployFailed(report)).context("deploy stopped")
 }

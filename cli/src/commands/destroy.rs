@@ -1,62 +1,140 @@
-//! `cometctl destroy`: removes what the Docker Engine runs for a deployment (found by its label): containers
-//! and networks. Volumes hold the data and stay unless `--volumes` is given and confirmed (`--yes`, or the
-//! deployment's name typed at the prompt).
+//! `cometctl destroy`: removes what the Docker Engine runs for a deployment (found by its label): containers,
+//! Swarm services and networks. Volumes hold the data and stay unless `--volumes` is given; Swarm secrets and
+//! configs stay unless `--secrets` is given; each is confirmed (`--yes`, or the deployment's name typed at the
+//! prompt).
 
 use std::io::{BufRead as _, IsTerminal as _};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
 use crate::args::DestroyArgs;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError, ObjectKind, SwarmRole};
 use crate::folder::{DeploymentFolder, Refusal};
 use crate::printer::{Change, FileChange, Printer};
 
-/// Whether the operator confirmed removing the volumes.
-fn confirmed(args: &DestroyArgs, deployment: &str, volumes: &[String], printer: &Printer) -> Result<bool> {
+/// How long removed services may take to stop their containers (their stop grace periods are at most 60 s).
+const STOP_DEADLINE: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(500);
+
+/// Whether the operator confirmed deleting `names` (`what`: "the data", "the secrets and configs") for good.
+fn confirmed(
+    args: &DestroyArgs,
+    flag: &str,
+    what: &str,
+    deployment: &str,
+    names: &[String],
+    printer: &Printer,
+) -> Result<bool> {
     if args.yes {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
         return Err(Refusal(format!(
-            "--volumes deletes the data of `{deployment}` ({} volumes) for good: add --yes to confirm when not at \
-             a terminal",
-            volumes.len()
+            "{flag} deletes {what} of `{deployment}` ({} objects) for good: add --yes to confirm when not at a \
+             terminal",
+            names.len()
         ))
         .into());
     }
     printer.warning(&format!(
-        "--volumes deletes {} for good; type the deployment name `{deployment}` to confirm:",
-        volumes.join(", ")
+        "{flag} deletes {} for good; type the deployment name `{deployment}` to confirm:",
+        names.join(", ")
     ));
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(answer.trim() == deployment)
 }
 
+/// Retries `attempt` until it succeeds or the deadline passes (a network stays busy for a moment after the
+/// containers on it are gone).
+fn retry(deadline: Instant, mut attempt: impl FnMut() -> Result<(), EngineError>) -> Result<(), EngineError> {
+    loop {
+        match attempt() {
+            Ok(()) => return Ok(()),
+            Err(error) if Instant::now() >= deadline => return Err(error),
+            Err(_) => std::thread::sleep(POLL),
+        }
+    }
+}
+
 pub fn run(args: &DestroyArgs, printer: &Printer) -> Result<()> {
     let spec = DeploymentFolder::new(&args.dir).read_spec()?;
     let deployment = spec.name.as_str();
     let engine = Engine::connect()?;
+    let manager = matches!(engine.swarm_role()?, SwarmRole::Manager { .. });
     let volumes = engine.volumes(deployment)?;
+    let mut objects = Vec::new();
+    if manager {
+        for kind in [ObjectKind::Secret, ObjectKind::Config] {
+            objects.extend(engine.swarm_objects(kind, deployment)?.into_iter().map(|object| (kind, object)));
+        }
+    }
     // Ask before changing anything: a refused confirmation leaves the deployment running.
-    let remove_volumes = args.volumes && !volumes.is_empty() && confirmed(args, deployment, &volumes, printer)?;
-    if args.volumes && !volumes.is_empty() && !remove_volumes {
-        return Err(Refusal("not confirmed: nothing was removed".to_owned()).into());
+    for (wanted, flag, what, names) in [
+        (args.volumes, "--volumes", "the data", volumes.clone()),
+        (args.secrets, "--secrets", "the secrets and configs", objects.iter().map(|(_, o)| o.name.clone()).collect()),
+    ] {
+        if wanted && !names.is_empty() && !confirmed(args, flag, what, deployment, &names, printer)? {
+            return Err(Refusal("not confirmed: nothing was removed".to_owned()).into());
+        }
     }
     let mut changes = Vec::new();
+    let mut removed = |what: &str, name: &str, change: Change| {
+        changes.push(FileChange { path: format!("{what} {name}"), change });
+    };
     for name in engine.remove_containers(deployment)? {
-        changes.push(FileChange { path: format!("container {name}"), change: Change::Removed });
+        removed("container", &name, Change::Removed);
     }
+    if manager {
+        for service in engine.services(deployment)? {
+            engine.remove_service(&service.id)?;
+            removed("service", &service.name, Change::Removed);
+        }
+        // Swarm stops the tasks after the services are gone; networks and volumes are free once they stopped.
+        // Containers of finished tasks (a completed job) may stay behind: they go with the deployment.
+        let deadline = Instant::now() + STOP_DEADLINE;
+        loop {
+            let left = engine.task_containers(deployment)?;
+            if left.is_empty() {
+                break;
+            }
+            if left.iter().all(|container| !container.running) {
+                // Swarm may be removing them too: what fails here is looked at again on the next round.
+                for container in left {
+                    engine.remove_container(&container.id).ok();
+                }
+                continue;
+            }
+            if Instant::now() >= deadline {
+                return Err(anyhow::anyhow!(
+                    "the services of {deployment} are removed but their containers still exist after {}s: see \
+                     `docker ps -a --filter label=io.comet.deployment={deployment}`",
+                    STOP_DEADLINE.as_secs()
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
     for name in engine.networks(deployment)? {
-        engine.remove_network(&name)?;
-        changes.push(FileChange { path: format!("network {name}"), change: Change::Removed });
+        retry(deadline, || engine.remove_network(&name))?;
+        removed("network", &name, Change::Removed);
     }
     for name in &volumes {
-        if remove_volumes {
+        if args.volumes {
             engine.remove_volume(name)?;
-            changes.push(FileChange { path: format!("volume {name}"), change: Change::Removed });
+            removed("volume", name, Change::Removed);
         } else {
-            changes.push(FileChange { path: format!("volume {name}"), change: Change::Kept });
+            removed("volume", name, Change::Kept);
+        }
+    }
+    for (kind, object) in &objects {
+        if args.secrets {
+            engine.remove_swarm_object(*kind, &object.id)?;
+            removed(kind.as_str(), &object.name, Change::Removed);
+        } else {
+            removed(kind.as_str(), &object.name, Change::Kept);
         }
     }
     printer.changes(&format!("destroy {deployment}"), &changes)?;

@@ -8,6 +8,7 @@ mod init;
 mod render;
 mod sizing;
 mod status;
+mod swarm;
 mod upgrade;
 
 use anyhow::Result;

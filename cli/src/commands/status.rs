@@ -1,11 +1,17 @@
 //! `cometctl status`: what the Docker Engine runs for this deployment, found by its labels, one row per
-//! service: containers running of those found, health, image, published ports, uptime.
+//! service: containers (compose) or tasks (swarm) running of those wanted, health, image, published ports,
+//! uptime. A deployment is a Swarm one when services labelled with it exist on this manager.
+
+use std::collections::HashMap;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::args::StatusArgs;
-use crate::engine::{Engine, Health, ObservedContainer};
+use crate::domain::Target;
+use crate::engine::{
+    Engine, Health, ObservedContainer, ObservedService, ObservedTask, SERVICE_LABEL, ServiceMode, SwarmRole,
+};
 use crate::folder::DeploymentFolder;
 use crate::printer::{Printer, ServiceStatus};
 
@@ -34,16 +40,8 @@ fn summarise(containers: &[ObservedContainer], now: i64) -> Vec<ServiceStatus> {
         }
         let Some(row) = rows.last_mut() else { continue };
         row.containers += 1;
-        if container.running {
-            row.running += 1;
-            let uptime = (now - container.created).max(0);
-            row.uptime_seconds = Some(row.uptime_seconds.map_or(uptime, |known| known.min(uptime)));
-        }
-        match container.health {
-            Health::Healthy => row.healthy += 1,
-            Health::Unhealthy => row.unhealthy += 1,
-            Health::Starting | Health::None => {}
-        }
+        row.desired += 1;
+        count_container(row, container, now);
         if !row.images.contains(&container.image) {
             row.images.push(container.image.clone());
         }
@@ -56,15 +54,93 @@ fn summarise(containers: &[ObservedContainer], now: i64) -> Vec<ServiceStatus> {
     rows
 }
 
+/// Adds a running container's health and age to its row.
+fn count_container(row: &mut ServiceStatus, container: &ObservedContainer, now: i64) {
+    if !container.running {
+        if container.exit_code == Some(0) {
+            row.completed += 1;
+        }
+        return;
+    }
+    row.running += 1;
+    let uptime = (now - container.created).max(0);
+    row.uptime_seconds = Some(row.uptime_seconds.map_or(uptime, |known| known.min(uptime)));
+    match container.health {
+        Health::Healthy => row.healthy += 1,
+        Health::Unhealthy => row.unhealthy += 1,
+        Health::Starting | Health::None => {}
+    }
+}
+
+/// One row per Swarm service: tasks wanted and current, running ones counted with the health and age of their
+/// containers (those on this node; a task elsewhere counts as running without health).
+fn summarise_swarm(
+    deployment: &str,
+    services: &[(ObservedService, Vec<ObservedTask>)],
+    containers: &[ObservedContainer],
+    now: i64,
+) -> Vec<ServiceStatus> {
+    let by_id: HashMap<&str, &ObservedContainer> =
+        containers.iter().map(|container| (container.id.as_str(), container)).collect();
+    let mut rows: Vec<ServiceStatus> = services
+        .iter()
+        .map(|(service, tasks)| {
+            let is_job = matches!(service.mode, ServiceMode::ReplicatedJob(_) | ServiceMode::GlobalJob);
+            let current: Vec<&ObservedTask> = tasks
+                .iter()
+                .filter(|task| matches!(task.desired_state.as_str(), "running" | "ready" | "accepted" | "complete"))
+                .filter(|task| !is_job || task.job_iteration == service.job_iteration)
+                .collect();
+            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            let desired = match service.mode {
+                ServiceMode::Replicated(n) | ServiceMode::ReplicatedJob(n) => u32::try_from(n).unwrap_or(u32::MAX),
+                ServiceMode::Global | ServiceMode::GlobalJob => count(current.len()),
+            };
+            let name = service.labels.get(SERVICE_LABEL).cloned().unwrap_or_else(|| {
+                service.name.strip_prefix(&format!("{deployment}_")).unwrap_or(&service.name).to_owned()
+            });
+            let image = service.image.split('@').next().unwrap_or(&service.image).to_owned();
+            let mut row = ServiceStatus {
+                service: name,
+                desired,
+                containers: count(current.len()),
+                images: vec![image],
+                ports: service.ports.clone(),
+                ..ServiceStatus::default()
+            };
+            row.completed = count(current.iter().filter(|task| task.state == "complete").count());
+            for task in current.iter().filter(|task| task.state == "running") {
+                match task.container_id.as_deref().and_then(|id| by_id.get(id)) {
+                    Some(container) => count_container(&mut row, container, now),
+                    None => row.running += 1,
+                }
+            }
+            row
+        })
+        .collect();
+    rows.sort_by(|a, b| a.service.cmp(&b.service));
+    rows
+}
+
 pub fn run(args: &StatusArgs, printer: &Printer) -> Result<()> {
     let spec = DeploymentFolder::new(&args.dir).read_spec()?;
+    let deployment = spec.name.as_str();
     let engine = Engine::connect()?;
-    let containers = engine.containers(spec.name.as_str())?;
-    let status = Status {
-        deployment: spec.name.to_string(),
-        target: spec.target.as_str().to_owned(),
-        services: summarise(&containers, now_seconds()),
-    };
+    let now = now_seconds();
+    let mut services = summarise(&engine.containers(deployment)?, now);
+    let mut target = if services.is_empty() { spec.target } else { Target::Compose };
+    if matches!(engine.swarm_role()?, SwarmRole::Manager { .. }) {
+        let mut swarm_services = Vec::new();
+        for service in engine.services(deployment)? {
+            let tasks = engine.tasks(&service.id)?;
+            swarm_services.push((service, tasks));
+        }
+        if !swarm_services.is_empty() {
+            target = Target::Swarm;
+            services.extend(summarise_swarm(deployment, &swarm_services, &engine.task_containers(deployment)?, now));
+        }
+    }
+    let status = Status { deployment: spec.name.to_string(), target: target.as_str().to_owned(), services };
     if printer.is_json() {
         printer.json(&status)?;
     } else if status.services.is_empty() {
@@ -81,6 +157,7 @@ mod tests {
 
     fn container(service: &str, running: bool, health: Health, created: i64) -> ObservedContainer {
         ObservedContainer {
+            id: format!("{service}{created}"),
             name: format!("{service}-{created}"),
             service: service.into(),
             image: "comet-server:1".into(),
@@ -110,5 +187,62 @@ mod tests {
             (2, 1, 1, Some(100))
         );
         assert_eq!((rows[1].unhealthy, rows[1].ports.clone()), (1, vec!["443:443".to_owned()]));
+        assert_eq!(rows[0].desired, 2, "compose wants the containers it has");
+    }
+
+    fn task(id: &str, desired: &str, state: &str, container: Option<&str>) -> ObservedTask {
+        ObservedTask {
+            id: id.into(),
+            node_id: "n".into(),
+            desired_state: desired.into(),
+            state: state.into(),
+            message: String::new(),
+            error: String::new(),
+            container_id: container.map(str::to_owned),
+            exit_code: None,
+            labels: std::collections::HashMap::new(),
+            job_iteration: None,
+            timestamp: String::new(),
+        }
+    }
+
+    fn service(name: &str, mode: ServiceMode) -> ObservedService {
+        ObservedService {
+            id: name.into(),
+            name: format!("t_{name}"),
+            version: 1,
+            labels: std::collections::HashMap::new(),
+            image: "comet:1@sha256:abc".into(),
+            mode,
+            force_update: 0,
+            update: None,
+            job_iteration: None,
+            ports: if name == "nginx" { vec!["443:443/host".into()] } else { Vec::new() },
+        }
+    }
+
+    #[test]
+    fn swarm_rows_count_tasks_wanted_running_and_healthy() {
+        let mut healthy = container("api", true, Health::Healthy, 100);
+        healthy.id = "c1".into();
+        let services = vec![
+            (
+                service("api", ServiceMode::Replicated(3)),
+                vec![
+                    task("1", "running", "running", Some("c1")),
+                    task("2", "running", "starting", Some("c2")),
+                    task("3", "shutdown", "failed", Some("c3")),
+                ],
+            ),
+            (service("migrate", ServiceMode::ReplicatedJob(1)), vec![task("4", "complete", "complete", None)]),
+        ];
+        let rows = summarise_swarm("t", &services, &[healthy], 200);
+        assert_eq!(rows[0].service, "api");
+        assert_eq!((rows[0].desired, rows[0].containers, rows[0].running, rows[0].healthy), (3, 2, 1, 1));
+        assert_eq!((rows[0].images.clone(), rows[0].uptime_seconds), (vec!["comet:1".to_owned()], Some(100)));
+        assert_eq!(
+            (rows[1].service.as_str(), rows[1].desired, rows[1].running, rows[1].completed),
+            ("migrate", 1, 0, 1)
+        );
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::UpgradeArgs;
 use crate::commands::deploy::{self, Jobs};
+use crate::domain::Target;
 use crate::engine::{Engine, Health};
 use crate::folder::{DeploymentFolder, Refusal};
 use crate::printer::Printer;
@@ -32,11 +33,19 @@ pub struct HistoryRecord {
 }
 
 impl HistoryRecord {
-    pub fn new(action: &str, from: &Spec, to: &Spec, result: &str, seconds: f64, detail: &str) -> HistoryRecord {
+    pub fn new(
+        action: &str,
+        target: Target,
+        from: &Spec,
+        to: &Spec,
+        result: &str,
+        seconds: f64,
+        detail: &str,
+    ) -> HistoryRecord {
         HistoryRecord {
             time: rfc3339_now(),
             action: action.to_owned(),
-            target: "compose".to_owned(),
+            target: target.as_str().to_owned(),
             from: from.images.comet.reference(),
             to: to.images.comet.reference(),
             result: result.to_owned(),
@@ -152,7 +161,7 @@ pub fn run(args: &UpgradeArgs, printer: &Printer) -> Result<()> {
     check_healthy(&engine, &folder, &spec)?;
     let (_, desired) = deploy::prepare(&folder, &next)?;
     deploy::check_capacity(&engine, &desired)?;
-    deploy::ensure_images(&engine, &desired, printer)?;
+    deploy::ensure_images(&engine, &desired.images, printer)?;
     let changes = deploy::plan(&engine, &desired)?;
     let title = format!("upgrade {} {} → {}", spec.name, spec.images.comet.reference(), next.images.comet.reference());
     deploy::print_lines(printer, &title, &changes)?;
@@ -161,7 +170,7 @@ pub fn run(args: &UpgradeArgs, printer: &Printer) -> Result<()> {
         Ok(()) => {
             folder.write_spec(&next)?;
             let seconds = started.elapsed().as_secs_f64();
-            folder.append_history(&HistoryRecord::new("upgrade", &spec, &next, "ok", seconds, ""))?;
+            folder.append_history(&HistoryRecord::new("upgrade", Target::Compose, &spec, &next, "ok", seconds, ""))?;
             printer.result(&format!("{title}: done in {seconds:.1}s"))?;
             Ok(())
         }
@@ -174,7 +183,15 @@ pub fn run(args: &UpgradeArgs, printer: &Printer) -> Result<()> {
             let seconds = started.elapsed().as_secs_f64();
             let result = if rolled_back.is_ok() { "rolled-back" } else { "failed" };
             let detail = format!("{error:#}").lines().next().unwrap_or_default().to_owned();
-            folder.append_history(&HistoryRecord::new("upgrade", &spec, &next, result, seconds, &detail))?;
+            folder.append_history(&HistoryRecord::new(
+                "upgrade",
+                Target::Compose,
+                &spec,
+                &next,
+                result,
+                seconds,
+                &detail,
+            ))?;
             rolled_back?;
             Err(error.context(format!(
                 "upgrade to {} failed and was rolled back to {} in {seconds:.1}s",

@@ -28,5 +28,32 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecError> {
     Ok(spec)
 }
 
+/// A spec as `init` writes it for `mau` monthly users on `target` (for unit tests across modules).
+#[cfg(test)]
+pub(crate) fn sized_for_tests(mau: &str, target: crate::domain::Target) -> Spec {
+    use crate::domain::Concurrency;
+    use crate::sizing::{self, Profile, SizingRequest};
+    let profile = Profile::embedded().expect("profile");
+    let request = SizingRequest {
+        mau: mau.parse().expect("mau"),
+        concurrency: Concurrency::Baseline,
+        target,
+        message_retention_days: 365,
+    };
+    let plan = sizing::plan(&profile, &request).expect("plan");
+    Spec::initial(InitialSpec {
+        name: DeploymentName::parse("comet").expect("name"),
+        target,
+        domain: "chat.example.com".to_owned(),
+        mau: plan.mau,
+        concurrency: plan.concurrency,
+        message_retention_days: 365,
+        kafka_retention_hours: 168,
+        comet_version: "0.1.0".to_owned(),
+        tls_mode: TlsMode::SelfSigned,
+        plan: plan.allocation,
+    })
+}
+
 #[cfg(test)]
 mod tests;

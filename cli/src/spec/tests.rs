@@ -1,28 +1,8 @@
 use super::*;
-use crate::domain::{Concurrency, Target};
-use crate::sizing::{self, Profile, SizingRequest};
+use crate::domain::Target;
 
 fn sample_spec() -> Spec {
-    let profile = Profile::embedded().expect("profile");
-    let request = SizingRequest {
-        mau: "100k".parse().expect("mau"),
-        concurrency: Concurrency::Baseline,
-        target: Target::Swarm,
-        message_retention_days: 365,
-    };
-    let plan = sizing::plan(&profile, &request).expect("plan");
-    Spec::initial(InitialSpec {
-        name: DeploymentName::parse("comet").expect("name"),
-        target: Target::Swarm,
-        domain: "chat.example.com".to_owned(),
-        mau: plan.mau,
-        concurrency: plan.concurrency,
-        message_retention_days: 365,
-        kafka_retention_hours: 168,
-        comet_version: "0.1.0".to_owned(),
-        tls_mode: TlsMode::SelfSigned,
-        plan: plan.allocation,
-    })
+    sized_for_tests("100k", Target::Swarm)
 }
 
 #[test]

@@ -152,6 +152,23 @@ impl Chat {
     }
 }
 
+/// Chat through the deployment's published NGINX port: two users, a REST send from alice, delivered with the
+/// same id on bob's WebSocket.
+pub fn assert_one_message_delivered(deployment: &Deployment, text: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let chat = Chat::new(deployment);
+        let _alice = chat.user("alice").await;
+        let bob = chat.user("bob").await;
+        let mut socket = chat.connect(&bob).await;
+        let sent = chat.send("alice", "bob", text).await.expect("send accepted");
+        let frames = socket.until(|frame| frame["type"] == "message.new").await;
+        let delivered = frames.last().expect("a frame");
+        assert_eq!(delivered["data"]["data"]["text"], text, "{delivered}");
+        assert_eq!(delivered["data"]["id"], sent["id"], "{delivered} vs {sent}");
+    });
+}
+
 /// Every certificate of a PEM bundle.
 fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject as _;

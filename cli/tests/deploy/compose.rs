@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::chat::Chat;
+use crate::chat::assert_one_message_delivered;
 use crate::harness::{Deployment, assert_all_healthy, serial};
 
 #[test]
@@ -31,18 +31,7 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
     }
 
     // Chat through the published NGINX port: two users, a REST send, delivered on the WebSocket.
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let chat = Chat::new(&deployment);
-        let _alice = chat.user("alice").await;
-        let bob = chat.user("bob").await;
-        let mut socket = chat.connect(&bob).await;
-        let sent = chat.send("alice", "bob", "hello through nginx").await.expect("send accepted");
-        let frames = socket.until(|frame| frame["type"] == "message.new").await;
-        let delivered = frames.last().expect("a frame");
-        assert_eq!(delivered["data"]["data"]["text"], "hello through nginx", "{delivered}");
-        assert_eq!(delivered["data"]["id"], sent["id"], "{delivered} vs {sent}");
-    });
+    assert_one_message_delivered(&deployment, "hello through nginx");
 
     let before = deployment.containers();
     let again = deployment.run(&["deploy", "compose"]).success();

@@ -55,7 +55,7 @@ pub struct Deployment {
 
 impl Drop for Deployment {
     fn drop(&mut self) {
-        let _ = self.run(&["destroy", "--volumes", "--yes"]);
+        let _ = self.run(&["destroy", "--volumes", "--secrets", "--yes"]);
         // The comet-server images this deployment built (tags start with its name): 180 MB each in debug.
         let filter = format!("reference=*/*/comet-server:{}-*", self.name);
         let (_, images, _) = docker(&["images", "-q", "--filter", &filter]);

@@ -15,4 +15,5 @@ mod chat;
 mod compose;
 mod harness;
 mod load;
+mod swarm;
 mod upgrade;
