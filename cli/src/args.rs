@@ -61,8 +61,8 @@ pub enum Command {
     /// Deploy the spec to the Docker Engine and wait until every service is ready ("no changes" when nothing
     /// differs).
     Deploy(DeployArgs),
-    /// Move a healthy compose deployment to new images: migrate once, replace roles start-first, roll back
-    /// by itself on failure.
+    /// Move a healthy deployment (compose or swarm) to new images: migrate once, replace roles start-first,
+    /// roll back by itself on failure.
     Upgrade(UpgradeArgs),
     /// What the Docker Engine runs for this deployment: one row per service (`--output json` for scripts).
     Status(StatusArgs),

@@ -9,6 +9,7 @@
 //! a rollback or a paused update fails the deploy with the tasks' errors and the log tail of a failed task's
 //! container. Failure leaves what runs running. `migrate` runs as a replicated job (Engine API 1.41): Swarm
 //! records that it completed, a changed spec runs it again, and a failed run is run again on the next deploy.
+//! `upgrade` of a Swarm deployment is a deploy of the new spec, and of the previous one if that fails.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -20,9 +21,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::args::{DeployArgs, DiffArgs};
 use crate::commands::deploy::{
-    Awaited, Line, Readiness, append_container_report, deploy_failed, ensure_images, finish, print_change_lines,
+    Awaited, Jobs, Line, Readiness, append_container_report, deploy_failed, ensure_images, finish, print_change_lines,
     wait_all,
 };
+use crate::commands::upgrade::HistoryRecord;
 use crate::compose::ComposeFile;
 use crate::deploy::{Ready, Reason};
 use crate::domain::Target;
@@ -398,7 +400,7 @@ fn apply(engine: &Engine, desired: &Desired, changes: &Changes, printer: &Printe
                     let known = engine.tasks(&observed.id)?.into_iter().map(|task| task.id).collect();
                     let mut spec = spec;
                     let rerun = u64::from(*reason == Reason::JobFailed);
-                    spec["TaskTemplate"]["ForceUpdate"] = (observed.force_update + rerun).into();
+                    spec["TaskTemplate"]["ForceUpdate"] = observed.force_update.saturating_add(rerun).into();
                     engine.update_service(&observed.id, observed.version, spec)?;
                     let previous = observed.update.as_ref().map(|update| update.started_at.clone());
                     ServiceWait::new(service, Action::Updated { previous_update: previous }, known)
@@ -562,11 +564,7 @@ impl Awaited for ServiceWait {
             return Ok(Readiness::Ready(format!("{ready}/{wanted} {how}")));
         }
         if give_up {
-            return Ok(Readiness::Failed(format!(
-                "{} new tasks failed; last: {}",
-                failed.len(),
-                describe_task(failed[0])
-            )));
+            return Ok(Readiness::Failed(format!("{} tasks failed; last: {}", failed.len(), describe_task(failed[0]))));
         }
         let pending: Vec<&&ObservedTask> =
             current.iter().filter(|task| task.desired_state == "running" && task.state == "pending").collect();
@@ -602,14 +600,18 @@ impl Awaited for ServiceWait {
             .collect();
         if !troubled.is_empty() {
             report.push_str("\n  its tasks, newest first:");
-            let mut seen = HashSet::new();
-            for task in troubled.iter().filter(|task| seen.insert(describe_task(task))).take(5) {
-                let _ = write!(
-                    report,
-                    "\n    {} {}",
-                    task.timestamp.get(..19).unwrap_or(&task.timestamp),
-                    describe_task(task)
-                );
+            // Identical failures once, with how many tasks had them.
+            let mut seen: Vec<(String, &str, usize)> = Vec::new();
+            for task in &troubled {
+                let description = describe_task(task);
+                match seen.iter_mut().find(|(known, _, _)| *known == description) {
+                    Some((_, _, times)) => *times += 1,
+                    None => seen.push((description, task.timestamp.get(..19).unwrap_or(&task.timestamp), 1)),
+                }
+            }
+            for (description, time, times) in seen.iter().take(5) {
+                let repeated = if *times > 1 { format!(" ({times} tasks)") } else { String::new() };
+                let _ = write!(report, "\n    {time} {description}{repeated}");
             }
         }
         // The newest failed task whose container is on this node, else any task's.
@@ -624,5 +626,124 @@ impl Awaited for ServiceWait {
             None => report.push_str("\n  (no container of it on this node to read logs from)"),
         }
         deploy_failed(report)
+    }
+}
+
+/// Whether `deployment` runs as Swarm services on this Engine.
+pub fn runs_on_swarm(engine: &Engine, deployment: &str) -> Result<bool> {
+    Ok(matches!(engine.swarm_role()?, SwarmRole::Manager { .. }) && !engine.services(deployment)?.is_empty())
+}
+
+/// The long-running services that do not run all their tasks healthy, each with what it runs.
+fn sick_services(engine: &Engine, deployment: &str) -> Result<Vec<String>> {
+    let mut sick = Vec::new();
+    for service in engine.services(deployment)? {
+        let tasks = engine.tasks(&service.id)?;
+        let running: Vec<&ObservedTask> =
+            tasks.iter().filter(|task| task.desired_state == "running" && task.state == "running").collect();
+        let wanted = match service.mode {
+            ServiceMode::Replicated(count) => usize::try_from(count).unwrap_or(usize::MAX),
+            ServiceMode::Global => tasks.iter().filter(|task| task.desired_state == "running").count(),
+            ServiceMode::ReplicatedJob(_) | ServiceMode::GlobalJob => continue,
+        };
+        let mut healthy = 0;
+        for task in &running {
+            let health = match &task.container_id {
+                Some(id) => engine.container_detail(id)?.map_or(Health::None, |detail| detail.health),
+                None => Health::None,
+            };
+            if !matches!(health, Health::Unhealthy | Health::Starting) {
+                healthy += 1;
+            }
+        }
+        if healthy < wanted {
+            sick.push(format!("{} ({healthy}/{wanted} running and healthy)", service.name));
+        }
+    }
+    Ok(sick)
+}
+
+/// Renders `spec` and applies it: the change lines under `title`, then the changes. With `Jobs::Keep` (a
+/// rollback) a job whose spec changed is left as it is: the newer migration already ran, and an older one must
+/// not run over its schema.
+fn deploy_spec(
+    engine: &Engine,
+    folder: &DeploymentFolder,
+    spec: &Spec,
+    title: &str,
+    jobs: Jobs,
+    printer: &Printer,
+) -> Result<()> {
+    let prepared = prepare(folder, spec)?;
+    let images: Vec<String> = prepared.stack.services.values().map(|service| service.image.clone()).collect();
+    ensure_images(engine, &images, printer)?;
+    let desired = desired_state(engine, &prepared, spec)?;
+    let nodes = ensure_node_labels(engine, &desired, printer)?;
+    check_capacity(&nodes, &desired)?;
+    let mut changes = plan(engine, &desired)?;
+    if jobs == Jobs::Keep {
+        for change in &mut changes.services {
+            if let ServiceChange::Update { desired, observed, .. } = change
+                && desired.ready == Ready::Completed
+            {
+                *change = ServiceChange::Keep { desired: desired.clone(), observed: observed.clone() };
+            }
+        }
+    }
+    print_lines(printer, title, &changes)?;
+    apply(engine, &desired, &changes, printer)
+}
+
+/// `upgrade` of a deployment on Swarm: refused unless the swarm runs exactly what cometctl.yaml renders and every
+/// service is healthy; then `deploy swarm` of the new spec, where Swarm's `update_config` rolls the roles
+/// (start-first) and rolls a failing one back by itself. On failure the previous spec is deployed again (jobs
+/// kept), the command exits 3, and cometctl.yaml keeps the previous version. Recorded in history.jsonl.
+pub fn upgrade(engine: &Engine, folder: &DeploymentFolder, spec: &Spec, next: &Spec, printer: &Printer) -> Result<()> {
+    let deployment = spec.name.as_str();
+    let current = prepare(folder, spec)?;
+    let drift = plan(engine, &desired_state(engine, &current, spec)?)?;
+    if !drift.is_empty() {
+        return Err(Refusal(format!(
+            "the deployment differs from cometctl.yaml ({} changes; see `cometctl diff swarm`): deploy it with \
+             `cometctl deploy swarm` before upgrading",
+            lines(&drift).len()
+        ))
+        .into());
+    }
+    let sick = sick_services(engine, deployment)?;
+    if !sick.is_empty() {
+        return Err(Refusal(format!(
+            "refusing to upgrade an unhealthy deployment: {}; fix it first (`cometctl status`)",
+            sick.join(", ")
+        ))
+        .into());
+    }
+    let (from, to) = (spec.images.comet.reference(), next.images.comet.reference());
+    let title = format!("upgrade {deployment} {from} → {to}");
+    let started = Instant::now();
+    let record = |result: &str, detail: &str| {
+        let seconds = started.elapsed().as_secs_f64();
+        folder.append_history(&HistoryRecord::new("upgrade", Target::Swarm, spec, next, result, seconds, detail))
+    };
+    match deploy_spec(engine, folder, next, &title, Jobs::Run, printer) {
+        Ok(()) => {
+            folder.write_spec(next)?;
+            record("ok", "")?;
+            printer.result(&format!("{title}: done in {:.1}s", started.elapsed().as_secs_f64()))?;
+            Ok(())
+        }
+        Err(error) => {
+            printer.warning(&format!("{error:#}"));
+            printer.warning(&format!("rolling back to {from}"));
+            let rolled_back =
+                deploy_spec(engine, folder, spec, &format!("rollback {deployment} to {from}"), Jobs::Keep, printer);
+            let detail = format!("{error:#}").lines().next().unwrap_or_default().to_owned();
+            record(if rolled_back.is_ok() { "rolled-back" } else { "failed" }, &detail)?;
+            rolled_back?;
+            Err(error.context(format!(
+                "upgrade to {to} failed and was rolled back to {from} in {:.1}s",
+                started.elapsed().as_secs_f64()
+            )))
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! The new version's migrate job runs once; stateless roles are replaced one container at a time,
 //! start-first, each gated on its health check; on any failure the previous images are put back (the
 //! migrate job is not run again) and the command exits 3. Every attempt is recorded in history.jsonl.
+//! A deployment that runs on Swarm is upgraded by `commands::swarm::upgrade` (Swarm's own rolling update).
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -158,6 +159,9 @@ pub fn run(args: &UpgradeArgs, printer: &Printer) -> Result<()> {
         return Ok(());
     }
     let engine = Engine::connect()?;
+    if crate::commands::swarm::runs_on_swarm(&engine, spec.name.as_str())? {
+        return crate::commands::swarm::upgrade(&engine, &folder, &spec, &next, printer);
+    }
     check_healthy(&engine, &folder, &spec)?;
     let (_, desired) = deploy::prepare(&folder, &next)?;
     deploy::check_capacity(&engine, &desired)?;

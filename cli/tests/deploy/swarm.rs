@@ -1,7 +1,8 @@
 //! `deploy swarm` end to end on a single-node swarm: a 10k spec on the stand-in stores with two api and two
 //! gateway replicas → refused without a swarm, then `deploy swarm --init-swarm` → every service healthy
 //! (status JSON) → chat through NGINX's host-mode port (REST in, WebSocket out) → deploy again changes nothing
-//! → destroy leaves nothing but the volumes and the secrets.
+//! → upgrade to a new image (Swarm rolls the roles) → a second deployment whose store cannot start fails, naming it, and leaves the first alone → destroy leaves
+//! nothing but the volumes and the secrets.
 //!
 //! The swarm is left at the end only if this test made it (CI starts without one).
 
@@ -155,6 +156,52 @@ fn deploy_swarm_serves_chat_through_nginx_and_a_second_deploy_changes_nothing() 
     assert_eq!(service_versions(&name), before, "a deploy with no changes updated services");
     assert!(deployment.run(&["diff", "swarm"]).success().stdout.contains("no changes"));
     assert_eq!(deployment.spec().target, Target::Swarm);
+
+    // upgrade: `deploy swarm` of the new image, rolled by Swarm's update_config; the spec records it.
+    let next = format!("{}-next", deployment.spec().images.comet.tag);
+    deployment.build_comet(&next);
+    let upgraded = deployment.run(&["upgrade", "--version", &next]);
+    assert_eq!(upgraded.code, 0, "upgrade failed\nstdout:\n{}\nstderr:\n{}", upgraded.stdout, upgraded.stderr);
+    assert!(upgraded.stdout.contains("rolling update"), "{}", upgraded.stdout);
+    assert_eq!(deployment.spec().images.comet.tag, next, "the spec records the new version");
+    let status = deployment.status();
+    assert_swarm_healthy(&status);
+    let api = status["services"].as_array().and_then(|all| all.iter().find(|s| s["service"] == "api")).expect("api");
+    assert!(api["images"].to_string().contains(&next), "{api}");
+    let history = std::fs::read_to_string(deployment.dir.join("history.jsonl")).expect("history.jsonl");
+    assert!(
+        history
+            .lines()
+            .last()
+            .is_some_and(|line| line.contains(r#""target":"swarm","#) && line.contains(r#""result":"ok""#)),
+        "{history}"
+    );
+    let before = service_versions(&name);
+
+    // A second deployment whose Redis cannot start (its image is not Redis): the deploy stops at that store,
+    // names it with its tasks' errors and log tail, exits 3, starts no role, and leaves the first one alone.
+    let broken = Deployment::new("e2e-swarm-broken", 38081, 38444);
+    let not_redis = crate::harness::stand_ins()["kafka"].clone();
+    broken.edit(|spec| {
+        spec.target = Target::Swarm;
+        *spec.images.get_mut("redis").expect("redis") = cometctl::spec::ImageRef::parse(&not_redis).expect("ref");
+        let plan = &mut spec.plan;
+        plan.services.get_mut(&ServiceKey::Nginx).expect("planned").replicas = 1;
+        for service in plan.services.values_mut() {
+            service.cpu_millis.request = service.cpu_millis.request.min(50);
+        }
+    });
+    broken.build_comet(&broken.spec().images.comet.tag);
+    let failed = broken.run(&["deploy", "swarm"]);
+    assert_eq!(failed.code, 3, "stdout:\n{}\nstderr:\n{}", failed.stdout, failed.stderr);
+    assert!(failed.stderr.contains("service `redis-1`"), "{}", failed.stderr);
+    assert!(failed.stderr.contains("its tasks"), "{}", failed.stderr);
+    assert!(failed.stderr.contains("log lines"), "{}", failed.stderr);
+    let broken_services = labelled("service", &broken.name);
+    assert!(!broken_services.iter().any(|service| service.ends_with("_api")), "roles started: {broken_services:?}");
+    assert_eq!(service_versions(&name), before, "the failed deploy of another deployment touched this one");
+    drop(broken);
+    assert_swarm_healthy(&deployment.status());
 
     // destroy: services and networks go; the volumes (data) and the secrets and configs stay.
     let secrets = labelled("secret", &name);
