@@ -123,7 +123,7 @@ pub(crate) async fn record_send(
         for (uid, other) in sides {
             sqlx::query(user_conversation)
                 .bind(uid)
-                .bind(message.conversation_id.as_str())
+                .bind(message.conversation_id.key())
                 .bind(other)
                 .bind(message.sent_at)
                 .execute(&mut *connection)
@@ -132,7 +132,7 @@ pub(crate) async fn record_send(
     }
     // The new seq is the conversation's highest, so it never moves the sender's positions backwards.
     sqlx::query(receipt)
-        .bind(message.conversation_id.as_str())
+        .bind(message.conversation_id.key())
         .bind(message.sender.as_str())
         .bind(message.seq)
         .bind(message.seq)
@@ -178,7 +178,7 @@ impl Store {
             None => {
                 let newest: Option<String> =
                     sqlx::query_scalar("SELECT id FROM messages WHERE conversation_id = ? AND seq = ?")
-                        .bind(conversation.as_str())
+                        .bind(conversation.key())
                         .bind(last_seq)
                         .fetch_optional(&mut *transaction)
                         .await?;
@@ -192,7 +192,7 @@ impl Store {
         let existing: Option<AnyRow> = sqlx::query(
             "SELECT delivered_seq, read_seq FROM conversation_receipts WHERE conversation_id = ? AND uid = ?",
         )
-        .bind(conversation.as_str())
+        .bind(conversation.key())
         .bind(uid.as_str())
         .fetch_optional(&mut *transaction)
         .await?;
@@ -231,7 +231,7 @@ impl Store {
             .bind(delivered_seq)
             .bind(read_seq)
             .bind(now)
-            .bind(conversation.as_str())
+            .bind(conversation.key())
             .bind(uid.as_str())
             .execute(&mut *transaction)
             .await?;
@@ -246,7 +246,7 @@ impl Store {
             "messageId": target_id,
             "at": now,
         });
-        outbox::insert(&mut transaction, event_type, conversation.as_str(), last_seq, now, &event_data).await?;
+        outbox::insert(&mut transaction, event_type, conversation.key(), last_seq, now, &event_data).await?;
         transaction.commit().await?;
         Ok(receipt)
     }
@@ -293,7 +293,7 @@ impl Store {
         for row in &group_rows {
             summaries.push(summary(row, "last_message_at", ConversationWith::Group(rows::guid(row, "guid")?))?);
         }
-        summaries.sort_by(|a, b| (b.last_at, b.conversation_id.as_str()).cmp(&(a.last_at, a.conversation_id.as_str())));
+        summaries.sort_by(|a, b| (b.last_at, b.conversation_id.key()).cmp(&(a.last_at, a.conversation_id.key())));
         summaries.truncate(limit as usize);
         if summaries.is_empty() {
             return Ok(summaries);
@@ -305,13 +305,12 @@ impl Store {
         receipts.push_bind(uid.as_str().to_owned()).push(" AND conversation_id IN (");
         let mut separated = receipts.separated(", ");
         for summary in &summaries {
-            separated.push_bind(summary.conversation_id.as_str().to_owned());
+            separated.push_bind(summary.conversation_id.key().to_owned());
         }
         receipts.push(")");
         for row in receipts.build().persistent(false).fetch_all(&self.pool).await? {
             let conversation: String = get(&row, "conversation_id")?;
-            if let Some(summary) = summaries.iter_mut().find(|summary| summary.conversation_id.as_str() == conversation)
-            {
+            if let Some(summary) = summaries.iter_mut().find(|summary| summary.conversation_id.key() == conversation) {
                 summary.delivered_seq = get(&row, "delivered_seq")?;
                 summary.read_seq = get(&row, "read_seq")?;
             }
@@ -323,7 +322,7 @@ impl Store {
             if index > 0 {
                 last.push(" OR ");
             }
-            last.push("(conversation_id = ").push_bind(summary.conversation_id.as_str().to_owned());
+            last.push("(conversation_id = ").push_bind(summary.conversation_id.key().to_owned());
             last.push(" AND seq = ").push_bind(summary.last_seq).push(")");
         }
         for row in last.build().persistent(false).fetch_all(&self.pool).await? {
@@ -343,13 +342,13 @@ fn push_cursor(query: &mut QueryBuilder<Any>, at: &str, id: &str, after: Option<
     if let Some(after) = after {
         query.push(format!(" AND ({at} < ")).push_bind(after.last_at);
         query.push(format!(" OR ({at} = ")).push_bind(after.last_at);
-        query.push(format!(" AND {id} < ")).push_bind(after.conversation_id.as_str().to_owned()).push("))");
+        query.push(format!(" AND {id} < ")).push_bind(after.conversation_id.key().to_owned()).push("))");
     }
 }
 
 fn summary(row: &AnyRow, at_column: &str, with: ConversationWith) -> Result<ConversationSummary, StoreError> {
     Ok(ConversationSummary {
-        conversation_id: ConversationId::from_stored(get(row, "conversation_id")?),
+        conversation_id: rows::conversation(row, "conversation_id")?,
         with,
         last_seq: get(row, "last_seq")?,
         last_at: get(row, at_column)?,

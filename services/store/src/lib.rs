@@ -123,7 +123,14 @@ impl Store {
     /// already ran is reported instead of silently skipped. On MySQL an advisory lock (`GET_LOCK`) keeps two
     /// `migrate` jobs from running at once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrations::run(&self.pool, self.backend).await
+        migrations::run(&self.pool, self.backend, i64::MAX).await
+    }
+
+    /// Applies the migrations up to and including `version` only: for tests that write data as an older
+    /// release did and then migrate it.
+    #[doc(hidden)]
+    pub async fn migrate_to(&self, version: i64) -> Result<(), StoreError> {
+        migrations::run(&self.pool, self.backend, version).await
     }
 
     /// Checks that the database answers.

@@ -121,7 +121,7 @@ impl Store {
         .execute(&mut *transaction)
         .await?;
         let event_data = serde_json::to_value(&message).map_err(unencodable)?;
-        outbox::insert(&mut transaction, event_type, conversation.as_str(), last_seq, now, &event_data).await?;
+        outbox::insert(&mut transaction, event_type, conversation.key(), last_seq, now, &event_data).await?;
         transaction.commit().await?;
         Ok(MessageChange::Changed(message))
     }
@@ -136,7 +136,7 @@ impl Store {
     ) -> Result<Vec<Message>, StoreError> {
         let mut query =
             QueryBuilder::<Any>::new(concat!("SELECT ", message_columns!(), " FROM messages WHERE conversation_id = "));
-        query.push_bind(conversation.as_str().to_owned());
+        query.push_bind(conversation.key().to_owned());
         query.push(" AND seq > ").push_bind(page.after_seq.unwrap_or(0));
         if let Some(before_seq) = page.before_seq {
             query.push(" AND seq < ").push_bind(before_seq);
@@ -175,7 +175,7 @@ pub(crate) async fn lock_conversation(
         Backend::MySql => "SELECT last_seq FROM conversations WHERE conversation_id = ? FOR UPDATE",
         Backend::Sqlite => "SELECT last_seq FROM conversations WHERE conversation_id = ?",
     };
-    let last_seq: Option<i64> = sqlx::query_scalar(sql).bind(conversation.as_str()).fetch_optional(connection).await?;
+    let last_seq: Option<i64> = sqlx::query_scalar(sql).bind(conversation.key()).fetch_optional(connection).await?;
     Ok(last_seq)
 }
 

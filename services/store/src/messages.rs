@@ -87,7 +87,7 @@ impl Store {
             "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = ? WHERE conversation_id = ?",
         )
         .bind(now)
-        .bind(new_message.conversation_id.as_str())
+        .bind(new_message.conversation_id.key())
         .execute(&mut *transaction)
         .await;
         match bumped {
@@ -101,7 +101,7 @@ impl Store {
         }
         // Reads this transaction's own increment: the row is locked, nobody else can change it before commit.
         let seq: i64 = sqlx::query_scalar("SELECT last_seq FROM conversations WHERE conversation_id = ?")
-            .bind(new_message.conversation_id.as_str())
+            .bind(new_message.conversation_id.key())
             .fetch_one(&mut *transaction)
             .await?;
 
@@ -149,15 +149,8 @@ impl Store {
             Err(error) => return Err(error.into()),
         }
         let event_data = serde_json::to_value(&message).map_err(unencodable)?;
-        outbox::insert(
-            &mut transaction,
-            EventType::MessageSent,
-            message.conversation_id.as_str(),
-            seq,
-            now,
-            &event_data,
-        )
-        .await?;
+        outbox::insert(&mut transaction, EventType::MessageSent, message.conversation_id.key(), seq, now, &event_data)
+            .await?;
         match transaction.commit().await {
             Ok(()) => Ok(Attempt::Done(Box::new(message), true)),
             Err(error) if is_retryable(&error) => Ok(Attempt::Retry(error)),
@@ -174,7 +167,7 @@ impl Store {
     /// deadlock. Here the failed insert ends at once and the send starts over with the row in place.
     async fn create_conversation(&self, conversation: &ConversationId, guid: Option<&str>) -> Result<(), StoreError> {
         let inserted = sqlx::query("INSERT INTO conversations (conversation_id, last_seq, guid) VALUES (?, 0, ?)")
-            .bind(conversation.as_str())
+            .bind(conversation.key())
             .bind(guid)
             .execute(&self.pool)
             .await;
@@ -212,7 +205,7 @@ impl Store {
                     message_columns!(),
                     " FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
                 ))
-                .bind(conversation.as_str())
+                .bind(conversation.key())
                 .bind(after_seq)
                 .bind(before_seq)
                 .bind(limit)
@@ -227,7 +220,7 @@ impl Store {
                     message_columns!(),
                     " FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
                 ))
-                .bind(conversation.as_str())
+                .bind(conversation.key())
                 .bind(after_seq)
                 .bind(limit)
                 .fetch_all(&self.pool)
@@ -266,7 +259,7 @@ async fn insert_message(transaction: &mut Transaction<'static, Any>, message: &M
         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(message.id.as_str())
-    .bind(message.conversation_id.as_str())
+    .bind(message.conversation_id.key())
     .bind(message.seq)
     .bind(message.sender.as_str())
     .bind(message.receiver.as_str())
@@ -300,7 +293,7 @@ pub(crate) fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
     let tags: Vec<String> = serde_json::from_value(tags).map_err(|error| crate::error::corrupt("tags", error))?;
     Ok(Message {
         id: get(row, "id")?,
-        conversation_id: ConversationId::from_stored(get(row, "conversation_id")?),
+        conversation_id: rows::conversation(row, "conversation_id")?,
         seq: get(row, "seq")?,
         sender: rows::uid(row, "sender")?,
         receiver: get(row, "receiver")?,

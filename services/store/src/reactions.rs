@@ -113,7 +113,7 @@ impl Store {
             .bind(message_id)
             .bind(reaction)
             .bind(uid.as_str())
-            .bind(conversation.as_str())
+            .bind(conversation.key())
             .bind(now)
             .execute(&mut *transaction)
             .await?;
@@ -128,7 +128,7 @@ impl Store {
             EventType::ReactionRemoved
         };
         let event_data = serde_json::to_value(&changed).map_err(unencodable)?;
-        outbox::insert(&mut transaction, event_type, conversation.as_str(), last_seq, now, &event_data).await?;
+        outbox::insert(&mut transaction, event_type, conversation.key(), last_seq, now, &event_data).await?;
         transaction.commit().await?;
         Ok(ReactionChange::Changed(changed))
     }
@@ -190,7 +190,7 @@ impl Store {
 fn reaction_from_row(row: &AnyRow) -> Result<Reaction, StoreError> {
     Ok(Reaction {
         message_id: get(row, "message_id")?,
-        conversation_id: comet_model::ConversationId::from_stored(get(row, "conversation_id")?),
+        conversation_id: rows::conversation(row, "conversation_id")?,
         uid: rows::uid(row, "uid")?,
         reaction: get(row, "reaction")?,
         reacted_at: get(row, "reacted_at")?,

@@ -58,15 +58,25 @@ enum Place {
 impl TestDb {
     /// A store on a new SQLite file.
     pub async fn sqlite() -> TestDb {
+        TestDb::sqlite_at(i64::MAX).await
+    }
+
+    /// A store on a new SQLite file with the migrations up to `version` applied.
+    pub async fn sqlite_at(version: i64) -> TestDb {
         let folder = tempfile::tempdir().expect("a temporary folder");
         let url = format!("sqlite://{}", folder.path().join("comet.db").display());
         let store = Store::connect(&url).await.expect("opening a new SQLite file");
-        store.migrate().await.expect("migrating SQLite");
+        store.migrate_to(version).await.expect("migrating SQLite");
         TestDb { store, url, place: Place::Sqlite { _folder: folder } }
     }
 
     /// A store on a new database with a random name on the MariaDB server.
     pub async fn mariadb() -> TestDb {
+        TestDb::mariadb_at(i64::MAX).await
+    }
+
+    /// The same with the migrations up to `version` applied.
+    pub async fn mariadb_at(version: i64) -> TestDb {
         sqlx::any::install_default_drivers();
         let server_url = std::env::var(MYSQL_URL_ENV).unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_owned());
         let mut admin = match AnyConnection::connect(&server_url).await {
@@ -85,7 +95,7 @@ impl TestDb {
         admin.close().await.expect("closing the admin connection");
         let url = with_database(&server_url, &database);
         let store = Store::connect(&url).await.expect("connecting to the test database");
-        store.migrate().await.expect("migrating MariaDB");
+        store.migrate_to(version).await.expect("migrating MariaDB");
         TestDb { store, url, place: Place::MariaDb { server_url, database } }
     }
 
