@@ -556,11 +556,7 @@ impl<'a> Session<'a> {
         };
         let mut taking_part = Vec::with_capacity(candidates.len());
         for candidate in candidates {
-            let takes_part = match candidate.guid() {
-                Some(guid) => self.shared.store.member(guid, &self.uid).await.map_err(Reply::store)?.is_some(),
-                None => true,
-            };
-            if takes_part {
+            if self.shared.store.takes_part(&candidate, &self.uid).await.map_err(Reply::store)? {
                 taking_part.push(candidate);
             }
         }

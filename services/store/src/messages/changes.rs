@@ -1,4 +1,4 @@
-//! Changing sent messages (edit, soft delete) and reading history through filters.
+//! Changing sent messages: edit and soft delete.
 //!
 //! A change takes the conversation's row lock, as a send does, and writes its event with the conversation's
 //! current `last_seq` as the outbox `key_seq`. So a change's event sorts after the `message.sent` of every
@@ -6,15 +6,13 @@
 //! at a time: the relay reads each conversation's events in the order they committed (changes between two
 //! sends are ordered by commit time, then event id).
 
-use comet_model::{ConversationId, EventType, Message, MessageEdit, Millis, Uid};
+use comet_model::{EventType, Message, MessageEdit, Millis, Uid};
 use serde_json::{Value, json};
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, QueryBuilder};
 
-use crate::error::unencodable;
-use crate::messages::{message_columns, message_from_row};
+use super::row::message_by_id;
 use crate::rows;
-use crate::{Backend, MessagePage, Store, StoreError, outbox};
+use crate::tx::{commit_with_event, lock_conversation};
+use crate::{Store, StoreError};
 
 /// What became of a change to a message.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,17 +21,6 @@ pub enum MessageChange {
     Changed(Message),
     /// The message was deleted before; nothing changed. Holds the deleted message.
     AlreadyDeleted(Message),
-}
-
-/// Filters on a page of history, on top of [`MessagePage`]'s cursor.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MessageFilter {
-    /// Leave deleted messages out (their seqs then leave holes in the page).
-    pub hide_deleted: bool,
-    /// Only messages sent, edited or deleted at or after this time (ms).
-    pub updated_since: Option<Millis>,
-    /// Only replies in the thread of this message.
-    pub parent_id: Option<String>,
 }
 
 impl Store {
@@ -120,70 +107,7 @@ impl Store {
         .bind(message.id.as_str())
         .execute(&mut *transaction)
         .await?;
-        let event_data = serde_json::to_value(&message).map_err(unencodable)?;
-        outbox::insert(&mut transaction, event_type, conversation.key(), last_seq, now, &event_data).await?;
-        transaction.commit().await?;
+        commit_with_event(transaction, event_type, &conversation, last_seq, now, &message).await?;
         Ok(MessageChange::Changed(message))
     }
-
-    /// A page of a conversation's messages through `filter`, always in ascending seq; the cursor works as in
-    /// [`Store::list_messages`].
-    pub async fn list_messages_filtered(
-        &self,
-        conversation: &ConversationId,
-        page: &MessagePage,
-        filter: &MessageFilter,
-    ) -> Result<Vec<Message>, StoreError> {
-        let mut query =
-            QueryBuilder::<Any>::new(concat!("SELECT ", message_columns!(), " FROM messages WHERE conversation_id = "));
-        query.push_bind(conversation.key().to_owned());
-        query.push(" AND seq > ").push_bind(page.after_seq.unwrap_or(0));
-        if let Some(before_seq) = page.before_seq {
-            query.push(" AND seq < ").push_bind(before_seq);
-        }
-        if filter.hide_deleted {
-            query.push(" AND deleted_at IS NULL");
-        }
-        if let Some(since) = filter.updated_since {
-            query.push(" AND updated_at >= ").push_bind(since);
-        }
-        if let Some(parent_id) = &filter.parent_id {
-            query.push(" AND parent_id = ").push_bind(parent_id.clone());
-        }
-        let newest_first = page.before_seq.is_some();
-        query.push(if newest_first { " ORDER BY seq DESC LIMIT " } else { " ORDER BY seq LIMIT " });
-        query.push_bind(i64::from(page.limit));
-        let found: Vec<AnyRow> = query.build().persistent(false).fetch_all(&self.pool).await?;
-        let mut messages = found.iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
-        if newest_first {
-            messages.reverse();
-        }
-        Ok(messages)
-    }
-}
-
-/// Locks a conversation's seq row until the transaction ends and returns its `last_seq`; `None` if the
-/// conversation has no row.
-///
-/// SQLite needs no row lock: the transaction began with `BEGIN IMMEDIATE` and holds the database's write lock.
-pub(crate) async fn lock_conversation(
-    connection: &mut AnyConnection,
-    backend: Backend,
-    conversation: &ConversationId,
-) -> Result<Option<i64>, StoreError> {
-    let sql = match backend {
-        Backend::MySql => "SELECT last_seq FROM conversations WHERE conversation_id = ? FOR UPDATE",
-        Backend::Sqlite => "SELECT last_seq FROM conversations WHERE conversation_id = ?",
-    };
-    let last_seq: Option<i64> = sqlx::query_scalar(sql).bind(conversation.key()).fetch_optional(connection).await?;
-    Ok(last_seq)
-}
-
-/// The message with this id, read inside the caller's transaction.
-pub(crate) async fn message_by_id(connection: &mut AnyConnection, id: &str) -> Result<Option<Message>, StoreError> {
-    let row = sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(connection)
-        .await?;
-    row.as_ref().map(message_from_row).transpose()
 }

@@ -1,16 +1,16 @@
 //! Reactions to messages: at most one row per (message, reaction, user).
 //!
 //! Adding and removing take the conversation's row lock, like every change to a conversation, so their events
-//! are ordered with the conversation's other events (see `message_changes`).
+//! are ordered with the conversation's other events (see `changes`).
 
 use comet_model::{EventType, Message, Millis, Reaction, Uid};
 use sqlx::QueryBuilder;
 use sqlx::any::AnyRow;
 
-use crate::error::unencodable;
-use crate::message_changes::{lock_conversation, message_by_id};
+use super::row::message_by_id;
 use crate::rows::{self, get};
-use crate::{Store, StoreError, outbox};
+use crate::tx::{commit_with_event, lock_conversation};
+use crate::{Store, StoreError};
 
 /// What became of adding or removing a reaction.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,9 +127,7 @@ impl Store {
                 .await?;
             EventType::ReactionRemoved
         };
-        let event_data = serde_json::to_value(&changed).map_err(unencodable)?;
-        outbox::insert(&mut transaction, event_type, conversation.key(), last_seq, now, &event_data).await?;
-        transaction.commit().await?;
+        commit_with_event(transaction, event_type, &conversation, last_seq, now, &changed).await?;
         Ok(ReactionChange::Changed(changed))
     }
 
