@@ -9,9 +9,9 @@
 use comet_model::{EventType, Message, MessageEdit, Millis, Uid};
 use serde_json::{Value, json};
 
-use super::row::message_by_id;
+use super::Locked;
 use crate::rows;
-use crate::tx::{commit_with_event, lock_conversation};
+use crate::tx::commit_with_event;
 use crate::{Store, StoreError};
 
 /// What became of a change to a message.
@@ -74,20 +74,8 @@ impl Store {
         now: Millis,
         change: impl FnOnce(&mut Message),
     ) -> Result<MessageChange, StoreError> {
-        // The conversation of a message never changes, so it can be read before the lock is taken.
-        let conversation = match self.get_message(id).await? {
-            Some(message) => message.conversation_id,
-            None => return Err(StoreError::NotFound("message")),
-        };
-        let mut transaction = self.begin_write().await?;
-        let Some(last_seq) = lock_conversation(&mut transaction, self.backend, &conversation).await? else {
-            transaction.rollback().await?;
-            return Err(StoreError::NotFound("message"));
-        };
-        let Some(mut message) = message_by_id(&mut transaction, id).await? else {
-            transaction.rollback().await?;
-            return Err(StoreError::NotFound("message"));
-        };
+        let Locked { mut transaction, last_seq, mut message } = self.lock_message(id).await?;
+        let conversation = message.conversation_id.clone();
         if message.deleted_at.is_some() {
             transaction.rollback().await?;
             return Ok(MessageChange::AlreadyDeleted(message));

@@ -8,13 +8,22 @@ mod send;
 
 use comet_model::{ConversationId, Message, Millis};
 use sqlx::any::AnyRow;
-use sqlx::{Any, QueryBuilder};
+use sqlx::{Any, QueryBuilder, Transaction};
 
 pub use changes::MessageChange;
 pub use reactions::{ReactionChange, ReactionCount};
 use row::{message_columns, message_from_row};
 
+use crate::tx::lock_conversation;
 use crate::{Store, StoreError};
+
+/// A message under its conversation's lock: the write transaction holding the lock, the conversation's
+/// `last_seq`, and the message as it is under the lock.
+struct Locked {
+    transaction: Transaction<'static, Any>,
+    last_seq: i64,
+    message: Message,
+}
 
 /// Which part of a conversation's history to read, by seq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,5 +133,25 @@ impl Store {
             messages.reverse();
         }
         Ok(messages)
+    }
+
+    /// Begins a write transaction, takes the lock of message `id`'s conversation and reads the message under
+    /// it. Fails with `NotFound("message")` when there is no such message.
+    async fn lock_message(&self, id: &str) -> Result<Locked, StoreError> {
+        // The conversation of a message never changes, so it can be read before the lock is taken.
+        let conversation = match self.get_message(id).await? {
+            Some(message) => message.conversation_id,
+            None => return Err(StoreError::NotFound("message")),
+        };
+        let mut transaction = self.begin_write().await?;
+        let Some(last_seq) = lock_conversation(&mut transaction, self.backend, &conversation).await? else {
+            transaction.rollback().await?;
+            return Err(StoreError::NotFound("message"));
+        };
+        let Some(message) = row::message_by_id(&mut transaction, id).await? else {
+            transaction.rollback().await?;
+            return Err(StoreError::NotFound("message"));
+        };
+        Ok(Locked { transaction, last_seq, message })
     }
 }

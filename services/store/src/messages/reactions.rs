@@ -3,13 +3,13 @@
 //! Adding and removing take the conversation's row lock, like every change to a conversation, so their events
 //! are ordered with the conversation's other events (see `changes`).
 
-use comet_model::{EventType, Message, Millis, Reaction, Uid};
+use comet_model::{EventType, Millis, Reaction, Uid};
 use sqlx::QueryBuilder;
 use sqlx::any::AnyRow;
 
-use super::row::message_by_id;
+use super::Locked;
 use crate::rows::{self, get};
-use crate::tx::{commit_with_event, lock_conversation};
+use crate::tx::commit_with_event;
 use crate::{Store, StoreError};
 
 /// What became of adding or removing a reaction.
@@ -64,27 +64,12 @@ impl Store {
         now: Millis,
         add: bool,
     ) -> Result<ReactionChange, StoreError> {
-        let conversation = match self.get_message(message_id).await? {
-            Some(message) => message.conversation_id,
-            None => return Err(StoreError::NotFound("message")),
-        };
-        let mut transaction = self.begin_write().await?;
         // The lock comes first, so the existence check below cannot race another change of this reaction.
-        let Some(last_seq) = lock_conversation(&mut transaction, self.backend, &conversation).await? else {
+        let Locked { mut transaction, last_seq, message } = self.lock_message(message_id).await?;
+        let conversation = message.conversation_id;
+        if message.deleted_at.is_some() {
             transaction.rollback().await?;
-            return Err(StoreError::NotFound("message"));
-        };
-        let message: Option<Message> = message_by_id(&mut transaction, message_id).await?;
-        match message {
-            None => {
-                transaction.rollback().await?;
-                return Err(StoreError::NotFound("message"));
-            }
-            Some(message) if message.deleted_at.is_some() => {
-                transaction.rollback().await?;
-                return Ok(ReactionChange::MessageDeleted);
-            }
-            Some(_) => {}
+            return Ok(ReactionChange::MessageDeleted);
         }
         let existing: Option<i64> = sqlx::query_scalar(
             "SELECT reacted_at FROM message_reactions WHERE message_id = ? AND reaction = ? AND uid = ?",
