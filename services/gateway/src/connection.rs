@@ -496,6 +496,12 @@ impl<'a> Session<'a> {
                     format!("conversation `{conversation}` has no messages yet"),
                 ));
             }
+            Err(StoreError::Refused(_)) => {
+                return Err(Reply::error(
+                    "ERR_NOT_A_MEMBER",
+                    format!("`{}` does not take part in `{conversation}`", self.uid),
+                ));
+            }
             Err(StoreError::NotFound(_)) => {
                 return Err(Reply::error(
                     "ERR_MESSAGE_NOT_FOUND",

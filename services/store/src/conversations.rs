@@ -17,7 +17,7 @@ use sqlx::{Any, QueryBuilder};
 use crate::messages::row::{message_by_id, message_columns, message_from_row};
 use crate::rows::{self, get};
 use crate::tx::{commit_with_event, lock_conversation};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, access};
 
 /// Which position a receipt moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl Store {
     /// also moves the delivered position (without a `receipt.delivered` event).
     ///
     /// Fails with `NotFound("conversation")` when the conversation has no message, and `NotFound("message")`
-    /// when `message_id` names no message of this conversation. The caller checks that `uid` takes part.
+    /// when `message_id` names no message of this conversation; refused when `uid` does not take part in it then.
     pub async fn mark_conversation(
         &self,
         conversation: &ConversationId,
@@ -112,6 +112,10 @@ impl Store {
                 return Err(StoreError::NotFound("conversation"));
             }
         };
+        if let Some(refusal) = access::takes_part_now(&mut transaction, self.backend, conversation, uid).await? {
+            transaction.rollback().await?;
+            return Err(StoreError::Refused(refusal));
+        }
         let (target_id, target_seq) = match message_id {
             Some(id) => match message_by_id(&mut transaction, id).await? {
                 Some(message) if &message.conversation_id == conversation => (message.id, message.seq),

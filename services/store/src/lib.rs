@@ -36,7 +36,7 @@ use sqlx::any::AnyPoolOptions;
 
 pub use bootstrap::{Bootstrap, BootstrapError};
 pub use conversations::{ConversationCursor, ConversationSummary, ConversationWith, Receipt, ReceiptKind};
-pub use error::StoreError;
+pub use error::{Refusal, StoreError};
 pub use messages::{MessageChange, MessageFilter, MessagePage, ReactionChange, ReactionCount};
 pub use reach::Reach;
 pub use users::AuthToken;

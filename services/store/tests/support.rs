@@ -1,6 +1,9 @@
 //! Test fixtures: a fresh, migrated store per test, and the macro that runs a test on both backends.
 
-use comet_model::{Category, ConversationId, Guid, Millis, NewMessage, NewUser, ReceiverType, Uid, new_id};
+use comet_model::{
+    Category, ConversationId, GroupType, Guid, Millis, NewGroup, NewMember, NewMessage, NewUser, ReceiverType, Scope,
+    Uid, new_id,
+};
 use comet_store::Store;
 use serde_json::json;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
@@ -176,6 +179,45 @@ pub fn group_text(sender: &str, group: &str, text: &str, muid: Option<&str>) -> 
         parent_id: None,
         tags: Vec::new(),
     }
+}
+
+/// A group with `members`, written as rows (no events): for tests that send to a group and count events.
+pub async fn group_rows(db: &TestDb, id: &str, members: &[&str]) {
+    let mut raw = db.raw().await;
+    raw.execute(AssertSqlSafe(format!(
+        "INSERT INTO chat_groups (guid, name, group_type, owner, members_count, created_at, updated_at) \
+         VALUES ('{id}', '{id}', 'public', '{}', {}, {T0}, {T0})",
+        members.first().copied().unwrap_or("alice"),
+        members.len()
+    )))
+    .await
+    .expect("group row");
+    for member in members {
+        raw.execute(AssertSqlSafe(format!(
+            "INSERT INTO group_members (guid, uid, scope, joined_at) VALUES ('{id}', '{member}', 'participant', {T0})"
+        )))
+        .await
+        .expect("member row");
+    }
+    raw.close().await.expect("close");
+}
+
+/// A private group owned by `alice` (who must exist) with `members` as participants.
+pub async fn create_group(db: &TestDb, id: &str, members: &[&str]) {
+    let group = NewGroup {
+        guid: guid(id),
+        name: format!("Group {id}"),
+        group_type: GroupType::Private,
+        password_hash: None,
+        description: None,
+        icon: None,
+        owner: uid("alice"),
+        metadata: None,
+    };
+    db.store.create_group(&group, T0).await.expect("create group");
+    let members: Vec<NewMember> =
+        members.iter().map(|member| NewMember { uid: uid(member), scope: Scope::Participant }).collect();
+    db.store.add_members(&guid(id), &members, T0).await.expect("add members");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::Locked;
 use crate::rows;
 use crate::tx::commit_with_event;
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, access};
 
 /// What became of a change to a message.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +35,7 @@ impl Store {
         by: Option<&Uid>,
         now: Millis,
     ) -> Result<MessageChange, StoreError> {
-        self.change_message(id, EventType::MessageEdited, now, |message| {
+        self.change_message(id, EventType::MessageEdited, by, now, |message| {
             if let Some(data) = &edit.data {
                 message.data = data.clone();
             }
@@ -56,7 +56,7 @@ impl Store {
     ///
     /// Fails with `NotFound("message")`; deleting twice changes nothing ([`MessageChange::AlreadyDeleted`]).
     pub async fn delete_message(&self, id: &str, by: Option<&Uid>, now: Millis) -> Result<MessageChange, StoreError> {
-        self.change_message(id, EventType::MessageDeleted, now, |message| {
+        self.change_message(id, EventType::MessageDeleted, by, now, |message| {
             message.data = json!({});
             message.tags = Vec::new();
             message.deleted_at = Some(now);
@@ -66,16 +66,22 @@ impl Store {
         .await
     }
 
-    /// Applies `change` to a message under its conversation's lock and writes the event of `event_type`.
+    /// Applies `change` to a message under its conversation's lock and writes the event of `event_type`;
+    /// refused unless `by` may change it then (`access`).
     async fn change_message(
         &self,
         id: &str,
         event_type: EventType,
+        by: Option<&Uid>,
         now: Millis,
         change: impl FnOnce(&mut Message),
     ) -> Result<MessageChange, StoreError> {
         let Locked { mut transaction, last_seq, mut message } = self.lock_message(id).await?;
         let conversation = message.conversation_id.clone();
+        if let Some(refusal) = access::may_change_now(&mut transaction, self.backend, &message, by).await? {
+            transaction.rollback().await?;
+            return Err(StoreError::Refused(refusal));
+        }
         if message.deleted_at.is_some() {
             transaction.rollback().await?;
             return Ok(MessageChange::AlreadyDeleted(message));
@@ -95,6 +101,17 @@ impl Store {
         .bind(message.id.as_str())
         .execute(&mut *transaction)
         .await?;
+        // A change is activity in the conversation: it moves up the lists, as a send does.
+        sqlx::query("UPDATE conversations SET last_message_at = ? WHERE conversation_id = ?")
+            .bind(now)
+            .bind(conversation.key())
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("UPDATE user_conversations SET last_at = ? WHERE conversation_id = ?")
+            .bind(now)
+            .bind(conversation.key())
+            .execute(&mut *transaction)
+            .await?;
         commit_with_event(transaction, event_type, &conversation, last_seq, now, &message).await?;
         Ok(MessageChange::Changed(message))
     }

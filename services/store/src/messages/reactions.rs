@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use super::Locked;
 use crate::rows::{self, get};
 use crate::tx::commit_with_event;
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, access};
 
 /// What became of adding or removing a reaction.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +67,10 @@ impl Store {
         // The lock comes first, so the existence check below cannot race another change of this reaction.
         let Locked { mut transaction, last_seq, message } = self.lock_message(message_id).await?;
         let conversation = message.conversation_id;
+        if let Some(refusal) = access::takes_part_now(&mut transaction, self.backend, &conversation, uid).await? {
+            transaction.rollback().await?;
+            return Err(StoreError::Refused(refusal));
+        }
         if message.deleted_at.is_some() {
             transaction.rollback().await?;
             return Ok(ReactionChange::MessageDeleted);

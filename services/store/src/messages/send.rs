@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 
 use super::row::{insert_message, message_by_muid};
 use crate::error::{is_retryable, is_unique_violation, unencodable};
-use crate::{Backend, Store, StoreError, outbox};
+use crate::{Backend, Store, StoreError, access, outbox};
 
 /// How many times a send starts over: once after creating a conversation's row, and on deadlocks.
 const SEND_ATTEMPTS: u32 = 5;
@@ -24,6 +24,9 @@ enum Attempt {
 impl Store {
     /// Stores a message and its `message.sent` event in one transaction and returns it with `true`; or, when
     /// the sender already sent a message with this `muid`, returns that message unchanged with `false`.
+    ///
+    /// Refused (`StoreError::Refused`) when, under the conversation's lock, the sender is not a member of the
+    /// group or one of the two users blocked the other (`access`).
     ///
     /// The message gets the next seq of its conversation: the conversation's row is incremented first, and its
     /// row lock (the database's write lock on SQLite) is held until commit, so concurrent senders to one
@@ -103,6 +106,16 @@ impl Store {
             edited_by: None,
             deleted_by: None,
         };
+        // The conversation's lock is held: decide the rules now, against the latest commits.
+        match access::may_send_now(&mut transaction, self.backend, &message).await {
+            Ok(None) => {}
+            Ok(Some(refusal)) => {
+                transaction.rollback().await?;
+                return Err(StoreError::Refused(refusal));
+            }
+            Err(error) if is_retryable(&error) => return Ok(Attempt::Retry(error)),
+            Err(error) => return Err(error.into()),
+        }
         match insert_message(&mut transaction, &message).await {
             Ok(()) => {}
             Err(error) if is_unique_violation(&error) => {
