@@ -15,7 +15,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use comet_api::{ApiError, token_hash};
+use comet_model::auth::{self as comet_api, token_hash};
 use comet_model::{ConversationId, Guid, ReceiverType, Uid};
 use comet_store::{MessageFilter, MessagePage, ReceiptKind, StoreError};
 use serde_json::{Value, json};
@@ -26,6 +26,7 @@ use crate::Shared;
 use crate::hub::{Attached, Frame, SocketHandle};
 use crate::metrics::{ErrorReason, ResyncOutcome};
 use crate::protocol::{self, ClientFrame, FrameError, Mark, ResyncCursor, Target, close};
+use crate::refusal::Refusal as ApiError;
 use crate::routing::{direct_participants, group_of};
 
 /// How many groups and direct peers of a connecting user are loaded for routing.

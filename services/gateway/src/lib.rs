@@ -15,6 +15,7 @@ mod connection;
 mod hub;
 mod metrics;
 pub mod protocol;
+mod refusal;
 mod routing;
 mod typing;
 
