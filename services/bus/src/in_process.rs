@@ -2,6 +2,7 @@ use comet_model::Event;
 use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
+use crate::group::InProcessGroups;
 use crate::{BusError, Publisher};
 
 /// The event bus of the embedded single-process mode: one tokio broadcast channel carrying every topic.
@@ -9,17 +10,19 @@ use crate::{BusError, Publisher};
 /// Every subscriber receives every event published after it subscribed, in publish order (so in order per
 /// key); a subscriber that wants one topic filters on `event.event_type.topic()`. The channel keeps the last
 /// `capacity` events: a subscriber that falls further behind gets `RecvError::Lagged` and resyncs from the
-/// database, as a reconnecting client would. Clones share the channel.
+/// database, as a reconnecting client would. Clones share the channel, and the consumer groups joined on it
+/// ([`crate::GroupSubscription::in_process`]).
 #[derive(Debug, Clone)]
 pub struct InProcessBus {
     sender: broadcast::Sender<Event>,
+    pub(crate) groups: InProcessGroups,
 }
 
 impl InProcessBus {
     /// Creates a bus that buffers up to `capacity` events for its slowest subscriber (at least one).
     pub fn new(capacity: usize) -> InProcessBus {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        InProcessBus { sender }
+        InProcessBus { sender, groups: InProcessGroups::default() }
     }
 
     /// Returns a receiver of every event published from now on.

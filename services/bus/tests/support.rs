@@ -5,11 +5,9 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use comet_bus::{InProcessBus, KafkaConfig, KafkaPublisher, Publisher, decode, kafka_consumer};
+use comet_bus::{GroupSubscription, InProcessBus, KafkaConfig, KafkaPublisher, Publisher};
 use comet_model::{Event, EventType};
 use comet_store::Store;
-use rdkafka::Message as _;
-use rdkafka::consumer::StreamConsumer;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
 use tempfile::TempDir;
 use tokio::sync::broadcast;
@@ -100,18 +98,27 @@ pub async fn collect_from_bus(
     collect(distinct, wanted, async || recv_within(receiver).await).await
 }
 
-/// Reads events from Kafka, keeping those `wanted` selects (duplicates included), until `distinct` different
-/// event ids have arrived; fails the test after [`EVENT_DEADLINE`].
-pub async fn collect_from_kafka(
-    consumer: &StreamConsumer,
+/// Reads events through a consumer group, keeping those `wanted` selects (duplicates included), until `distinct`
+/// different event ids have arrived; fails the test after [`EVENT_DEADLINE`].
+pub async fn collect_from_group(
+    subscription: &mut GroupSubscription,
     wanted: impl Fn(&Event) -> bool,
     distinct: usize,
 ) -> Vec<Event> {
-    collect(distinct, wanted, async || {
-        let message = consumer.recv().await.expect("consuming from Kafka");
-        decode(message.payload().expect("every event message has a payload")).expect("decoding an event")
-    })
-    .await
+    collect(distinct, wanted, async || next_from_group(subscription).await).await
+}
+
+/// The next event a group member is handed; the handler accepts it, so it is committed.
+pub async fn next_from_group(subscription: &mut GroupSubscription) -> Event {
+    let mut received = None;
+    subscription
+        .handle(async |event| {
+            received = Some(event.clone());
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .await
+        .expect("consuming through the group");
+    received.expect("a handled event")
 }
 
 async fn collect(distinct: usize, wanted: impl Fn(&Event) -> bool, mut next: impl AsyncFnMut() -> Event) -> Vec<Event> {
@@ -236,14 +243,25 @@ impl Sink {
         }
     }
 
+    /// A new member of consumer group `group` on this sink's bus.
+    pub async fn join(&self, group: &str) -> GroupSubscription {
+        match self {
+            Sink::InProcess { bus, .. } => GroupSubscription::in_process(bus, group),
+            Sink::Kafka { config, .. } => {
+                GroupSubscription::kafka(config, group).await.expect("joining a Kafka consumer group")
+            }
+        }
+    }
+
     /// Reads what arrived, keeping the events `wanted` selects (duplicates included), until `distinct`
     /// different ones have; fails the test after [`EVENT_DEADLINE`].
     pub async fn collect(&mut self, wanted: impl Fn(&Event) -> bool, distinct: usize) -> Vec<Event> {
         match self {
             Sink::InProcess { receiver, .. } => collect_from_bus(receiver, wanted, distinct).await,
             Sink::Kafka { config, .. } => {
-                let consumer = kafka_consumer(config, &fresh_group()).expect("a Kafka consumer");
-                collect_from_kafka(&consumer, wanted, distinct).await
+                let mut subscription =
+                    GroupSubscription::kafka(config, &fresh_group()).await.expect("joining a Kafka consumer group");
+                collect_from_group(&mut subscription, wanted, distinct).await
             }
         }
     }

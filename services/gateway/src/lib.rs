@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use comet_bus::{InProcessBus, KafkaConfig, KafkaTail};
+use comet_bus::{InProcessBus, KafkaConfig, KafkaTail, Seen};
 use comet_model::{Event, Guid, Uid};
 use comet_store::Store;
 use serde_json::json;
@@ -38,7 +38,6 @@ pub use metrics::{ErrorReason, Metrics};
 use crate::cluster::{Cluster, Signal};
 use crate::hub::{Frame, Hub};
 use crate::protocol::Target;
-use crate::routing::Seen;
 use crate::typing::Typing;
 
 /// How long a shutdown waits for sockets to send their close frames.

@@ -8,7 +8,6 @@
 //! | presence | local users sharing a group or a direct conversation with the user |
 //! | typing | the receiver's sockets, or the group's local members but the typist |
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
@@ -18,33 +17,6 @@ use serde_json::json;
 use crate::cluster::Signal;
 use crate::hub::{Frame, Hub};
 use crate::protocol::{self, close};
-
-/// How many recent event ids are remembered to drop redeliveries (the bus delivers at least once).
-const DEDUPE_WINDOW: usize = 16_384;
-
-/// Recently routed event ids.
-#[derive(Debug, Default)]
-pub struct Seen {
-    order: VecDeque<String>,
-    ids: HashSet<String>,
-}
-
-impl Seen {
-    /// Records `id`; false when it was seen within the window.
-    pub fn first_time(&mut self, id: &str) -> bool {
-        if self.ids.contains(id) {
-            return false;
-        }
-        if self.order.len() == DEDUPE_WINDOW
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.ids.remove(&oldest);
-        }
-        self.order.push_back(id.to_owned());
-        self.ids.insert(id.to_owned());
-        true
-    }
-}
 
 /// The two users of a direct conversation id (`<low>_user_<high>`). Uids may themselves contain `_user_`, so
 /// every split that rebuilds the same id is a candidate; all candidates' users are returned.
@@ -212,16 +184,5 @@ mod tests {
         assert_eq!(direct_participants("a_user_x_user_z"), vec![uid("a"), uid("x_user_z"), uid("a_user_x"), uid("z")]);
         assert!(direct_participants("group_g").is_empty());
         assert_eq!(group_of("group_g1"), Some(Guid::parse("g1").expect("guid")));
-    }
-
-    #[test]
-    fn redelivered_events_are_dropped_within_the_window() {
-        let mut seen = Seen::default();
-        assert!(seen.first_time("e1"));
-        assert!(!seen.first_time("e1"));
-        for n in 0..DEDUPE_WINDOW {
-            seen.first_time(&format!("x{n}"));
-        }
-        assert!(seen.first_time("e1"), "forgotten once out of the window");
     }
 }
