@@ -4,24 +4,24 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use comet_bus::InProcessBus;
+use comet_bus::{InProcessBus, KafkaConfig};
 use comet_gateway::{EventSource, Gateway, GatewayConfig};
 use comet_store::Store;
 
-use super::{Shutdown, Tasks, hostname, kafka_config};
-use crate::config::{self, Settings};
+use super::shutdown::{Shutdown, Tasks};
+use crate::config::{self, Settings, hostname};
 
 /// Starts the gateway; on shutdown it closes its sockets and leaves presence.
 pub async fn start(
     settings: &Settings,
     store: &Store,
-    brokers: Option<&String>,
+    kafka: Option<KafkaConfig>,
     in_process: &InProcessBus,
     shutdown: &Shutdown,
     tasks: &mut Tasks,
 ) -> Result<Arc<Gateway>> {
-    let events = match brokers {
-        Some(brokers) => EventSource::Kafka(kafka_config(settings, brokers.clone())?),
+    let events = match kafka {
+        Some(kafka) => EventSource::Kafka(kafka),
         None => EventSource::InProcess(in_process.clone()),
     };
     let redis = settings.redis()?;

@@ -15,19 +15,16 @@ use anyhow::{Context as _, Result};
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
-use comet_bus::{InProcessBus, KafkaConfig, KafkaPublisher};
+use comet_bus::{InProcessBus, KafkaPublisher};
 use comet_store::Store;
 
-use self::shutdown::Shutdown;
+use self::shutdown::{Shutdown, Tasks};
 use crate::Role;
 use crate::admin::{self, AdminState, DEFAULT_ADMIN_LISTEN};
 use crate::config::{self, Settings};
 use crate::telemetry::Metrics;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-
-/// The tasks of a running process; the first to end decides how it exits.
-type Tasks = tokio::task::JoinSet<Result<()>>;
 
 /// What a process can run. Each role but `all` is one part; `all` is the union of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -99,10 +96,14 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
             config::KAFKA_BROKERS
         );
     }
-    let kafka = match &brokers {
-        Some(brokers) if role.runs(Part::Relay) => Some(Arc::new(
-            KafkaPublisher::connect(&kafka_config(&settings, brokers.clone())?).await.context("connecting to Kafka")?,
-        )),
+    let kafka_config = match brokers {
+        Some(brokers) if role.runs(Part::Relay) || role.runs(Part::Gateway) => Some(settings.kafka(brokers)?),
+        _ => None,
+    };
+    let kafka = match &kafka_config {
+        Some(kafka_config) if role.runs(Part::Relay) => {
+            Some(Arc::new(KafkaPublisher::connect(kafka_config).await.context("connecting to Kafka")?))
+        }
         _ => None,
     };
     // The embedded mode's bus: the relay publishes to it and the gateway reads it, in this one process.
@@ -112,7 +113,7 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     let relay_stats =
         role.runs(Part::Relay).then(|| relay::start(&store, kafka.as_ref(), &in_process, &shutdown, &mut tasks));
     let gateway = if role.runs(Part::Gateway) {
-        Some(gateway::start(&settings, &store, brokers.as_ref(), &in_process, &shutdown, &mut tasks).await?)
+        Some(gateway::start(&settings, &store, kafka_config, &in_process, &shutdown, &mut tasks).await?)
     } else {
         None
     };
@@ -155,15 +156,6 @@ pub fn check(role: Role, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
-fn kafka_config(settings: &Settings, brokers: String) -> Result<KafkaConfig> {
-    Ok(KafkaConfig {
-        brokers,
-        partitions: settings.number(config::KAFKA_PARTITIONS, 12)?,
-        replication_factor: settings.number(config::KAFKA_REPLICATION_FACTOR, 1)?,
-        client_id: format!("comet-server-{}", std::process::id()),
-    })
-}
-
 async fn serve(name: &str, address: SocketAddr, router: Router, shutdown: Shutdown) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding the {name} port {address}"))?;
@@ -183,10 +175,6 @@ fn count_responses(router: Router, metrics: Arc<Metrics>) -> Router {
             response
         }
     }))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|name| name.trim().to_owned()).unwrap_or_else(|_| "comet".to_owned())
 }
 
 #[cfg(test)]

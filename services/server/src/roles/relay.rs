@@ -7,8 +7,8 @@ use comet_bus::relay::{Relay, RelaySettings, RelayStats};
 use comet_bus::{InProcessBus, KafkaPublisher, Publisher};
 use comet_store::Store;
 
-use super::{Shutdown, Tasks, hostname};
-use crate::config;
+use super::shutdown::{Shutdown, Tasks};
+use crate::config::{self, hostname};
 
 /// Starts the relay; it stops after its current batch on shutdown.
 pub fn start(

@@ -2,6 +2,10 @@
 
 use tokio::sync::watch;
 
+/// The tasks of a running process; the first to end (an error, or every task after the signal) decides how
+/// it exits.
+pub type Tasks = tokio::task::JoinSet<anyhow::Result<()>>;
+
 /// A shutdown signal every task can wait on; clones hear the same signal.
 #[derive(Clone)]
 pub struct Shutdown(watch::Receiver<bool>);
