@@ -6,16 +6,16 @@
 //! it is committed first, so an event is never skipped; it may be handled twice (a retry, a restart before the
 //! commit reached the broker, a rebalance), which is why consumers deduplicate on [`Event::id`] ([`crate::Seen`]).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use comet_model::Event;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message};
 
-use crate::kafka::create_topics;
-use crate::{BusError, InProcessBus, KafkaConfig, decode, topics};
+use crate::in_process::{GroupPlace, InProcessBus};
+use crate::kafka::{KafkaConfig, create_topics};
+use crate::{BusError, decode, topics};
 
 /// The consumer group session timeout. TESTBED.md: the first message to a new group arrives after about half
 /// of it, so it is kept short.
@@ -42,7 +42,7 @@ pub struct GroupSubscription {
 
 enum Source {
     Kafka { consumer: StreamConsumer, pending: Option<Record> },
-    InProcess(Arc<tokio::sync::Mutex<InProcessGroup>>),
+    InProcess(Arc<tokio::sync::Mutex<GroupPlace>>),
 }
 
 /// An event read from Kafka with the position its commit names.
@@ -52,16 +52,6 @@ struct Record {
     offset: i64,
     event: Event,
 }
-
-/// What an in-process group keeps between its members: its place in the bus and the event not yet handled.
-#[derive(Debug)]
-pub(crate) struct InProcessGroup {
-    receiver: tokio::sync::broadcast::Receiver<Event>,
-    pending: Option<Event>,
-}
-
-/// The in-process groups of one bus, by name.
-pub(crate) type InProcessGroups = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<InProcessGroup>>>>>;
 
 impl fmt::Debug for GroupSubscription {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -107,14 +97,7 @@ impl GroupSubscription {
     /// events published after it was first joined, and one that falls more than the bus's capacity behind
     /// loses the oldest ([`BusError::Lagged`]). Members of one group take turns, one event at a time.
     pub fn in_process(bus: &InProcessBus, group: &str) -> GroupSubscription {
-        let mut groups = bus.groups.lock().unwrap_or_else(PoisonError::into_inner);
-        let state = groups
-            .entry(group.to_owned())
-            .or_insert_with(|| {
-                Arc::new(tokio::sync::Mutex::new(InProcessGroup { receiver: bus.subscribe(), pending: None }))
-            })
-            .clone();
-        GroupSubscription { group: group.to_owned(), source: Source::InProcess(state) }
+        GroupSubscription { group: group.to_owned(), source: Source::InProcess(bus.group(group)) }
     }
 
     /// Waits for the next event and hands it to `handler`; the event counts as done for the group only when
@@ -134,9 +117,9 @@ impl GroupSubscription {
                 }
                 Ok(())
             }
-            Source::InProcess(state) => {
-                let mut state = state.lock().await;
-                let InProcessGroup { receiver, pending } = &mut *state;
+            Source::InProcess(place) => {
+                let mut place = place.lock().await;
+                let GroupPlace { receiver, pending } = &mut *place;
                 hand_over(pending, next_in_process(receiver), |event| event, handler).await?;
                 Ok(())
             }
