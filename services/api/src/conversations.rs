@@ -176,15 +176,13 @@ pub struct ListConversations {
     cursor: Option<String>,
 }
 
-/// A cursor as sent back: `<last activity in ms>:<conversation id>`.
+/// A cursor as sent back: `<last activity in ms>:<conversation key>` (opaque to clients).
 fn parse_cursor(raw: &str) -> Result<ConversationCursor, ApiError> {
     let invalid = || ApiError::bad_request("ERR_CURSOR_INVALID", "cursor must be a `meta.pagination.next` value");
     let (at, id) = raw.split_once(':').ok_or_else(invalid)?;
     let last_at = at.parse::<i64>().map_err(|_| invalid())?;
-    if id.is_empty() || id.len() > 255 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(invalid());
-    }
-    Ok(ConversationCursor { last_at, conversation_id: ConversationId::from_stored(id.to_owned()) })
+    let conversation_id = ConversationId::from_key(id).map_err(|_| invalid())?;
+    Ok(ConversationCursor { last_at, conversation_id })
 }
 
 /// `GET /v3/users/{uid}/conversations`: the user's conversations (the user itself or the app may ask), newest
@@ -211,7 +209,7 @@ pub async fn list(
     let next = match conversations.last() {
         Some(last) if conversations.len() == limit as usize => {
             let cursor = last.cursor();
-            Value::from(format!("{}:{}", cursor.last_at, cursor.conversation_id))
+            Value::from(format!("{}:{}", cursor.last_at, cursor.conversation_id.key()))
         }
         _ => Value::Null,
     };

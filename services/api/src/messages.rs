@@ -155,18 +155,12 @@ fn check_tags(tags: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Whether `caller` may read `message`: the app, either side of a direct conversation, a group's members.
+/// Whether `caller` may read `message`: the app, and those who take part in its conversation (the store's rule).
 pub(crate) async fn may_read(state: &AppState, caller: &Caller, message: &Message) -> Result<bool, ApiError> {
     match caller {
         Caller::App => Ok(true),
         Caller::AuthOnly => Ok(false),
-        Caller::User(uid) => match message.receiver_type {
-            ReceiverType::User => Ok(&message.sender == uid || message.receiver == uid.as_str()),
-            ReceiverType::Group => {
-                let guid = parse_guid(&message.receiver)?;
-                Ok(state.store.member(&guid, uid).await?.is_some())
-            }
-        },
+        Caller::User(uid) => Ok(state.store.may_read(message, uid).await?),
     }
 }
 

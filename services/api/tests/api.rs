@@ -124,6 +124,7 @@ both_backends!(history_filters_and_threads, history_filters_scenario);
 both_backends!(reactions, reactions_scenario);
 both_backends!(receipts_and_unread, receipts_scenario);
 both_backends!(conversation_list, conversation_list_scenario);
+both_backends!(conversations_that_display_alike_stay_apart, display_collision_scenario);
 
 async fn users_and_tokens_scenario(app: App) {
     app.create_user("alice").await;
@@ -1805,4 +1806,94 @@ async fn conversation_list_scenario(app: App) {
         let reply = app.call(Method::GET, path, &headers, None).await;
         assert_eq!((reply.status, reply.code()), (status, code), "{path}: {}", reply.body);
     }
+}
+
+impl App {
+    /// The texts of `path`'s history as `uid` reads it.
+    async fn history_texts(&self, path: &str, uid: &str) -> Vec<(i64, String)> {
+        let reply = self.call(Method::GET, path, &as_user(uid), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path} as {uid}: {}", reply.body);
+        reply.body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|m| (m["seq"].as_i64().unwrap_or(-1), m["data"]["text"].as_str().unwrap_or("").to_owned()))
+            .collect()
+    }
+
+    async fn send_text_saying(&self, from: &str, to: &str, receiver_type: &str, text: &str) -> Value {
+        let sent = self
+            .send(from, json!({"receiver": to, "receiverType": receiver_type, "type": "text", "data": {"text": text}}))
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{from} → {to}: {}", sent.body);
+        sent.body["data"].clone()
+    }
+}
+
+/// Issue #17, item 1: `a`→`x_user_z` and `a_user_x`→`z` both display as `a_user_x_user_z`, and the direct
+/// conversation of `group` and `zz` displays as the private group `user_zz`'s. They used to be one conversation
+/// each: strangers read and wrote each other's history. Every path that takes or derives a conversation.
+async fn display_collision_scenario(app: App) {
+    for uid in ["a", "x_user_z", "a_user_x", "z", "group", "zz", "owner"] {
+        app.create_user(uid).await;
+    }
+    let secret = app.send_text_saying("a", "x_user_z", "user", "secret").await;
+    assert_eq!(secret["conversationId"], "a_user_x_user_z", "the display id keeps CometChat's shape");
+    let secret_id = secret["id"].as_str().expect("id").to_owned();
+
+    // History: the other pair sees nothing of it, from either side.
+    assert_eq!(app.history_texts("/v3/users/a_user_x/messages", "z").await, []);
+    assert_eq!(app.history_texts("/v3/users/z/messages", "a_user_x").await, []);
+    // Their own conversation starts at seq 1 and holds only their message.
+    let other = app.send_text_saying("a_user_x", "z", "user", "other pair").await;
+    assert_eq!(other["seq"], 1, "{other}");
+    assert_eq!(app.history_texts("/v3/users/x_user_z/messages", "a").await, [(1, "secret".to_owned())]);
+    assert_eq!(app.history_texts("/v3/users/a/messages", "x_user_z").await, [(1, "secret".to_owned())]);
+    assert_eq!(app.history_texts("/v3/users/z/messages", "a_user_x").await, [(1, "other pair".to_owned())]);
+    // The message itself, its reactions and its thread are not the other pair's to read.
+    for (method, path) in [
+        (Method::GET, format!("/v3/messages/{secret_id}")),
+        (Method::GET, format!("/v3/messages/{secret_id}/reactions")),
+        (Method::POST, format!("/v3/messages/{secret_id}/reactions/eyes")),
+        (Method::GET, format!("/v3/messages/{secret_id}/thread")),
+    ] {
+        for stranger in ["z", "a_user_x"] {
+            let reply = app.call(method.clone(), &path, &as_user(stranger), None).await;
+            expect(&reply, StatusCode::NOT_FOUND, "ERR_MESSAGE_NOT_FOUND");
+        }
+    }
+    let reacted =
+        app.call(Method::POST, &format!("/v3/messages/{secret_id}/reactions/eyes"), &as_user("x_user_z"), None).await;
+    assert_eq!(reacted.status, StatusCode::OK, "{}", reacted.body);
+
+    // Conversation lists and unread counts: each user sees their own pair, with its own count.
+    let with = |item: &Value| item["conversationWith"]["uid"].as_str().unwrap_or("").to_owned();
+    let z_list = app.conversations("z").await;
+    assert_eq!(z_list.iter().map(with).collect::<Vec<_>>(), ["a_user_x"]);
+    assert_eq!(z_list[0]["lastMessage"]["data"]["text"], "other pair");
+    assert_eq!(app.unread("z").await, unread_of("a_user_x_user_z", 1));
+    assert_eq!(app.unread("x_user_z").await, unread_of("a_user_x_user_z", 1));
+    // Receipts: reading one pair's conversation leaves the other's unread.
+    let read = app.call(Method::POST, "/v3/users/a/conversation/read", &as_user("x_user_z"), None).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["data"]["readSeq"], 1, "{}", read.body);
+    assert_eq!(app.unread("x_user_z").await, unread_of("a_user_x_user_z", 0));
+    assert_eq!(app.unread("z").await, unread_of("a_user_x_user_z", 1));
+    let stranger_reads = app.call(Method::POST, "/v3/users/a_user_x/conversation/read", &as_user("a"), None).await;
+    expect(&stranger_reads, StatusCode::NOT_FOUND, "ERR_CONVERSATION_NOT_FOUND");
+
+    // A direct conversation that displays like a private group's.
+    app.group_with("user_zz", "private", "owner", json!({"participants": ["zz"]})).await;
+    let group_secret = app.send_text_saying("owner", "user_zz", "group", "group secret").await;
+    assert_eq!(group_secret["conversationId"], "group_user_zz");
+    let not_member = app.call(Method::GET, "/v3/groups/user_zz", &as_user("group"), None).await;
+    assert_eq!(not_member.status, StatusCode::NOT_FOUND, "{}", not_member.body);
+    assert_eq!(app.history_texts("/v3/users/zz/messages", "group").await, []);
+    let dm = app.send_text_saying("group", "zz", "user", "direct").await;
+    assert_eq!((dm["conversationId"].as_str(), dm["seq"].as_i64()), (Some("group_user_zz"), Some(1)));
+    assert_eq!(app.history_texts("/v3/groups/user_zz/messages", "owner").await, [(1, "group secret".to_owned())]);
+    assert_eq!(app.history_texts("/v3/users/group/messages", "zz").await, [(1, "direct".to_owned())]);
+    let zz_unread = app.unread("zz").await;
+    assert_eq!(zz_unread.len(), 2, "zz has the group and the direct conversation: {zz_unread:?}");
+    assert!(zz_unread.iter().all(|(id, count)| id == "group_user_zz" && *count == 1), "{zz_unread:?}");
 }

@@ -312,9 +312,7 @@ impl Chat {
     fn owns(&self, event: &Event) -> bool {
         match event.event_type {
             EventType::UserCreated => self.users.iter().any(|uid| uid.as_str() == event.key),
-            EventType::MessageSent => {
-                self.conversations().iter().any(|conversation| conversation.as_str() == event.key)
-            }
+            EventType::MessageSent => self.conversations().iter().any(|conversation| conversation.key() == event.key),
             _ => false,
         }
     }
@@ -372,7 +370,7 @@ impl Chat {
                     let message: Message =
                         serde_json::from_value(event.data.clone()).expect("message.sent carries a message");
                     assert_eq!(
-                        message.conversation_id.as_str(),
+                        message.conversation_id.key(),
                         event.key,
                         "a message event is keyed by its conversation"
                     );
@@ -389,7 +387,7 @@ impl Chat {
         assert_eq!(messages_received, expected_messages, "every sent message arrived");
         let mut expected_seqs: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for message in sent {
-            expected_seqs.entry(message.conversation_id.as_str().to_owned()).or_default().push(message.seq);
+            expected_seqs.entry(message.conversation_id.key().to_owned()).or_default().push(message.seq);
         }
         for seqs in expected_seqs.values_mut() {
             seqs.sort_unstable();

@@ -27,7 +27,6 @@ use crate::hub::{Attached, Frame, SocketHandle};
 use crate::metrics::{ErrorReason, ResyncOutcome};
 use crate::protocol::{self, ClientFrame, FrameError, Mark, ResyncCursor, Target, close};
 use crate::refusal::Refusal as ApiError;
-use crate::routing::{direct_participants, group_of};
 
 /// How many groups and direct peers of a connecting user are loaded for routing.
 const REACH_LIMIT: u32 = 5_000;
@@ -535,12 +534,38 @@ impl<'a> Session<'a> {
         Ok(protocol::server_frame("presence.state", Value::Object(states)))
     }
 
-    /// Whether `uid` takes part in `conversation`, by the authoritative store for groups.
-    async fn takes_part(&self, conversation: &str) -> Result<bool, Reply> {
-        match group_of(conversation) {
-            Some(guid) => Ok(self.shared.store.member(&guid, &self.uid).await.map_err(Reply::store)?.is_some()),
-            None => Ok(direct_participants(conversation).contains(&self.uid)),
+    /// The conversation a resync cursor names, if this socket's user takes part in it (groups: by the
+    /// authoritative store). `receiver` + `receiverType` name it exactly; a `conversationId` is a display id,
+    /// resolved among the conversations the user takes part in, and refused when it could mean more than one.
+    async fn resync_target(&self, cursor: &ResyncCursor) -> Result<Result<ConversationId, &'static str>, Reply> {
+        let candidates = match (&cursor.conversation_id, &cursor.receiver, cursor.receiver_type) {
+            (None, Some(receiver), Some(ReceiverType::User)) => match Uid::parse(receiver) {
+                Ok(other) => vec![ConversationId::direct(&self.uid, &other)],
+                Err(_) => Vec::new(),
+            },
+            (None, Some(receiver), Some(ReceiverType::Group)) => match Guid::parse(receiver) {
+                Ok(guid) => vec![ConversationId::group(&guid)],
+                Err(_) => Vec::new(),
+            },
+            (Some(display), None, None) => ConversationId::resolve_display(&self.uid, display),
+            _ => {
+                return Err(Reply::error(
+                    "ERR_RESYNC_CURSOR_INVALID",
+                    "name each conversation by conversationId, or by receiver and receiverType",
+                ));
+            }
+        };
+        let mut taking_part = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            if self.shared.store.takes_part(&candidate, &self.uid).await.map_err(Reply::store)? {
+                taking_part.push(candidate);
+            }
         }
+        Ok(match <[ConversationId; 1]>::try_from(taking_part) {
+            Ok([conversation]) => Ok(conversation),
+            Err(found) if found.is_empty() => Err("refused"),
+            Err(_) => Err("ambiguous"),
+        })
     }
 
     /// Sends `message.edited` / `message.deleted` for the messages at or below `last_seq` edited or deleted
@@ -586,50 +611,62 @@ impl<'a> Session<'a> {
         let metrics = &self.shared.metrics;
         let mut outcomes = Vec::with_capacity(cursors.len());
         for cursor in cursors {
-            let outcome = if cursor.last_seq < 0 || !self.takes_part(&cursor.conversation_id).await? {
-                metrics.resync(ResyncOutcome::Refused, 0);
-                json!({ "conversationId": cursor.conversation_id, "status": "refused" })
-            } else {
-                let conversation = ConversationId::from_stored(cursor.conversation_id.clone());
-                let page = MessagePage {
-                    after_seq: Some(cursor.last_seq),
-                    before_seq: None,
-                    limit: config.resync_max_messages + 1,
-                };
-                let messages = self.shared.store.list_messages(&conversation, &page).await.map_err(Reply::store)?;
-                if messages.len() > config.resync_max_messages as usize {
-                    metrics.resync(ResyncOutcome::TooFar, 0);
-                    json!({
-                        "conversationId": cursor.conversation_id,
-                        "status": "too_far",
-                        "maxMessages": config.resync_max_messages,
-                    })
-                } else {
-                    let mut high = cursor.last_seq;
-                    for message in &messages {
-                        high = high.max(message.seq);
-                        let data = serde_json::to_value(message).unwrap_or(Value::Null);
-                        self.write(socket, protocol::server_frame("message.new", data)).await.map_err(Reply::Ending)?;
-                    }
-                    let changes = match cursor.changes_since {
-                        Some(since) => self.replay_changes(socket, &conversation, cursor.last_seq, since).await?,
-                        None => Changes::default(),
+            let target = if cursor.last_seq < 0 { Err("refused") } else { self.resync_target(cursor).await? };
+            let named = |conversation_id: &str| {
+                let mut named = json!({ "conversationId": conversation_id });
+                if let (Some(receiver), Some(receiver_type)) = (&cursor.receiver, cursor.receiver_type) {
+                    named["receiver"] = json!(receiver);
+                    named["receiverType"] = json!(receiver_type);
+                }
+                named
+            };
+            let outcome = match target {
+                Err(status) => {
+                    metrics.resync(ResyncOutcome::Refused, 0);
+                    let mut outcome = named(cursor.conversation_id.as_deref().unwrap_or_default());
+                    outcome["status"] = json!(status);
+                    outcome
+                }
+                Ok(conversation) => {
+                    let mut outcome = named(&conversation.display_id());
+                    let page = MessagePage {
+                        after_seq: Some(cursor.last_seq),
+                        before_seq: None,
+                        limit: config.resync_max_messages + 1,
                     };
-                    let entry = self
-                        .replayed
-                        .get_or_insert_with(Default::default)
-                        .entry(Box::from(cursor.conversation_id.as_str()))
-                        .or_insert(high);
-                    *entry = (*entry).max(high);
-                    metrics.resync(ResyncOutcome::Replayed, messages.len());
-                    json!({
-                        "conversationId": cursor.conversation_id,
-                        "status": "replayed",
-                        "replayed": messages.len(),
-                        "lastSeq": high,
-                        "changes": changes.sent,
-                        "changesTooFar": changes.too_far,
-                    })
+                    let messages = self.shared.store.list_messages(&conversation, &page).await.map_err(Reply::store)?;
+                    if messages.len() > config.resync_max_messages as usize {
+                        metrics.resync(ResyncOutcome::TooFar, 0);
+                        outcome["status"] = json!("too_far");
+                        outcome["maxMessages"] = json!(config.resync_max_messages);
+                    } else {
+                        let mut high = cursor.last_seq;
+                        for message in &messages {
+                            high = high.max(message.seq);
+                            let data = serde_json::to_value(message).unwrap_or(Value::Null);
+                            self.write(socket, protocol::server_frame("message.new", data))
+                                .await
+                                .map_err(Reply::Ending)?;
+                        }
+                        let changes = match cursor.changes_since {
+                            Some(since) => self.replay_changes(socket, &conversation, cursor.last_seq, since).await?,
+                            None => Changes::default(),
+                        };
+                        // Keyed like live frames' order (the event key), so what was replayed is skipped live.
+                        let entry = self
+                            .replayed
+                            .get_or_insert_with(Default::default)
+                            .entry(Box::from(conversation.key()))
+                            .or_insert(high);
+                        *entry = (*entry).max(high);
+                        metrics.resync(ResyncOutcome::Replayed, messages.len());
+                        outcome["status"] = json!("replayed");
+                        outcome["replayed"] = json!(messages.len());
+                        outcome["lastSeq"] = json!(high);
+                        outcome["changes"] = json!(changes.sent);
+                        outcome["changesTooFar"] = json!(changes.too_far);
+                    }
+                    outcome
                 }
             };
             outcomes.push(outcome);

@@ -30,11 +30,18 @@ pub mod close {
     pub const TOO_MANY_SOCKETS: u16 = 4009;
 }
 
-/// One conversation's position in a resync request: the last seq the client holds.
+/// One conversation's position in a resync request: the last seq the client holds. The conversation is named
+/// by `receiver` and `receiverType` (exact), or by its `conversationId` (a display id, which may be ambiguous:
+/// the gateway then answers `ambiguous`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResyncCursor {
-    pub conversation_id: String,
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    #[serde(default)]
+    pub receiver: Option<String>,
+    #[serde(default)]
+    pub receiver_type: Option<ReceiverType>,
     pub last_seq: i64,
     /// When the client last synced this conversation (ms): edits and deletes since then, of messages at or
     /// below `last_seq`, are replayed too.
@@ -258,7 +265,9 @@ mod tests {
         assert_eq!(
             parse_client(r#"{"type":"resync","conversations":[{"conversationId":"group_g","lastSeq":4}]}"#),
             Ok(ClientFrame::Resync(vec![ResyncCursor {
-                conversation_id: "group_g".into(),
+                conversation_id: Some("group_g".into()),
+                receiver: None,
+                receiver_type: None,
                 last_seq: 4,
                 changes_since: None
             }]))

@@ -11,32 +11,12 @@
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
-use comet_model::{ConversationId, Event, EventType, Guid, ReceiverType, Uid};
+use comet_model::{ConversationId, ConversationKind, Event, EventType, Guid, ReceiverType, Uid};
 use serde_json::json;
 
 use crate::cluster::Signal;
 use crate::hub::{Frame, Hub};
 use crate::protocol::{self, close};
-
-/// The two users of a direct conversation id (`<low>_user_<high>`). Uids may themselves contain `_user_`, so
-/// every split that rebuilds the same id is a candidate; all candidates' users are returned.
-pub fn direct_participants(conversation: &str) -> Vec<Uid> {
-    let mut users = Vec::new();
-    for (at, _) in conversation.match_indices("_user_") {
-        let (low, high) = (&conversation[..at], &conversation[at + "_user_".len()..]);
-        if let (Ok(low), Ok(high)) = (Uid::parse(low), Uid::parse(high))
-            && ConversationId::direct(&low, &high).as_str() == conversation
-        {
-            users.extend([low, high]);
-        }
-    }
-    users
-}
-
-/// The guid of a group conversation id (`group_<guid>`).
-pub fn group_of(conversation: &str) -> Option<Guid> {
-    conversation.strip_prefix("group_").and_then(|guid| Guid::parse(guid).ok())
-}
 
 fn frame(text: String, order: Option<(Box<str>, i64)>, event_time: i64) -> Arc<Frame> {
     Arc::new(Frame { text: Utf8Bytes::from(text), order, event_time })
@@ -82,16 +62,20 @@ pub fn route_event(hub: &Hub, event: &Event) -> usize {
                 .flatten()
                 .map(|seq| (Box::<str>::from(conversation), seq));
             let frame = frame(text, order, event.time);
-            match group_of(conversation) {
-                Some(guid) => hub.deliver(&hub.group_members(&guid), &frame, None),
-                None => {
-                    let users = direct_participants(conversation);
-                    if let [a, b] = users.as_slice()
-                        && event.event_type == EventType::MessageSent
-                    {
-                        hub.talked(a, b);
+            // The key says exactly who takes part; a key that is not a conversation's (an event written before
+            // migration 0006 in a conversation whose display id collided) reaches no one.
+            let Ok(conversation) = ConversationId::from_key(conversation) else {
+                tracing::warn!(key = conversation, event = %event.id, "event keyed by no conversation: dropped");
+                return 0;
+            };
+            match conversation.kind() {
+                ConversationKind::Group(guid) => hub.deliver(&hub.group_members(guid), &frame, None),
+                ConversationKind::Direct { low, high } => {
+                    if event.event_type == EventType::MessageSent {
+                        hub.talked(low, high);
                     }
-                    hub.deliver(&users, &frame, None)
+                    let users = if low == high { vec![low] } else { vec![low, high] };
+                    hub.deliver(users, &frame, None)
                 }
             }
         }
@@ -169,20 +153,5 @@ pub fn route_signal(hub: &Hub, signal: &Signal) -> usize {
                 },
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn direct_ids_split_into_their_users() {
-        let uid = |name: &str| Uid::parse(name).expect("uid");
-        assert_eq!(direct_participants("alice_user_bob"), vec![uid("alice"), uid("bob")]);
-        // A uid containing `_user_` still resolves: only the split that rebuilds the id counts.
-        assert_eq!(direct_participants("a_user_x_user_z"), vec![uid("a"), uid("x_user_z"), uid("a_user_x"), uid("z")]);
-        assert!(direct_participants("group_g").is_empty());
-        assert_eq!(group_of("group_g1"), Some(Guid::parse("g1").expect("guid")));
     }
 }

@@ -211,8 +211,10 @@ impl Category {
     }
 }
 
+/// A message as stored and published. Read back from JSON (an event's `data`), its conversation is rebuilt from
+/// `sender`, `receiver` and `receiverType`; the `conversationId` in the JSON is a display id and is not read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", try_from = "MessageJson")]
 pub struct Message {
     pub id: String,
     pub conversation_id: ConversationId,
@@ -239,6 +241,63 @@ pub struct Message {
     /// Who deleted the message; `None` when it is not deleted or the app deleted it.
     #[serde(default)]
     pub deleted_by: Option<Uid>,
+}
+
+/// [`Message`] as JSON carries it, without the display id.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageJson {
+    id: String,
+    seq: i64,
+    sender: Uid,
+    receiver: String,
+    receiver_type: ReceiverType,
+    category: Category,
+    #[serde(rename = "type")]
+    message_type: String,
+    data: serde_json::Value,
+    muid: Option<String>,
+    parent_id: Option<String>,
+    tags: Vec<String>,
+    sent_at: Millis,
+    updated_at: Millis,
+    edited_at: Option<Millis>,
+    deleted_at: Option<Millis>,
+    #[serde(default)]
+    edited_by: Option<Uid>,
+    #[serde(default)]
+    deleted_by: Option<Uid>,
+}
+
+impl TryFrom<MessageJson> for Message {
+    type Error = crate::IdError;
+
+    fn try_from(json: MessageJson) -> Result<Message, crate::IdError> {
+        let conversation_id = match json.receiver_type {
+            ReceiverType::User => ConversationId::direct(&json.sender, &Uid::parse(&json.receiver)?),
+            ReceiverType::Group => ConversationId::group(&Guid::parse(&json.receiver)?),
+        };
+        Ok(Message {
+            id: json.id,
+            conversation_id,
+            seq: json.seq,
+            sender: json.sender,
+            receiver: json.receiver,
+            receiver_type: json.receiver_type,
+            category: json.category,
+            message_type: json.message_type,
+            data: json.data,
+            muid: json.muid,
+            parent_id: json.parent_id,
+            tags: json.tags,
+            sent_at: json.sent_at,
+            updated_at: json.updated_at,
+            edited_at: json.edited_at,
+            deleted_at: json.deleted_at,
+            edited_by: json.edited_by,
+            deleted_by: json.deleted_by,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -307,7 +366,7 @@ pub struct MessageEdit {
 }
 
 /// One user's reaction to a message: an emoji or a name, at most once per user and reaction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Reaction {
     pub message_id: String,

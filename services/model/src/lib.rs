@@ -13,7 +13,7 @@ pub use entities::{
 };
 pub use entities::{MessageEdit, Reaction};
 pub use event::{Event, EventType};
-pub use ids::{ConversationId, Guid, IdError, Uid, new_id};
+pub use ids::{ConversationId, ConversationKeyError, ConversationKind, Guid, IdError, Uid, new_id};
 
 /// Milliseconds since the Unix epoch: the one time representation every layer stores and exchanges.
 pub type Millis = i64;

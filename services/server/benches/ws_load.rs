@@ -738,19 +738,20 @@ async fn produce(
     receiver_type: &str,
 ) -> bool {
     let sender = format!("u{sender}");
-    let conversation = if receiver_type == "group" {
-        format!("group_{receiver}")
+    // The relay's key (`ConversationId::key`) and the display id in the event's data.
+    let (key, conversation) = if receiver_type == "group" {
+        (format!("g:{receiver}"), format!("group_{receiver}"))
     } else if sender.as_str() < receiver {
-        format!("{sender}_user_{receiver}")
+        (format!("u:{sender}:{receiver}"), format!("{sender}_user_{receiver}"))
     } else {
-        format!("{receiver}_user_{sender}")
+        (format!("u:{receiver}:{sender}"), format!("{receiver}_user_{sender}"))
     };
     let time = (now_micros() / 1000) as i64;
     let event = serde_json::json!({
         "id": uuid::Uuid::now_v7().simple().to_string(),
         "type": "message.sent",
         "time": time,
-        "key": conversation,
+        "key": key,
         "data": {
             "id": uuid::Uuid::now_v7().simple().to_string(),
             "conversationId": conversation,
@@ -765,6 +766,6 @@ async fn produce(
         },
     })
     .to_string();
-    let record = rdkafka::producer::FutureRecord::to("comet.messages").key(&conversation).payload(&event);
+    let record = rdkafka::producer::FutureRecord::to("comet.messages").key(&key).payload(&event);
     producer.send(record, Duration::from_secs(5)).await.is_ok()
 }

@@ -155,6 +155,11 @@ impl Rest {
     /// Creates a user and returns an auth token for it.
     async fn user(&self, uid: &str) -> String {
         self.call("/v3/users", None, json!({"uid": uid, "name": uid})).await;
+        self.user_token(uid).await
+    }
+
+    /// Another auth token for an existing user.
+    async fn user_token(&self, uid: &str) -> String {
         let reply = self.call(&format!("/v3/users/{uid}/auth_tokens"), None, json!({})).await;
         reply["data"]["authToken"].as_str().expect("authToken").to_owned()
     }
@@ -613,4 +618,69 @@ async fn presence_and_typing_cross_nodes_on_a_redis_cluster() {
 
     rest.send(&bob, &alice, "user", "over the cluster").await;
     assert_eq!(texts(&alice_socket.until(is_text("over the cluster")).await), vec!["over the cluster"]);
+}
+
+/// Issue #17, item 1, on the WebSocket: `a`→`x_user_z` and `a_user_x`→`z` display alike (`a_user_x_user_z`),
+/// and so do the direct conversation of `group` and `zz` and the private group `user_zz`. Live delivery reaches
+/// only the conversation's own users; a resync by display id replays only what the caller takes part in and
+/// refuses what could mean two conversations; `receiver` + `receiverType` name each exactly.
+async fn display_alike_conversations_stay_apart(server: &Server, rest: &Rest) {
+    let mut tokens = std::collections::HashMap::new();
+    for uid in ["a", "x_user_z", "a_user_x", "z", "group", "zz", "owner"] {
+        tokens.insert(uid, rest.user(uid).await);
+    }
+    let (mut z, _) = Client::join(server, &tokens["z"], "z", json!([])).await;
+    let (mut x, _) = Client::join(server, &tokens["x_user_z"], "x_user_z", json!([])).await;
+    let (mut group, _) = Client::join(server, &tokens["group"], "group", json!([])).await;
+    rest.send("a", "x_user_z", "user", "secret").await;
+    rest.send("a_user_x", "z", "user", "other pair").await;
+    assert_eq!(texts(&z.until(is_text("other pair")).await), ["other pair"], "z hears only its own pair");
+    assert_eq!(texts(&x.until(is_text("secret")).await), ["secret"]);
+
+    let display = json!([{"conversationId": "a_user_x_user_z", "lastSeq": 0}]);
+    let (_z2, frames) = Client::join(server, &tokens["z"], "z again", display.clone()).await;
+    assert_eq!(texts(&frames), ["other pair"], "{frames:?}");
+    let (_a, frames) = Client::join(server, &rest.user_token("a").await, "a", display).await;
+    assert_eq!(texts(&frames), ["secret"], "{frames:?}");
+    let exact = json!([{"receiver": "a_user_x", "receiverType": "user", "lastSeq": 0}]);
+    let (_z3, frames) = Client::join(server, &tokens["z"], "z exact", exact).await;
+    assert_eq!(texts(&frames), ["other pair"], "{frames:?}");
+    let done = frames.last().expect("resync.done");
+    assert_eq!(done["data"]["conversations"][0]["receiver"], "a_user_x", "{done}");
+
+    // The group `user_zz` and the direct conversation of `group` and `zz`.
+    let created = json!({"guid": "user_zz", "name": "user_zz", "type": "private", "owner": "owner"});
+    rest.call("/v3/groups", None, created).await;
+    rest.call("/v3/groups/user_zz/members", None, json!({"participants": ["zz"]})).await;
+    rest.send("owner", "user_zz", "group", "group secret").await;
+    rest.send("group", "zz", "user", "direct").await;
+    assert_eq!(texts(&group.until(is_text("direct")).await), ["direct"], "the non-member hears no group message");
+    let display = json!([{"conversationId": "group_user_zz", "lastSeq": 0}]);
+    let (_g, frames) = Client::join(server, &tokens["group"], "group again", display.clone()).await;
+    assert_eq!(texts(&frames), ["direct"], "{frames:?}");
+    // Once `group` is a member too, the display id could mean either: refused, and each is named exactly.
+    rest.call("/v3/groups/user_zz/members", None, json!({"participants": ["group"]})).await;
+    let (_g2, frames) = Client::join(server, &tokens["group"], "group ambiguous", display).await;
+    assert_eq!(texts(&frames), Vec::<String>::new());
+    let done = frames.last().expect("resync.done");
+    assert_eq!(done["data"]["conversations"][0]["status"], "ambiguous", "{done}");
+    let both = json!([
+        {"receiver": "zz", "receiverType": "user", "lastSeq": 0},
+        {"receiver": "user_zz", "receiverType": "group", "lastSeq": 0},
+    ]);
+    let (_g3, frames) = Client::join(server, &tokens["group"], "group exact", both).await;
+    assert_eq!(texts(&frames), ["direct", "group secret"], "{frames:?}");
+}
+
+#[tokio::test]
+async fn conversations_that_display_alike_stay_apart_on_the_embedded_server() {
+    let (server, rest, _data) = embedded(&[]).await;
+    display_alike_conversations_stay_apart(&server, &rest).await;
+    assert_eq!(server.terminate().code(), Some(0));
+}
+
+#[tokio::test]
+async fn conversations_that_display_alike_stay_apart_across_mariadb_kafka_and_redis() {
+    let cluster = cluster(&[]).await;
+    display_alike_conversations_stay_apart(&cluster.gateways[0], &cluster.rest).await;
 }

@@ -155,8 +155,8 @@ async fn split_roles_on_mariadb_and_kafka_deliver_every_message_in_order() {
         comet_bus::KafkaConfig { brokers, partitions: 1, replication_factor: 1, client_id: "server-test".to_owned() };
     let mut subscription =
         comet_bus::GroupSubscription::kafka(&config, &format!("server-test-{}", free_port())).await.expect("consumer");
-    let conversation =
-        if sender < receiver { format!("{sender}_user_{receiver}") } else { format!("{receiver}_user_{sender}") };
+    let uid = |raw: &str| comet_model::Uid::parse(raw).expect("uid");
+    let conversation = comet_model::ConversationId::direct(&uid(&sender), &uid(&receiver)).key().to_owned();
     let mut seen: Vec<(i64, String)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < ids.len() {

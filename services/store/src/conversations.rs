@@ -9,15 +9,15 @@
 //! Every write here takes the conversation's row lock first, as a send does, so positions and sends of one
 //! conversation are serialized and receipt events are ordered with the conversation's other events.
 
-use comet_model::{ConversationId, EventType, Guid, Message, Millis, ReceiverType, Uid};
+use comet_model::{ConversationId, EventType, Guid, Message, Millis, Uid};
 use serde_json::json;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, QueryBuilder};
+use sqlx::{Any, QueryBuilder};
 
-use crate::message_changes::{lock_conversation, message_by_id};
-use crate::messages::{message_columns, message_from_row};
+use crate::messages::row::{message_by_id, message_columns, message_from_row};
 use crate::rows::{self, get};
-use crate::{Backend, Store, StoreError, outbox};
+use crate::tx::{commit_with_event, lock_conversation};
+use crate::{Store, StoreError};
 
 /// Which position a receipt moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,61 +87,6 @@ impl ConversationSummary {
 }
 
 /// What a send writes besides the message, inside its transaction and after the conversation's row lock: the
-/// `user_conversations` rows of both sides of a direct conversation, and the sender's positions (its own
-/// message is read and delivered). Errors stay `sqlx::Error` so the send can retry deadlocks.
-///
-/// Each statement is one upsert on a primary key, so it reads nothing that a concurrent send could change
-/// underneath it; rows of one conversation are only written under that conversation's lock.
-pub(crate) async fn record_send(
-    connection: &mut AnyConnection,
-    backend: Backend,
-    message: &Message,
-) -> Result<(), sqlx::Error> {
-    let (user_conversation, receipt) = match backend {
-        Backend::MySql => (
-            "INSERT INTO user_conversations (uid, conversation_id, other_uid, last_at) VALUES (?, ?, ?, ?) \
-             ON DUPLICATE KEY UPDATE last_at = VALUES(last_at)",
-            "INSERT INTO conversation_receipts (conversation_id, uid, delivered_seq, read_seq, updated_at) \
-             VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE delivered_seq = VALUES(delivered_seq), \
-             read_seq = VALUES(read_seq), updated_at = VALUES(updated_at)",
-        ),
-        Backend::Sqlite => (
-            "INSERT INTO user_conversations (uid, conversation_id, other_uid, last_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (uid, conversation_id) DO UPDATE SET last_at = excluded.last_at",
-            "INSERT INTO conversation_receipts (conversation_id, uid, delivered_seq, read_seq, updated_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_id, uid) DO UPDATE SET \
-             delivered_seq = excluded.delivered_seq, read_seq = excluded.read_seq, updated_at = excluded.updated_at",
-        ),
-    };
-    if message.receiver_type == ReceiverType::User {
-        let sender = message.sender.as_str();
-        let receiver = message.receiver.as_str();
-        // Both sides in uid order, so two sends never take these rows' locks in opposite orders.
-        let mut sides = vec![(sender, receiver), (receiver, sender)];
-        sides.sort_unstable();
-        sides.dedup();
-        for (uid, other) in sides {
-            sqlx::query(user_conversation)
-                .bind(uid)
-                .bind(message.conversation_id.as_str())
-                .bind(other)
-                .bind(message.sent_at)
-                .execute(&mut *connection)
-                .await?;
-        }
-    }
-    // The new seq is the conversation's highest, so it never moves the sender's positions backwards.
-    sqlx::query(receipt)
-        .bind(message.conversation_id.as_str())
-        .bind(message.sender.as_str())
-        .bind(message.seq)
-        .bind(message.seq)
-        .bind(message.sent_at)
-        .execute(&mut *connection)
-        .await?;
-    Ok(())
-}
-
 impl Store {
     /// Moves `uid`'s delivered or read position in a conversation up to the message `message_id`, or to the
     /// newest message when `None`, and writes `receipt.delivered` or `receipt.read` in the same transaction when
@@ -178,7 +123,7 @@ impl Store {
             None => {
                 let newest: Option<String> =
                     sqlx::query_scalar("SELECT id FROM messages WHERE conversation_id = ? AND seq = ?")
-                        .bind(conversation.as_str())
+                        .bind(conversation.key())
                         .bind(last_seq)
                         .fetch_optional(&mut *transaction)
                         .await?;
@@ -192,7 +137,7 @@ impl Store {
         let existing: Option<AnyRow> = sqlx::query(
             "SELECT delivered_seq, read_seq FROM conversation_receipts WHERE conversation_id = ? AND uid = ?",
         )
-        .bind(conversation.as_str())
+        .bind(conversation.key())
         .bind(uid.as_str())
         .fetch_optional(&mut *transaction)
         .await?;
@@ -231,7 +176,7 @@ impl Store {
             .bind(delivered_seq)
             .bind(read_seq)
             .bind(now)
-            .bind(conversation.as_str())
+            .bind(conversation.key())
             .bind(uid.as_str())
             .execute(&mut *transaction)
             .await?;
@@ -246,8 +191,7 @@ impl Store {
             "messageId": target_id,
             "at": now,
         });
-        outbox::insert(&mut transaction, event_type, conversation.as_str(), last_seq, now, &event_data).await?;
-        transaction.commit().await?;
+        commit_with_event(transaction, event_type, conversation, last_seq, now, &event_data).await?;
         Ok(receipt)
     }
 
@@ -293,7 +237,7 @@ impl Store {
         for row in &group_rows {
             summaries.push(summary(row, "last_message_at", ConversationWith::Group(rows::guid(row, "guid")?))?);
         }
-        summaries.sort_by(|a, b| (b.last_at, b.conversation_id.as_str()).cmp(&(a.last_at, a.conversation_id.as_str())));
+        summaries.sort_by(|a, b| (b.last_at, b.conversation_id.key()).cmp(&(a.last_at, a.conversation_id.key())));
         summaries.truncate(limit as usize);
         if summaries.is_empty() {
             return Ok(summaries);
@@ -305,13 +249,12 @@ impl Store {
         receipts.push_bind(uid.as_str().to_owned()).push(" AND conversation_id IN (");
         let mut separated = receipts.separated(", ");
         for summary in &summaries {
-            separated.push_bind(summary.conversation_id.as_str().to_owned());
+            separated.push_bind(summary.conversation_id.key().to_owned());
         }
         receipts.push(")");
         for row in receipts.build().persistent(false).fetch_all(&self.pool).await? {
             let conversation: String = get(&row, "conversation_id")?;
-            if let Some(summary) = summaries.iter_mut().find(|summary| summary.conversation_id.as_str() == conversation)
-            {
+            if let Some(summary) = summaries.iter_mut().find(|summary| summary.conversation_id.key() == conversation) {
                 summary.delivered_seq = get(&row, "delivered_seq")?;
                 summary.read_seq = get(&row, "read_seq")?;
             }
@@ -323,7 +266,7 @@ impl Store {
             if index > 0 {
                 last.push(" OR ");
             }
-            last.push("(conversation_id = ").push_bind(summary.conversation_id.as_str().to_owned());
+            last.push("(conversation_id = ").push_bind(summary.conversation_id.key().to_owned());
             last.push(" AND seq = ").push_bind(summary.last_seq).push(")");
         }
         for row in last.build().persistent(false).fetch_all(&self.pool).await? {
@@ -343,13 +286,13 @@ fn push_cursor(query: &mut QueryBuilder<Any>, at: &str, id: &str, after: Option<
     if let Some(after) = after {
         query.push(format!(" AND ({at} < ")).push_bind(after.last_at);
         query.push(format!(" OR ({at} = ")).push_bind(after.last_at);
-        query.push(format!(" AND {id} < ")).push_bind(after.conversation_id.as_str().to_owned()).push("))");
+        query.push(format!(" AND {id} < ")).push_bind(after.conversation_id.key().to_owned()).push("))");
     }
 }
 
 fn summary(row: &AnyRow, at_column: &str, with: ConversationWith) -> Result<ConversationSummary, StoreError> {
     Ok(ConversationSummary {
-        conversation_id: ConversationId::from_stored(get(row, "conversation_id")?),
+        conversation_id: rows::conversation(row, "conversation_id")?,
         with,
         last_seq: get(row, "last_seq")?,
         last_at: get(row, at_column)?,

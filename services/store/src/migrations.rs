@@ -50,12 +50,19 @@ const STEPS: &[Step] = &[
         mysql: include_str!("../migrations/mysql/0005_conversations.sql"),
         sqlite: include_str!("../migrations/sqlite/0005_conversations.sql"),
     },
+    Step {
+        version: 6,
+        description: "conversation keys",
+        mysql: include_str!("../migrations/mysql/0006_conversation_keys.sql"),
+        sqlite: include_str!("../migrations/sqlite/0006_conversation_keys.sql"),
+    },
 ];
 
-/// The migrator for one backend's dialect.
-fn migrator(backend: Backend) -> Migrator {
+/// The migrator for one backend's dialect, up to and including `last_version`.
+fn migrator(backend: Backend, last_version: i64) -> Migrator {
     let migrations = STEPS
         .iter()
+        .filter(|step| step.version <= last_version)
         .map(|step| {
             let sql = match backend {
                 Backend::MySql => step.mysql,
@@ -73,9 +80,9 @@ fn migrator(backend: Backend) -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
-/// Applies the pending migrations of `backend`'s dialect.
-pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
-    migrator(backend)
+/// Applies the pending migrations of `backend`'s dialect up to `last_version` (`i64::MAX`: all).
+pub(crate) async fn run(pool: &AnyPool, backend: Backend, last_version: i64) -> Result<(), StoreError> {
+    migrator(backend, last_version)
         .run(pool)
         .await
         .map_err(|error| StoreError::Migration(format!("applying the {backend:?} schema: {error}")))

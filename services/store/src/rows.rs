@@ -1,7 +1,7 @@
 //! Reading columns back into domain values. A value that does not parse is reported as a decode error naming
 //! its column: it means the row was written by something other than this crate.
 
-use comet_model::{Guid, Uid};
+use comet_model::{ConversationId, Guid, Uid};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -27,6 +27,12 @@ pub(crate) fn uid(row: &AnyRow, column: &str) -> Result<Uid, StoreError> {
 pub(crate) fn guid(row: &AnyRow, column: &str) -> Result<Guid, StoreError> {
     let text: String = get(row, column)?;
     Guid::parse(&text).map_err(|error| corrupt(column, error))
+}
+
+/// A conversation key column (`ConversationId::key`).
+pub(crate) fn conversation(row: &AnyRow, column: &str) -> Result<ConversationId, StoreError> {
+    let text: String = get(row, column)?;
+    ConversationId::from_key(&text).map_err(|error| corrupt(column, error))
 }
 
 /// A JSON text column.

@@ -12,7 +12,7 @@ async fn receipt_events(db: &TestDb, conversation: &ConversationId) -> Vec<Event
         .await
         .expect("events")
         .into_iter()
-        .filter(|event| event.key == conversation.as_str())
+        .filter(|event| event.key == conversation.key())
         .filter(|event| matches!(event.event_type, EventType::ReceiptRead | EventType::ReceiptDelivered))
         .collect()
 }
@@ -87,7 +87,7 @@ async fn read_positions_move_forward_only_with_one_event_per_move(db: &TestDb) {
         ]
     );
     assert_eq!(events[0].data["messageId"], json!(second.id));
-    assert_eq!(events[0].data["conversationId"], json!(conversation.as_str()));
+    assert_eq!(events[0].data["conversationId"], json!(conversation.to_string()));
 
     // Delivered never moves back either, and a message of another conversation is not found.
     let back = db
@@ -132,15 +132,15 @@ async fn a_users_conversations_come_newest_first_in_pages(db: &TestDb) {
     let newest = send_direct(db, "bob", "alice", T0 + 40).await;
 
     let all = db.store.list_conversations(&uid("bob"), None, 100).await.expect("list");
-    let order: Vec<(&str, i64)> =
-        all.iter().map(|summary| (summary.conversation_id.as_str(), summary.last_at)).collect();
+    let order: Vec<(String, i64)> =
+        all.iter().map(|summary| (summary.conversation_id.to_string(), summary.last_at)).collect();
     assert_eq!(
         order,
         vec![
-            ("alice_user_bob", T0 + 40),
-            ("bob_user_dave", T0 + 30),
-            ("bob_user_carol", T0 + 20),
-            ("group_g1", T0 + 10),
+            ("alice_user_bob".to_owned(), T0 + 40),
+            ("bob_user_dave".to_owned(), T0 + 30),
+            ("bob_user_carol".to_owned(), T0 + 20),
+            ("group_g1".to_owned(), T0 + 10),
         ]
     );
     assert_eq!(all[0].with, ConversationWith::User(uid("alice")));
@@ -156,15 +156,18 @@ async fn a_users_conversations_come_newest_first_in_pages(db: &TestDb) {
         let page = db.store.list_conversations(&uid("bob"), cursor.as_ref(), 1).await.expect("page");
         let Some(item) = page.first() else { break };
         cursor = Some(item.cursor());
-        paged.push(item.conversation_id.as_str().to_owned());
+        paged.push(item.conversation_id.to_string());
     }
-    assert_eq!(paged, order.iter().map(|(id, _)| (*id).to_owned()).collect::<Vec<_>>());
+    assert_eq!(paged, order.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
 
     // Dave is in one conversation; members of g1 only see it (alice, the owner, also in her directs).
     let dave = db.store.list_conversations(&uid("dave"), None, 100).await.expect("dave");
-    assert_eq!(dave.iter().map(|summary| summary.conversation_id.as_str()).collect::<Vec<_>>(), vec!["bob_user_dave"]);
+    assert_eq!(
+        dave.iter().map(|summary| summary.conversation_id.to_string()).collect::<Vec<_>>(),
+        vec!["bob_user_dave"]
+    );
     let carol = db.store.list_conversations(&uid("carol"), None, 100).await.expect("carol");
-    assert!(carol.iter().all(|summary| summary.conversation_id.as_str() != "group_g1"), "carol is no member");
+    assert!(carol.iter().all(|summary| summary.conversation_id.to_string() != "group_g1"), "carol is no member");
 }
 
 /// What the gateway loads for a connecting user: live groups and direct peers, most recent peer first.

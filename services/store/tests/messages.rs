@@ -20,7 +20,7 @@ async fn sent_events(db: &TestDb, conversation: &ConversationId) -> Vec<Message>
         .await
         .expect("events")
         .into_iter()
-        .filter(|event| event.event_type == EventType::MessageSent && event.key == conversation.as_str())
+        .filter(|event| event.event_type == EventType::MessageSent && event.key == conversation.key())
         .map(|event| serde_json::from_value(event.data).expect("message.sent data is a Message"))
         .collect()
 }

@@ -64,7 +64,7 @@ async fn unpublished_events_come_as_per_key_prefixes(db: &TestDb) {
     let everything = db.store.unpublished_events(100).await.expect("all");
     let order: Vec<(String, Option<i64>)> = everything.iter().map(|event| (event.key.clone(), seq_of(event))).collect();
     let mut expected = vec![("amy".to_owned(), None)];
-    for group in ["group_g1", "group_g2", "group_g3"] {
+    for group in ["g:g1", "g:g2", "g:g3"] {
         expected.extend((1..=5).map(|seq| (group.to_owned(), Some(seq))));
     }
     expected.push(("zed".to_owned(), None));
@@ -76,7 +76,7 @@ async fn unpublished_events_come_as_per_key_prefixes(db: &TestDb) {
     let first = db.store.unpublished_events(8).await.expect("batch 1");
     assert_eq!(first.len(), 8);
     assert_prefixes(&first, &mut published);
-    assert_eq!(published.get("group_g2"), Some(&2), "the batch cut group_g2 after its second event");
+    assert_eq!(published.get("g:g2"), Some(&2), "the batch cut group_g2 after its second event");
     db.store
         .mark_published(&first.iter().map(|event| event.id.clone()).collect::<Vec<_>>(), T0 + 100)
         .await
@@ -84,7 +84,7 @@ async fn unpublished_events_come_as_per_key_prefixes(db: &TestDb) {
     assert_eq!(db.store.outbox_backlog().await.expect("backlog"), 9);
 
     let second = db.store.unpublished_events(8).await.expect("batch 2");
-    assert_eq!(second.first().map(|event| (event.key.as_str(), seq_of(event))), Some(("group_g2", Some(3))));
+    assert_eq!(second.first().map(|event| (event.key.as_str(), seq_of(event))), Some(("g:g2", Some(3))));
     assert_prefixes(&second, &mut published);
     let ids: Vec<String> = second.iter().map(|event| event.id.clone()).collect();
     db.store.mark_published(&ids, T0 + 200).await.expect("mark");

@@ -44,17 +44,27 @@ pub struct TestDb {
 impl TestDb {
     /// A store on a new SQLite file.
     pub async fn sqlite() -> TestDb {
-        TestDb::migrated(TestDatabase::sqlite()).await
+        TestDb::sqlite_at(i64::MAX).await
+    }
+
+    /// A store on a new SQLite file with the migrations up to `version` applied.
+    pub async fn sqlite_at(version: i64) -> TestDb {
+        TestDb::migrated(TestDatabase::sqlite(), version).await
     }
 
     /// A store on a new database with a random name on the MariaDB server.
     pub async fn mariadb() -> TestDb {
-        TestDb::migrated(TestDatabase::mariadb().await).await
+        TestDb::mariadb_at(i64::MAX).await
     }
 
-    async fn migrated(database: TestDatabase) -> TestDb {
+    /// The same with the migrations up to `version` applied.
+    pub async fn mariadb_at(version: i64) -> TestDb {
+        TestDb::migrated(TestDatabase::mariadb().await, version).await
+    }
+
+    async fn migrated(database: TestDatabase, version: i64) -> TestDb {
         let store = Store::connect(&database.url).await.expect("connecting to the test database");
-        store.migrate().await.expect("migrating the test database");
+        store.migrate_to(version).await.expect("migrating the test database");
         TestDb { store, url: database.url.clone(), database }
     }
 
