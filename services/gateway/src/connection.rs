@@ -46,6 +46,9 @@ const FRAME_BURST: f64 = 40.0;
 const FRAME_RATE: f64 = 20.0;
 
 fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+    let message = message.into();
+    // Never the token: the reason is one of this module's own sentences.
+    tracing::info!(status = status.as_u16(), code, reason = %message, "WebSocket handshake refused");
     Refusal::new(status, code, message).into_response()
 }
 
@@ -185,6 +188,9 @@ async fn run(
     shared.metrics.opened();
     let mut session = Session::new(&shared, uid.clone(), id, kick);
     let ending = session.serve(&mut socket, &mut queued).await;
+    if let Some((code, reason)) = ending {
+        tracing::info!(%uid, socket = id, code, reason, "WebSocket closed by the server");
+    }
     if let Some((code, reason)) = ending
         && let Ok(Ok(())) = tokio::time::timeout(WRITE_TIMEOUT, socket.send(close_message(code, reason))).await
     {

@@ -103,11 +103,18 @@ impl ClientFrame {
 pub struct FrameError {
     pub code: &'static str,
     pub message: String,
+    /// The client frame type it answers, when the frame's `type` was read (null only when it could not be).
+    pub about: Option<&'static str>,
 }
 
 impl FrameError {
     pub fn new(code: &'static str, message: impl Into<String>) -> FrameError {
-        FrameError { code, message: message.into() }
+        FrameError { code, message: message.into(), about: None }
+    }
+
+    /// The same error, answering a frame of type `about`.
+    pub fn about(self, about: Option<&'static str>) -> FrameError {
+        FrameError { about, ..self }
     }
 }
 
@@ -166,10 +173,19 @@ fn fields<T: for<'de> Deserialize<'de>>(value: Value, kind: &str) -> Result<T, F
     })
 }
 
-/// Reads one client text frame.
+/// Reads one client text frame. An error about a frame whose `type` is a client type says so in `about`.
 pub fn parse_client(text: &str) -> Result<ClientFrame, FrameError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|error| FrameError::new("ERR_FRAME_INVALID", format!("not a JSON frame: {error}")))?;
+    let about = value
+        .get("type")
+        .and_then(Value::as_str)
+        .and_then(|kind| CLIENT_TYPES.iter().find(|known| **known == kind))
+        .copied();
+    parse_value(value).map_err(|error| error.about(about))
+}
+
+fn parse_value(value: Value) -> Result<ClientFrame, FrameError> {
     let kind = match value.get("type") {
         Some(Value::String(kind)) => kind.clone(),
         _ => return Err(FrameError::new("ERR_FRAME_INVALID", "a frame is a JSON object with a string `type`")),
@@ -212,8 +228,9 @@ pub fn server_frame(kind: &str, data: Value) -> String {
     json!({ "v": VERSION, "type": kind, "data": data }).to_string()
 }
 
-/// An `error` frame; `about` names the client frame type it answers, when known.
+/// An `error` frame; `about` names the client frame type it answers, when known (the error's own, or `about`).
 pub fn error_frame(error: &FrameError, about: Option<&str>) -> String {
+    let about = error.about.or(about);
     server_frame("error", json!({ "code": error.code, "message": error.message, "about": about }))
 }
 
@@ -284,18 +301,31 @@ mod tests {
 
     #[test]
     fn bad_frames_name_the_problem() {
-        for (text, code) in [
-            ("not json", "ERR_FRAME_INVALID"),
-            ("[1,2]", "ERR_FRAME_INVALID"),
-            (r#"{"type":7}"#, "ERR_FRAME_INVALID"),
-            (r#"{"type":"launch"}"#, "ERR_FRAME_UNKNOWN_TYPE"),
-            (r#"{"type":"typing.start","receiver":"bob"}"#, "ERR_FRAME_INVALID"),
-            (r#"{"type":"typing.start","receiver":"bob","receiverType":"planet"}"#, "ERR_FRAME_INVALID"),
-            (r#"{"type":"ping","extra":1}"#, "ERR_FRAME_INVALID"),
-            (r#"{"type":"resync","conversations":[{"conversationId":"x","lastSeq":"a"}]}"#, "ERR_FRAME_INVALID"),
+        let too_many = format!(r#"{{"type":"presence.query","uids":{}}}"#, json!(vec!["u"; MAX_PRESENCE_QUERY + 1]));
+        // Issue #17: `about` names the frame's type whenever it was read; null only when it could not be.
+        for (text, code, about) in [
+            ("not json", "ERR_FRAME_INVALID", None),
+            ("[1,2]", "ERR_FRAME_INVALID", None),
+            (r#"{"type":7}"#, "ERR_FRAME_INVALID", None),
+            (r#"{"type":"launch"}"#, "ERR_FRAME_UNKNOWN_TYPE", None),
+            (r#"{"type":"typing.start","receiver":"bob"}"#, "ERR_FRAME_INVALID", Some("typing.start")),
+            (
+                r#"{"type":"typing.start","receiver":"bob","receiverType":"planet"}"#,
+                "ERR_FRAME_INVALID",
+                Some("typing.start"),
+            ),
+            (r#"{"type":"ping","extra":1}"#, "ERR_FRAME_INVALID", Some("ping")),
+            (
+                r#"{"type":"resync","conversations":[{"conversationId":"x","lastSeq":"a"}]}"#,
+                "ERR_FRAME_INVALID",
+                Some("resync"),
+            ),
+            (too_many.as_str(), "ERR_FRAME_INVALID", Some("presence.query")),
         ] {
             let error = parse_client(text).expect_err(text);
-            assert_eq!(error.code, code, "{text}: {}", error.message);
+            assert_eq!((error.code, error.about), (code, about), "{text}: {}", error.message);
+            let frame: Value = serde_json::from_str(&error_frame(&error, None)).expect("JSON");
+            assert_eq!(frame["data"]["about"], json!(about), "{text}");
         }
     }
 

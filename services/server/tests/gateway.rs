@@ -684,3 +684,50 @@ async fn conversations_that_display_alike_stay_apart_across_mariadb_kafka_and_re
     let cluster = cluster(&[]).await;
     display_alike_conversations_stay_apart(&cluster.gateways[0], &cluster.rest).await;
 }
+
+/// Issue #17, item 7: refused handshakes and the server's own closes are logged at info with their reason, and
+/// never with the token.
+#[tokio::test]
+async fn refused_handshakes_and_server_closes_are_logged_without_the_token() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let log_path = data.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let env = [("COMET_API_KEY", FULL.to_owned()), ("COMET_AUTH_KEY", AUTH.to_owned())];
+    let mut server = Server::start_logging("all", data.path(), &env, log.into());
+    server.wait_ready().await;
+    let rest = Rest { client: reqwest::Client::new(), base: server.app.clone(), key: FULL.to_owned() };
+    let logged = |wanted: &'static str| {
+        let log_path = log_path.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+                if text.lines().any(|line| line.contains(wanted)) {
+                    return text;
+                }
+                assert!(Instant::now() < deadline, "no log line with `{wanted}` in:\n{text}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let forged = "forged-token-that-must-never-be-logged";
+    assert_eq!(handshake_status(&ws_url(&server), &[("authtoken", forged)]).await, 401);
+    let text = logged("ERR_AUTH_TOKEN_INVALID").await;
+    assert!(text.contains("WebSocket handshake refused"), "{text}");
+
+    let token = rest.user("bob").await;
+    let mut bob = Client::connect(&server, &token, "bob").await;
+    let tokens = rest.client.get(format!("{}/v3/users/bob/auth_tokens", rest.base)).header("apikey", FULL).send();
+    let listed: Value = tokens.await.expect("list tokens").json().await.expect("JSON");
+    let id = listed["data"][0]["id"].as_str().expect("token id").to_owned();
+    let revoked = rest.client.delete(format!("{}/v3/users/bob/auth_tokens/{id}", rest.base)).header("apikey", FULL);
+    assert_eq!(revoked.send().await.expect("revoke").status().as_u16(), 200);
+    assert_eq!(bob.close_code().await, 4001);
+    let text = logged("WebSocket closed by the server").await;
+    assert!(
+        text.lines().any(|line| line.contains("WebSocket closed by the server") && line.contains("4001")),
+        "{text}"
+    );
+    assert!(!text.contains(forged) && !text.contains(&token), "a token reached the log:\n{text}");
+    assert_eq!(server.terminate().code(), Some(0));
+}

@@ -15,6 +15,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(role: &str, data_dir: &Path, extra_env: &[(&str, String)]) -> Server {
+        Server::start_logging(role, data_dir, extra_env, Stdio::null())
+    }
+
+    /// [`Server::start`] with the server's log (JSON lines on stderr) going to `log`.
+    pub fn start_logging(role: &str, data_dir: &Path, extra_env: &[(&str, String)], log: Stdio) -> Server {
         let (app_port, admin_port) = (free_port(), free_port());
         let mut command = Command::new(env!("CARGO_BIN_EXE_comet-server"));
         command
@@ -25,7 +30,7 @@ impl Server {
             .env("COMET_DATA_DIR", data_dir)
             .env("COMET_LOG_FORMAT", "json")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(log);
         for (name, value) in extra_env {
             command.env(name, value);
         }
