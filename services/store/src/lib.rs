@@ -18,6 +18,7 @@ mod access;
 mod blocks;
 mod bootstrap;
 mod conversations;
+mod dead_letters;
 mod error;
 mod groups;
 mod messages;
@@ -36,6 +37,7 @@ use sqlx::any::AnyPoolOptions;
 
 pub use bootstrap::{Bootstrap, BootstrapError};
 pub use conversations::{ConversationCursor, ConversationSummary, ConversationWith, Receipt, ReceiptKind};
+pub use dead_letters::WorkerDeadLetter;
 pub use error::{Refusal, StoreError};
 pub use messages::{MessageChange, MessageFilter, MessagePage, ReactionChange, ReactionCount};
 pub use reach::Reach;

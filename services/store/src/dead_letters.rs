@@ -1,0 +1,90 @@
+//! Events a worker gave up on, kept whole for inspection and replay.
+
+use comet_model::{Event, EventType, Millis};
+use serde_json::Value;
+
+use crate::error::corrupt;
+use crate::rows::{self, get};
+use crate::{Backend, Store, StoreError};
+
+/// One event a worker gave up on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerDeadLetter {
+    pub worker: String,
+    pub event: Event,
+    pub reason: String,
+    pub attempts: i64,
+    pub failed_at: Millis,
+}
+
+impl Store {
+    /// Records that `worker` gave up on `event` after `attempts`; a second time for the same event replaces the
+    /// reason, the attempts and the time.
+    pub async fn dead_letter_event(
+        &self,
+        worker: &str,
+        event: &Event,
+        reason: &str,
+        attempts: u32,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let upsert = match self.backend {
+            Backend::MySql => {
+                "INSERT INTO worker_dead_letters (worker, event_id, event_type, event_key, event_time, data, reason, \
+                 attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+                 reason = VALUES(reason), attempts = VALUES(attempts), failed_at = VALUES(failed_at)"
+            }
+            Backend::Sqlite => {
+                "INSERT INTO worker_dead_letters (worker, event_id, event_type, event_key, event_time, data, reason, \
+                 attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker, event_id) DO UPDATE \
+                 SET reason = excluded.reason, attempts = excluded.attempts, failed_at = excluded.failed_at"
+            }
+        };
+        sqlx::query(upsert)
+            .bind(worker)
+            .bind(event.id.as_str())
+            .bind(event.event_type.as_str())
+            .bind(event.key.as_str())
+            .bind(event.time)
+            .bind(rows::json_text(&event.data))
+            .bind(reason)
+            .bind(i64::from(attempts))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// `worker`'s dead letters, the most recent failure first, at most `limit`.
+    pub async fn worker_dead_letters(&self, worker: &str, limit: u32) -> Result<Vec<WorkerDeadLetter>, StoreError> {
+        let found = sqlx::query(
+            "SELECT worker, event_id, event_type, event_key, event_time, data, reason, attempts, failed_at \
+             FROM worker_dead_letters WHERE worker = ? ORDER BY failed_at DESC, event_id LIMIT ?",
+        )
+        .bind(worker)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        found
+            .iter()
+            .map(|row| {
+                let type_name: String = get(row, "event_type")?;
+                let event_type: EventType =
+                    serde_json::from_value(Value::String(type_name)).map_err(|error| corrupt("event_type", error))?;
+                Ok(WorkerDeadLetter {
+                    worker: get(row, "worker")?,
+                    event: Event {
+                        id: get(row, "event_id")?,
+                        event_type,
+                        time: get(row, "event_time")?,
+                        key: get(row, "event_key")?,
+                        data: rows::json(row, "data")?,
+                    },
+                    reason: get(row, "reason")?,
+                    attempts: get(row, "attempts")?,
+                    failed_at: get(row, "failed_at")?,
+                })
+            })
+            .collect()
+    }
+}
