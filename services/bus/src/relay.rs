@@ -20,7 +20,8 @@
 //!
 //! **Several replicas.** They share one lease row in the database. The holder renews it every round (and
 //! while it waits for Kafka); the others poll and take over once it has expired, so a crashed holder delays
-//! publishing by at most one lease time-to-live.
+//! publishing by at most one lease time-to-live. A holder that stops cleanly releases the lease, so a standby
+//! takes over at its next try (within its standby interval).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -199,8 +200,24 @@ impl Relay {
                 () = pause_for(pause) => {}
             }
         }
+        self.release_lease().await;
         tracing::info!(owner = %self.owner, "outbox relay stopped");
         Ok(())
+    }
+
+    /// Gives the lease up on a clean stop, so a standby takes over at its next try rather than after the lease
+    /// expired. Anything this relay had not marked stays unpublished and is published again by the next holder.
+    async fn release_lease(&self) {
+        match self.store.release_relay_lease(&self.owner).await {
+            Ok(true) => tracing::info!(owner = %self.owner, "outbox relay released its lease"),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(
+                owner = %self.owner,
+                error = %error,
+                "outbox relay could not release its lease; a standby takes over when it expires"
+            ),
+        }
+        self.stats.holds_lease.store(false, Ordering::Relaxed);
     }
 
     fn validate(&self) -> Result<(), RelayError> {

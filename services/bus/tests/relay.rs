@@ -219,6 +219,51 @@ async fn check_two_relays(db: TestDb, mut sink: Sink) {
     db.finish().await;
 }
 
+// --- a clean stop hands the lease over at once ----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_stopped_holder_hands_the_lease_to_the_standby_at_once() {
+    check_clean_handover(TestDb::sqlite().await, Sink::in_process()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_kafka_a_stopped_holder_hands_the_lease_to_the_standby_at_once() {
+    check_clean_handover(TestDb::mariadb().await, Sink::kafka().await).await;
+}
+
+/// Two relays with a long lease; the holder stops cleanly. The standby publishes a message sent after the stop
+/// before the stopped holder's lease (as the leases table recorded it before the stop) would have expired.
+async fn check_clean_handover(db: TestDb, mut sink: Sink) {
+    let store = db.store().await;
+    let chat = Chat::create(&store).await;
+    let settings = RelaySettings { lease_ttl: Duration::from_secs(10), ..test_settings() };
+    let first = RunningRelay::start_with(db.store().await, sink.publisher(), "relay-a", settings.clone());
+    let second = RunningRelay::start_with(db.store().await, sink.publisher(), "relay-b", settings);
+    wait_until("the outbox is drained", async || store.outbox_backlog().await.expect("backlog") == 0).await;
+    wait_until("exactly one relay holds the lease", async || first.stats.holds_lease() != second.stats.holds_lease())
+        .await;
+    let (holder, holder_name, standby) =
+        if first.stats.holds_lease() { (first, "relay-a", second) } else { (second, "relay-b", first) };
+    let lease = store.relay_lease().await.expect("reading the lease").expect("a relay took the lease");
+    assert_eq!(lease.owner, holder_name, "the leases table names the holder");
+    holder.stop().await;
+
+    let sent = vec![send(&store, &chat.pairs[0].0, &chat.pairs[0].1, 1).await];
+    let received = sink.collect(|event| chat.owns(event), chat.users.len() + sent.len()).await;
+    let arrived_at = now();
+    chat.assert_complete_and_ordered(&received, &sent);
+    assert!(
+        arrived_at < lease.expires_at,
+        "the standby published at {arrived_at}; it must publish before the stopped holder's lease would have expired at {}",
+        lease.expires_at
+    );
+    assert!(standby.stats.holds_lease(), "the standby holds the lease");
+    let taken = store.relay_lease().await.expect("reading the lease").expect("a lease row");
+    assert_ne!(taken.owner, holder_name, "the leases table names the standby");
+    standby.stop().await;
+    db.finish().await;
+}
+
 // --- settings -------------------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -244,7 +289,11 @@ struct RunningRelay {
 
 impl RunningRelay {
     fn start(store: Store, publisher: Arc<dyn Publisher>, owner: &str) -> RunningRelay {
-        let relay = Relay::new(store, publisher, owner.to_owned(), test_settings());
+        RunningRelay::start_with(store, publisher, owner, test_settings())
+    }
+
+    fn start_with(store: Store, publisher: Arc<dyn Publisher>, owner: &str, settings: RelaySettings) -> RunningRelay {
+        let relay = Relay::new(store, publisher, owner.to_owned(), settings);
         let stats = relay.stats();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(relay.run(async move {

@@ -22,6 +22,13 @@ const RELAY_LEASE: &str = "relay";
 /// Ids marked published per statement, well below SQLite's limit on bound parameters.
 const MARK_CHUNK: usize = 500;
 
+/// A row of the leases table: its holder and the time (ms since the epoch) it expires unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub expires_at: Millis,
+}
+
 /// Writes one outbox row inside the caller's transaction and returns the event id.
 ///
 /// `key` is the partition key (the conversation id for messages, the entity id otherwise). `key_seq` orders
@@ -91,6 +98,26 @@ impl Store {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Gives the relay lease up if `owner` holds it, so a standby takes it at its next try instead of waiting for
+    /// the lease to expire; true if `owner` held it. A clean stop of the relay calls this last.
+    pub async fn release_relay_lease(&self, owner: &str) -> Result<bool, StoreError> {
+        let released = sqlx::query("UPDATE leases SET expires_at = 0 WHERE name = ? AND owner = ?")
+            .bind(RELAY_LEASE)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(released.rows_affected() == 1)
+    }
+
+    /// Who holds or last held the relay lease and when it expires (ms): `None` before any relay took it.
+    pub async fn relay_lease(&self) -> Result<Option<Lease>, StoreError> {
+        let found = sqlx::query("SELECT owner, expires_at FROM leases WHERE name = ?")
+            .bind(RELAY_LEASE)
+            .fetch_optional(&self.pool)
+            .await?;
+        found.map(|row| Ok(Lease { owner: get(&row, "owner")?, expires_at: get(&row, "expires_at")? })).transpose()
     }
 
     /// Up to `limit` unpublished events, ordered by key, then `key_seq`, then time and id.

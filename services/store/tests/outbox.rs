@@ -19,6 +19,15 @@ async fn one_relay_holds_the_lease_until_it_expires(db: &TestDb) {
     assert!(store.acquire_relay_lease("relay-b", T0 + 1_010, 1_000).await.expect("b takes the expired lease"));
     assert!(!store.acquire_relay_lease("relay-a", T0 + 1_020, 1_000).await.expect("a is refused"));
 
+    // Only the holder can release the lease; once it has, another replica takes it at once, long before it
+    // would have expired.
+    assert!(!store.release_relay_lease("relay-a").await.expect("a does not hold it"));
+    let held = store.relay_lease().await.expect("read").expect("a lease row");
+    assert_eq!((held.owner.as_str(), held.expires_at), ("relay-b", T0 + 2_010));
+    assert!(store.release_relay_lease("relay-b").await.expect("b releases"));
+    assert!(store.acquire_relay_lease("relay-a", T0 + 1_030, 1_000).await.expect("a takes the released lease"));
+    assert!(!store.release_relay_lease("relay-b").await.expect("b no longer holds it"));
+
     // Many replicas racing for a fresh lease: exactly one wins.
     let racers = (0..8).map(|n| {
         let store = db.store.clone();
