@@ -98,8 +98,17 @@ async fn metrics(State(state): State<AdminState>) -> Response {
                 "1 on the one relay replica that publishes.",
                 u64::from(relay.holds_lease()),
             ),
+            (
+                "comet_outbox_rows_deleted_total",
+                "counter",
+                "Published events the retention job deleted.",
+                relay.rows_deleted_total(),
+            ),
         ];
-        for (name, kind, help, value) in counters {
+        let kept = relay.outbox_rows().map(|rows| {
+            ("comet_outbox_rows", "gauge", "Outbox rows (published and not) after the last retention pass.", rows)
+        });
+        for (name, kind, help, value) in counters.into_iter().chain(kept) {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
         }
     }

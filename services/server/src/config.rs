@@ -39,9 +39,10 @@ pub const GATEWAY_PRESENCE_TTL_MS: &str = "COMET_GATEWAY_PRESENCE_TTL_MS";
 pub const GATEWAY_TYPING_TTL_MS: &str = "COMET_GATEWAY_TYPING_TTL_MS";
 pub const GATEWAY_RESYNC_MAX_MESSAGES: &str = "COMET_GATEWAY_RESYNC_MAX_MESSAGES";
 pub const GATEWAY_HOLD_LIVE_MS: &str = "COMET_GATEWAY_HOLD_LIVE_MS";
+pub const OUTBOX_RETENTION_MS: &str = "COMET_OUTBOX_RETENTION_MS";
 
 /// Every name this program reads, for `--help` and the unknown-name check on config files.
-pub const ALL: [&str; 31] = [
+pub const ALL: [&str; 32] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
@@ -73,6 +74,7 @@ pub const ALL: [&str; 31] = [
     GATEWAY_TYPING_TTL_MS,
     GATEWAY_RESYNC_MAX_MESSAGES,
     GATEWAY_HOLD_LIVE_MS,
+    OUTBOX_RETENTION_MS,
 ];
 
 /// Raw settings: file values overlaid by the environment.
@@ -190,6 +192,15 @@ impl Settings {
 }
 
 impl Settings {
+    /// The relay's settings: `COMET_OUTBOX_*` (docs/configuration.md), the defaults otherwise.
+    pub fn relay(&self) -> Result<comet_bus::relay::RelaySettings> {
+        let defaults = comet_bus::relay::RelaySettings::default();
+        Ok(comet_bus::relay::RelaySettings {
+            retention: self.millis(OUTBOX_RETENTION_MS, defaults.retention)?,
+            ..defaults
+        })
+    }
+
     /// The gateway's Redis: `COMET_REDIS_URL` (one `redis://` URL, or comma-separated seed nodes with
     /// `COMET_REDIS_MODE=cluster`), with `COMET_REDIS_PASSWORD` filled into URLs that carry none.
     pub fn redis(&self) -> Result<Option<comet_gateway::RedisTarget>> {

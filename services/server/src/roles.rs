@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use comet_api::{ApiConfig, AppState};
-use comet_bus::relay::{Relay, RelaySettings};
+use comet_bus::relay::Relay;
 use comet_bus::{InProcessBus, KafkaConfig, KafkaPublisher, Publisher};
 use comet_gateway::{EventSource, Gateway, GatewayConfig};
 use comet_store::{BootstrapError, Store};
@@ -158,7 +158,7 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
             }
         };
         let owner = format!("{}-{}", hostname(), std::process::id());
-        let relay = Relay::new(store.clone(), publisher, owner, RelaySettings::default());
+        let relay = Relay::new(store.clone(), publisher, owner, settings.relay()?);
         relay_stats = Some(relay.stats());
         let stop = shutdown.clone();
         tasks.spawn(async move { relay.run(stop.wait()).await.context("relay") });
@@ -238,6 +238,9 @@ pub fn check(role: Role, settings: &Settings) -> Result<()> {
     settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     if matches!(role, Role::Migrate | Role::All) {
         settings.database_bootstrap()?;
+    }
+    if matches!(role, Role::Relay | Role::All) {
+        settings.relay()?;
     }
     if matches!(role, Role::Gateway | Role::All) {
         gateway_config(settings)?;

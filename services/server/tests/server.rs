@@ -47,6 +47,18 @@ async fn embedded_mode_generates_keys_serves_the_api_and_stops_cleanly() {
     let metrics =
         client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("comet_http_requests_total{status=\"2xx\"} 3"), "{metrics}");
+    // The relay's retention job reports the rows it keeps after its first pass (nothing is a day old yet).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let metrics =
+            client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics").text().await.expect("text");
+        if metrics.contains("\ncomet_outbox_rows ") {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "no comet_outbox_rows after 30 s: {metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(metrics.contains("\ncomet_outbox_rows_deleted_total 0\n"), "{metrics}");
 
     let health = Command::new(env!("CARGO_BIN_EXE_comet-server"))
         .arg("health")
@@ -98,6 +110,16 @@ fn health_fails_when_nothing_answers_and_bad_config_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("comet.env:2") && stderr.contains("COMET_COLOUR"), "{stderr}");
+
+    let bad_retention = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .arg("all")
+        .env_clear()
+        .env("COMET_DATA_DIR", dir.path())
+        .env("COMET_OUTBOX_RETENTION_MS", "1d")
+        .output()
+        .expect("runs");
+    assert_eq!(bad_retention.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_retention.stderr).contains("COMET_OUTBOX_RETENTION_MS"));
 
     let bad_listen = Command::new(env!("CARGO_BIN_EXE_comet-server"))
         .arg("api")

@@ -39,7 +39,7 @@ pub use conversations::{ConversationCursor, ConversationSummary, ConversationWit
 pub use error::StoreError;
 pub use message_changes::{MessageChange, MessageFilter};
 pub use messages::MessagePage;
-pub use outbox::Lease;
+pub use outbox::{DeadLetter, Lease};
 pub use reach::Reach;
 pub use reactions::{ReactionChange, ReactionCount};
 pub use users::AuthToken;

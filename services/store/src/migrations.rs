@@ -56,6 +56,12 @@ const STEPS: &[Step] = &[
         mysql: include_str!("../migrations/mysql/0006_conversation_keys.sql"),
         sqlite: include_str!("../migrations/sqlite/0006_conversation_keys.sql"),
     },
+    Step {
+        version: 7,
+        description: "outbox dead letters",
+        mysql: include_str!("../migrations/mysql/0007_outbox_dead_letters.sql"),
+        sqlite: include_str!("../migrations/sqlite/0007_outbox_dead_letters.sql"),
+    },
 ];
 
 /// The migrator for one backend's dialect, up to and including `last_version`.
