@@ -40,9 +40,10 @@ pub const GATEWAY_TYPING_TTL_MS: &str = "COMET_GATEWAY_TYPING_TTL_MS";
 pub const GATEWAY_RESYNC_MAX_MESSAGES: &str = "COMET_GATEWAY_RESYNC_MAX_MESSAGES";
 pub const GATEWAY_HOLD_LIVE_MS: &str = "COMET_GATEWAY_HOLD_LIVE_MS";
 pub const OUTBOX_RETENTION_MS: &str = "COMET_OUTBOX_RETENTION_MS";
+pub const OUTBOX_MAX_ATTEMPTS: &str = "COMET_OUTBOX_MAX_ATTEMPTS";
 
 /// Every name this program reads, for `--help` and the unknown-name check on config files.
-pub const ALL: [&str; 32] = [
+pub const ALL: [&str; 33] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
@@ -75,6 +76,7 @@ pub const ALL: [&str; 32] = [
     GATEWAY_RESYNC_MAX_MESSAGES,
     GATEWAY_HOLD_LIVE_MS,
     OUTBOX_RETENTION_MS,
+    OUTBOX_MAX_ATTEMPTS,
 ];
 
 /// Raw settings: file values overlaid by the environment.
@@ -197,6 +199,8 @@ impl Settings {
         let defaults = comet_bus::relay::RelaySettings::default();
         Ok(comet_bus::relay::RelaySettings {
             retention: self.millis(OUTBOX_RETENTION_MS, defaults.retention)?,
+            max_attempts: u32::try_from(self.positive(OUTBOX_MAX_ATTEMPTS, u64::from(defaults.max_attempts))?)
+                .with_context(|| format!("{OUTBOX_MAX_ATTEMPTS} is too large"))?,
             ..defaults
         })
     }

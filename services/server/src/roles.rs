@@ -109,6 +109,7 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         Role::Gateway => "gateway",
         Role::Migrate => "migrate",
         Role::Health => "health",
+        Role::Outbox => "outbox",
     };
     if matches!(role, Role::Migrate | Role::All)
         && let Some(bootstrap) = settings.database_bootstrap()?
