@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use comet_model::{Event, Millis};
 use comet_store::Store;
+use tokio::sync::watch;
 
 use crate::{BusError, Publisher};
 
@@ -238,14 +239,15 @@ impl Relay {
         self.validate()?;
         let lease_ttl_ms = i64::try_from(self.settings.lease_ttl.as_millis()).unwrap_or(i64::MAX);
         tracing::info!(owner = %self.owner, lease_ttl_ms, batch_size = self.settings.batch_size, "outbox relay starting");
-        // Retention runs beside publishing, so a long deletion never delays a batch; it ends with publishing.
-        let publishing = self.publish_until(lease_ttl_ms, shutdown);
-        let retention = self.keep_retention();
-        tokio::pin!(publishing, retention);
-        tokio::select! {
-            () = &mut publishing => {}
-            () = &mut retention => {}
-        }
+        // Retention runs beside publishing, so a long deletion never delays a batch. It stops after publishing
+        // stopped, between two statements: a statement dropped mid-way could hold the store's connection (SQLite
+        // has one) while the lease is released.
+        let (stop_retention, retention_stopping) = watch::channel(false);
+        let publishing = async {
+            self.publish_until(lease_ttl_ms, shutdown).await;
+            let _ = stop_retention.send(true);
+        };
+        tokio::join!(publishing, self.keep_retention(retention_stopping));
         self.release_lease().await;
         tracing::info!(owner = %self.owner, "outbox relay stopped");
         Ok(())
@@ -282,12 +284,25 @@ impl Relay {
     }
 
     /// The retention job, on the lease holder only: deletes events published more than `retention` ago, a
-    /// batch at a time, then counts the rows kept and waits for the next pass. Never returns.
-    async fn keep_retention(&self) {
+    /// batch at a time, then counts the rows kept and waits for the next pass. Returns once `stopping` is set,
+    /// never in the middle of a statement.
+    async fn keep_retention(&self, mut stopping: watch::Receiver<bool>) {
         let retention_ms = i64::try_from(self.settings.retention.as_millis()).unwrap_or(i64::MAX);
+        // Waits for `pause` unless asked to stop first; true when asked to stop.
+        let mut stop_within = async |pause: Duration| -> bool {
+            if *stopping.borrow() {
+                return true;
+            }
+            tokio::select! {
+                changed = stopping.changed() => changed.is_err() || *stopping.borrow(),
+                () = tokio::time::sleep(pause) => false,
+            }
+        };
         loop {
             if !self.stats.holds_lease() {
-                tokio::time::sleep(self.settings.standby_interval).await;
+                if stop_within(self.settings.standby_interval).await {
+                    return;
+                }
                 continue;
             }
             let cutoff = now_millis().saturating_sub(retention_ms);
@@ -295,7 +310,9 @@ impl Relay {
                 Ok(deleted) => {
                     self.stats.rows_deleted_total.fetch_add(deleted, Ordering::Relaxed);
                     if deleted >= u64::from(self.settings.retention_batch) {
-                        tokio::time::sleep(self.settings.poll_interval).await;
+                        if stop_within(self.settings.poll_interval).await {
+                            return;
+                        }
                         continue;
                     }
                     match self.store.outbox_rows().await {
@@ -305,7 +322,9 @@ impl Relay {
                 }
                 Err(error) => self.retention_failed(&error),
             }
-            tokio::time::sleep(self.settings.retention_interval).await;
+            if stop_within(self.settings.retention_interval).await {
+                return;
+            }
         }
     }
 
