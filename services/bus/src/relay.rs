@@ -62,8 +62,8 @@ pub struct RelaySettings {
     pub retention: Duration,
     /// How often the lease holder starts a retention pass (when a pass finds nothing more to delete).
     pub retention_interval: Duration,
-    /// The most rows one retention statement round deletes; a pass deletes batch after batch, each committed
-    /// on its own, with a `poll_interval` pause between them.
+    /// The most rows one retention batch deletes; a pass deletes batch after batch, each statement committed on
+    /// its own, with a `poll_interval` pause between batches.
     pub retention_batch: u32,
     /// How many times in a row the bus may refuse one event for good ([`crate::BusError::Rejected`]) before the
     /// relay moves it to the dead letters and goes on. Other errors (the broker is away) never count.
