@@ -3,13 +3,9 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use comet_model::Uid;
-use sha2::{Digest, Sha256};
+use comet_model::auth::{API_KEY_HEADER, AUTH_TOKEN_HEADER, ON_BEHALF_OF_HEADER, token_hash};
 
 use crate::{ApiError, AppState};
-
-pub const API_KEY_HEADER: &str = "apikey";
-pub const ON_BEHALF_OF_HEADER: &str = "onbehalfof";
-pub const AUTH_TOKEN_HEADER: &str = "authtoken";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -49,11 +45,6 @@ fn auth_only_refused() -> ApiError {
         "ERR_AUTH_ONLY_KEY",
         "the auth-only API key may only create users and auth tokens; use the full-access key",
     )
-}
-
-/// Hex SHA-256 of an auth token: only the hash is stored.
-pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A new auth token: 32 bytes from the OS CSPRNG (two UUIDv4s), hex.

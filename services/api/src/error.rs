@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use comet_store::StoreError;
+use comet_store::{Refusal, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -54,6 +54,14 @@ impl IntoResponse for ApiError {
             }
             ApiError::Store(StoreError::NotFound(what)) => {
                 (StatusCode::NOT_FOUND, "ERR_NOT_FOUND", format!("the {what} does not exist"))
+            }
+            ApiError::Store(StoreError::Refused(refusal)) => {
+                let code = match refusal {
+                    Refusal::Blocked => "ERR_BLOCKED",
+                    Refusal::NotAMember => "ERR_NOT_A_MEMBER",
+                    Refusal::NotAllowed => "ERR_MESSAGE_NOT_ALLOWED",
+                };
+                (StatusCode::FORBIDDEN, code, refusal.to_string())
             }
             ApiError::Store(_) | ApiError::Internal(_) => {
                 tracing::error!(error = %self, "request failed");

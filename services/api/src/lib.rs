@@ -19,7 +19,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use comet_store::Store;
 
-pub use auth::{API_KEY_HEADER, AUTH_TOKEN_HEADER, ON_BEHALF_OF_HEADER, token_hash};
 pub use blocks::MAX_BLOCKED_UIDS;
 pub use body::MAX_PER_PAGE;
 pub use error::ApiError;

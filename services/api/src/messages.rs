@@ -3,8 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use comet_model::{Category, ConversationId, Message, MessageEdit, NewMessage, ReceiverType, Scope, Uid};
-use comet_store::{MessageChange, MessageFilter, MessagePage};
+use comet_model::{Category, ConversationId, Message, MessageEdit, NewMessage, ReceiverType, Uid};
+use comet_store::{MessageChange, MessageFilter, MessagePage, Refusal, StoreError};
 use serde::Deserialize;
 
 use crate::auth::{Caller, identify};
@@ -80,23 +80,11 @@ pub async fn send(
                     ));
                 }
             }
-            if state.store.blocked_either_way(&sender, &receiver).await? {
-                return Err(ApiError::forbidden(
-                    "ERR_BLOCKED",
-                    format!("`{sender}` and `{receiver}` cannot message: one blocked the other"),
-                ));
-            }
             ConversationId::direct(&sender, &receiver)
         }
         ReceiverType::Group => {
             let guid = parse_guid(&request.receiver)?;
             visible_group(&state, &caller, &guid).await?;
-            if state.store.member(&guid, &sender).await?.is_none() {
-                return Err(ApiError::forbidden(
-                    "ERR_NOT_A_MEMBER",
-                    format!("`{sender}` is not a member of group `{guid}`"),
-                ));
-            }
             ConversationId::group(&guid)
         }
     };
@@ -118,7 +106,26 @@ pub async fn send(
         parent_id: request.parent_id,
         tags: request.tags,
     };
-    let (message, _created) = state.store.send_message(&new_message, now()).await?;
+    // Blocks and membership are decided by the store, under the conversation's lock.
+    let (message, _created) = match state.store.send_message(&new_message, now()).await {
+        Ok(sent) => sent,
+        Err(StoreError::Refused(Refusal::Blocked)) => {
+            return Err(ApiError::forbidden(
+                "ERR_BLOCKED",
+                format!(
+                    "`{}` and `{}` cannot message: one blocked the other",
+                    new_message.sender, new_message.receiver
+                ),
+            ));
+        }
+        Err(StoreError::Refused(_)) => {
+            return Err(ApiError::forbidden(
+                "ERR_NOT_A_MEMBER",
+                format!("`{}` is not a member of group `{}`", new_message.sender, new_message.receiver),
+            ));
+        }
+        Err(other) => return Err(other.into()),
+    };
     Ok(data(views::message(&message)))
 }
 
@@ -155,18 +162,12 @@ fn check_tags(tags: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Whether `caller` may read `message`: the app, either side of a direct conversation, a group's members.
+/// Whether `caller` may read `message`: the app, and those who take part in its conversation (the store's rule).
 pub(crate) async fn may_read(state: &AppState, caller: &Caller, message: &Message) -> Result<bool, ApiError> {
     match caller {
         Caller::App => Ok(true),
         Caller::AuthOnly => Ok(false),
-        Caller::User(uid) => match message.receiver_type {
-            ReceiverType::User => Ok(&message.sender == uid || message.receiver == uid.as_str()),
-            ReceiverType::Group => {
-                let guid = parse_guid(&message.receiver)?;
-                Ok(state.store.member(&guid, uid).await?.is_some())
-            }
-        },
+        Caller::User(uid) => Ok(state.store.may_read(message, uid).await?),
     }
 }
 
@@ -287,29 +288,14 @@ pub(crate) async fn readable_message(state: &AppState, caller: &Caller, id: &str
     Ok(message)
 }
 
-/// Who may edit or delete `message`: the app, its sender, and for group messages the group's admins and
-/// moderators. Returns the acting user (`None` for the app); refuses everyone else with 403, and those who may
-/// not even read the message with 404.
-async fn may_change(state: &AppState, caller: &Caller, message: &Message) -> Result<Option<Uid>, ApiError> {
+/// The user acting on a message (`None` for the app). Whether it may change the message is the store's rule,
+/// decided in the change's transaction (`comet_store` `access`): its sender, a group's admins and moderators.
+fn acting_user(caller: &Caller) -> Result<Option<Uid>, ApiError> {
     caller.full_access()?;
-    let Caller::User(uid) = caller else {
-        return Ok(None);
-    };
-    if &message.sender == uid {
-        return Ok(Some(uid.clone()));
-    }
-    if message.receiver_type == ReceiverType::Group {
-        let guid = parse_guid(&message.receiver)?;
-        if let Some(member) = state.store.member(&guid, uid).await?
-            && member.scope >= Scope::Moderator
-        {
-            return Ok(Some(uid.clone()));
-        }
-    }
-    Err(ApiError::forbidden(
-        "ERR_MESSAGE_NOT_ALLOWED",
-        format!("only the sender, the group's admins and moderators, or the app may change message `{}`", message.id),
-    ))
+    Ok(match caller {
+        Caller::User(uid) => Some(uid.clone()),
+        _ => None,
+    })
 }
 
 fn already_deleted(id: &str) -> ApiError {
@@ -321,9 +307,13 @@ fn changed(id: &str, change: Result<MessageChange, comet_store::StoreError>) -> 
     match change {
         Ok(MessageChange::Changed(message)) => Ok(message),
         Ok(MessageChange::AlreadyDeleted(_)) => Err(already_deleted(id)),
-        Err(comet_store::StoreError::NotFound(_)) => {
+        Err(StoreError::NotFound(_)) => {
             Err(ApiError::not_found("ERR_MESSAGE_NOT_FOUND", format!("message `{id}` does not exist")))
         }
+        Err(StoreError::Refused(Refusal::NotAllowed)) => Err(ApiError::forbidden(
+            "ERR_MESSAGE_NOT_ALLOWED",
+            format!("only the sender, the group's admins and moderators, or the app may change message `{id}`"),
+        )),
         Err(other) => Err(other.into()),
     }
 }
@@ -355,10 +345,7 @@ pub async fn edit(
     if let Some(tags) = &request.tags {
         check_tags(tags)?;
     }
-    let by = may_change(&state, &caller, &message).await?;
-    if message.deleted_at.is_some() {
-        return Err(already_deleted(&id));
-    }
+    let by = acting_user(&caller)?;
     let edit = MessageEdit { data: request.data, tags: request.tags };
     let edited = changed(&id, state.store.edit_message(&id, &edit, by.as_ref(), now()).await)?;
     Ok(data(views::message(&edited)))
@@ -373,11 +360,8 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let caller = identify(&state, &headers).await?;
     caller.full_access()?;
-    let message = readable_message(&state, &caller, &id).await?;
-    let by = may_change(&state, &caller, &message).await?;
-    if message.deleted_at.is_some() {
-        return Err(already_deleted(&id));
-    }
+    readable_message(&state, &caller, &id).await?;
+    let by = acting_user(&caller)?;
     let deleted = changed(&id, state.store.delete_message(&id, by.as_ref(), now()).await)?;
     Ok(data(views::message(&deleted)))
 }

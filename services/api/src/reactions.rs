@@ -42,7 +42,8 @@ async fn change(state: &AppState, headers: &HeaderMap, id: &str, raw: &str, add:
         Ok(ReactionChange::MessageDeleted) => {
             return Err(ApiError::conflict("ERR_MESSAGE_DELETED", format!("message `{id}` is deleted")));
         }
-        Err(StoreError::NotFound(_)) => {
+        // Not found, or no longer readable by the acting user (it left the group since the read above).
+        Err(StoreError::NotFound(_) | StoreError::Refused(_)) => {
             return Err(ApiError::not_found("ERR_MESSAGE_NOT_FOUND", format!("message `{id}` does not exist")));
         }
         Err(other) => return Err(other.into()),

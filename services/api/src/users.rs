@@ -3,11 +3,12 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use comet_model::auth::{API_KEY_HEADER, token_hash};
 use comet_model::{NewUser, Uid, UserUpdate};
 use comet_store::StoreError;
 use serde::Deserialize;
 
-use crate::auth::{Caller, identify, new_token, token_hash};
+use crate::auth::{Caller, identify, new_token};
 use crate::body::{Query, RawBody, data, keyed_page, parse, per_page};
 use crate::{ApiError, AppState, now, views};
 
@@ -62,7 +63,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     identify(&state, &headers).await?;
     // Users are created server to server, with an API key (full access or auth-only), never by an end user.
-    if !headers.contains_key(crate::auth::API_KEY_HEADER) {
+    if !headers.contains_key(API_KEY_HEADER) {
         return Err(ApiError::forbidden("ERR_NOT_ALLOWED", "creating users needs an API key, not a user's auth token"));
     }
     let request: CreateUser = parse(&body)?;

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use comet_api::{ApiConfig, AppState, router};
 use comet_store::Store;
+use comet_testkit::TestDatabase;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -16,7 +17,8 @@ const AUTH_ONLY: &str = "auth-only-key-for-tests";
 
 struct App {
     router: axum::Router,
-    _dir: Option<tempfile::TempDir>,
+    /// Kept for the test's length: a SQLite file lives in a temporary folder.
+    _database: TestDatabase,
 }
 
 struct Reply {
@@ -32,34 +34,17 @@ impl Reply {
 }
 
 async fn sqlite_app() -> App {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("api.db").display());
-    let store = Store::connect(&url).await.expect("sqlite store");
-    store.migrate().await.expect("migrate");
-    App { router: app_router(store), _dir: Some(dir) }
+    app_on(TestDatabase::sqlite()).await
 }
 
 async fn mysql_app() -> App {
-    let server =
-        std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned());
-    let admin = sqlx::mysql::MySqlPool::connect(&server)
-        .await
-        .unwrap_or_else(|error| panic!("MariaDB at {server} is unreachable ({error}); run `bash .ci/services.sh`"));
-    let database = format!("comet_api_{}", uuid_like());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
-    let store = Store::connect(&format!("{base}/{database}")).await.expect("mysql store");
-    store.migrate().await.expect("migrate");
-    App { router: app_router(store), _dir: None }
+    app_on(TestDatabase::mariadb().await).await
 }
 
-fn uuid_like() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{:x}_{nanos:x}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+async fn app_on(database: TestDatabase) -> App {
+    let store = Store::connect(&database.url).await.expect("connecting to the test database");
+    store.migrate().await.expect("migrate");
+    App { router: app_router(store), _database: database }
 }
 
 fn app_router(store: Store) -> axum::Router {

@@ -7,7 +7,6 @@ use futures::future::BoxFuture;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
@@ -19,9 +18,6 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait before trying again when the producer's local queue is full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(10);
-/// The consumer group session timeout. TESTBED.md: the first message to a new group arrives after about half
-/// of it, so it is kept short.
-const SESSION_TIMEOUT_MS: &str = "6000";
 
 /// Where the Kafka cluster is and how the event topics are created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,29 +223,4 @@ pub(crate) async fn create_topics(config: &KafkaConfig) -> Result<(), BusError> 
         }
     }
     Ok(())
-}
-
-/// Builds a consumer subscribed to every event topic, for the consuming roles and for tests.
-///
-/// It uses the classic group protocol, starts a new group at the earliest offset and keeps a short session
-/// timeout (6 s) so a new group's first assignment is quick. Offsets are committed automatically; consumers
-/// deduplicate on [`Event::id`] because delivery is at least once.
-pub fn kafka_consumer(config: &KafkaConfig, group: &str) -> Result<StreamConsumer, BusError> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("client.id", &config.client_id)
-        .set("group.id", group)
-        .set("group.protocol", "classic")
-        .set("session.timeout.ms", SESSION_TIMEOUT_MS)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .create()
-        .map_err(|error| {
-            BusError::Kafka(format!("creating a consumer for group {group} on {}: {error}", config.brokers))
-        })?;
-    let topics = topics();
-    consumer
-        .subscribe(&topics)
-        .map_err(|error| BusError::Kafka(format!("subscribing group {group} to {}: {error}", topics.join(", "))))?;
-    Ok(consumer)
 }

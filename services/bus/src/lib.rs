@@ -5,21 +5,28 @@
 //!   (the embedded single-process mode: a tokio broadcast channel).
 //! - [`relay`] is the outbox relay: it reads events that the store committed together with their change and
 //!   publishes them, at least once and in order per key.
-//! - [`kafka_consumer`] and [`decode`] are the consumer side of the wire format: one JSON [`Event`] per Kafka
-//!   message, keyed by [`Event::key`].
+//! - The consumer side reads the wire format ([`decode`]: one JSON [`Event`] per Kafka message, keyed by
+//!   [`Event::key`]) in two ways: [`GroupSubscription`], a consumer-group member that commits an event only
+//!   after its handler succeeded (the workers), and [`KafkaTail`], every partition from its end without a
+//!   group (the gateway). [`Seen`] drops redelivered event ids.
 //!
-//! **Architecture Invariant:** only this crate imports rdkafka. Roles see `Publisher`, `Event` and a consumer.
+//! **Architecture Invariant:** only this crate imports rdkafka, and no rdkafka type appears in its public
+//! signatures. Roles see `Publisher`, `Event`, a group subscription and the tail.
 
+mod group;
 mod in_process;
 mod kafka;
 pub mod relay;
+mod seen;
 mod tail;
 
 use comet_model::{Event, EventType};
 use futures::future::BoxFuture;
 
+pub use group::{GroupError, GroupSubscription};
 pub use in_process::InProcessBus;
-pub use kafka::{KafkaConfig, KafkaPublisher, kafka_consumer};
+pub use kafka::{KafkaConfig, KafkaPublisher};
+pub use seen::Seen;
 pub use tail::{KafkaTail, PartitionLag};
 
 /// Why the bus could not take or hand over an event.
@@ -36,6 +43,9 @@ pub enum BusError {
     /// The bus can no longer deliver anything (it was shut down).
     #[error("bus closed")]
     Closed,
+    /// An in-process subscriber fell further behind than the bus buffers: this many events are lost to it.
+    #[error("fell behind the in-process bus: {0} events lost")]
+    Lagged(u64),
     /// An event could not be turned into (or read back from) its JSON wire format.
     #[error("encoding event: {0}")]
     Encode(String),

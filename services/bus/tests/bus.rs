@@ -3,6 +3,7 @@
 //! `COMET_TEST_MYSQL_URL` (default mysql://app:app@127.0.0.1:3306/app). `bash .ci/services.sh` starts both;
 //! when one is unreachable the tests that need it fail and say so.
 
+mod group;
 mod in_process;
 mod kafka;
 mod relay;

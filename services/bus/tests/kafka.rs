@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use comet_bus::{KafkaPublisher, Publisher, kafka_consumer, topics};
+use comet_bus::{GroupSubscription, KafkaPublisher, Publisher, topics};
 use comet_model::Event;
-use rdkafka::consumer::Consumer;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::support::{collect_from_kafka, event, fresh_group, kafka_config, require_kafka, unique};
+use crate::support::{collect_from_group, event, fresh_group, kafka_config, require_kafka, unique};
 
 #[tokio::test]
 async fn connecting_twice_leaves_the_topics_as_they_are() {
@@ -16,7 +17,8 @@ async fn connecting_twice_leaves_the_topics_as_they_are() {
     let publisher = KafkaPublisher::connect(&config).await.expect("second connect tolerates existing topics");
     publisher.ping().await.expect("ping");
 
-    let consumer = kafka_consumer(&config, &fresh_group()).expect("consumer");
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &config.brokers).create().expect("a metadata client");
     let metadata = tokio::task::spawn_blocking(move || {
         consumer.fetch_metadata(None, std::time::Duration::from_secs(10)).expect("metadata")
     })
@@ -42,8 +44,8 @@ async fn published_events_all_arrive_in_order_per_key() {
         publisher.publish(chunk).await.expect("publish");
     }
 
-    let consumer = kafka_consumer(&config, &fresh_group()).expect("consumer");
-    let received = collect_from_kafka(&consumer, |event| event.key.starts_with(&run), events.len()).await;
+    let mut subscription = GroupSubscription::kafka(&config, &fresh_group()).await.expect("joining a group");
+    let received = collect_from_group(&mut subscription, |event| event.key.starts_with(&run), events.len()).await;
 
     assert_eq!(received.len(), events.len(), "the idempotent producer writes each event exactly once");
     assert_eq!(per_key(&received), per_key(&events), "per key, events arrive in publish order");

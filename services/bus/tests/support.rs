@@ -1,64 +1,32 @@
 //! What the tests share: server addresses, fresh names, and waiting for events with a deadline.
 
 use std::collections::HashSet;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use comet_bus::{InProcessBus, KafkaConfig, KafkaPublisher, Publisher, decode, kafka_consumer};
+use comet_bus::{GroupSubscription, InProcessBus, KafkaConfig, KafkaPublisher, Publisher};
 use comet_model::{Event, EventType};
 use comet_store::Store;
-use rdkafka::Message as _;
-use rdkafka::consumer::StreamConsumer;
-use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
-use tempfile::TempDir;
+use comet_testkit::TestDatabase;
 use tokio::sync::broadcast;
 
 /// How long a test waits for an event before it fails. A new consumer group's first message alone takes
 /// about half the 6 s session timeout.
 pub const EVENT_DEADLINE: Duration = Duration::from_secs(60);
 
-const DEFAULT_KAFKA_BROKERS: &str = "127.0.0.1:19092";
-const DEFAULT_MYSQL_URL: &str = "mysql://app:app@127.0.0.1:3306/app";
-
 /// The broker the tests use, with 3 partitions per topic and one replica.
 pub fn kafka_config() -> KafkaConfig {
     KafkaConfig {
-        brokers: std::env::var("COMET_TEST_KAFKA_BROKERS").unwrap_or_else(|_| DEFAULT_KAFKA_BROKERS.to_owned()),
+        brokers: comet_testkit::kafka_brokers(),
         partitions: 3,
         replication_factor: 1,
         client_id: "comet-bus-tests".to_owned(),
     }
 }
 
-/// The MariaDB server URL the tests create their databases on.
-pub fn mysql_url() -> String {
-    std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_owned())
-}
-
 /// Fails the test at once, with what to do, when the Kafka broker does not accept connections.
 pub fn require_kafka(config: &KafkaConfig) {
-    for broker in config.brokers.split(',') {
-        require_listening("Kafka broker (COMET_TEST_KAFKA_BROKERS)", broker.trim());
-    }
-}
-
-/// Fails the test at once, with what to do, when MariaDB does not accept connections.
-pub fn require_mysql(url: &str) {
-    let host_port = url
-        .split_once('@')
-        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
-        .expect("COMET_TEST_MYSQL_URL has the form mysql://user:password@host:port/database");
-    require_listening("MariaDB (COMET_TEST_MYSQL_URL)", host_port);
-}
-
-fn require_listening(what: &str, host_port: &str) {
-    let addresses: Vec<_> = host_port
-        .to_socket_addrs()
-        .unwrap_or_else(|error| panic!("{what} address {host_port} does not resolve: {error}"))
-        .collect();
-    let reachable = addresses.iter().any(|address| TcpStream::connect_timeout(address, Duration::from_secs(3)).is_ok());
-    assert!(reachable, "{what} at {host_port} is unreachable: run `bash .ci/services.sh` to start it");
+    comet_testkit::require_kafka(&config.brokers);
 }
 
 /// A name no other test or run uses.
@@ -100,18 +68,27 @@ pub async fn collect_from_bus(
     collect(distinct, wanted, async || recv_within(receiver).await).await
 }
 
-/// Reads events from Kafka, keeping those `wanted` selects (duplicates included), until `distinct` different
-/// event ids have arrived; fails the test after [`EVENT_DEADLINE`].
-pub async fn collect_from_kafka(
-    consumer: &StreamConsumer,
+/// Reads events through a consumer group, keeping those `wanted` selects (duplicates included), until `distinct`
+/// different event ids have arrived; fails the test after [`EVENT_DEADLINE`].
+pub async fn collect_from_group(
+    subscription: &mut GroupSubscription,
     wanted: impl Fn(&Event) -> bool,
     distinct: usize,
 ) -> Vec<Event> {
-    collect(distinct, wanted, async || {
-        let message = consumer.recv().await.expect("consuming from Kafka");
-        decode(message.payload().expect("every event message has a payload")).expect("decoding an event")
-    })
-    .await
+    collect(distinct, wanted, async || next_from_group(subscription).await).await
+}
+
+/// The next event a group member is handed; the handler accepts it, so it is committed.
+pub async fn next_from_group(subscription: &mut GroupSubscription) -> Event {
+    let mut received = None;
+    subscription
+        .handle(async |event| {
+            received = Some(event.clone());
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .await
+        .expect("consuming through the group");
+    received.expect("a handled event")
 }
 
 async fn collect(distinct: usize, wanted: impl Fn(&Event) -> bool, mut next: impl AsyncFnMut() -> Event) -> Vec<Event> {
@@ -132,76 +109,34 @@ async fn collect(distinct: usize, wanted: impl Fn(&Event) -> bool, mut next: imp
     received
 }
 
-/// A migrated store on a database of its own, and what it takes to remove that database.
-pub struct TestDb {
-    /// The URL of this test's database, for relays that connect on their own (as separate replicas would).
-    pub url: String,
-    place: Place,
-}
-
-/// Where a test database lives.
-enum Place {
-    /// A file in a temporary folder, removed when the folder is dropped.
-    Sqlite { _folder: TempDir },
-    /// A database created on the MariaDB server for this test alone.
-    MariaDb { server_url: String, database: String },
-}
+/// A migrated database of its own, on which each relay opens a store (as separate replicas would).
+pub struct TestDb(TestDatabase);
 
 impl TestDb {
     /// A new, migrated SQLite file.
     pub async fn sqlite() -> TestDb {
-        let folder = tempfile::tempdir().expect("a temporary folder");
-        let url = format!("sqlite://{}", folder.path().join("comet.db").display());
-        let db = TestDb { url, place: Place::Sqlite { _folder: folder } };
-        db.store().await.migrate().await.expect("migrating SQLite");
-        db
+        TestDb::migrated(TestDatabase::sqlite()).await
     }
 
     /// A new, migrated database with a random name on the MariaDB server.
     pub async fn mariadb() -> TestDb {
-        sqlx::any::install_default_drivers();
-        let server_url = mysql_url();
-        require_mysql(&server_url);
-        let mut admin = AnyConnection::connect(&server_url).await.unwrap_or_else(|error| {
-            panic!("MariaDB at {server_url} refused the test user: {error}; run `bash .ci/services.sh` to set it up")
-        });
-        let database = format!("comet_bus_test_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute(AssertSqlSafe(format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")))
-            .await
-            .unwrap_or_else(|error| panic!("creating database {database} (the user needs GRANT ALL ON *.*): {error}"));
-        admin.close().await.expect("closing the admin connection");
-        let db = TestDb { url: with_database(&server_url, &database), place: Place::MariaDb { server_url, database } };
-        db.store().await.migrate().await.expect("migrating MariaDB");
+        TestDb::migrated(TestDatabase::mariadb().await).await
+    }
+
+    async fn migrated(database: TestDatabase) -> TestDb {
+        let db = TestDb(database);
+        db.store().await.migrate().await.expect("migrating the test database");
         db
     }
 
     /// A store with a connection pool of its own on this database.
     pub async fn store(&self) -> Store {
-        Store::connect(&self.url).await.unwrap_or_else(|error| panic!("connecting to {}: {error}", self.url))
+        Store::connect(&self.0.url).await.unwrap_or_else(|error| panic!("connecting to {}: {error}", self.0.url))
     }
 
-    /// Removes the database. A test that panics leaves its MariaDB database behind (named `comet_bus_test_*`).
+    /// Removes the database (see [`TestDatabase::finish`]).
     pub async fn finish(self) {
-        if let Place::MariaDb { server_url, database } = &self.place {
-            let mut admin = AnyConnection::connect(server_url).await.expect("reconnecting to drop the test database");
-            admin
-                .execute(AssertSqlSafe(format!("DROP DATABASE `{database}`")))
-                .await
-                .expect("dropping the test database");
-            admin.close().await.expect("closing the admin connection");
-        }
-    }
-}
-
-/// `server_url` with its database path replaced by `database`, keeping any query parameters.
-fn with_database(server_url: &str, database: &str) -> String {
-    let (base, query) = server_url.split_once('?').map_or((server_url, None), |(base, query)| (base, Some(query)));
-    let (scheme, rest) = base.split_once("://").expect("a server URL with a scheme");
-    let authority = rest.split('/').next().unwrap_or(rest);
-    match query {
-        Some(query) => format!("{scheme}://{authority}/{database}?{query}"),
-        None => format!("{scheme}://{authority}/{database}"),
+        self.0.finish().await;
     }
 }
 
@@ -236,14 +171,25 @@ impl Sink {
         }
     }
 
+    /// A new member of consumer group `group` on this sink's bus.
+    pub async fn join(&self, group: &str) -> GroupSubscription {
+        match self {
+            Sink::InProcess { bus, .. } => GroupSubscription::in_process(bus, group),
+            Sink::Kafka { config, .. } => {
+                GroupSubscription::kafka(config, group).await.expect("joining a Kafka consumer group")
+            }
+        }
+    }
+
     /// Reads what arrived, keeping the events `wanted` selects (duplicates included), until `distinct`
     /// different ones have; fails the test after [`EVENT_DEADLINE`].
     pub async fn collect(&mut self, wanted: impl Fn(&Event) -> bool, distinct: usize) -> Vec<Event> {
         match self {
             Sink::InProcess { receiver, .. } => collect_from_bus(receiver, wanted, distinct).await,
             Sink::Kafka { config, .. } => {
-                let consumer = kafka_consumer(config, &fresh_group()).expect("a Kafka consumer");
-                collect_from_kafka(&consumer, wanted, distinct).await
+                let mut subscription =
+                    GroupSubscription::kafka(config, &fresh_group()).await.expect("joining a Kafka consumer group");
+                collect_from_group(&mut subscription, wanted, distinct).await
             }
         }
     }

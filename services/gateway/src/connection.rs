@@ -15,7 +15,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use comet_api::{ApiError, token_hash};
+use comet_model::auth::{AUTH_TOKEN_HEADER, token_hash};
 use comet_model::{ConversationId, Guid, ReceiverType, Uid};
 use comet_store::{MessageFilter, MessagePage, ReceiptKind, StoreError};
 use serde_json::{Value, json};
@@ -26,6 +26,7 @@ use crate::Shared;
 use crate::hub::{Attached, Frame, SocketHandle};
 use crate::metrics::{ErrorReason, ResyncOutcome};
 use crate::protocol::{self, ClientFrame, FrameError, Mark, ResyncCursor, Target, close};
+use crate::refusal::Refusal;
 
 /// How many groups and direct peers of a connecting user are loaded for routing.
 const REACH_LIMIT: u32 = 5_000;
@@ -45,12 +46,12 @@ const FRAME_BURST: f64 = 40.0;
 const FRAME_RATE: f64 = 20.0;
 
 fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
-    ApiError::new(status, code, message).into_response()
+    Refusal::new(status, code, message).into_response()
 }
 
 /// The token from the `authtoken` header, or from a `authtoken.<token>` subprotocol (browsers).
 fn token(headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers.get(comet_api::AUTH_TOKEN_HEADER).and_then(|value| value.to_str().ok()) {
+    if let Some(value) = headers.get(AUTH_TOKEN_HEADER).and_then(|value| value.to_str().ok()) {
         return Some(value.trim().to_owned()).filter(|token| !token.is_empty());
     }
     offered_protocols(headers)
@@ -496,6 +497,12 @@ impl<'a> Session<'a> {
                     format!("conversation `{conversation}` has no messages yet"),
                 ));
             }
+            Err(StoreError::Refused(_)) => {
+                return Err(Reply::error(
+                    "ERR_NOT_A_MEMBER",
+                    format!("`{}` does not take part in `{conversation}`", self.uid),
+                ));
+            }
             Err(StoreError::NotFound(_)) => {
                 return Err(Reply::error(
                     "ERR_MESSAGE_NOT_FOUND",
@@ -556,11 +563,7 @@ impl<'a> Session<'a> {
         };
         let mut taking_part = Vec::with_capacity(candidates.len());
         for candidate in candidates {
-            let takes_part = match candidate.guid() {
-                Some(guid) => self.shared.store.member(guid, &self.uid).await.map_err(Reply::store)?.is_some(),
-                None => true,
-            };
-            if takes_part {
+            if self.shared.store.takes_part(&candidate, &self.uid).await.map_err(Reply::store)? {
                 taking_part.push(candidate);
             }
         }

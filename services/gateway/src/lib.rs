@@ -5,16 +5,17 @@
 //! - [`connection`]: the handshake and one socket's session.
 //! - [`hub`]: this node's sockets and routing indexes; never blocks.
 //! - [`routing`]: bus events and cluster signals → frames → the hub.
-//! - [`cluster`]: presence and signals shared by nodes (Redis), or this process's memory when embedded.
+//! - `cluster` (the `comet-cluster` crate): presence and signals shared by nodes (Redis), or this process's
+//!   memory when embedded.
 //! - [`typing`]: typing indicators started here, with their expiry.
 //!
 //! Data flows one way: bus / cluster → routing → hub → socket queues → sockets.
 
-mod cluster;
 mod connection;
 mod hub;
 mod metrics;
 pub mod protocol;
+mod refusal;
 mod routing;
 mod typing;
 
@@ -24,7 +25,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use comet_bus::{InProcessBus, KafkaConfig, KafkaTail};
+use comet_bus::{InProcessBus, KafkaConfig, KafkaTail, Seen};
+// The shared state is `cluster` here, as it was when it was a module of this crate.
+use comet_cluster as cluster;
 use comet_model::{Event, Guid, Uid};
 use comet_store::Store;
 use serde_json::json;
@@ -37,7 +40,6 @@ pub use metrics::{ErrorReason, Metrics};
 use crate::cluster::{Cluster, Signal};
 use crate::hub::{Frame, Hub};
 use crate::protocol::Target;
-use crate::routing::Seen;
 use crate::typing::Typing;
 
 /// How long a shutdown waits for sockets to send their close frames.

@@ -8,7 +8,6 @@
 //! | presence | local users sharing a group or a direct conversation with the user |
 //! | typing | the receiver's sockets, or the group's local members but the typist |
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
@@ -18,33 +17,6 @@ use serde_json::json;
 use crate::cluster::Signal;
 use crate::hub::{Frame, Hub};
 use crate::protocol::{self, close};
-
-/// How many recent event ids are remembered to drop redeliveries (the bus delivers at least once).
-const DEDUPE_WINDOW: usize = 16_384;
-
-/// Recently routed event ids.
-#[derive(Debug, Default)]
-pub struct Seen {
-    order: VecDeque<String>,
-    ids: HashSet<String>,
-}
-
-impl Seen {
-    /// Records `id`; false when it was seen within the window.
-    pub fn first_time(&mut self, id: &str) -> bool {
-        if self.ids.contains(id) {
-            return false;
-        }
-        if self.order.len() == DEDUPE_WINDOW
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.ids.remove(&oldest);
-        }
-        self.order.push_back(id.to_owned());
-        self.ids.insert(id.to_owned());
-        true
-    }
-}
 
 fn frame(text: String, order: Option<(Box<str>, i64)>, event_time: i64) -> Arc<Frame> {
     Arc::new(Frame { text: Utf8Bytes::from(text), order, event_time })
@@ -181,21 +153,5 @@ pub fn route_signal(hub: &Hub, signal: &Signal) -> usize {
                 },
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redelivered_events_are_dropped_within_the_window() {
-        let mut seen = Seen::default();
-        assert!(seen.first_time("e1"));
-        assert!(!seen.first_time("e1"));
-        for n in 0..DEDUPE_WINDOW {
-            seen.first_time(&format!("x{n}"));
-        }
-        assert!(seen.first_time("e1"), "forgotten once out of the window");
     }
 }

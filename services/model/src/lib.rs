@@ -1,6 +1,7 @@
 //! The chat domain: identifiers parsed once, entities, and the event envelopes every role exchanges.
 //! No IO: the store, the bus and the API depend on this crate, never the other way round.
 
+pub mod auth;
 mod entities;
 mod event;
 mod ids;

@@ -3,7 +3,6 @@
 //! file from being a bench of its own).
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,9 +10,7 @@ pub fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use comet_testkit::free_port;
 
 /// CPU seconds (user + system) a process has used, from /proc/<pid>/stat.
 pub fn cpu_seconds(pid: u32) -> f64 {

@@ -205,6 +205,17 @@ impl Settings {
         })
     }
 
+    /// Where Kafka is (`brokers`, from `COMET_KAFKA_BROKERS`) and how the event topics are created, with this
+    /// process's client id.
+    pub fn kafka(&self, brokers: String) -> Result<comet_bus::KafkaConfig> {
+        Ok(comet_bus::KafkaConfig {
+            brokers,
+            partitions: self.number(KAFKA_PARTITIONS, 12)?,
+            replication_factor: self.number(KAFKA_REPLICATION_FACTOR, 1)?,
+            client_id: format!("comet-server-{}", std::process::id()),
+        })
+    }
+
     /// The gateway's Redis: `COMET_REDIS_URL` (one `redis://` URL, or comma-separated seed nodes with
     /// `COMET_REDIS_MODE=cluster`), with `COMET_REDIS_PASSWORD` filled into URLs that carry none.
     pub fn redis(&self) -> Result<Option<comet_gateway::RedisTarget>> {
@@ -255,6 +266,11 @@ fn with_password(url: &str, password: &str) -> String {
         Some((user, host)) => format!("{scheme}://{user}:{encoded}@{host}"),
         None => format!("{scheme}://:{encoded}@{rest}"),
     }
+}
+
+/// This machine's name, for the ids that name this process (the relay's lease owner, a gateway node).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|name| name.trim().to_owned()).unwrap_or_else(|_| "comet".to_owned())
 }
 
 #[cfg(test)]

@@ -187,8 +187,8 @@ struct Cluster {
 
 async fn cluster(gateway_env: &[(&str, &str)]) -> Cluster {
     let database_url = fresh_mysql_database().await;
-    let brokers = std::env::var("COMET_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
-    let redis = std::env::var("COMET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let brokers = comet_testkit::kafka_brokers();
+    let redis = comet_testkit::redis_url();
     let data = tempfile::tempdir().expect("temp dir");
     let mut env = vec![
         ("COMET_DATABASE_URL", database_url.clone()),
@@ -597,8 +597,7 @@ async fn resync_replays_edits_and_deletes_since_the_clients_last_sync() {
 
 #[tokio::test]
 async fn presence_and_typing_cross_nodes_on_a_redis_cluster() {
-    let urls = std::env::var("COMET_TEST_REDIS_CLUSTER_URLS")
-        .unwrap_or_else(|_| "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".to_owned());
+    let urls = comet_testkit::redis_cluster_urls();
     let cluster =
         cluster(&[("COMET_REDIS_URL", &urls), ("COMET_REDIS_MODE", "cluster"), ("COMET_GATEWAY_TYPING_TTL_MS", "800")])
             .await;

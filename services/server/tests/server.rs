@@ -4,8 +4,6 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rdkafka::Message as _;
-use rdkafka::consumer::Consumer;
 use serde_json::{Value, json};
 
 mod bootstrap;
@@ -177,16 +175,21 @@ async fn split_roles_on_mariadb_and_kafka_deliver_every_message_in_order() {
 
     let config =
         comet_bus::KafkaConfig { brokers, partitions: 1, replication_factor: 1, client_id: "server-test".to_owned() };
-    let consumer = comet_bus::kafka_consumer(&config, &format!("server-test-{}", free_port())).expect("consumer");
+    let mut subscription =
+        comet_bus::GroupSubscription::kafka(&config, &format!("server-test-{}", free_port())).await.expect("consumer");
     let uid = |raw: &str| comet_model::Uid::parse(raw).expect("uid");
     let conversation = comet_model::ConversationId::direct(&uid(&sender), &uid(&receiver)).key().to_owned();
     let mut seen: Vec<(i64, String)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < ids.len() {
         assert!(Instant::now() < deadline, "only {} of {} messages reached Kafka", seen.len(), ids.len());
-        let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await else { continue };
-        let Some(payload) = message.payload() else { continue };
-        let event = comet_bus::decode(payload).expect("event decodes");
+        let mut received = None;
+        let handled = subscription.handle(async |event| {
+            received = Some(event.clone());
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(1), handled).await else { continue };
+        let Some(event) = received else { continue };
         if event.key == conversation && event.event_type == comet_model::EventType::MessageSent {
             let id = event.data["id"].as_str().unwrap_or_default().to_owned();
             // At least once: a redelivered event is recognised by id.
@@ -195,7 +198,7 @@ async fn split_roles_on_mariadb_and_kafka_deliver_every_message_in_order() {
             }
         }
     }
-    consumer.unsubscribe();
+    drop(subscription);
     let seqs: Vec<i64> = seen.iter().map(|(seq, _)| *seq).collect();
     assert_eq!(seqs, (1..=20).collect::<Vec<i64>>(), "events out of order or missing");
     assert_eq!(seen.into_iter().map(|(_, id)| id).collect::<Vec<_>>(), ids);

@@ -1,18 +1,11 @@
 //! What the server tests share: starting comet-server processes, free ports, fresh MariaDB databases, REST calls.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use comet_testkit::free_port;
 use serde_json::Value;
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port")
-}
 
 pub struct Server {
     pub child: Child,
@@ -98,19 +91,12 @@ pub fn unique(prefix: &str) -> String {
 /// The MariaDB server and the account (`app`, every privilege with GRANT OPTION) that `bash .ci/services.sh`
 /// provides.
 pub fn mysql_server_url() -> String {
-    std::env::var("COMET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://app:app@127.0.0.1:3306/app".to_owned())
+    comet_testkit::mysql_url()
 }
 
-/// A fresh MariaDB database for one test; MariaDB comes from `bash .ci/services.sh`.
+/// A fresh, empty MariaDB database for one test (left behind, for a look after a failure).
 pub async fn fresh_mysql_database() -> String {
-    let server = mysql_server_url();
-    let admin = sqlx::mysql::MySqlPool::connect(&server)
-        .await
-        .unwrap_or_else(|error| panic!("MariaDB at {server} is unreachable ({error}); run `bash .ci/services.sh`"));
-    let name = unique("comet_server_");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
-    format!("{base}/{name}")
+    comet_testkit::TestDatabase::mariadb().await.url
 }
 
 /// Runs `comet-server migrate` with `env` only (and JSON logs) and returns its exit status and output.

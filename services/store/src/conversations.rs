@@ -9,15 +9,15 @@
 //! Every write here takes the conversation's row lock first, as a send does, so positions and sends of one
 //! conversation are serialized and receipt events are ordered with the conversation's other events.
 
-use comet_model::{ConversationId, EventType, Guid, Message, Millis, ReceiverType, Uid};
+use comet_model::{ConversationId, EventType, Guid, Message, Millis, Uid};
 use serde_json::json;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, QueryBuilder};
+use sqlx::{Any, QueryBuilder};
 
-use crate::message_changes::{lock_conversation, message_by_id};
-use crate::messages::{message_columns, message_from_row};
+use crate::messages::row::{message_by_id, message_columns, message_from_row};
 use crate::rows::{self, get};
-use crate::{Backend, Store, StoreError, outbox};
+use crate::tx::{commit_with_event, lock_conversation};
+use crate::{Store, StoreError, access};
 
 /// Which position a receipt moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,61 +87,6 @@ impl ConversationSummary {
 }
 
 /// What a send writes besides the message, inside its transaction and after the conversation's row lock: the
-/// `user_conversations` rows of both sides of a direct conversation, and the sender's positions (its own
-/// message is read and delivered). Errors stay `sqlx::Error` so the send can retry deadlocks.
-///
-/// Each statement is one upsert on a primary key, so it reads nothing that a concurrent send could change
-/// underneath it; rows of one conversation are only written under that conversation's lock.
-pub(crate) async fn record_send(
-    connection: &mut AnyConnection,
-    backend: Backend,
-    message: &Message,
-) -> Result<(), sqlx::Error> {
-    let (user_conversation, receipt) = match backend {
-        Backend::MySql => (
-            "INSERT INTO user_conversations (uid, conversation_id, other_uid, last_at) VALUES (?, ?, ?, ?) \
-             ON DUPLICATE KEY UPDATE last_at = VALUES(last_at)",
-            "INSERT INTO conversation_receipts (conversation_id, uid, delivered_seq, read_seq, updated_at) \
-             VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE delivered_seq = VALUES(delivered_seq), \
-             read_seq = VALUES(read_seq), updated_at = VALUES(updated_at)",
-        ),
-        Backend::Sqlite => (
-            "INSERT INTO user_conversations (uid, conversation_id, other_uid, last_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (uid, conversation_id) DO UPDATE SET last_at = excluded.last_at",
-            "INSERT INTO conversation_receipts (conversation_id, uid, delivered_seq, read_seq, updated_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_id, uid) DO UPDATE SET \
-             delivered_seq = excluded.delivered_seq, read_seq = excluded.read_seq, updated_at = excluded.updated_at",
-        ),
-    };
-    if message.receiver_type == ReceiverType::User {
-        let sender = message.sender.as_str();
-        let receiver = message.receiver.as_str();
-        // Both sides in uid order, so two sends never take these rows' locks in opposite orders.
-        let mut sides = vec![(sender, receiver), (receiver, sender)];
-        sides.sort_unstable();
-        sides.dedup();
-        for (uid, other) in sides {
-            sqlx::query(user_conversation)
-                .bind(uid)
-                .bind(message.conversation_id.key())
-                .bind(other)
-                .bind(message.sent_at)
-                .execute(&mut *connection)
-                .await?;
-        }
-    }
-    // The new seq is the conversation's highest, so it never moves the sender's positions backwards.
-    sqlx::query(receipt)
-        .bind(message.conversation_id.key())
-        .bind(message.sender.as_str())
-        .bind(message.seq)
-        .bind(message.seq)
-        .bind(message.sent_at)
-        .execute(&mut *connection)
-        .await?;
-    Ok(())
-}
-
 impl Store {
     /// Moves `uid`'s delivered or read position in a conversation up to the message `message_id`, or to the
     /// newest message when `None`, and writes `receipt.delivered` or `receipt.read` in the same transaction when
@@ -149,7 +94,7 @@ impl Store {
     /// also moves the delivered position (without a `receipt.delivered` event).
     ///
     /// Fails with `NotFound("conversation")` when the conversation has no message, and `NotFound("message")`
-    /// when `message_id` names no message of this conversation. The caller checks that `uid` takes part.
+    /// when `message_id` names no message of this conversation; refused when `uid` does not take part in it then.
     pub async fn mark_conversation(
         &self,
         conversation: &ConversationId,
@@ -167,6 +112,10 @@ impl Store {
                 return Err(StoreError::NotFound("conversation"));
             }
         };
+        if let Some(refusal) = access::takes_part_now(&mut transaction, self.backend, conversation, uid).await? {
+            transaction.rollback().await?;
+            return Err(StoreError::Refused(refusal));
+        }
         let (target_id, target_seq) = match message_id {
             Some(id) => match message_by_id(&mut transaction, id).await? {
                 Some(message) if &message.conversation_id == conversation => (message.id, message.seq),
@@ -246,8 +195,7 @@ impl Store {
             "messageId": target_id,
             "at": now,
         });
-        outbox::insert(&mut transaction, event_type, conversation.key(), last_seq, now, &event_data).await?;
-        transaction.commit().await?;
+        commit_with_event(transaction, event_type, conversation, last_seq, now, &event_data).await?;
         Ok(receipt)
     }
 

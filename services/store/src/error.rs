@@ -2,7 +2,7 @@
 
 /// Why a store operation failed.
 ///
-/// `NotFound` and `Conflict` are the caller's business (a 404 or 409 in the API); the other variants are the
+/// `NotFound`, `Conflict` and `Refused` are the caller's business (a 404 or 409 in the API); the other variants are the
 /// operator's (a 5xx, logged with the whole cause chain).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,6 +21,24 @@ pub enum StoreError {
     /// The embedded migrations could not be applied.
     #[error("migration: {0}")]
     Migration(String),
+    /// The rules refused the change, decided inside its transaction (see `access`).
+    #[error("refused: {0}")]
+    Refused(Refusal),
+}
+
+/// Why the rules refused a change. Decided under the locks the change takes, so nothing that commits meanwhile
+/// (a block, a kick, a ban, a demotion) can slip past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// One of the two users of a direct conversation blocked the other.
+    #[error("one of the two users blocked the other")]
+    Blocked,
+    /// The user does not take part in the conversation (not, or no longer, a member of its group).
+    #[error("not a member of the group")]
+    NotAMember,
+    /// Only the sender, the group's admins and moderators (and the app) may change a message.
+    #[error("only the sender, the group's admins and moderators may change the message")]
+    NotAllowed,
 }
 
 /// True when `error` is a violated unique index or primary key, on MySQL and SQLite alike.

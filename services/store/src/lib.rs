@@ -14,34 +14,32 @@
 //!
 //! This crate reads no clock: every write takes `now` from the caller.
 
+mod access;
 mod blocks;
 mod bootstrap;
 mod conversations;
 mod error;
 mod groups;
-mod message_changes;
 mod messages;
 mod migrations;
 mod outbox;
 mod reach;
-mod reactions;
 mod rows;
+mod tx;
 mod users;
 
 use std::time::Duration;
 
 use sqlx::AnyPool;
+use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, Executor, Transaction};
 
 pub use bootstrap::{Bootstrap, BootstrapError};
 pub use conversations::{ConversationCursor, ConversationSummary, ConversationWith, Receipt, ReceiptKind};
-pub use error::StoreError;
-pub use message_changes::{MessageChange, MessageFilter};
-pub use messages::MessagePage;
+pub use error::{Refusal, StoreError};
+pub use messages::{MessageChange, MessageFilter, MessagePage, ReactionChange, ReactionCount};
 pub use outbox::{DeadLetter, Lease};
 pub use reach::Reach;
-pub use reactions::{ReactionChange, ReactionCount};
 pub use users::AuthToken;
 
 /// How long a SQLite connection waits for a lock held by another process before failing with `SQLITE_BUSY`.
@@ -138,17 +136,6 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.pool.execute("SELECT 1").await?;
         Ok(())
-    }
-
-    /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so a
-    /// transaction never has to upgrade a read lock halfway through; on MySQL row locks are taken as rows are
-    /// written.
-    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        let transaction = match self.backend {
-            Backend::MySql => self.pool.begin().await?,
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-        };
-        Ok(transaction)
     }
 }
 

@@ -1,10 +1,10 @@
 //! Receipts (read and delivered positions), unread counts, and a user's conversation list.
 
-use comet_model::{ConversationId, Event, EventType, GroupType, Message, NewGroup, NewMember, Scope};
+use comet_model::{ConversationId, Event, EventType, Message};
 use comet_store::{ConversationWith, ReceiptKind, StoreError};
 use serde_json::json;
 
-use crate::support::{T0, TestDb, direct_text, group_text, guid, uid};
+use crate::support::{T0, TestDb, create_group, direct_text, group_rows, group_text, guid, uid};
 
 async fn receipt_events(db: &TestDb, conversation: &ConversationId) -> Vec<Event> {
     db.store
@@ -19,23 +19,6 @@ async fn receipt_events(db: &TestDb, conversation: &ConversationId) -> Vec<Event
 
 async fn send_direct(db: &TestDb, from: &str, to: &str, at: i64) -> Message {
     db.store.send_message(&direct_text(from, to, "hi", None), at).await.expect("send").0
-}
-
-async fn create_group(db: &TestDb, id: &str, members: &[&str]) {
-    let group = NewGroup {
-        guid: guid(id),
-        name: format!("Group {id}"),
-        group_type: GroupType::Private,
-        password_hash: None,
-        description: None,
-        icon: None,
-        owner: uid("alice"),
-        metadata: None,
-    };
-    db.store.create_group(&group, T0).await.expect("create group");
-    let members: Vec<NewMember> =
-        members.iter().map(|member| NewMember { uid: uid(member), scope: Scope::Participant }).collect();
-    db.store.add_members(&guid(id), &members, T0).await.expect("add members");
 }
 
 async fn read_positions_move_forward_only_with_one_event_per_move(db: &TestDb) {
@@ -187,7 +170,26 @@ async fn reach_lists_live_groups_and_recent_peers(db: &TestDb) {
     assert_eq!(db.store.reach(&uid("nobody"), 10).await.expect("reach"), comet_store::Reach::default());
 }
 
+/// Issue #17, item 3: an edit or a delete is activity, like a send: the conversation moves up the lists.
+async fn edits_and_deletes_move_the_conversation_up(db: &TestDb) {
+    let older = send_direct(db, "bob", "alice", T0).await;
+    send_direct(db, "bob", "carol", T0 + 10).await;
+    group_rows(db, "g9", &["bob"]).await;
+    let in_group = db.store.send_message(&group_text("bob", "g9", "hi", None), T0 + 20).await.expect("send").0;
+    let order = |at: &'static str| async move {
+        let listed = db.store.list_conversations(&uid("bob"), None, 10).await.expect(at);
+        listed.iter().map(|summary| (summary.conversation_id.to_string(), summary.last_at)).collect::<Vec<_>>()
+    };
+    assert_eq!(order("list").await[0].0, "group_g9");
+    let edit = comet_model::MessageEdit { data: Some(json!({"text": "edited"})), tags: None };
+    db.store.edit_message(&older.id, &edit, Some(&uid("bob")), T0 + 30).await.expect("edit");
+    assert_eq!(order("after the edit").await[0], ("alice_user_bob".to_owned(), T0 + 30));
+    db.store.delete_message(&in_group.id, None, T0 + 40).await.expect("delete");
+    assert_eq!(order("after the delete").await[0], ("group_g9".to_owned(), T0 + 40));
+}
+
 on_both_backends!(
+    edits_and_deletes_move_the_conversation_up,
     reach_lists_live_groups_and_recent_peers,
     read_positions_move_forward_only_with_one_event_per_move,
     unread_counts_follow_sends_and_own_messages_are_read,

@@ -4,7 +4,7 @@ use comet_model::{ConversationId, Event, EventType, Message, MessageEdit, Reacti
 use comet_store::{MessageChange, MessageFilter, MessagePage, ReactionChange, StoreError};
 use serde_json::json;
 
-use crate::support::{T0, TestDb, group_text, guid, uid};
+use crate::support::{T0, TestDb, group_rows, group_text, guid, uid};
 
 /// The unpublished events of one conversation, in the order the relay reads them.
 async fn events_of(db: &TestDb, conversation: &ConversationId) -> Vec<Event> {
@@ -21,7 +21,11 @@ fn types(events: &[Event]) -> Vec<EventType> {
     events.iter().map(|event| event.event_type).collect()
 }
 
+/// Alice's message to `g1`, whose members are alice, bob and carol.
 async fn send(db: &TestDb, text: &str, at: i64) -> Message {
+    if db.store.member(&guid("g1"), &uid("alice")).await.expect("member").is_none() {
+        group_rows(db, "g1", &["alice", "bob", "carol"]).await;
+    }
     db.store.send_message(&group_text("alice", "g1", text, None), at).await.expect("send").0
 }
 
@@ -140,7 +144,7 @@ async fn reactions_are_once_per_user_and_emit_events(db: &TestDb) {
     assert!(matches!(missing, Err(StoreError::NotFound("message"))), "{missing:?}");
 
     db.store.delete_message(&message.id, None, T0 + 7).await.expect("delete");
-    let on_deleted = db.store.add_reaction(&message.id, &uid("dave"), "👍", T0 + 8).await.expect("add to deleted");
+    let on_deleted = db.store.add_reaction(&message.id, &uid("carol"), "👍", T0 + 8).await.expect("add to deleted");
     assert_eq!(on_deleted, ReactionChange::MessageDeleted);
 
     let events = events_of(db, &conversation).await;

@@ -7,7 +7,7 @@ use comet_store::MessagePage;
 use futures::future::join_all;
 use serde_json::json;
 
-use crate::support::{T0, TestDb, direct_text, group_text, guid, uid};
+use crate::support::{T0, TestDb, direct_text, group_rows, group_text, guid, uid};
 
 fn seqs(messages: &[Message]) -> Vec<i64> {
     messages.iter().map(|message| message.seq).collect()
@@ -54,6 +54,7 @@ async fn direct_and_group_messages_get_their_own_seqs(db: &TestDb) {
     assert_eq!((reply.conversation_id.clone(), reply.seq), (alice_bob.clone(), 2));
 
     // A group conversation counts on its own.
+    group_rows(db, "g1", &["alice", "carol"]).await;
     let (in_group, _) = db.store.send_message(&group_text("alice", "g1", "all", None), T0 + 2).await.expect("send g");
     assert_eq!((in_group.conversation_id.clone(), in_group.seq), (group.clone(), 1));
     let (in_group_2, _) = db.store.send_message(&group_text("carol", "g1", "all", None), T0 + 3).await.expect("send g");
@@ -95,6 +96,7 @@ async fn a_retried_muid_returns_the_original_unchanged(db: &TestDb) {
 }
 
 async fn the_same_muid_sent_five_times_concurrently_is_stored_once(db: &TestDb) {
+    group_rows(db, "g1", &["alice", "bob"]).await;
     let sends = (0..5).map(|attempt| {
         let store = db.store.clone();
         tokio::spawn(async move {
@@ -126,6 +128,12 @@ async fn the_same_muid_sent_five_times_concurrently_is_stored_once(db: &TestDb) 
 
 async fn a_thousand_concurrent_sends_get_seqs_1_to_1000(db: &TestDb) {
     const SENDS: i64 = 1_000;
+    group_rows(
+        db,
+        "big",
+        &(0..7).map(|n| format!("user{n}")).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
     let sends = (0..SENDS).map(|n| {
         let store = db.store.clone();
         // A few senders with a muid each, so the unique index is exercised too.
@@ -155,6 +163,8 @@ async fn a_thousand_concurrent_sends_get_seqs_1_to_1000(db: &TestDb) {
 }
 
 async fn history_pages_forward_and_backward(db: &TestDb) {
+    group_rows(db, "g1", &["alice"]).await;
+    group_rows(db, "g2", &["alice"]).await;
     for n in 0..10 {
         db.store.send_message(&group_text("alice", "g1", &n.to_string(), None), T0 + n).await.expect("send");
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use comet_model::{Event, EventType};
 use futures::future::join_all;
 
-use crate::support::{T0, TestDb, group_text, new_user};
+use crate::support::{T0, TestDb, group_rows, group_text, new_user};
 
 async fn one_relay_holds_the_lease_until_it_expires(db: &TestDb) {
     let store = &db.store;
@@ -61,6 +61,9 @@ fn assert_prefixes(batch: &[Event], published: &mut BTreeMap<String, i64>) {
 
 async fn unpublished_events_come_as_per_key_prefixes(db: &TestDb) {
     // Three conversations written interleaved, and two users (entity events keyed by uid).
+    for group in ["g1", "g2", "g3"] {
+        group_rows(db, group, &["alice"]).await;
+    }
     for round in 0..5 {
         for group in ["g2", "g3", "g1"] {
             db.store.send_message(&group_text("alice", group, "x", None), T0 + round).await.expect("send");
@@ -114,6 +117,9 @@ async fn unpublished_events_come_as_per_key_prefixes(db: &TestDb) {
 async fn a_relay_racing_the_senders_publishes_each_key_in_order(db: &TestDb) {
     const PER_GROUP: i64 = 60;
     let groups = ["r1", "r2", "r3"];
+    for group in groups {
+        group_rows(db, group, &["alice"]).await;
+    }
     let senders = tokio::spawn({
         let store = db.store.clone();
         async move {
@@ -148,6 +154,7 @@ async fn a_relay_racing_the_senders_publishes_each_key_in_order(db: &TestDb) {
 /// The retention job's side: only events published before the cutoff go, oldest first, at most `limit` per call;
 /// unpublished events stay whatever their age.
 async fn published_events_are_deleted_after_their_retention_in_batches(db: &TestDb) {
+    group_rows(db, "g1", &["alice"]).await;
     for round in 0..5 {
         db.store.send_message(&group_text("alice", "g1", "x", None), T0 + round).await.expect("send");
     }
@@ -174,6 +181,7 @@ async fn published_events_are_deleted_after_their_retention_in_batches(db: &Test
 
 /// A dead letter leaves the outbox whole and comes back unchanged when replayed; only unpublished events move.
 async fn dead_letters_leave_the_outbox_and_replay_into_it(db: &TestDb) {
+    group_rows(db, "g1", &["alice"]).await;
     for round in 0..3 {
         db.store.send_message(&group_text("alice", "g1", "x", None), T0 + round).await.expect("send");
     }

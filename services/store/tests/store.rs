@@ -14,4 +14,5 @@ mod message_changes;
 mod messages;
 mod migrations;
 mod outbox;
+mod races;
 mod users;

@@ -1,16 +1,13 @@
 //! Test fixtures: a fresh, migrated store per test, and the macro that runs a test on both backends.
 
-use comet_model::{Category, ConversationId, Guid, Millis, NewMessage, NewUser, ReceiverType, Uid, new_id};
+use comet_model::{
+    Category, ConversationId, GroupType, Guid, Millis, NewGroup, NewMember, NewMessage, NewUser, ReceiverType, Scope,
+    Uid,
+};
 use comet_store::Store;
+use comet_testkit::TestDatabase;
 use serde_json::json;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
-use tempfile::TempDir;
-
-/// The variable naming the MySQL-protocol server the MariaDB variants use.
-pub const MYSQL_URL_ENV: &str = "COMET_TEST_MYSQL_URL";
-
-/// The server `.ci/services.sh` starts.
-pub const DEFAULT_MYSQL_URL: &str = "mysql://app:app@127.0.0.1:3306/app";
 
 /// Runs each named `async fn name(db: &TestDb)` twice: as `sqlite::name` and as `mariadb::name`.
 macro_rules! on_both_backends {
@@ -44,15 +41,7 @@ pub struct TestDb {
     pub store: Store,
     /// The URL of this test's database, for reaching past the store's API (a soft delete, the migrations table).
     pub url: String,
-    place: Place,
-}
-
-/// Where a test database lives.
-enum Place {
-    /// A file in a temporary folder, removed when the folder is dropped.
-    Sqlite { _folder: TempDir },
-    /// A database created on the MariaDB server for this test alone.
-    MariaDb { server_url: String, database: String },
+    database: TestDatabase,
 }
 
 impl TestDb {
@@ -63,11 +52,7 @@ impl TestDb {
 
     /// A store on a new SQLite file with the migrations up to `version` applied.
     pub async fn sqlite_at(version: i64) -> TestDb {
-        let folder = tempfile::tempdir().expect("a temporary folder");
-        let url = format!("sqlite://{}", folder.path().join("comet.db").display());
-        let store = Store::connect(&url).await.expect("opening a new SQLite file");
-        store.migrate_to(version).await.expect("migrating SQLite");
-        TestDb { store, url, place: Place::Sqlite { _folder: folder } }
+        TestDb::migrated(TestDatabase::sqlite(), version).await
     }
 
     /// A store on a new database with a random name on the MariaDB server.
@@ -77,26 +62,13 @@ impl TestDb {
 
     /// The same with the migrations up to `version` applied.
     pub async fn mariadb_at(version: i64) -> TestDb {
-        sqlx::any::install_default_drivers();
-        let server_url = std::env::var(MYSQL_URL_ENV).unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_owned());
-        let mut admin = match AnyConnection::connect(&server_url).await {
-            Ok(connection) => connection,
-            Err(error) => panic!(
-                "MariaDB at {server_url} is unreachable: {error}\n\
-                 Start it with `bash .ci/services.sh` (it installs and starts MariaDB with the user app/app), \
-                 or set {MYSQL_URL_ENV} to a MySQL-protocol server whose user may CREATE DATABASE."
-            ),
-        };
-        let database = format!("comet_test_{}", new_id());
-        admin
-            .execute(AssertSqlSafe(format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")))
-            .await
-            .unwrap_or_else(|error| panic!("creating database {database} (the user needs GRANT ALL ON *.*): {error}"));
-        admin.close().await.expect("closing the admin connection");
-        let url = with_database(&server_url, &database);
-        let store = Store::connect(&url).await.expect("connecting to the test database");
-        store.migrate_to(version).await.expect("migrating MariaDB");
-        TestDb { store, url, place: Place::MariaDb { server_url, database } }
+        TestDb::migrated(TestDatabase::mariadb().await, version).await
+    }
+
+    async fn migrated(database: TestDatabase, version: i64) -> TestDb {
+        let store = Store::connect(&database.url).await.expect("connecting to the test database");
+        store.migrate_to(version).await.expect("migrating the test database");
+        TestDb { store, url: database.url.clone(), database }
     }
 
     /// A connection of its own to this test's database.
@@ -104,30 +76,9 @@ impl TestDb {
         AnyConnection::connect(&self.url).await.expect("a raw connection to the test database")
     }
 
-    /// Removes the database. A test that panics leaves its MariaDB database behind (named `comet_test_*`).
+    /// Removes the database (see [`TestDatabase::finish`]).
     pub async fn finish(self) {
-        if let Place::MariaDb { server_url, database } = &self.place {
-            let mut admin = AnyConnection::connect(server_url).await.expect("reconnecting to drop the test database");
-            admin
-                .execute(AssertSqlSafe(format!("DROP DATABASE `{database}`")))
-                .await
-                .expect("dropping the test database");
-            admin.close().await.expect("closing the admin connection");
-        }
-    }
-}
-
-/// `server_url` with its database path replaced by `database`, keeping any query parameters.
-fn with_database(server_url: &str, database: &str) -> String {
-    let (base, query) = match server_url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (server_url, None),
-    };
-    let (scheme, rest) = base.split_once("://").expect("a server URL with a scheme");
-    let authority = rest.split('/').next().unwrap_or(rest);
-    match query {
-        Some(query) => format!("{scheme}://{authority}/{database}?{query}"),
-        None => format!("{scheme}://{authority}/{database}"),
+        self.database.finish().await;
     }
 }
 
@@ -178,9 +129,41 @@ pub fn group_text(sender: &str, group: &str, text: &str, muid: Option<&str>) -> 
     }
 }
 
-#[test]
-fn database_urls_keep_credentials_and_parameters() {
-    assert_eq!(with_database("mysql://app:app@127.0.0.1:3306/app", "t1"), "mysql://app:app@127.0.0.1:3306/t1");
-    assert_eq!(with_database("mysql://app@db", "t1"), "mysql://app@db/t1");
-    assert_eq!(with_database("mysql://app@db/x?ssl-mode=disabled", "t1"), "mysql://app@db/t1?ssl-mode=disabled");
+/// A group with `members`, written as rows (no events): for tests that send to a group and count events.
+pub async fn group_rows(db: &TestDb, id: &str, members: &[&str]) {
+    let mut raw = db.raw().await;
+    raw.execute(AssertSqlSafe(format!(
+        "INSERT INTO chat_groups (guid, name, group_type, owner, members_count, created_at, updated_at) \
+         VALUES ('{id}', '{id}', 'public', '{}', {}, {T0}, {T0})",
+        members.first().copied().unwrap_or("alice"),
+        members.len()
+    )))
+    .await
+    .expect("group row");
+    for member in members {
+        raw.execute(AssertSqlSafe(format!(
+            "INSERT INTO group_members (guid, uid, scope, joined_at) VALUES ('{id}', '{member}', 'participant', {T0})"
+        )))
+        .await
+        .expect("member row");
+    }
+    raw.close().await.expect("close");
+}
+
+/// A private group owned by `alice` (who must exist) with `members` as participants.
+pub async fn create_group(db: &TestDb, id: &str, members: &[&str]) {
+    let group = NewGroup {
+        guid: guid(id),
+        name: format!("Group {id}"),
+        group_type: GroupType::Private,
+        password_hash: None,
+        description: None,
+        icon: None,
+        owner: uid("alice"),
+        metadata: None,
+    };
+    db.store.create_group(&group, T0).await.expect("create group");
+    let members: Vec<NewMember> =
+        members.iter().map(|member| NewMember { uid: uid(member), scope: Scope::Participant }).collect();
+    db.store.add_members(&guid(id), &members, T0).await.expect("add members");
 }

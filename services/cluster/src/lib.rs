@@ -2,7 +2,8 @@
 //! ephemeral signals (presence changes, typing) on one pub/sub channel. Redis in production; in the embedded
 //! single-node mode, this process's memory.
 //!
-//! **Architecture Invariant:** only this module imports `redis`.
+//! **Architecture Invariant:** only this crate imports `redis`. The gateway writes presence and signals through
+//! it; the notifications role will read presence through it.
 //!
 //! Redis keys, all under the deployment's namespace `<ns>` (`COMET_GATEWAY_NAMESPACE`, default `comet`, so
 //! deployments can share a Redis; pub/sub channels ignore Redis database numbers, hence a prefix). The prefix

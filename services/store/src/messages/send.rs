@@ -1,37 +1,15 @@
-//! Messages: sending with a gap-free per-conversation seq and idempotent retries, reading history.
+//! Sending a message: a gap-free per-conversation seq, idempotent retries, and the conversation bookkeeping
+//! (both sides' `user_conversations` rows, the sender's own positions) in the same transaction.
 
-use comet_model::{Category, ConversationId, EventType, Message, Millis, NewMessage, ReceiverType, Uid, new_id};
-use serde_json::Value;
+use comet_model::{ConversationId, EventType, Message, Millis, NewMessage, ReceiverType, Uid, new_id};
 use sqlx::AnyConnection;
-use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 
+use super::row::{insert_message, message_by_muid};
 use crate::error::{is_retryable, is_unique_violation, unencodable};
-use crate::rows::{self, get};
-use crate::{Store, StoreError, conversations, outbox};
+use crate::{Backend, Store, StoreError, access, outbox};
 
 /// How many times a send starts over: once after creating a conversation's row, and on deadlocks.
 const SEND_ATTEMPTS: u32 = 5;
-
-/// The columns every message query selects, in the order [`message_from_row`] reads them.
-macro_rules! message_columns {
-    () => {
-        "id, conversation_id, seq, sender, receiver, receiver_type, category, message_type, data, muid, \
-         parent_id, tags, sent_at, updated_at, edited_at, deleted_at, edited_by, deleted_by"
-    };
-}
-pub(crate) use message_columns;
-
-/// Which part of a conversation's history to read, by seq.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MessagePage {
-    /// Read messages after this seq (exclusive); `None` starts at the beginning.
-    pub after_seq: Option<i64>,
-    /// Read the `limit` messages just before this seq (exclusive), for paging backwards.
-    pub before_seq: Option<i64>,
-    /// The most messages to return.
-    pub limit: u32,
-}
 
 /// How one attempt at sending ended.
 enum Attempt {
@@ -46,6 +24,9 @@ enum Attempt {
 impl Store {
     /// Stores a message and its `message.sent` event in one transaction and returns it with `true`; or, when
     /// the sender already sent a message with this `muid`, returns that message unchanged with `false`.
+    ///
+    /// Refused (`StoreError::Refused`) when, under the conversation's lock, the sender is not a member of the
+    /// group or one of the two users blocked the other (`access`).
     ///
     /// The message gets the next seq of its conversation: the conversation's row is incremented first, and its
     /// row lock (the database's write lock on SQLite) is held until commit, so concurrent senders to one
@@ -125,6 +106,16 @@ impl Store {
             edited_by: None,
             deleted_by: None,
         };
+        // The conversation's lock is held: decide the rules now, against the latest commits.
+        match access::may_send_now(&mut transaction, self.backend, &message).await {
+            Ok(None) => {}
+            Ok(Some(refusal)) => {
+                transaction.rollback().await?;
+                return Err(StoreError::Refused(refusal));
+            }
+            Err(error) if is_retryable(&error) => return Ok(Attempt::Retry(error)),
+            Err(error) => return Err(error.into()),
+        }
         match insert_message(&mut transaction, &message).await {
             Ok(()) => {}
             Err(error) if is_unique_violation(&error) => {
@@ -143,7 +134,7 @@ impl Store {
             Err(error) if is_retryable(&error) => return Ok(Attempt::Retry(error)),
             Err(error) => return Err(error.into()),
         }
-        match conversations::record_send(&mut transaction, self.backend, &message).await {
+        match record_send(&mut transaction, self.backend, &message).await {
             Ok(()) => {}
             Err(error) if is_retryable(&error) => return Ok(Attempt::Retry(error)),
             Err(error) => return Err(error.into()),
@@ -178,58 +169,6 @@ impl Store {
         }
     }
 
-    /// The message with this id, deleted or not.
-    pub async fn get_message(&self, id: &str) -> Result<Option<Message>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(message_from_row).transpose()
-    }
-
-    /// A page of a conversation's messages, always in ascending seq.
-    ///
-    /// With `before_seq`, the `limit` messages just before it (and after `after_seq`, if given): paging
-    /// backwards from the newest. Otherwise the first `limit` messages after `after_seq`, or from the start.
-    pub async fn list_messages(
-        &self,
-        conversation: &ConversationId,
-        page: &MessagePage,
-    ) -> Result<Vec<Message>, StoreError> {
-        let after_seq = page.after_seq.unwrap_or(0);
-        let limit = i64::from(page.limit);
-        let found = match page.before_seq {
-            Some(before_seq) => {
-                let mut newest_first = sqlx::query(concat!(
-                    "SELECT ",
-                    message_columns!(),
-                    " FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-                ))
-                .bind(conversation.key())
-                .bind(after_seq)
-                .bind(before_seq)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                newest_first.reverse();
-                newest_first
-            }
-            None => {
-                sqlx::query(concat!(
-                    "SELECT ",
-                    message_columns!(),
-                    " FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-                ))
-                .bind(conversation.key())
-                .bind(after_seq)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        found.iter().map(message_from_row).collect()
-    }
-
     /// The message `sender` sent with `muid`, read outside any transaction (so it sees every commit).
     async fn message_by_sender_muid(&self, sender: &Uid, muid: &str) -> Result<Option<Message>, StoreError> {
         let mut connection = self.pool.acquire().await?;
@@ -237,78 +176,57 @@ impl Store {
     }
 }
 
-/// The message `sender` sent with `muid`, if any.
-async fn message_by_muid(
+/// `user_conversations` rows of both sides of a direct conversation, and the sender's positions (its own
+/// message is read and delivered). Errors stay `sqlx::Error` so the send can retry deadlocks.
+///
+/// Each statement is one upsert on a primary key, so it reads nothing that a concurrent send could change
+/// underneath it; rows of one conversation are only written under that conversation's lock.
+pub(crate) async fn record_send(
     connection: &mut AnyConnection,
-    sender: &Uid,
-    muid: &str,
-) -> Result<Option<Message>, StoreError> {
-    let row = sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE sender = ? AND muid = ?"))
-        .bind(sender.as_str())
-        .bind(muid)
-        .fetch_optional(connection)
+    backend: Backend,
+    message: &Message,
+) -> Result<(), sqlx::Error> {
+    let (user_conversation, receipt) = match backend {
+        Backend::MySql => (
+            "INSERT INTO user_conversations (uid, conversation_id, other_uid, last_at) VALUES (?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE last_at = VALUES(last_at)",
+            "INSERT INTO conversation_receipts (conversation_id, uid, delivered_seq, read_seq, updated_at) \
+             VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE delivered_seq = VALUES(delivered_seq), \
+             read_seq = VALUES(read_seq), updated_at = VALUES(updated_at)",
+        ),
+        Backend::Sqlite => (
+            "INSERT INTO user_conversations (uid, conversation_id, other_uid, last_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (uid, conversation_id) DO UPDATE SET last_at = excluded.last_at",
+            "INSERT INTO conversation_receipts (conversation_id, uid, delivered_seq, read_seq, updated_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_id, uid) DO UPDATE SET \
+             delivered_seq = excluded.delivered_seq, read_seq = excluded.read_seq, updated_at = excluded.updated_at",
+        ),
+    };
+    if message.receiver_type == ReceiverType::User {
+        let sender = message.sender.as_str();
+        let receiver = message.receiver.as_str();
+        // Both sides in uid order, so two sends never take these rows' locks in opposite orders.
+        let mut sides = vec![(sender, receiver), (receiver, sender)];
+        sides.sort_unstable();
+        sides.dedup();
+        for (uid, other) in sides {
+            sqlx::query(user_conversation)
+                .bind(uid)
+                .bind(message.conversation_id.key())
+                .bind(other)
+                .bind(message.sent_at)
+                .execute(&mut *connection)
+                .await?;
+        }
+    }
+    // The new seq is the conversation's highest, so it never moves the sender's positions backwards.
+    sqlx::query(receipt)
+        .bind(message.conversation_id.key())
+        .bind(message.sender.as_str())
+        .bind(message.seq)
+        .bind(message.seq)
+        .bind(message.sent_at)
+        .execute(&mut *connection)
         .await?;
-    row.as_ref().map(message_from_row).transpose()
-}
-
-/// Inserts a message row. The error stays a `sqlx::Error` so the caller can tell a unique violation.
-async fn insert_message(transaction: &mut Transaction<'static, Any>, message: &Message) -> Result<(), sqlx::Error> {
-    sqlx::query(concat!(
-        "INSERT INTO messages (",
-        message_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(message.id.as_str())
-    .bind(message.conversation_id.key())
-    .bind(message.seq)
-    .bind(message.sender.as_str())
-    .bind(message.receiver.as_str())
-    .bind(message.receiver_type.as_str())
-    .bind(message.category.as_str())
-    .bind(message.message_type.as_str())
-    .bind(rows::json_text(&message.data))
-    .bind(message.muid.as_deref())
-    .bind(message.parent_id.as_deref())
-    .bind(rows::json_text(&Value::from(message.tags.clone())))
-    .bind(message.sent_at)
-    .bind(message.updated_at)
-    .bind(message.edited_at)
-    .bind(message.deleted_at)
-    .bind(message.edited_by.as_ref().map(Uid::as_str))
-    .bind(message.deleted_by.as_ref().map(Uid::as_str))
-    .execute(&mut **transaction)
-    .await?;
     Ok(())
-}
-
-/// A nullable uid column.
-fn optional_uid(row: &AnyRow, column: &str) -> Result<Option<Uid>, StoreError> {
-    let text: Option<String> = get(row, column)?;
-    text.map(|text| Uid::parse(&text).map_err(|error| crate::error::corrupt(column, error))).transpose()
-}
-
-/// A message from a row selected with [`message_columns!`].
-pub(crate) fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
-    let tags = rows::json(row, "tags")?;
-    let tags: Vec<String> = serde_json::from_value(tags).map_err(|error| crate::error::corrupt("tags", error))?;
-    Ok(Message {
-        id: get(row, "id")?,
-        conversation_id: rows::conversation(row, "conversation_id")?,
-        seq: get(row, "seq")?,
-        sender: rows::uid(row, "sender")?,
-        receiver: get(row, "receiver")?,
-        receiver_type: rows::named(row, "receiver_type", ReceiverType::parse)?,
-        category: rows::named(row, "category", Category::parse)?,
-        message_type: get(row, "message_type")?,
-        data: rows::json(row, "data")?,
-        muid: get(row, "muid")?,
-        parent_id: get(row, "parent_id")?,
-        tags,
-        sent_at: get(row, "sent_at")?,
-        updated_at: get(row, "updated_at")?,
-        edited_at: get(row, "edited_at")?,
-        deleted_at: get(row, "deleted_at")?,
-        edited_by: optional_uid(row, "edited_by")?,
-        deleted_by: optional_uid(row, "deleted_by")?,
-    })
 }

@@ -1,16 +1,16 @@
 //! Reactions to messages: at most one row per (message, reaction, user).
 //!
 //! Adding and removing take the conversation's row lock, like every change to a conversation, so their events
-//! are ordered with the conversation's other events (see `message_changes`).
+//! are ordered with the conversation's other events (see `changes`).
 
-use comet_model::{EventType, Message, Millis, Reaction, Uid};
+use comet_model::{EventType, Millis, Reaction, Uid};
 use sqlx::QueryBuilder;
 use sqlx::any::AnyRow;
 
-use crate::error::unencodable;
-use crate::message_changes::{lock_conversation, message_by_id};
+use super::Locked;
 use crate::rows::{self, get};
-use crate::{Store, StoreError, outbox};
+use crate::tx::commit_with_event;
+use crate::{Store, StoreError, access};
 
 /// What became of adding or removing a reaction.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,27 +64,16 @@ impl Store {
         now: Millis,
         add: bool,
     ) -> Result<ReactionChange, StoreError> {
-        let conversation = match self.get_message(message_id).await? {
-            Some(message) => message.conversation_id,
-            None => return Err(StoreError::NotFound("message")),
-        };
-        let mut transaction = self.begin_write().await?;
         // The lock comes first, so the existence check below cannot race another change of this reaction.
-        let Some(last_seq) = lock_conversation(&mut transaction, self.backend, &conversation).await? else {
+        let Locked { mut transaction, last_seq, message } = self.lock_message(message_id).await?;
+        let conversation = message.conversation_id;
+        if let Some(refusal) = access::takes_part_now(&mut transaction, self.backend, &conversation, uid).await? {
             transaction.rollback().await?;
-            return Err(StoreError::NotFound("message"));
-        };
-        let message: Option<Message> = message_by_id(&mut transaction, message_id).await?;
-        match message {
-            None => {
-                transaction.rollback().await?;
-                return Err(StoreError::NotFound("message"));
-            }
-            Some(message) if message.deleted_at.is_some() => {
-                transaction.rollback().await?;
-                return Ok(ReactionChange::MessageDeleted);
-            }
-            Some(_) => {}
+            return Err(StoreError::Refused(refusal));
+        }
+        if message.deleted_at.is_some() {
+            transaction.rollback().await?;
+            return Ok(ReactionChange::MessageDeleted);
         }
         let existing: Option<i64> = sqlx::query_scalar(
             "SELECT reacted_at FROM message_reactions WHERE message_id = ? AND reaction = ? AND uid = ?",
@@ -127,9 +116,7 @@ impl Store {
                 .await?;
             EventType::ReactionRemoved
         };
-        let event_data = serde_json::to_value(&changed).map_err(unencodable)?;
-        outbox::insert(&mut transaction, event_type, conversation.key(), last_seq, now, &event_data).await?;
-        transaction.commit().await?;
+        commit_with_event(transaction, event_type, &conversation, last_seq, now, &changed).await?;
         Ok(ReactionChange::Changed(changed))
     }
 

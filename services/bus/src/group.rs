@@ -1,0 +1,174 @@
+//! Consumer groups: every event of the event topics goes to one member of each group, and it counts as done
+//! for the group only once the member's handler succeeded. The workers (webhooks, moderation, notifications)
+//! stand on this; the gateway does not (every node needs every event: [`crate::KafkaTail`]).
+//!
+//! A handler that fails gets the same event again on the next [`GroupSubscription::handle`], and nothing after
+//! it is committed first, so an event is never skipped; it may be handled twice (a retry, a restart before the
+//! commit reached the broker, a rebalance), which is why consumers deduplicate on [`Event::id`] ([`crate::Seen`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use comet_model::Event;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message};
+
+use crate::in_process::{GroupPlace, InProcessBus};
+use crate::kafka::{KafkaConfig, create_topics};
+use crate::{BusError, decode, topics};
+
+/// The consumer group session timeout. TESTBED.md: the first message to a new group arrives after about half
+/// of it, so it is kept short.
+const SESSION_TIMEOUT_MS: &str = "6000";
+/// How often the offsets of handled events are committed to Kafka (and once more when the member leaves).
+const COMMIT_INTERVAL_MS: &str = "1000";
+
+/// Why a group member could not hand an event over.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError<E> {
+    /// Reading the next event or committing a handled one failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The handler refused the event; it is handed over again on the next call.
+    #[error("handling event {event_id}: {error}")]
+    Handler { event_id: String, error: E },
+}
+
+/// One member of a consumer group, subscribed to every event topic.
+pub struct GroupSubscription {
+    group: String,
+    source: Source,
+}
+
+enum Source {
+    Kafka { consumer: StreamConsumer, pending: Option<Record> },
+    InProcess(Arc<tokio::sync::Mutex<GroupPlace>>),
+}
+
+/// An event read from Kafka with the position its commit names.
+struct Record {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    event: Event,
+}
+
+impl fmt::Debug for GroupSubscription {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = match self.source {
+            Source::Kafka { .. } => "kafka",
+            Source::InProcess(_) => "in-process",
+        };
+        formatter.debug_struct("GroupSubscription").field("group", &self.group).field("backend", &backend).finish()
+    }
+}
+
+impl GroupSubscription {
+    /// Joins `group` on Kafka, creating missing event topics first. A group that never committed starts at the
+    /// earliest offset; otherwise each partition resumes after the group's last commit. The classic group
+    /// protocol with a short session timeout (6 s) keeps a new group's first assignment quick.
+    pub async fn kafka(config: &KafkaConfig, group: &str) -> Result<GroupSubscription, BusError> {
+        create_topics(config).await?;
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("client.id", &config.client_id)
+            .set("group.id", group)
+            .set("group.protocol", "classic")
+            .set("session.timeout.ms", SESSION_TIMEOUT_MS)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            // Offsets are stored only after the handler succeeded; librdkafka commits what is stored.
+            .set("enable.auto.offset.store", "false")
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", COMMIT_INTERVAL_MS)
+            .create()
+            .map_err(|error| {
+                BusError::Kafka(format!("creating a consumer for group {group} on {}: {error}", config.brokers))
+            })?;
+        let topics = topics();
+        consumer
+            .subscribe(&topics)
+            .map_err(|error| BusError::Kafka(format!("subscribing group {group} to {}: {error}", topics.join(", "))))?;
+        Ok(GroupSubscription { group: group.to_owned(), source: Source::Kafka { consumer, pending: None } })
+    }
+
+    /// Joins `group` on the in-process bus of the embedded mode. The bus keeps the group's place while no
+    /// member runs, so a member that comes back resumes after the last event handled; a group starts with the
+    /// events published after it was first joined, and one that falls more than the bus's capacity behind
+    /// loses the oldest ([`BusError::Lagged`]). Members of one group take turns, one event at a time.
+    pub fn in_process(bus: &InProcessBus, group: &str) -> GroupSubscription {
+        GroupSubscription { group: group.to_owned(), source: Source::InProcess(bus.group(group)) }
+    }
+
+    /// Waits for the next event and hands it to `handler`; the event counts as done for the group only when
+    /// the handler returns `Ok`. After an error the same event is handed over again on the next call. Cancelling
+    /// the returned future (a shutdown) leaves the event undone as well.
+    pub async fn handle<E>(&mut self, handler: impl AsyncFnOnce(&Event) -> Result<(), E>) -> Result<(), GroupError<E>> {
+        match &mut self.source {
+            Source::Kafka { consumer, pending } => {
+                let handled = hand_over(pending, next_record(consumer), |record| &record.event, handler).await?;
+                if let Some(Record { topic, partition, offset, .. }) = handled {
+                    consumer.store_offset(&topic, partition, offset).map_err(|error| {
+                        BusError::Kafka(format!(
+                            "committing {topic}/{partition} offset {offset} for {}: {error}",
+                            self.group
+                        ))
+                    })?;
+                }
+                Ok(())
+            }
+            Source::InProcess(place) => {
+                let mut place = place.lock().await;
+                let GroupPlace { receiver, pending } = &mut *place;
+                hand_over(pending, next_in_process(receiver), |event| event, handler).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Hands the undone delivery in `slot`, or else a `fresh` one, to `handler`. It stays in `slot` while the handler
+/// runs (so a cancelled or failed handler leaves it undone) and is taken out, to be committed, once it succeeded.
+async fn hand_over<D, E>(
+    slot: &mut Option<D>,
+    fresh: impl Future<Output = Result<D, BusError>>,
+    event: impl Fn(&D) -> &Event,
+    handler: impl AsyncFnOnce(&Event) -> Result<(), E>,
+) -> Result<Option<D>, GroupError<E>> {
+    let delivery = match slot.take() {
+        Some(undone) => undone,
+        None => fresh.await?,
+    };
+    let delivery = slot.insert(delivery);
+    if let Err(error) = handler(event(delivery)).await {
+        return Err(GroupError::Handler { event_id: event(delivery).id.clone(), error });
+    }
+    Ok(slot.take())
+}
+
+/// The next event from Kafka. Records that are not events are logged, committed and skipped: one bad record
+/// must not stop the group.
+async fn next_record(consumer: &StreamConsumer) -> Result<Record, BusError> {
+    loop {
+        let message = consumer.recv().await.map_err(|error| BusError::Kafka(format!("reading events: {error}")))?;
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        match message.payload().map(decode) {
+            Some(Ok(event)) => return Ok(Record { topic: topic.to_owned(), partition, offset, event }),
+            Some(Err(error)) => {
+                tracing::warn!(topic, partition, offset, %error, "skipping a record that is not an event")
+            }
+            None => tracing::warn!(topic, partition, offset, "skipping an empty record"),
+        }
+        consumer
+            .store_offset(topic, partition, offset)
+            .map_err(|error| BusError::Kafka(format!("committing {topic}/{partition} offset {offset}: {error}")))?;
+    }
+}
+
+async fn next_in_process(receiver: &mut tokio::sync::broadcast::Receiver<Event>) -> Result<Event, BusError> {
+    use tokio::sync::broadcast::error::RecvError;
+    receiver.recv().await.map_err(|error| match error {
+        RecvError::Lagged(missed) => BusError::Lagged(missed),
+        RecvError::Closed => BusError::Closed,
+    })
+}

@@ -1,0 +1,33 @@
+//! The `api` role: the REST API, with the embedded mode's keys made on first start.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use axum::Router;
+use comet_api::{ApiConfig, AppState};
+use comet_store::Store;
+
+use crate::config::Settings;
+use crate::keys;
+
+/// The `/v3` router with the configured (or generated) keys.
+pub fn router(settings: &Settings, store: &Store) -> Result<Router> {
+    let data_dir = settings.data_dir()?;
+    let (keys, generated) = keys::load_or_create(settings, &data_dir)?;
+    if generated {
+        announce_keys(&keys, &data_dir);
+    }
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(ApiConfig { full_keys: vec![keys.full], auth_keys: vec![keys.auth_only] }),
+    };
+    Ok(comet_api::router(state))
+}
+
+/// Printed once, on stdout, when the embedded mode made its keys.
+#[allow(clippy::print_stdout)]
+fn announce_keys(keys: &keys::Keys, data_dir: &std::path::Path) {
+    println!("comet-server generated API keys (kept in {}):", data_dir.join(keys::KEYS_FILE).display());
+    println!("  full access: {}", keys.full);
+    println!("  auth only:   {}", keys.auth_only);
+}

@@ -1,0 +1,213 @@
+//! Wiring: a role is a set of parts, and a process starts the parts of its role. `all` is every part in one
+//! process, where the in-process bus joins the relay to the gateway when no Kafka is configured. SIGTERM or
+//! Ctrl-C stops accepting, lets in-flight requests finish, stops the relay after its current batch, then exits 0.
+
+mod api;
+mod gateway;
+mod migrate;
+mod relay;
+mod shutdown;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use comet_bus::{InProcessBus, KafkaPublisher};
+use comet_store::Store;
+
+use self::shutdown::{Shutdown, Tasks};
+use crate::Role;
+use crate::admin::{self, AdminState, DEFAULT_ADMIN_LISTEN};
+use crate::config::{self, Settings};
+use crate::telemetry::Metrics;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// What a process can run. Each role but `all` is one part; `all` is the union of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    /// The one-shot schema job: it runs first and serves nothing.
+    Migrate,
+    Relay,
+    Gateway,
+    Api,
+}
+
+impl Role {
+    /// The name the admin port and error messages use.
+    fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Relay => "relay",
+            Role::Gateway => "gateway",
+            Role::Migrate => "migrate",
+            Role::Health => "health",
+            Role::Outbox => "outbox",
+        }
+    }
+
+    fn parts(self) -> &'static [Part] {
+        match self {
+            Role::All => &[Part::Migrate, Part::Relay, Part::Gateway, Part::Api],
+            Role::Api => &[Part::Api],
+            Role::Relay => &[Part::Relay],
+            Role::Gateway => &[Part::Gateway],
+            Role::Migrate => &[Part::Migrate],
+            // The container health check is a client (`probe`), not a part of the service; nor is the operator's
+            // `outbox` command.
+            Role::Health | Role::Outbox => &[],
+        }
+    }
+
+    fn runs(self, part: Part) -> bool {
+        self.parts().contains(&part)
+    }
+
+    /// The relay and the gateway talk through Kafka unless both run in this process, where the in-process bus
+    /// joins them.
+    fn needs_kafka(self) -> bool {
+        let (relay, gateway) = (self.runs(Part::Relay), self.runs(Part::Gateway));
+        (relay || gateway) && !(relay && gateway)
+    }
+}
+
+pub async fn run(role: Role, settings: Settings) -> Result<()> {
+    let shutdown = Shutdown::install();
+    let metrics = Arc::new(Metrics::default());
+    if role.runs(Part::Migrate) {
+        migrate::bootstrap(&settings).await?;
+    }
+    let database_url = settings.database_url()?;
+    let store = Store::connect(&database_url).await.context("connecting to the database")?;
+    if role.runs(Part::Migrate) {
+        migrate::migrate(&store).await?;
+        if role.parts().iter().all(|part| *part == Part::Migrate) {
+            return Ok(());
+        }
+    }
+
+    let brokers = settings.get(config::KAFKA_BROKERS)?;
+    if role.needs_kafka() && brokers.is_none() {
+        anyhow::bail!(
+            "the {} role needs {}: the Kafka bootstrap servers (only `all` runs without Kafka)",
+            role.name(),
+            config::KAFKA_BROKERS
+        );
+    }
+    let kafka_config = match brokers {
+        Some(brokers) if role.runs(Part::Relay) || role.runs(Part::Gateway) => Some(settings.kafka(brokers)?),
+        _ => None,
+    };
+    let kafka = match &kafka_config {
+        Some(kafka_config) if role.runs(Part::Relay) => {
+            Some(Arc::new(KafkaPublisher::connect(kafka_config).await.context("connecting to Kafka")?))
+        }
+        _ => None,
+    };
+    // The embedded mode's bus: the relay publishes to it and the gateway reads it, in this one process.
+    let in_process = InProcessBus::new(4096);
+
+    let mut tasks = Tasks::new();
+    let relay_stats = role
+        .runs(Part::Relay)
+        .then(|| relay::start(&settings, &store, kafka.as_ref(), &in_process, &shutdown, &mut tasks))
+        .transpose()?;
+    let gateway = if role.runs(Part::Gateway) {
+        Some(gateway::start(&settings, &store, kafka_config, &in_process, &shutdown, &mut tasks).await?)
+    } else {
+        None
+    };
+    let api = if role.runs(Part::Api) { Some(api::router(&settings, &store)?) } else { None };
+    let app = [api, gateway.as_ref().map(|gateway| gateway.router())].into_iter().flatten().reduce(Router::merge);
+    if let Some(app) = app {
+        let app = count_responses(app, metrics.clone());
+        let address = settings.socket(config::LISTEN, DEFAULT_LISTEN)?;
+        let stop = shutdown.clone();
+        tasks.spawn(async move { serve("app", address, app, stop).await });
+    }
+
+    let admin_state = AdminState { role: role.name(), store: Some(store), kafka, metrics, relay: relay_stats, gateway };
+    let admin_address = settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
+    let stop = shutdown.clone();
+    tasks.spawn(async move { serve("admin", admin_address, admin::router(admin_state), stop).await });
+
+    // The first task to end (an error, or every task after shutdown) decides the outcome.
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(error) => return Err(anyhow::anyhow!("a task panicked: {error}")),
+        }
+    }
+    Ok(())
+}
+
+/// Checks the settings a role reads before anything connects, so a bad value exits 2 (invalid configuration)
+/// and names the variable, instead of failing later with exit 1.
+pub fn check(role: Role, settings: &Settings) -> Result<()> {
+    settings.socket(config::LISTEN, DEFAULT_LISTEN)?;
+    settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
+    if role.runs(Part::Migrate) {
+        migrate::check(settings)?;
+    }
+    if role.runs(Part::Relay) {
+        settings.relay()?;
+    }
+    if role.runs(Part::Gateway) {
+        gateway::check(settings)?;
+    }
+    Ok(())
+}
+
+async fn serve(name: &str, address: SocketAddr, router: Router, shutdown: Shutdown) -> Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding the {name} port {address}"))?;
+    tracing::info!(%address, "{name} listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.wait())
+        .await
+        .with_context(|| format!("serving {name}"))
+}
+
+fn count_responses(router: Router, metrics: Arc<Metrics>) -> Router {
+    router.layer(middleware::from_fn(move |request: Request, next: Next| {
+        let metrics = metrics.clone();
+        async move {
+            let response = next.run(request).await;
+            metrics.count_status(response.status().as_u16());
+            response
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_the_union_of_the_other_roles() {
+        let mut union: Vec<Part> = [Role::Migrate, Role::Relay, Role::Gateway, Role::Api]
+            .iter()
+            .flat_map(|role| role.parts())
+            .copied()
+            .collect();
+        union.sort();
+        let mut all = Role::All.parts().to_vec();
+        all.sort();
+        assert_eq!(all, union);
+    }
+
+    #[test]
+    fn only_a_process_running_both_ends_of_the_bus_goes_without_kafka() {
+        let needing: Vec<&str> = [Role::All, Role::Api, Role::Relay, Role::Gateway, Role::Migrate]
+            .into_iter()
+            .filter(|role| role.needs_kafka())
+            .map(Role::name)
+            .collect();
+        assert_eq!(needing, ["relay", "gateway"]);
+    }
+}

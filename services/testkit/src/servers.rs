@@ -1,0 +1,61 @@
+//! The servers the tests run against, each named by one variable with the address `.ci/services.sh` uses.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// The MySQL-protocol server (MariaDB in tests, TiDB's protocol); its user may create databases.
+const MYSQL_URL: (&str, &str) = ("COMET_TEST_MYSQL_URL", "mysql://app:app@127.0.0.1:3306/app");
+/// The Kafka-protocol broker (tansu), comma-separated `host:port`.
+const KAFKA_BROKERS: (&str, &str) = ("COMET_TEST_KAFKA_BROKERS", "127.0.0.1:19092");
+/// A standalone Redis.
+const REDIS_URL: (&str, &str) = ("COMET_TEST_REDIS_URL", "redis://127.0.0.1:6379");
+/// The seed nodes of a Redis Cluster, comma-separated.
+const REDIS_CLUSTER_URLS: (&str, &str) =
+    ("COMET_TEST_REDIS_CLUSTER_URLS", "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003");
+
+fn setting((name, default): (&str, &str)) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// The MariaDB server URL the tests create their databases on.
+pub fn mysql_url() -> String {
+    setting(MYSQL_URL)
+}
+
+/// The Kafka bootstrap servers.
+pub fn kafka_brokers() -> String {
+    setting(KAFKA_BROKERS)
+}
+
+pub fn redis_url() -> String {
+    setting(REDIS_URL)
+}
+
+pub fn redis_cluster_urls() -> String {
+    setting(REDIS_CLUSTER_URLS)
+}
+
+/// Fails the test at once, with what to do, when a Kafka broker of `brokers` does not accept connections.
+pub fn require_kafka(brokers: &str) {
+    for broker in brokers.split(',') {
+        require_listening(&format!("Kafka broker ({})", KAFKA_BROKERS.0), broker.trim());
+    }
+}
+
+/// Fails the test at once, with what to do, when the MariaDB server of `url` does not accept connections.
+pub fn require_mysql(url: &str) {
+    let host_port = url
+        .split_once('@')
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+        .expect("COMET_TEST_MYSQL_URL has the form mysql://user:password@host:port/database");
+    require_listening(&format!("MariaDB ({})", MYSQL_URL.0), host_port);
+}
+
+fn require_listening(what: &str, host_port: &str) {
+    let addresses: Vec<_> = host_port
+        .to_socket_addrs()
+        .unwrap_or_else(|error| panic!("{what} address {host_port} does not resolve: {error}"))
+        .collect();
+    let reachable = addresses.iter().any(|address| TcpStream::connect_timeout(address, Duration::from_secs(3)).is_ok());
+    assert!(reachable, "{what} at {host_port} is unreachable: run `bash .ci/services.sh` to start it");
+}
