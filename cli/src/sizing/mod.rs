@@ -197,7 +197,8 @@ fn allocate(profile: &Profile, request: &SizingRequest, load: &Load) -> Allocati
     let writes_per_second = load.peak_sql_statements_per_second;
     let tikv_for_storage = {
         let copies = if production { 3.0 } else { 1.0 };
-        let stored_gib = tikv_gib_per_day(profile, load, copies) * held_days(profile, request.message_retention_days);
+        let stored_gib = tikv_gib_per_day(profile, load, copies) * held_days(profile, request.message_retention_days)
+            + outbox_gib(profile, load, copies);
         let headroom = 100.0 / caps.target_utilisation_percent;
         let nodes = (stored_gib * headroom / caps.tikv_storage_gib.value).ceil();
         if nodes.is_finite() && nodes >= 1.0 { nodes.min(f64::from(u32::MAX)) as u32 } else { 1 }
@@ -307,6 +308,13 @@ fn tikv_gib_per_day(profile: &Profile, load: &Load, copies: f64) -> f64 {
     load.messages_per_day as f64 * profile.storage.message_bytes * copies / GIB
 }
 
+/// GiB the outbox holds in TiKV, all copies: the events of its retention, deleted after it (a constant, not growth).
+fn outbox_gib(profile: &Profile, load: &Load, copies: f64) -> f64 {
+    let storage = &profile.storage;
+    let days = f64::from(storage.outbox_retention_hours) / 24.0;
+    load.messages_per_day as f64 * storage.events_per_message * storage.event_bytes * days * copies / GIB
+}
+
 /// Days of data a volume must hold: its provisioning horizon, or the retention when that is shorter.
 fn held_days(profile: &Profile, retention_days: u32) -> f64 {
     (f64::from(profile.storage.provision_months) * 30.0).min(f64::from(retention_days))
@@ -323,10 +331,11 @@ fn storage(profile: &Profile, request: &SizingRequest, load: &Load, allocation: 
 
     // Per-replica size: the service's data after `provision_days` (or its retention, whichever is shorter),
     // spread over its replicas, with utilisation headroom, never below the profile's minimum.
-    let line = |key: ServiceKey, copies_gib_per_day: f64, retention_days: f64, bounded_by: &'static str| {
+    // `fixed_gib` is held whatever the horizon (the outbox's retention window), and does not grow.
+    let sized = |key: ServiceKey, copies_gib_per_day: f64, fixed_gib: f64, retention_days: f64, bounded_by| {
         let replicas = replicas(key);
         let held_days = provision_days.min(retention_days);
-        let per_replica = (copies_gib_per_day * held_days * headroom / f64::from(replicas)).ceil();
+        let per_replica = ((copies_gib_per_day * held_days + fixed_gib) * headroom / f64::from(replicas)).ceil();
         let per_replica = if per_replica.is_finite() { per_replica as u32 } else { u32::MAX };
         let growth = if retention_days < days_per_month { 0.0 } else { round2(copies_gib_per_day * days_per_month) };
         StorageLine {
@@ -336,6 +345,9 @@ fn storage(profile: &Profile, request: &SizingRequest, load: &Load, allocation: 
             growth_gib_per_month: growth,
             bounded_by,
         }
+    };
+    let line = |key: ServiceKey, copies_gib_per_day: f64, retention_days: f64, bounded_by: &'static str| {
+        sized(key, copies_gib_per_day, 0.0, retention_days, bounded_by)
     };
 
     let messages_per_day = load.messages_per_day as f64;
@@ -349,7 +361,13 @@ fn storage(profile: &Profile, request: &SizingRequest, load: &Load, allocation: 
 
     vec![
         line(ServiceKey::Pd, 0.0, retention, "fixed"),
-        line(ServiceKey::Tikv, tikv_gib_per_day(profile, load, tikv_copies), retention, "message retention"),
+        sized(
+            ServiceKey::Tikv,
+            tikv_gib_per_day(profile, load, tikv_copies),
+            outbox_gib(profile, load, tikv_copies),
+            retention,
+            "message retention",
+        ),
         line(
             ServiceKey::Kafka,
             messages_per_day * assumptions.events_per_message * assumptions.event_bytes * kafka_copies / GIB,
@@ -447,6 +465,7 @@ fn assumptions(profile: &Profile, request: &SizingRequest) -> Vec<Assumption> {
         plain("stored bytes per message (per copy)", storage.message_bytes.to_string()),
         plain("message retention", format!("{} days", request.message_retention_days)),
         plain("kafka retention", format!("{} hours", storage.kafka_retention_hours)),
+        plain("outbox retention (published events)", format!("{} hours", storage.outbox_retention_hours)),
         plain("volumes provisioned for", format!("{} months of growth", storage.provision_months)),
         plain("target utilisation per replica", format!("{}%", profile.capacities.target_utilisation_percent)),
     ];

@@ -50,10 +50,18 @@ pub struct StorageAssumptions {
     pub event_bytes: f64,
     pub events_per_message: f64,
     pub kafka_retention_hours: u32,
+    /// How long published events stay in the outbox table (comet-server's `COMET_OUTBOX_RETENTION_MS`); a
+    /// profile written before the retention job existed gets its default, 24.
+    #[serde(default = "default_outbox_retention_hours")]
+    pub outbox_retention_hours: u32,
     pub provision_months: u32,
     pub logs_gib_per_day_per_100k_mau: f64,
     pub metrics_gib_per_day: f64,
     pub observability_retention_days: u32,
+}
+
+fn default_outbox_retention_hours() -> u32 {
+    24
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]

@@ -210,7 +210,7 @@ fn tiers() {
             peak_connections: 250000,
             gateway: 24,
             api: 34,
-            tidb_topology: (3, 133, 13),
+            tidb_topology: (3, 134, 13),
             kafka: (3, 192, 3, 2),
             redis: Cluster,
             mongodb: 3,

@@ -144,8 +144,22 @@ impl Publisher for KafkaPublisher {
     }
 }
 
+/// A refusal at enqueue time names the one event it is about. The codes below say that event can never be sent
+/// (librdkafka checks the size against `message.max.bytes`, 1,000,000 bytes by default, below a broker's default
+/// of 1,048,588, so an oversize event is refused here, alone, before it leaves); every other error is retried.
 fn enqueue_error(event: &Event, error: &KafkaError) -> BusError {
-    BusError::Kafka(format!("queueing event {} for topic {}: {error}", event.id, event.event_type.topic()))
+    let reason = format!("queueing event {} for topic {}: {error}", event.id, event.event_type.topic());
+    let refused_for_good = matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidTopic
+        )
+    );
+    if refused_for_good { BusError::Rejected { event_id: event.id.clone(), reason } } else { BusError::Kafka(reason) }
 }
 
 fn delivery_error(event: &Event, error: &KafkaError) -> BusError {

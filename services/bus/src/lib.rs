@@ -35,6 +35,11 @@ pub enum BusError {
     /// The Kafka client or broker refused or failed an operation; the text names the operation and the cause.
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The bus refused this one event for good (larger than the producer's `message.max.bytes`, an invalid
+    /// record): publishing it again fails the same way. The relay counts these and, after
+    /// `RelaySettings::max_attempts` in a row, moves the event to the dead letters.
+    #[error("kafka refused event {event_id}: {reason}")]
+    Rejected { event_id: String, reason: String },
     /// The bus can no longer deliver anything (it was shut down).
     #[error("bus closed")]
     Closed,

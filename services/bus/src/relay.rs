@@ -18,19 +18,30 @@
 //! the order per key (Kafka: one partition per key and an idempotent producer). A re-published batch repeats
 //! events in the same order, so the first copy of each event a consumer sees is still in order.
 //!
+//! **Dead letters.** An event the bus refuses for good ([`BusError::Rejected`]: too large, an invalid record) is
+//! retried like any failure, and the events after it wait, so order per key holds. After `max_attempts` refusals
+//! in a row it is moved to `outbox_dead_letters` with the bus's reason ([`Store::dead_letter`]) and the relay
+//! goes on with the events after it. Errors that say nothing about one event (the broker is away) never count.
+//!
+//! **Retention.** Published events stay in the outbox for `retention` (default 24 h), then the lease holder
+//! deletes them, beside publishing, in small batches by primary key (see [`Store::delete_published_before`]).
+//!
 //! **Several replicas.** They share one lease row in the database. The holder renews it every round (and
 //! while it waits for Kafka); the others poll and take over once it has expired, so a crashed holder delays
-//! publishing by at most one lease time-to-live.
+//! publishing by at most one lease time-to-live. A holder that stops cleanly releases the lease, so a standby
+//! takes over at its next try (within its standby interval).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use comet_model::{Event, Millis};
 use comet_store::Store;
+use tokio::sync::watch;
 
-use crate::Publisher;
+use crate::{BusError, Publisher};
 
 /// How the relay paces itself. [`RelaySettings::default`] suits production.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +58,16 @@ pub struct RelaySettings {
     pub min_backoff: Duration,
     /// The longest pause after consecutive errors.
     pub max_backoff: Duration,
+    /// How long a published event stays in the outbox before the retention job deletes it.
+    pub retention: Duration,
+    /// How often the lease holder starts a retention pass (when a pass finds nothing more to delete).
+    pub retention_interval: Duration,
+    /// The most rows one retention batch deletes; a pass deletes batch after batch, each statement committed on
+    /// its own, with a `poll_interval` pause between batches.
+    pub retention_batch: u32,
+    /// How many times in a row the bus may refuse one event for good ([`crate::BusError::Rejected`]) before the
+    /// relay moves it to the dead letters and goes on. Other errors (the broker is away) never count.
+    pub max_attempts: u32,
 }
 
 impl Default for RelaySettings {
@@ -58,6 +79,10 @@ impl Default for RelaySettings {
             standby_interval: Duration::from_secs(1),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            retention: Duration::from_secs(24 * 60 * 60),
+            retention_interval: Duration::from_secs(60),
+            retention_batch: 1_000,
+            max_attempts: 5,
         }
     }
 }
@@ -71,7 +96,7 @@ pub enum RelayError {
 }
 
 /// Counters the relay updates as it works, for the server's `/metrics`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RelayStats {
     published_total: AtomicU64,
     batches_total: AtomicU64,
@@ -79,6 +104,26 @@ pub struct RelayStats {
     publish_errors_total: AtomicU64,
     store_errors_total: AtomicU64,
     holds_lease: AtomicBool,
+    rows_deleted_total: AtomicU64,
+    dead_letters_total: AtomicU64,
+    /// The outbox's row count at the end of the last retention pass; -1 before the first one.
+    outbox_rows: AtomicI64,
+}
+
+impl Default for RelayStats {
+    fn default() -> RelayStats {
+        RelayStats {
+            published_total: AtomicU64::new(0),
+            batches_total: AtomicU64::new(0),
+            last_batch_size: AtomicU64::new(0),
+            publish_errors_total: AtomicU64::new(0),
+            store_errors_total: AtomicU64::new(0),
+            holds_lease: AtomicBool::new(false),
+            rows_deleted_total: AtomicU64::new(0),
+            dead_letters_total: AtomicU64::new(0),
+            outbox_rows: AtomicI64::new(-1),
+        }
+    }
 }
 
 impl RelayStats {
@@ -111,6 +156,22 @@ impl RelayStats {
     pub fn holds_lease(&self) -> bool {
         self.holds_lease.load(Ordering::Relaxed)
     }
+
+    /// Published events the retention job deleted since the relay started.
+    pub fn rows_deleted_total(&self) -> u64 {
+        self.rows_deleted_total.load(Ordering::Relaxed)
+    }
+
+    /// Events this relay moved to the dead letters since it started.
+    pub fn dead_letters_total(&self) -> u64 {
+        self.dead_letters_total.load(Ordering::Relaxed)
+    }
+
+    /// The outbox's rows (published and not) counted at the end of this relay's last retention pass; `None`
+    /// until it finished one (a standby never does).
+    pub fn outbox_rows(&self) -> Option<u64> {
+        u64::try_from(self.outbox_rows.load(Ordering::Relaxed)).ok()
+    }
 }
 
 /// Publishes the outbox to a [`Publisher`]; see the module documentation for its guarantees.
@@ -122,6 +183,8 @@ pub struct Relay {
     stats: Arc<RelayStats>,
     /// When this relay last took or renewed the lease (ms since the epoch; 0: never).
     renewed_at: AtomicI64,
+    /// The event the bus last refused for good, and how many times in a row.
+    refusals: Mutex<Option<(String, u32)>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -139,6 +202,8 @@ impl std::fmt::Debug for Relay {
 enum Round {
     /// Published and marked a non-empty batch: go again at once.
     Published,
+    /// Moved an event the bus kept refusing to the dead letters: go again at once.
+    DeadLettered,
     /// The outbox was empty: wait for the poll interval.
     Idle,
     /// Another replica holds the lease: wait for the standby interval.
@@ -159,6 +224,7 @@ impl Relay {
             settings,
             stats: Arc::new(RelayStats::default()),
             renewed_at: AtomicI64::new(0),
+            refusals: Mutex::new(None),
         }
     }
 
@@ -173,11 +239,27 @@ impl Relay {
         self.validate()?;
         let lease_ttl_ms = i64::try_from(self.settings.lease_ttl.as_millis()).unwrap_or(i64::MAX);
         tracing::info!(owner = %self.owner, lease_ttl_ms, batch_size = self.settings.batch_size, "outbox relay starting");
+        // Retention runs beside publishing, so a long deletion never delays a batch. It stops after publishing
+        // stopped, between two statements: a statement dropped mid-way could hold the store's connection (SQLite
+        // has one) while the lease is released.
+        let (stop_retention, retention_stopping) = watch::channel(false);
+        let publishing = async {
+            self.publish_until(lease_ttl_ms, shutdown).await;
+            let _ = stop_retention.send(true);
+        };
+        tokio::join!(publishing, self.keep_retention(retention_stopping));
+        self.release_lease().await;
+        tracing::info!(owner = %self.owner, "outbox relay stopped");
+        Ok(())
+    }
+
+    /// The publishing loop: rounds paced by what each found, until `shutdown` resolves.
+    async fn publish_until(&self, lease_ttl_ms: i64, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut backoff = self.settings.min_backoff;
         loop {
             let pause = match self.round(lease_ttl_ms, &mut shutdown).await {
-                Round::Published => {
+                Round::Published | Round::DeadLettered => {
                     backoff = self.settings.min_backoff;
                     Duration::ZERO
                 }
@@ -199,8 +281,71 @@ impl Relay {
                 () = pause_for(pause) => {}
             }
         }
-        tracing::info!(owner = %self.owner, "outbox relay stopped");
-        Ok(())
+    }
+
+    /// The retention job, on the lease holder only: deletes events published more than `retention` ago, a
+    /// batch at a time, then counts the rows kept and waits for the next pass. Returns once `stopping` is set,
+    /// never in the middle of a statement.
+    async fn keep_retention(&self, mut stopping: watch::Receiver<bool>) {
+        let retention_ms = i64::try_from(self.settings.retention.as_millis()).unwrap_or(i64::MAX);
+        // Waits for `pause` unless asked to stop first; true when asked to stop.
+        let mut stop_within = async |pause: Duration| -> bool {
+            if *stopping.borrow() {
+                return true;
+            }
+            tokio::select! {
+                changed = stopping.changed() => changed.is_err() || *stopping.borrow(),
+                () = tokio::time::sleep(pause) => false,
+            }
+        };
+        loop {
+            if !self.stats.holds_lease() {
+                if stop_within(self.settings.standby_interval).await {
+                    return;
+                }
+                continue;
+            }
+            let cutoff = now_millis().saturating_sub(retention_ms);
+            match self.store.delete_published_before(cutoff, self.settings.retention_batch).await {
+                Ok(deleted) => {
+                    self.stats.rows_deleted_total.fetch_add(deleted, Ordering::Relaxed);
+                    if deleted >= u64::from(self.settings.retention_batch) {
+                        if stop_within(self.settings.poll_interval).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    match self.store.outbox_rows().await {
+                        Ok(rows) => self.stats.outbox_rows.store(rows, Ordering::Relaxed),
+                        Err(error) => self.retention_failed(&error),
+                    }
+                }
+                Err(error) => self.retention_failed(&error),
+            }
+            if stop_within(self.settings.retention_interval).await {
+                return;
+            }
+        }
+    }
+
+    fn retention_failed(&self, error: &comet_store::StoreError) {
+        self.stats.store_errors_total.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(owner = %self.owner, error = %error, "outbox retention failed; trying again at the next pass");
+    }
+
+    /// Gives the lease up on a clean stop, so a standby takes over at its next try rather than after the lease
+    /// expired. Anything this relay had not marked stays unpublished and is published again by the next holder.
+    async fn release_lease(&self) {
+        match self.store.release_relay_lease(&self.owner).await {
+            Ok(true) => tracing::info!(owner = %self.owner, "outbox relay released its lease"),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(
+                owner = %self.owner,
+                error = %error,
+                "outbox relay could not release its lease; a standby takes over when it expires"
+            ),
+        }
+        self.stats.holds_lease.store(false, Ordering::Relaxed);
     }
 
     fn validate(&self) -> Result<(), RelayError> {
@@ -216,6 +361,15 @@ impl Relay {
         }
         if self.settings.min_backoff.is_zero() || self.settings.max_backoff < self.settings.min_backoff {
             return invalid("min_backoff", "must be above zero and at most max_backoff");
+        }
+        if self.settings.retention.is_zero() || self.settings.retention_interval.is_zero() {
+            return invalid("retention", "retention and retention_interval must be above zero");
+        }
+        if self.settings.retention_batch == 0 {
+            return invalid("retention_batch", "must be at least 1");
+        }
+        if self.settings.max_attempts == 0 {
+            return invalid("max_attempts", "must be at least 1");
         }
         Ok(())
     }
@@ -268,6 +422,7 @@ impl Relay {
 
         match self.publish_holding_lease(&batch, lease_ttl_ms, shutdown).await {
             Some(Ok(())) => {}
+            Some(Err(BusError::Rejected { event_id, reason })) => return self.refused(&event_id, &reason).await,
             Some(Err(error)) => {
                 self.stats.publish_errors_total.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
@@ -298,6 +453,58 @@ impl Relay {
         Round::Published
     }
 
+    /// The bus refused `event_id` for good: retried with back-off, holding everything after it, until it was
+    /// refused `max_attempts` times in a row; then moved to the dead letters, and the relay goes on.
+    async fn refused(&self, event_id: &str, reason: &str) -> Round {
+        self.stats.publish_errors_total.fetch_add(1, Ordering::Relaxed);
+        let attempts = {
+            let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+            match refusals.as_mut() {
+                Some((refused, count)) if refused == event_id => {
+                    *count += 1;
+                    *count
+                }
+                _ => {
+                    *refusals = Some((event_id.to_owned(), 1));
+                    1
+                }
+            }
+        };
+        if attempts < self.settings.max_attempts {
+            tracing::warn!(
+                owner = %self.owner,
+                event_id,
+                attempts,
+                max_attempts = self.settings.max_attempts,
+                reason,
+                "the bus refused an event; retrying it before anything after it"
+            );
+            return Round::Failed;
+        }
+        match self.store.dead_letter(event_id, reason, attempts, now_millis()).await {
+            Ok(moved) => {
+                *self.refusals.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                if moved {
+                    self.stats.dead_letters_total.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        owner = %self.owner,
+                        event_id,
+                        attempts,
+                        reason,
+                        "the bus refused an event every time; moved it to outbox_dead_letters and going on \
+                         (`comet-server outbox dead-letters` lists it)"
+                    );
+                }
+                Round::DeadLettered
+            }
+            Err(error) => {
+                self.stats.store_errors_total.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(owner = %self.owner, event_id, error = %error, "outbox relay could not move a refused event to the dead letters; retrying");
+                Round::Failed
+            }
+        }
+    }
+
     /// Publishes `batch` while renewing the lease every third of its time-to-live, so a slow broker does not
     /// hand the outbox to another replica. Returns `None` when shutdown was requested first; the batch then
     /// stays unpublished and is published again by whoever runs next.
@@ -306,7 +513,7 @@ impl Relay {
         batch: &[Event],
         lease_ttl_ms: i64,
         shutdown: &mut (impl Future<Output = ()> + Unpin),
-    ) -> Option<Result<(), crate::BusError>> {
+    ) -> Option<Result<(), BusError>> {
         let started = Instant::now();
         let renew_every = self.settings.lease_ttl / 3;
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);

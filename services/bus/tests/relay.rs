@@ -27,6 +27,10 @@ fn test_settings() -> RelaySettings {
         standby_interval: Duration::from_millis(50),
         min_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
+        retention: Duration::from_secs(3_600),
+        retention_interval: Duration::from_millis(50),
+        retention_batch: 4,
+        max_attempts: 3,
     }
 }
 
@@ -219,6 +223,206 @@ async fn check_two_relays(db: TestDb, mut sink: Sink) {
     db.finish().await;
 }
 
+// --- a clean stop hands the lease over at once ----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_stopped_holder_hands_the_lease_to_the_standby_at_once() {
+    check_clean_handover(TestDb::sqlite().await, Sink::in_process()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_kafka_a_stopped_holder_hands_the_lease_to_the_standby_at_once() {
+    check_clean_handover(TestDb::mariadb().await, Sink::kafka().await).await;
+}
+
+/// Two relays with a long lease; the holder stops cleanly. The standby publishes a message sent after the stop
+/// before the stopped holder's lease (as the leases table recorded it before the stop) would have expired.
+async fn check_clean_handover(db: TestDb, mut sink: Sink) {
+    let store = db.store().await;
+    let chat = Chat::create(&store).await;
+    let settings = RelaySettings { lease_ttl: Duration::from_secs(10), ..test_settings() };
+    let first = RunningRelay::start_with(db.store().await, sink.publisher(), "relay-a", settings.clone());
+    let second = RunningRelay::start_with(db.store().await, sink.publisher(), "relay-b", settings);
+    wait_until("the outbox is drained", async || store.outbox_backlog().await.expect("backlog") == 0).await;
+    wait_until("exactly one relay holds the lease", async || first.stats.holds_lease() != second.stats.holds_lease())
+        .await;
+    let (holder, holder_name, standby) =
+        if first.stats.holds_lease() { (first, "relay-a", second) } else { (second, "relay-b", first) };
+    let lease = store.relay_lease().await.expect("reading the lease").expect("a relay took the lease");
+    assert_eq!(lease.owner, holder_name, "the leases table names the holder");
+    holder.stop().await;
+
+    let sent = vec![send(&store, &chat.pairs[0].0, &chat.pairs[0].1, 1).await];
+    let received = sink.collect(|event| chat.owns(event), chat.users.len() + sent.len()).await;
+    let arrived_at = now();
+    chat.assert_complete_and_ordered(&received, &sent);
+    assert!(
+        arrived_at < lease.expires_at,
+        "the standby published at {arrived_at}; it must publish before the stopped holder's lease would have expired at {}",
+        lease.expires_at
+    );
+    assert!(standby.stats.holds_lease(), "the standby holds the lease");
+    let taken = store.relay_lease().await.expect("reading the lease").expect("a lease row");
+    assert_ne!(taken.owner, holder_name, "the leases table names the standby");
+    standby.stop().await;
+    db.finish().await;
+}
+
+// --- dead letters -------------------------------------------------------------------------------------------
+
+/// A publisher that refuses one event for good, as Kafka refuses an oversize one: the events before it in the
+/// batch are handed over, it and everything after it are not. It records, call by call, whether the refused
+/// event was offered and what was handed over.
+struct RefusesOne {
+    inner: Arc<dyn Publisher>,
+    refused_id: String,
+    calls: std::sync::Mutex<Vec<(bool, Vec<Event>)>>,
+}
+
+impl Publisher for RefusesOne {
+    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            let refused_at = events.iter().position(|event| event.id == self.refused_id);
+            let handed = &events[..refused_at.unwrap_or(events.len())];
+            self.calls.lock().expect("not poisoned").push((refused_at.is_some(), handed.to_vec()));
+            match refused_at {
+                None => self.inner.publish(events).await,
+                Some(_) => {
+                    self.inner.publish(handed).await?;
+                    Err(BusError::Rejected {
+                        event_id: self.refused_id.clone(),
+                        reason: "injected: too large".to_owned(),
+                    })
+                }
+            }
+        })
+    }
+}
+
+/// The refused event is tried `max_attempts` times, the later events of its conversation wait behind it until
+/// it is dead-lettered, then they follow in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_refused_event_holds_its_key_until_it_is_dead_lettered() {
+    let db = TestDb::sqlite().await;
+    let mut sink = Sink::in_process();
+    let store = db.store().await;
+    let chat = Chat::create(&store).await;
+    let mut sent = chat.send_rounds(&store, 1..=2).await;
+    let (sender, receiver) = &chat.pairs[0];
+    let refused = send(&store, sender, receiver, 3).await;
+    sent.push(refused.clone());
+    sent.extend(chat.send_rounds(&store, 4..=5).await);
+    let refused_event = store
+        .unpublished_events(1_000)
+        .await
+        .expect("the outbox")
+        .into_iter()
+        .find(|event| event.data["id"] == refused.id.as_str())
+        .expect("the refused message's event");
+    let publisher = Arc::new(RefusesOne {
+        inner: sink.publisher(),
+        refused_id: refused_event.id.clone(),
+        calls: std::sync::Mutex::new(Vec::new()),
+    });
+
+    let relay = RunningRelay::start(store.clone(), publisher.clone(), "relay-refused");
+    let received = sink.collect(|event| chat.owns(event), chat.users.len() + sent.len() - 1).await;
+    chat.assert_arrived_in_order(&received, &sent, Some(&refused));
+    wait_until("the outbox is drained", async || store.outbox_backlog().await.expect("backlog") == 0).await;
+
+    let dead = store.dead_letters(10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0].event, refused_event, "the dead letter is the refused event");
+    assert_eq!((dead[0].reason.as_str(), dead[0].attempts), ("injected: too large", 3));
+    assert_eq!(relay.stats.dead_letters_total(), 1);
+    let calls = publisher.calls.lock().expect("not poisoned").clone();
+    let tries: Vec<usize> = (0..calls.len()).filter(|&n| calls[n].0).collect();
+    assert_eq!(tries.len(), 3, "the refused event was offered max_attempts times");
+    let next_handed: Vec<usize> = (0..calls.len())
+        .filter(|&n| {
+            calls[n].1.iter().any(|event| event.key == refused_event.key && event.data["seq"] == refused.seq + 1)
+        })
+        .collect();
+    assert!(
+        !next_handed.is_empty() && next_handed.iter().all(|later| tries.iter().all(|tried| tried < later)),
+        "the next event of its conversation is handed over only after the last try of the refused one: \
+         tried in calls {tries:?}, next handed over in {next_handed:?}"
+    );
+    relay.stop().await;
+    db.finish().await;
+}
+
+/// A message over the Kafka producer's 1,000,000-byte `message.max.bytes` is refused by the real client every
+/// time; it is dead-lettered with the client's reason and everything else reaches the broker in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_kafka_an_oversize_event_is_dead_lettered_and_the_rest_goes_on() {
+    let db = TestDb::mariadb().await;
+    let mut sink = Sink::kafka().await;
+    let store = db.store().await;
+    let chat = Chat::create(&store).await;
+    let mut sent = chat.send_rounds(&store, 1..=2).await;
+    let (sender, receiver) = &chat.pairs[0];
+    let oversize = send_data(&store, sender, receiver, serde_json::json!({ "text": "x".repeat(1_100_000) })).await;
+    sent.push(oversize.clone());
+    sent.extend(chat.send_rounds(&store, 4..=5).await);
+
+    let relay = RunningRelay::start(db.store().await, sink.publisher(), "relay-oversize");
+    let received = sink.collect(|event| chat.owns(event), chat.users.len() + sent.len() - 1).await;
+    chat.assert_arrived_in_order(&received, &sent, Some(&oversize));
+    wait_until("the outbox is drained", async || store.outbox_backlog().await.expect("backlog") == 0).await;
+    let dead = store.dead_letters(10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event.data["id"], oversize.id.as_str(), "the oversize message's event is the dead letter");
+    assert_eq!(dead[0].attempts, 3);
+    assert!(dead[0].reason.contains("MessageSizeTooLarge"), "the client's reason is kept: {}", dead[0].reason);
+    assert_eq!(store.dead_letter_count().await.expect("count"), 1);
+    assert_eq!(relay.stats.dead_letters_total(), 1);
+    relay.stop().await;
+    db.finish().await;
+}
+
+// --- retention ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_published_events_are_kept_for_the_retention_then_deleted() {
+    check_retention(TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_published_events_are_kept_for_the_retention_then_deleted() {
+    check_retention(TestDb::mariadb().await).await;
+}
+
+/// A relay with an hour of retention publishes everything and deletes nothing; one with 100 ms deletes every
+/// published event, in batches of 4, and reports the rows kept.
+async fn check_retention(db: TestDb) {
+    let store = db.store().await;
+    let mut sink = Sink::in_process();
+    let chat = Chat::create(&store).await;
+    let sent = chat.send_rounds(&store, 1..=5).await;
+    let total = chat.users.len() + sent.len();
+
+    let keeping = RunningRelay::start(db.store().await, sink.publisher(), "relay-keeps");
+    let received = sink.collect(|event| chat.owns(event), total).await;
+    chat.assert_complete_and_ordered(&received, &sent);
+    wait_until("the outbox is drained", async || store.outbox_backlog().await.expect("backlog") == 0).await;
+    wait_until("a retention pass counted the rows it keeps", async || {
+        keeping.stats.outbox_rows() == Some(total as u64)
+    })
+    .await;
+    assert_eq!(keeping.stats.rows_deleted_total(), 0, "nothing was published an hour ago");
+    assert_eq!(store.outbox_rows().await.expect("rows"), i64::try_from(total).expect("small"));
+    keeping.stop().await;
+
+    let settings = RelaySettings { retention: Duration::from_millis(100), ..test_settings() };
+    let deleting = RunningRelay::start_with(db.store().await, sink.publisher(), "relay-deletes", settings);
+    wait_until("every published event is deleted", async || deleting.stats.outbox_rows() == Some(0)).await;
+    assert_eq!(deleting.stats.rows_deleted_total(), total as u64, "each event was deleted once");
+    assert_eq!(store.outbox_rows().await.expect("rows"), 0);
+    deleting.stop().await;
+    db.finish().await;
+}
+
 // --- settings -------------------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -244,7 +448,11 @@ struct RunningRelay {
 
 impl RunningRelay {
     fn start(store: Store, publisher: Arc<dyn Publisher>, owner: &str) -> RunningRelay {
-        let relay = Relay::new(store, publisher, owner.to_owned(), test_settings());
+        RunningRelay::start_with(store, publisher, owner, test_settings())
+    }
+
+    fn start_with(store: Store, publisher: Arc<dyn Publisher>, owner: &str, settings: RelaySettings) -> RunningRelay {
+        let relay = Relay::new(store, publisher, owner.to_owned(), settings);
         let stats = relay.stats();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(relay.run(async move {
@@ -354,6 +562,11 @@ impl Chat {
     /// Every user and message event arrived at least once, and the first copy of each message event arrives in
     /// seq order within its conversation (consumers deduplicate on the event id and see exactly this).
     fn assert_complete_and_ordered(&self, received: &[Event], sent: &[Message]) {
+        self.assert_arrived_in_order(received, sent, None);
+    }
+
+    /// As [`Chat::assert_complete_and_ordered`], except that the `dead` message (dead-lettered) never arrives.
+    fn assert_arrived_in_order(&self, received: &[Event], sent: &[Message], dead: Option<&Message>) {
         let mut seen = HashSet::new();
         let mut users = HashSet::new();
         let mut seqs_received: BTreeMap<String, Vec<i64>> = BTreeMap::new();
@@ -383,7 +596,9 @@ impl Chat {
 
         let expected_users: HashSet<String> = self.users.iter().map(|uid| uid.as_str().to_owned()).collect();
         assert_eq!(users, expected_users, "every user.created event arrived");
-        let expected_messages: HashSet<String> = sent.iter().map(|message| message.id.clone()).collect();
+        let is_dead = |message: &Message| dead.is_some_and(|dead| dead.id == message.id);
+        let expected_messages: HashSet<String> =
+            sent.iter().filter(|message| !is_dead(message)).map(|message| message.id.clone()).collect();
         assert_eq!(messages_received, expected_messages, "every sent message arrived");
         let mut expected_seqs: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         for message in sent {
@@ -394,11 +609,19 @@ impl Chat {
             let count = i64::try_from(seqs.len()).expect("small");
             assert_eq!(*seqs, (1..=count).collect::<Vec<_>>(), "the store gave each conversation seqs 1..n");
         }
+        if let Some(dead) = dead {
+            let seqs = expected_seqs.get_mut(dead.conversation_id.key()).expect("the dead message was sent");
+            seqs.retain(|seq| *seq != dead.seq);
+        }
         assert_eq!(seqs_received, expected_seqs, "per conversation, messages arrive in seq order");
     }
 }
 
 async fn send(store: &Store, sender: &Uid, receiver: &Uid, round: u32) -> Message {
+    send_data(store, sender, receiver, serde_json::json!({ "text": format!("message {round} from {sender}") })).await
+}
+
+async fn send_data(store: &Store, sender: &Uid, receiver: &Uid, data: serde_json::Value) -> Message {
     let message = NewMessage {
         conversation_id: ConversationId::direct(sender, receiver),
         sender: sender.clone(),
@@ -406,7 +629,7 @@ async fn send(store: &Store, sender: &Uid, receiver: &Uid, round: u32) -> Messag
         receiver_type: ReceiverType::User,
         category: Category::Message,
         message_type: "text".to_owned(),
-        data: serde_json::json!({ "text": format!("message {round} from {sender}") }),
+        data,
         muid: None,
         parent_id: None,
         tags: Vec::new(),

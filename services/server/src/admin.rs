@@ -98,9 +98,30 @@ async fn metrics(State(state): State<AdminState>) -> Response {
                 "1 on the one relay replica that publishes.",
                 u64::from(relay.holds_lease()),
             ),
+            (
+                "comet_outbox_rows_deleted_total",
+                "counter",
+                "Published events the retention job deleted.",
+                relay.rows_deleted_total(),
+            ),
+            (
+                "comet_outbox_dead_letters_total",
+                "counter",
+                "Events this relay moved to outbox_dead_letters after the bus refused them max_attempts times.",
+                relay.dead_letters_total(),
+            ),
         ];
-        for (name, kind, help, value) in counters {
+        let kept = relay.outbox_rows().map(|rows| {
+            ("comet_outbox_rows", "gauge", "Outbox rows (published and not) after the last retention pass.", rows)
+        });
+        for (name, kind, help, value) in counters.into_iter().chain(kept) {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        }
+        if let Some(store) = &state.store
+            && let Ok(dead) = store.dead_letter_count().await
+        {
+            out.push_str("# HELP comet_outbox_dead_letters Events in outbox_dead_letters, waiting for an operator.\n");
+            out.push_str(&format!("# TYPE comet_outbox_dead_letters gauge\ncomet_outbox_dead_letters {dead}\n"));
         }
     }
     if let Some(gateway) = &state.gateway {

@@ -39,9 +39,11 @@ pub const GATEWAY_PRESENCE_TTL_MS: &str = "COMET_GATEWAY_PRESENCE_TTL_MS";
 pub const GATEWAY_TYPING_TTL_MS: &str = "COMET_GATEWAY_TYPING_TTL_MS";
 pub const GATEWAY_RESYNC_MAX_MESSAGES: &str = "COMET_GATEWAY_RESYNC_MAX_MESSAGES";
 pub const GATEWAY_HOLD_LIVE_MS: &str = "COMET_GATEWAY_HOLD_LIVE_MS";
+pub const OUTBOX_RETENTION_MS: &str = "COMET_OUTBOX_RETENTION_MS";
+pub const OUTBOX_MAX_ATTEMPTS: &str = "COMET_OUTBOX_MAX_ATTEMPTS";
 
 /// Every name this program reads, for `--help` and the unknown-name check on config files.
-pub const ALL: [&str; 31] = [
+pub const ALL: [&str; 33] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
@@ -73,6 +75,8 @@ pub const ALL: [&str; 31] = [
     GATEWAY_TYPING_TTL_MS,
     GATEWAY_RESYNC_MAX_MESSAGES,
     GATEWAY_HOLD_LIVE_MS,
+    OUTBOX_RETENTION_MS,
+    OUTBOX_MAX_ATTEMPTS,
 ];
 
 /// Raw settings: file values overlaid by the environment.
@@ -190,6 +194,17 @@ impl Settings {
 }
 
 impl Settings {
+    /// The relay's settings: `COMET_OUTBOX_*` (docs/configuration.md), the defaults otherwise.
+    pub fn relay(&self) -> Result<comet_bus::relay::RelaySettings> {
+        let defaults = comet_bus::relay::RelaySettings::default();
+        Ok(comet_bus::relay::RelaySettings {
+            retention: self.millis(OUTBOX_RETENTION_MS, defaults.retention)?,
+            max_attempts: u32::try_from(self.positive(OUTBOX_MAX_ATTEMPTS, u64::from(defaults.max_attempts))?)
+                .with_context(|| format!("{OUTBOX_MAX_ATTEMPTS} is too large"))?,
+            ..defaults
+        })
+    }
+
     /// Where Kafka is (`brokers`, from `COMET_KAFKA_BROKERS`) and how the event topics are created, with this
     /// process's client id.
     pub fn kafka(&self, brokers: String) -> Result<comet_bus::KafkaConfig> {

@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod keys;
+mod outbox;
 mod probe;
 mod roles;
 mod telemetry;
@@ -23,6 +24,9 @@ struct Cli {
     /// A file of NAME=value lines presetting COMET_* settings; the environment wins.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// For `outbox` only: `dead-letters` (list them) or `replay ID`.
+    #[arg(value_name = "ACTION")]
+    action: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -39,6 +43,8 @@ pub enum Role {
     Migrate,
     /// Exits 0 when this container's comet-server answers /ready (the container health check).
     Health,
+    /// The outbox's dead letters: `outbox dead-letters` lists them, `outbox replay ID` publishes one again.
+    Outbox,
 }
 
 fn main() -> ExitCode {
@@ -53,10 +59,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = telemetry::init(&settings).and_then(|()| roles::check(cli.role, &settings)) {
-        telemetry::report_startup_error(&error);
-        return ExitCode::from(2);
-    }
+    let outbox_action = match (cli.role, cli.action.is_empty()) {
+        (Role::Outbox, _) => outbox::Action::parse(&cli.action).map(Some),
+        (_, true) => Ok(None),
+        (_, false) => {
+            Err(anyhow::anyhow!("unexpected `{}`: only the outbox command takes more words", cli.action.join(" ")))
+        }
+    };
+    let checked = telemetry::init(&settings).and_then(|()| roles::check(cli.role, &settings)).and(outbox_action);
+    let outbox_action = match checked {
+        Ok(action) => action,
+        Err(error) => {
+            telemetry::report_startup_error(&error);
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -64,7 +81,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(roles::run(cli.role, settings)) {
+    let outcome = match outbox_action {
+        Some(action) => runtime.block_on(outbox::run(&settings, action)),
+        None => runtime.block_on(roles::run(cli.role, settings)),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "comet-server stopped on an error");

@@ -45,6 +45,18 @@ async fn embedded_mode_generates_keys_serves_the_api_and_stops_cleanly() {
     let metrics =
         client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("comet_http_requests_total{status=\"2xx\"} 3"), "{metrics}");
+    // The relay's retention job reports the rows it keeps after its first pass (nothing is a day old yet).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let metrics =
+            client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics").text().await.expect("text");
+        if metrics.contains("\ncomet_outbox_rows ") {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "no comet_outbox_rows after 30 s: {metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(metrics.contains("\ncomet_outbox_rows_deleted_total 0\n"), "{metrics}");
 
     let health = Command::new(env!("CARGO_BIN_EXE_comet-server"))
         .arg("health")
@@ -96,6 +108,16 @@ fn health_fails_when_nothing_answers_and_bad_config_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("comet.env:2") && stderr.contains("COMET_COLOUR"), "{stderr}");
+
+    let bad_retention = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .arg("all")
+        .env_clear()
+        .env("COMET_DATA_DIR", dir.path())
+        .env("COMET_OUTBOX_RETENTION_MS", "1d")
+        .output()
+        .expect("runs");
+    assert_eq!(bad_retention.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_retention.stderr).contains("COMET_OUTBOX_RETENTION_MS"));
 
     let bad_listen = Command::new(env!("CARGO_BIN_EXE_comet-server"))
         .arg("api")
@@ -183,4 +205,68 @@ async fn split_roles_on_mariadb_and_kafka_deliver_every_message_in_order() {
 
     assert_eq!(api.terminate().code(), Some(0));
     assert_eq!(relay.terminate().code(), Some(0));
+}
+
+/// `comet-server outbox dead-letters` lists what the relay dead-lettered and `outbox replay ID` puts it back
+/// into the outbox; wrong words exit 2.
+#[tokio::test]
+async fn the_outbox_command_lists_and_replays_dead_letters() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", data.path().join("comet.db").display());
+    migrate(&database_url);
+    let store = comet_store::Store::connect(&database_url).await.expect("store");
+    let user = comet_model::NewUser {
+        uid: comet_model::Uid::parse("dead-letter-user").expect("uid"),
+        name: "Dead Letter".to_owned(),
+        avatar: None,
+        link: None,
+        role: None,
+        metadata: None,
+    };
+    store.create_user(&user, 1_700_000_000_000).await.expect("create user");
+    let event = store.unpublished_events(10).await.expect("outbox").remove(0);
+    assert!(store.dead_letter(&event.id, "refused by the test", 5, 1_700_000_000_500).await.expect("dead letter"));
+
+    let outbox = |words: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_comet-server"))
+            .arg("outbox")
+            .args(words)
+            .env_clear()
+            .env("COMET_DATABASE_URL", &database_url)
+            .env("COMET_LOG_FORMAT", "json")
+            .output()
+            .expect("comet-server outbox runs")
+    };
+    let listed = outbox(&["dead-letters"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", String::from_utf8_lossy(&listed.stderr));
+    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["id"], event.id.as_str());
+    assert_eq!(lines[0]["type"], "user.created");
+    assert_eq!(lines[0]["key"], "dead-letter-user");
+    assert_eq!(lines[0]["attempts"], 5);
+    assert_eq!(lines[0]["deadAt"], 1_700_000_000_500_i64);
+    assert_eq!(lines[0]["reason"], "refused by the test");
+
+    let replayed = outbox(&["replay", &event.id]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", String::from_utf8_lossy(&replayed.stderr));
+    assert_eq!(store.outbox_backlog().await.expect("backlog"), 1, "the event is unpublished again");
+    assert_eq!(store.dead_letter_count().await.expect("count"), 0);
+    assert!(outbox(&["dead-letters"]).stdout.is_empty(), "no dead letter is left");
+    let again = outbox(&["replay", &event.id]);
+    assert_eq!(again.status.code(), Some(1), "a replayed dead letter is gone");
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&event.id));
+
+    assert_eq!(outbox(&["purge"]).status.code(), Some(2), "an unknown outbox action is invalid");
+    assert_eq!(outbox(&[]).status.code(), Some(2), "outbox needs an action");
+    let extra = Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .args(["api", "dead-letters"])
+        .env_clear()
+        .env("COMET_DATA_DIR", data.path())
+        .output()
+        .expect("runs");
+    assert_eq!(extra.status.code(), Some(2), "only outbox takes more words");
 }

@@ -40,6 +40,7 @@ pub use conversations::{ConversationCursor, ConversationSummary, ConversationWit
 pub use dead_letters::WorkerDeadLetter;
 pub use error::{Refusal, StoreError};
 pub use messages::{MessageChange, MessageFilter, MessagePage, ReactionChange, ReactionCount};
+pub use outbox::{DeadLetter, Lease};
 pub use reach::Reach;
 pub use users::AuthToken;
 

@@ -57,6 +57,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0006_conversation_keys.sql"),
     },
     Step {
+        version: 7,
+        description: "outbox dead letters",
+        mysql: include_str!("../migrations/mysql/0007_outbox_dead_letters.sql"),
+        sqlite: include_str!("../migrations/sqlite/0007_outbox_dead_letters.sql"),
+    },
+    Step {
         version: 8,
         description: "worker dead letters",
         mysql: include_str!("../migrations/mysql/0008_worker_dead_letters.sql"),

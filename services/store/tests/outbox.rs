@@ -19,6 +19,15 @@ async fn one_relay_holds_the_lease_until_it_expires(db: &TestDb) {
     assert!(store.acquire_relay_lease("relay-b", T0 + 1_010, 1_000).await.expect("b takes the expired lease"));
     assert!(!store.acquire_relay_lease("relay-a", T0 + 1_020, 1_000).await.expect("a is refused"));
 
+    // Only the holder can release the lease; once it has, another replica takes it at once, long before it
+    // would have expired.
+    assert!(!store.release_relay_lease("relay-a").await.expect("a does not hold it"));
+    let held = store.relay_lease().await.expect("read").expect("a lease row");
+    assert_eq!((held.owner.as_str(), held.expires_at), ("relay-b", T0 + 2_010));
+    assert!(store.release_relay_lease("relay-b").await.expect("b releases"));
+    assert!(store.acquire_relay_lease("relay-a", T0 + 1_030, 1_000).await.expect("a takes the released lease"));
+    assert!(!store.release_relay_lease("relay-b").await.expect("b no longer holds it"));
+
     // Many replicas racing for a fresh lease: exactly one wins.
     let racers = (0..8).map(|n| {
         let store = db.store.clone();
@@ -142,7 +151,70 @@ async fn a_relay_racing_the_senders_publishes_each_key_in_order(db: &TestDb) {
     assert_eq!(db.store.outbox_backlog().await.expect("backlog"), 0);
 }
 
+/// The retention job's side: only events published before the cutoff go, oldest first, at most `limit` per call;
+/// unpublished events stay whatever their age.
+async fn published_events_are_deleted_after_their_retention_in_batches(db: &TestDb) {
+    group_rows(db, "g1", &["alice"]).await;
+    for round in 0..5 {
+        db.store.send_message(&group_text("alice", "g1", "x", None), T0 + round).await.expect("send");
+    }
+    db.store.create_user(&new_user("zed", "Zed"), T0).await.expect("user");
+    let events = db.store.unpublished_events(100).await.expect("all");
+    let ids: Vec<String> = events.iter().filter(|event| event.key == "g:g1").map(|event| event.id.clone()).collect();
+    assert_eq!(ids.len(), 5);
+    db.store.mark_published(&ids[..3], T0 + 100).await.expect("mark");
+    db.store.mark_published(&ids[3..], T0 + 200).await.expect("mark");
+    assert_eq!(db.store.outbox_rows().await.expect("rows"), 6);
+
+    assert_eq!(db.store.delete_published_before(T0 + 100, 10).await.expect("delete"), 0, "the cutoff is exclusive");
+    assert_eq!(db.store.delete_published_before(T0 + 150, 2).await.expect("delete"), 2, "at most the limit");
+    assert_eq!(db.store.delete_published_before(T0 + 150, 2).await.expect("delete"), 1);
+    assert_eq!(db.store.delete_published_before(T0 + 150, 2).await.expect("delete"), 0);
+    assert_eq!(db.store.outbox_rows().await.expect("rows"), 3, "the later-published two and the unpublished one");
+
+    assert_eq!(db.store.delete_published_before(T0 + 1_000_000, 1_000).await.expect("delete"), 2);
+    assert_eq!(db.store.outbox_rows().await.expect("rows"), 1);
+    assert_eq!(db.store.outbox_backlog().await.expect("backlog"), 1, "an unpublished event is never deleted");
+    let left = db.store.unpublished_events(10).await.expect("left");
+    assert_eq!(left.iter().map(|event| event.key.as_str()).collect::<Vec<_>>(), ["zed"]);
+}
+
+/// A dead letter leaves the outbox whole and comes back unchanged when replayed; only unpublished events move.
+async fn dead_letters_leave_the_outbox_and_replay_into_it(db: &TestDb) {
+    group_rows(db, "g1", &["alice"]).await;
+    for round in 0..3 {
+        db.store.send_message(&group_text("alice", "g1", "x", None), T0 + round).await.expect("send");
+    }
+    let events = db.store.unpublished_events(10).await.expect("events");
+    let (first, refused) = (&events[0], &events[1]);
+    db.store.mark_published(std::slice::from_ref(&first.id), T0 + 10).await.expect("mark");
+    assert!(
+        !db.store.dead_letter(&first.id, "refused", 5, T0 + 20).await.expect("dead letter"),
+        "a published event is not moved"
+    );
+    assert!(db.store.dead_letter(&refused.id, "message too large", 5, T0 + 20).await.expect("dead letter"));
+    assert!(!db.store.dead_letter(&refused.id, "again", 6, T0 + 30).await.expect("again"), "moved once");
+
+    let left: Vec<Event> = db.store.unpublished_events(10).await.expect("left");
+    assert_eq!(left.iter().map(seq_of).collect::<Vec<_>>(), [Some(3)], "the key goes on after its dead letter");
+    assert_eq!(db.store.dead_letter_count().await.expect("count"), 1);
+    let dead = db.store.dead_letters(10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(&dead[0].event, refused, "the dead letter is the event as it was");
+    assert_eq!((dead[0].reason.as_str(), dead[0].attempts, dead[0].dead_at), ("message too large", 5, T0 + 20));
+
+    assert!(db.store.replay_dead_letter(&refused.id).await.expect("replay"));
+    assert!(!db.store.replay_dead_letter(&refused.id).await.expect("replay again"), "replayed once");
+    assert!(!db.store.replay_dead_letter("no-such-event").await.expect("replay unknown"));
+    assert_eq!(db.store.dead_letter_count().await.expect("count"), 0);
+    let again = db.store.unpublished_events(10).await.expect("again");
+    assert_eq!(again.iter().map(seq_of).collect::<Vec<_>>(), [Some(2), Some(3)], "back in its place by key order");
+    assert_eq!(&again[0], refused);
+}
+
 on_both_backends!(
+    dead_letters_leave_the_outbox_and_replay_into_it,
+    published_events_are_deleted_after_their_retention_in_batches,
     one_relay_holds_the_lease_until_it_expires,
     unpublished_events_come_as_per_key_prefixes,
     a_relay_racing_the_senders_publishes_each_key_in_order,

@@ -46,6 +46,7 @@ impl Role {
             Role::Gateway => "gateway",
             Role::Migrate => "migrate",
             Role::Health => "health",
+            Role::Outbox => "outbox",
         }
     }
 
@@ -56,8 +57,9 @@ impl Role {
             Role::Relay => &[Part::Relay],
             Role::Gateway => &[Part::Gateway],
             Role::Migrate => &[Part::Migrate],
-            // The container health check is a client (`probe`), not a part of the service.
-            Role::Health => &[],
+            // The container health check is a client (`probe`), not a part of the service; nor is the operator's
+            // `outbox` command.
+            Role::Health | Role::Outbox => &[],
         }
     }
 
@@ -110,8 +112,10 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     let in_process = InProcessBus::new(4096);
 
     let mut tasks = Tasks::new();
-    let relay_stats =
-        role.runs(Part::Relay).then(|| relay::start(&store, kafka.as_ref(), &in_process, &shutdown, &mut tasks));
+    let relay_stats = role
+        .runs(Part::Relay)
+        .then(|| relay::start(&settings, &store, kafka.as_ref(), &in_process, &shutdown, &mut tasks))
+        .transpose()?;
     let gateway = if role.runs(Part::Gateway) {
         Some(gateway::start(&settings, &store, kafka_config, &in_process, &shutdown, &mut tasks).await?)
     } else {
@@ -149,6 +153,9 @@ pub fn check(role: Role, settings: &Settings) -> Result<()> {
     settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     if role.runs(Part::Migrate) {
         migrate::check(settings)?;
+    }
+    if role.runs(Part::Relay) {
+        settings.relay()?;
     }
     if role.runs(Part::Gateway) {
         gateway::check(settings)?;
