@@ -7,10 +7,10 @@ use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
 use crate::args::{ImagesBuildArgs, ImagesLoadArgs, ImagesSaveArgs};
-use crate::engine::Engine;
-use crate::folder::{self, DeploymentFolder, Refusal};
+use crate::context::Context;
+use crate::error::Refusal;
+use crate::folder;
 use crate::image::{self, ImageContents, ImageFile};
-use crate::printer::Printer;
 
 /// What `images build` reports (`--output json` prints it as is).
 #[derive(Debug, Serialize)]
@@ -60,8 +60,8 @@ fn libraries(binary: &Path) -> Result<Vec<ImageFile>> {
         .collect()
 }
 
-pub fn build(args: &ImagesBuildArgs, printer: &Printer) -> Result<()> {
-    let spec = DeploymentFolder::new(&args.dir).read_spec()?;
+pub fn build(context: &Context<'_>, args: &ImagesBuildArgs) -> Result<()> {
+    let (spec, printer) = (context.spec()?, context.printer);
     let version = args.version.clone().unwrap_or_else(|| spec.images.comet.tag.clone());
     let reference = format!("{}:{version}", spec.images.comet.repository);
     let binary_path = find_binary(args.binary.as_deref())?;
@@ -77,7 +77,7 @@ pub fn build(args: &ImagesBuildArgs, printer: &Printer) -> Result<()> {
         binary_path.display(),
         archive.layer_size
     ));
-    let engine = Engine::connect()?;
+    let engine = context.engine()?;
     engine.load_image(archive.bytes)?;
     let loaded =
         engine.image(&reference)?.with_context(|| format!("the Engine does not list {reference} after loading it"))?;
@@ -101,15 +101,15 @@ struct Saved {
     bytes: u64,
 }
 
-pub fn save(args: &ImagesSaveArgs, printer: &Printer) -> Result<()> {
-    let spec = DeploymentFolder::new(&args.dir).read_spec()?;
+pub fn save(context: &Context<'_>, args: &ImagesSaveArgs) -> Result<()> {
+    let (spec, printer) = (context.spec()?, context.printer);
     let named = spec.images.named();
     if let Some(unknown) = args.only.iter().find(|key| !named.iter().any(|(name, _)| name == key)) {
         let known: Vec<&str> = named.iter().map(|(name, _)| *name).collect();
         return Err(Refusal(format!("--only {unknown}: not an image of the spec (known: {})", known.join(", "))).into());
     }
     // By default the images the deployment runs: none for services at 0 replicas or turned off.
-    let deployed = crate::commands::deploy::deployed_images(&spec)?;
+    let deployed = crate::deploy::deployed_images(spec)?;
     let wanted: Vec<String> = named
         .iter()
         .filter(|(name, image)| match args.only.is_empty() {
@@ -118,7 +118,7 @@ pub fn save(args: &ImagesSaveArgs, printer: &Printer) -> Result<()> {
         })
         .map(|(_, image)| image.reference())
         .collect();
-    let engine = Engine::connect()?;
+    let engine = context.engine()?;
     let mut missing = Vec::new();
     for reference in &wanted {
         if engine.image(reference)?.is_none() {
@@ -145,9 +145,10 @@ pub fn save(args: &ImagesSaveArgs, printer: &Printer) -> Result<()> {
     Ok(())
 }
 
-pub fn load(args: &ImagesLoadArgs, printer: &Printer) -> Result<()> {
+pub fn load(context: &Context<'_>, args: &ImagesLoadArgs) -> Result<()> {
+    let printer = context.printer;
     let file = fs_err::File::open(&args.file)?;
-    let engine = Engine::connect()?;
+    let engine = context.engine()?;
     let loaded = engine.load_images(file)?;
     if loaded.is_empty() {
         bail!(

@@ -1,94 +1,17 @@
-//! The only code that writes to the terminal. Results go to stdout (a table or `--output json`); notes,
-//! warnings and errors go to stderr. Colour follows `--color`, `NO_COLOR` and whether stderr is a terminal.
+//! What the commands show: the sizing plan, status rows, change lines and file summaries, each as a table
+//! (or text) on the terminal or as JSON with `--output json`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::{self, IsTerminal, Write};
+use std::io;
 
 use comfy_table::{CellAlignment, Table, presets};
 use serde::Serialize;
 
-use crate::args::{ColorChoice, GlobalArgs, OutputFormat};
+use super::{BOLD, Printer, RED};
 use crate::domain::{ServiceKey, Target};
+use crate::plan::lines::ChangeLine;
+use crate::plan::status::ServiceStatus;
 use crate::sizing::{Plan, RedisMode};
-
-#[derive(Debug, Clone)]
-pub struct Printer {
-    format: OutputFormat,
-    color: bool,
-    quiet: bool,
-    /// Progress bars: on a terminal, without `--no-progress` and `--quiet`.
-    bars: bool,
-}
-
-/// Live progress of long work, one line per item (indicatif on a terminal; otherwise each finished line is
-/// printed once, so logs of a CI run still say what happened).
-#[derive(Debug)]
-pub struct Progress {
-    bars: Option<indicatif::MultiProgress>,
-    quiet: bool,
-}
-
-/// One line of a `Progress`.
-#[derive(Debug)]
-pub struct ProgressLine {
-    bar: Option<indicatif::ProgressBar>,
-    label: String,
-    quiet: bool,
-}
-
-impl Progress {
-    pub fn line(&self, label: &str) -> ProgressLine {
-        let bar = self.bars.as_ref().map(|bars| {
-            let bar = bars.add(indicatif::ProgressBar::new_spinner());
-            let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:<28} {wide_msg} {elapsed:>4}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
-            bar.set_style(style);
-            bar.set_prefix(label.to_owned());
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            bar
-        });
-        ProgressLine { bar, label: label.to_owned(), quiet: self.quiet }
-    }
-}
-
-impl ProgressLine {
-    /// What the item is doing now.
-    pub fn set(&self, message: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(message.to_owned());
-        }
-    }
-
-    /// How the item ended; the line stays on screen (or is printed once without a terminal).
-    pub fn finish(&self, message: &str) {
-        match &self.bar {
-            Some(bar) => bar.finish_with_message(message.to_owned()),
-            None if !self.quiet => eprintln!("  {:<28} {message}", self.label),
-            None => {}
-        }
-    }
-}
-
-/// One service of `cometctl status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceStatus {
-    pub service: String,
-    /// Tasks Swarm is asked to run (replicas; completions of a job; one per node when global). Compose has no
-    /// separate wish: there it is the containers found.
-    pub desired: u32,
-    /// Containers (compose) or current tasks (swarm) found.
-    pub containers: u32,
-    pub running: u32,
-    /// Containers or tasks that ran to completion (exit 0): one-shot jobs such as `migrate`.
-    pub completed: u32,
-    pub healthy: u32,
-    pub unhealthy: u32,
-    pub images: Vec<String>,
-    pub ports: Vec<String>,
-    /// The youngest running container's age.
-    pub uptime_seconds: Option<i64>,
-}
 
 /// One line of a render or init summary.
 #[derive(Debug, Clone, Serialize)]
@@ -119,70 +42,7 @@ impl Change {
     }
 }
 
-const YELLOW: &str = "\x1b[33m";
-const RED: &str = "\x1b[31m";
-const BOLD: &str = "\x1b[1m";
-const RESET: &str = "\x1b[0m";
-
 impl Printer {
-    pub fn new(global: &GlobalArgs) -> Printer {
-        let color = match global.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => !crate::env::no_color() && io::stderr().is_terminal(),
-        };
-        let bars = !global.quiet && !global.no_progress && io::stderr().is_terminal();
-        Printer { format: global.output, color, quiet: global.quiet, bars }
-    }
-
-    /// A group of progress lines on stderr.
-    pub fn progress(&self) -> Progress {
-        Progress { bars: self.bars.then(indicatif::MultiProgress::new), quiet: self.quiet }
-    }
-
-    pub fn is_json(&self) -> bool {
-        self.format == OutputFormat::Json
-    }
-
-    fn paint(&self, style: &str, text: &str) -> String {
-        if self.color { format!("{style}{text}{RESET}") } else { text.to_owned() }
-    }
-
-    /// A progress note on stderr (hidden with `--quiet`).
-    pub fn note(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("{message}");
-        }
-    }
-
-    pub fn warning(&self, message: &str) {
-        eprintln!("{} {message}", self.paint(YELLOW, "warning:"));
-    }
-
-    /// An error and its causes, one per line.
-    pub fn error(&self, error: &anyhow::Error) {
-        eprintln!("{} {error}", self.paint(RED, "error:"));
-        for cause in error.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
-        }
-    }
-
-    fn stdout(&self, text: &str) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        out.write_all(text.as_bytes())?;
-        out.flush()
-    }
-
-    /// One result line on stdout (for table output).
-    pub fn result(&self, line: &str) -> io::Result<()> {
-        self.stdout(&format!("{line}\n"))
-    }
-
-    pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
-        let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
-        self.stdout(&format!("{text}\n"))
-    }
-
     /// The sizing plan: tables on stdout, or the plan as JSON.
     pub fn plan(&self, plan: &Plan) -> io::Result<()> {
         if self.is_json() {
@@ -402,6 +262,21 @@ impl Printer {
         };
         eprintln!("{table}\n{summary}");
         Ok(())
+    }
+
+    /// The lines of a `diff`, `deploy` or `upgrade` (a JSON array with `--output json`), then a count or
+    /// "no changes".
+    pub fn change_lines(&self, title: &str, lines: &[ChangeLine]) -> io::Result<()> {
+        if self.is_json() {
+            return self.json(&lines);
+        }
+        if lines.is_empty() {
+            return self.result(&format!("{title}: no changes"));
+        }
+        for line in lines {
+            self.result(&format!("{:<8} {:<10} {:<40} {}", line.action, line.kind, line.name, line.reason))?;
+        }
+        self.result(&format!("{title}: {} changes", lines.len()))
     }
 
     /// Which targets a render produced, for the closing line.

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::compose::{self, Healthcheck, Labelled, Logging, Mount, NetworkAttachment, Resources, Ulimit};
+use super::compose::{self, Healthcheck, Labelled, Logging, Mount, NetworkAttachment, Resources, Ulimit};
 use crate::yaml::{self, YamlError};
 
 /// The whole file. Top-level keys other than these must be extension fields (`x-…`).
