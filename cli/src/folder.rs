@@ -14,8 +14,9 @@ use anyhow::{Context as _, Result};
 
 use crate::error::Refusal;
 use crate::plan::sha256_hex;
-use crate::printer::{Change, FileChange};
+use crate::printer::views::{Change, FileChange};
 use crate::render::RenderedTree;
+use crate::sizing::Profile;
 use crate::spec::{self, SPEC_FILE, Spec};
 
 pub const SECRETS_DIR: &str = "secrets";
@@ -263,12 +264,24 @@ pub fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Re
     }
 }
 
-/// A text file the operator names (a sizing profile).
-pub fn read_text(path: &Path) -> Result<String> {
-    Ok(fs_err::read_to_string(path)?)
+/// The sizing profile: `--profile FILE`, or the embedded profiles/default.yaml.
+pub fn read_profile(path: Option<&Path>) -> Result<Profile> {
+    match path {
+        None => Profile::embedded().context("the embedded sizing profile is broken (a build bug)"),
+        Some(path) => {
+            let text = fs_err::read_to_string(path)?;
+            Profile::parse(&path.display().to_string(), &text).map_err(|error| Refusal(error.to_string()).into())
+        }
+    }
 }
 
-/// The bytes of a file a deploy hands to the Engine (a Swarm secret's or config's content).
+/// A file opened for reading (an image bundle streamed to the Engine).
+pub fn open(path: &Path) -> Result<fs_err::File> {
+    Ok(fs_err::File::open(path)?)
+}
+
+/// The bytes of a file: what a Swarm secret or config holds, what goes into an image (the binary, its
+/// libraries, the CA bundle).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     Ok(fs_err::read(path)?)
 }

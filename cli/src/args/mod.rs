@@ -1,11 +1,16 @@
 //! Command-line arguments: clap types only. Commands turn them into domain values before doing anything.
 
+mod folder;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use folder::FolderArg;
+
 use crate::domain::{Concurrency, Mau, Target};
 use crate::env;
+use crate::sizing::SizingRequest;
 
 #[derive(Debug, Parser)]
 #[command(name = "cometctl", version, about = "Size, render, deploy and operate a Comet in a Box chat platform")]
@@ -17,15 +22,6 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// The deployment folder, for every command that works on one.
-#[derive(Debug, Args)]
-pub struct FolderArg {
-    /// The deployment folder: `init` writes cometctl.yaml, secrets/ and tls/ there, every other command reads
-    /// them from there.
-    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
-    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +86,15 @@ pub enum DeployTarget {
     Compose,
     /// A Docker Swarm stack.
     Swarm,
+}
+
+impl From<DeployTarget> for Target {
+    fn from(target: DeployTarget) -> Target {
+        match target {
+            DeployTarget::Compose => Target::Compose,
+            DeployTarget::Swarm => Target::Swarm,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +215,18 @@ pub struct SizingInputArgs {
     /// A sizing profile (YAML) instead of the embedded profiles/default.yaml.
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
+}
+
+impl SizingInputArgs {
+    /// The sizing request; without `--target`, sized for Swarm first (the plan then says what it recommends).
+    pub fn request(&self) -> SizingRequest {
+        SizingRequest {
+            mau: self.mau,
+            concurrency: self.concurrency,
+            target: self.target.unwrap_or(Target::Swarm),
+            message_retention_days: self.retention_days,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,6 @@ pub fn run(context: &Context<'_>, args: &DeployArgs) -> Result<()> {
             Refusal("--init-swarm belongs to `deploy swarm`; `deploy compose` needs no swarm".to_owned()).into()
         );
     }
-    let backend = deploy::backend_for(context, Choice::Named(super::target_of(args.target)))?;
+    let backend = deploy::backend_for(context, Choice::Named(args.target.into()))?;
     deploy::deploy(context, backend.as_ref(), args.init_swarm)
 }

@@ -14,8 +14,9 @@ use crate::context::Context;
 use crate::deploy::wait::POLL;
 use crate::engine::EngineError;
 use crate::error::Refusal;
-use crate::plan::observed::{ObjectKind, SwarmRole};
-use crate::printer::{Change, FileChange, Printer};
+use crate::plan::observed::ObjectKind;
+use crate::printer::Printer;
+use crate::printer::views::{Change, FileChange};
 
 /// How long removed services may take to stop their containers (their stop grace periods are at most 60 s).
 const STOP_DEADLINE: Duration = Duration::from_secs(120);
@@ -67,7 +68,7 @@ pub fn run(context: &Context<'_>, args: &DestroyArgs) -> Result<()> {
     let engine = context.engine()?;
     // Whatever either target left (a destroy without --secrets leaves a Swarm stack's secrets and configs):
     // the Swarm side is read wherever the Engine manages a swarm.
-    let manager = matches!(engine.swarm_role()?, SwarmRole::Manager { .. });
+    let manager = engine.manages_swarm()?;
     let volumes = engine.volumes(deployment)?;
     let mut objects = Vec::new();
     if manager {

@@ -7,6 +7,6 @@ use crate::context::Context;
 use crate::deploy::{self, Choice};
 
 pub fn run(context: &Context<'_>, args: &DiffArgs) -> Result<()> {
-    let backend = deploy::backend_for(context, Choice::Named(super::target_of(args.target)))?;
+    let backend = deploy::backend_for(context, Choice::Named(args.target.into()))?;
     deploy::diff(context, backend.as_ref())
 }

@@ -30,7 +30,7 @@ fn find_binary(explicit: Option<&Path>) -> Result<PathBuf> {
     }
     let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("comet-server")));
     match beside {
-        Some(path) if path.is_file() => Ok(path),
+        Some(path) if folder::is_file(&path) => Ok(path),
         _ => Err(Refusal(
             "no comet-server binary beside cometctl: build it (`cargo build --release -p comet-server`) or pass \
              --binary PATH"
@@ -54,7 +54,7 @@ fn libraries(binary: &Path) -> Result<Vec<ImageFile>> {
     paths
         .into_iter()
         .map(|path| {
-            let bytes = fs_err::read(&path)?;
+            let bytes = folder::read_bytes(Path::new(&path))?;
             Ok(ImageFile { path: path.trim_start_matches('/').to_owned(), mode: 0o755, bytes })
         })
         .collect()
@@ -65,9 +65,9 @@ pub fn build(context: &Context<'_>, args: &ImagesBuildArgs) -> Result<()> {
     let version = args.version.clone().unwrap_or_else(|| spec.images.comet.tag.clone());
     let reference = format!("{}:{version}", spec.images.comet.repository);
     let binary_path = find_binary(args.binary.as_deref())?;
-    let binary = fs_err::read(&binary_path)?;
+    let binary = folder::read_bytes(&binary_path)?;
     let libraries = libraries(&binary_path)?;
-    let ca_bundle = fs_err::read(&args.ca_bundle)
+    let ca_bundle = folder::read_bytes(&args.ca_bundle)
         .with_context(|| "the CA bundle (Debian package ca-certificates); pass --ca-bundle FILE".to_owned())?;
     let names = libraries.iter().map(|file| format!("/{}", file.path)).collect();
     let contents = ImageContents { binary, libraries, ca_bundle, version, reference: reference.clone() };
@@ -147,7 +147,7 @@ pub fn save(context: &Context<'_>, args: &ImagesSaveArgs) -> Result<()> {
 
 pub fn load(context: &Context<'_>, args: &ImagesLoadArgs) -> Result<()> {
     let printer = context.printer;
-    let file = fs_err::File::open(&args.file)?;
+    let file = folder::open(&args.file)?;
     let engine = context.engine()?;
     let loaded = engine.load_images(file)?;
     if loaded.is_empty() {

@@ -6,15 +6,19 @@ use anyhow::Result;
 use crate::args::InitArgs;
 use crate::context::Context;
 use crate::error::Refusal;
-use crate::folder::{DeploymentFolder, SECRETS_DIR};
-use crate::printer::{Change, FileChange};
+use crate::folder::{self, DeploymentFolder, SECRETS_DIR};
+use crate::printer::views::{Change, FileChange};
 use crate::render::SECRETS;
+use crate::sizing;
 use crate::spec::{self, DeploymentName, InitialSpec, SPEC_FILE, Spec, TlsMode};
 
 pub fn run(context: &Context<'_>, args: &InitArgs) -> Result<()> {
     let printer = context.printer;
     let name = DeploymentName::parse(&args.name).map_err(Refusal)?;
-    let plan = super::plan_from(&args.sizing)?;
+    let input = &args.sizing;
+    let profile = folder::read_profile(input.profile.as_deref())?;
+    let plan = sizing::plan_for_recommended(&profile, input.request(), input.target.is_some())
+        .map_err(|error| Refusal(error.to_string()))?;
     let tls_mode = if args.provided_tls { TlsMode::Provided } else { TlsMode::SelfSigned };
     let spec = Spec::initial(InitialSpec {
         name,
@@ -77,13 +81,13 @@ fn dev_certificate(folder: &DeploymentFolder, spec: &Spec) -> Result<Vec<FileCha
     let cert = spec.tls.cert_file.as_str();
     let key = spec.tls.key_file.as_str();
     let root = folder.root();
-    if root.join(cert).exists() && root.join(key).exists() {
+    if folder::exists(&root.join(cert)) && folder::exists(&root.join(key)) {
         return Ok(vec![
             FileChange { path: cert.to_owned(), change: Change::Kept },
             FileChange { path: key.to_owned(), change: Change::Kept },
         ]);
     }
-    if root.join(key).exists() {
+    if folder::exists(&root.join(key)) {
         return Err(Refusal(format!(
             "{key} exists without {cert}: put the matching certificate there, or remove the key to get a new development pair"
         ))

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::backend::{Backend, Jobs, Purpose, Staged};
 use super::wait::{self, Awaited, Readiness, deploy_failed, wait_all};
-use super::{Backend, Choice, Jobs, Purpose, Staged};
 use crate::checks::host;
 use crate::context::Context;
 use crate::domain::Target;
@@ -32,8 +32,11 @@ use crate::render::{self, TemplateSet};
 use crate::spec::Spec;
 
 /// Compose containers on this Docker Engine.
+#[derive(Debug)]
 pub struct ComposeBackend<'c> {
     pub context: &'c Context<'c>,
+    /// Whether the deployment runs as a Swarm stack here (`backend_for` answers; a deploy refuses then).
+    pub runs_on_swarm: fn(&Context<'_>) -> Result<bool>,
 }
 
 /// A compose file rendered, read back and compared with what runs.
@@ -97,7 +100,7 @@ impl Backend for ComposeBackend<'_> {
         }
         let engine = context.engine()?;
         if let Purpose::Deploy { .. } = purpose {
-            let on_swarm = super::backend_for(context, Choice::Observed)?.target() == Target::Swarm;
+            let on_swarm = (self.runs_on_swarm)(context)?;
             host::one_target(spec.name.as_str(), Target::Compose, on_swarm).refuse_if_failed()?;
         }
         if let Purpose::Deploy { .. } | Purpose::Upgrade = purpose {

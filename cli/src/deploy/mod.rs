@@ -4,6 +4,7 @@
 //! `upgrade` is one flow over `dyn Backend`: its refusals, the new spec, and the previous one again on
 //! failure.
 
+mod backend;
 mod compose;
 mod swarm;
 mod upgrade;
@@ -13,63 +14,15 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+pub use backend::{Backend, Jobs, Purpose, Staged};
 pub use compose::deployed_images;
 pub use upgrade::upgrade;
 
+use upgrade::{first_line, record};
+
 use crate::context::Context;
 use crate::domain::Target;
-use crate::plan::history::{Attempt, HistoryRecord};
-use crate::plan::lines::ChangeLine;
-use crate::plan::observed::SwarmRole;
-use crate::plan::status::Status;
-use crate::spec::Spec;
-
-/// Why a backend stages a spec: which preflight checks run, and what the changes are for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    /// `diff`: the changes only.
-    Diff,
-    /// `deploy`: every preflight check; `init_swarm` makes an Engine in no swarm a single-node one.
-    Deploy { init_swarm: bool },
-    /// Before an upgrade: how the deployment differs from its own spec (what is not drift left out).
-    Drift,
-    /// The upgrade's new spec: the checks a changed spec needs.
-    Upgrade,
-    /// The previous spec again after a failed upgrade.
-    Rollback,
-}
-
-/// Whether one-shot jobs whose configuration changed run again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Jobs {
-    Run,
-    /// A rollback: the newer migration already ran, and an older one must not run over its schema.
-    Keep,
-}
-
-/// A spec rendered, read back and checked, with its changes from what runs: ready to apply.
-pub trait Staged {
-    fn is_empty(&self) -> bool;
-    fn lines(&self) -> Vec<ChangeLine>;
-    /// Applies the changes in start order, waiting for each group to be ready.
-    fn apply(&self, jobs: Jobs) -> Result<()>;
-    /// The long-running services of the deployment that do not run all their containers or tasks healthy,
-    /// each with why.
-    fn unhealthy(&self) -> Result<Vec<String>>;
-}
-
-/// A way of running a deployment on the Docker Engine.
-pub trait Backend {
-    fn target(&self) -> Target;
-    /// Renders `spec` into rendered/, reads the manifest back, runs the checks `purpose` needs, and compares
-    /// the result with what runs.
-    fn stage<'s>(&'s self, spec: &Spec, purpose: Purpose) -> Result<Box<dyn Staged + 's>>;
-    /// What runs, one row per service.
-    fn status(&self, spec: &Spec) -> Result<Status>;
-    /// Whether a rollback shows its change lines. A compose rollback puts back, container by container, what
-    /// the failed upgrade's lines just listed; a Swarm rollback is a deploy of the previous spec and says so.
-    fn shows_rollback(&self) -> bool;
-}
+use crate::plan::history::Attempt;
 
 /// Which backend a command wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,18 +38,21 @@ pub enum Choice {
 pub fn backend_for<'c>(context: &'c Context<'_>, choice: Choice) -> Result<Box<dyn Backend + 'c>> {
     let target = match choice {
         Choice::Named(target) => target,
-        Choice::Observed => {
-            let engine = context.engine()?;
-            let deployment = context.spec()?.name.as_str();
-            let on_swarm =
-                matches!(engine.swarm_role()?, SwarmRole::Manager { .. }) && !engine.services(deployment)?.is_empty();
-            if on_swarm { Target::Swarm } else { Target::Compose }
-        }
+        Choice::Observed if runs_on_swarm(context)? => Target::Swarm,
+        Choice::Observed => Target::Compose,
     };
     Ok(match target {
         Target::Swarm => Box::new(swarm::SwarmBackend { context }),
-        _ => Box::new(compose::ComposeBackend { context }),
+        _ => Box::new(compose::ComposeBackend { context, runs_on_swarm }),
     })
+}
+
+/// Whether the deployment runs as Swarm services on this Engine: it manages a swarm, and services labelled
+/// with the deployment exist there.
+fn runs_on_swarm(context: &Context<'_>) -> Result<bool> {
+    let engine = context.engine()?;
+    let deployment = context.spec()?.name.as_str();
+    Ok(engine.manages_swarm()? && !engine.services(deployment)?.is_empty())
 }
 
 /// `diff`: what `deploy` would change, as lines under `diff <target> <name>`.
@@ -130,15 +86,4 @@ pub fn deploy(context: &Context<'_>, backend: &dyn Backend, init_swarm: bool) ->
     outcome?;
     context.printer.result(&format!("{title}: every service ready in {seconds:.1}s"))?;
     Ok(())
-}
-
-/// Appends an attempt's outcome to history.jsonl, stamped with the clock's time.
-fn record(context: &Context<'_>, attempt: Attempt<'_>, result: &str, seconds: f64, detail: &str) -> Result<()> {
-    let now = context.clock.now_unix_seconds();
-    context.folder.append_history(&HistoryRecord::new(attempt, now, result, seconds, detail))
-}
-
-/// The first line of an error with its causes.
-fn first_line(error: &anyhow::Error) -> String {
-    format!("{error:#}").lines().next().unwrap_or_default().to_owned()
 }

@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+use super::backend::{Backend, Jobs, Purpose, Staged};
 use super::wait::{self, Awaited, Readiness, deploy_failed, wait_all};
-use super::{Backend, Jobs, Purpose, Staged};
 use crate::checks::{host, swarm as swarm_checks};
 use crate::context::Context;
 use crate::domain::Target;
@@ -31,7 +31,7 @@ use crate::manifest::compose::ComposeFile;
 use crate::manifest::stack::StackFile;
 use crate::plan::labels::TASK_HASH_LABEL;
 use crate::plan::lines::ChangeLine;
-use crate::plan::observed::{Health, ObjectKind, ObservedService, ObservedTask, ServiceMode, SwarmRole};
+use crate::plan::observed::{Health, ObjectKind, ObservedService, ObservedTask, ServiceMode};
 use crate::plan::status::{self, Status};
 use crate::plan::swarm::{self, Changes, Desired, DesiredService, JobOutcome, ServiceChange};
 use crate::plan::{Ready, Reason, sha256_hex};
@@ -45,6 +45,7 @@ const FAILED_TASKS_TOLERATED: usize = 3;
 const UNPLACEABLE_SECONDS: u64 = 20;
 
 /// A Swarm stack on the swarm this Docker Engine manages.
+#[derive(Debug)]
 pub struct SwarmBackend<'c> {
     pub context: &'c Context<'c>,
 }
@@ -125,7 +126,7 @@ impl Backend for SwarmBackend<'_> {
         let (context, printer) = (self.context, self.context.printer);
         let prepared = self.prepare(spec)?;
         let engine = context.engine()?;
-        if purpose == Purpose::Diff && !matches!(engine.swarm_role()?, SwarmRole::Manager { .. }) {
+        if purpose == Purpose::Diff && !engine.manages_swarm()? {
             printer.note("this Docker Engine is not a swarm manager: everything would be created");
         }
         if let Purpose::Deploy { init_swarm } = purpose {
@@ -208,7 +209,7 @@ impl Staged for SwarmStaged<'_> {
 /// is not a swarm manager.
 fn changes(engine: &Engine, desired: &Desired) -> Result<Changes> {
     let deployment = &desired.deployment;
-    if !matches!(engine.swarm_role()?, SwarmRole::Manager { .. }) {
+    if !engine.manages_swarm()? {
         return Ok(swarm::changes(desired, &[], &[], &[], &HashMap::new()));
     }
     let services = engine.services(deployment)?;

@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::{Backend, Jobs, Purpose, first_line, record};
+use super::backend::{Backend, Jobs, Purpose};
 use crate::context::Context;
 use crate::error::Refusal;
-use crate::plan::history::Attempt;
+use crate::plan::history::{Attempt, HistoryRecord};
 use crate::spec::Spec;
 
 /// Moves the deployment of `spec` to `next` with `backend`, or back to `spec` if `next` fails.
@@ -68,4 +68,21 @@ pub fn upgrade(context: &Context<'_>, backend: &dyn Backend, spec: &Spec, next: 
             Err(error.context(format!("upgrade to {to} failed and was rolled back to {from} in {seconds:.1}s")))
         }
     }
+}
+
+/// Appends an attempt's outcome to history.jsonl, stamped with the clock's time.
+pub(super) fn record(
+    context: &Context<'_>,
+    attempt: Attempt<'_>,
+    result: &str,
+    seconds: f64,
+    detail: &str,
+) -> Result<()> {
+    let now = context.clock.now_unix_seconds();
+    context.folder.append_history(&HistoryRecord::new(attempt, now, result, seconds, detail))
+}
+
+/// The first line of an error with its causes.
+pub(super) fn first_line(error: &anyhow::Error) -> String {
+    format!("{error:#}").lines().next().unwrap_or_default().to_owned()
 }

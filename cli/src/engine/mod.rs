@@ -15,8 +15,6 @@ use std::collections::HashMap;
 
 use bollard::Docker;
 
-pub use services::check_service_spec;
-
 use crate::plan::labels::DEPLOYMENT_LABEL;
 
 /// Why the Engine could not do what was asked; the text says what was being done and how to fix it.
@@ -98,6 +96,13 @@ fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(
         return Err(EngineError(format!("{what}: the Engine client does not know the fields {}", dropped.join(", "))));
     }
     Ok(typed)
+}
+
+/// Checks that a `ServiceSpec` survives the Engine client's model whole (no unknown or misspelt field), before
+/// anything is changed.
+pub fn check_service_spec(spec: serde_json::Value) -> Result<(), EngineError> {
+    let name = spec["Name"].as_str().unwrap_or("(unnamed)").to_owned();
+    typed::<bollard::models::ServiceSpec>(&format!("service {name}"), spec).map(|_| ())
 }
 
 fn labels_of(labels: Option<HashMap<String, String>>) -> HashMap<String, String> {

@@ -5,13 +5,6 @@ use std::collections::HashMap;
 use super::{Engine, EngineError, labels_of, typed};
 use crate::plan::observed::{ObservedService, ObservedTask, ServiceMode, UpdateStatus};
 
-/// Checks that a `ServiceSpec` survives the Engine client's model whole (no unknown or misspelt field), before
-/// anything is changed.
-pub fn check_service_spec(spec: serde_json::Value) -> Result<(), EngineError> {
-    let name = spec["Name"].as_str().unwrap_or("(unnamed)").to_owned();
-    typed::<bollard::models::ServiceSpec>(&format!("service {name}"), spec).map(|_| ())
-}
-
 impl Engine {
     /// The Swarm services labelled as part of `deployment`, by name.
     pub fn services(&self, deployment: &str) -> Result<Vec<ObservedService>, EngineError> {

@@ -4,6 +4,11 @@ use super::{Engine, EngineError, labels_of};
 use crate::plan::observed::{SwarmNode, SwarmRole};
 
 impl Engine {
+    /// Whether this Engine manages a swarm (Swarm's services, tasks, secrets and configs are read here).
+    pub fn manages_swarm(&self) -> Result<bool, EngineError> {
+        Ok(matches!(self.swarm_role()?, SwarmRole::Manager { .. }))
+    }
+
     pub fn swarm_role(&self) -> Result<SwarmRole, EngineError> {
         let info = self
             .runtime

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use super::labels::{COMPOSE_SERVICE_LABEL, CONFIG_HASH_LABEL, DEPLOYMENT_LABEL, SERVICE_LABEL};
 use super::observed::ObservedContainer;
 use super::{Ready, Reason, sha256_hex};
-use crate::manifest::compose::{self, ComposeFile, Condition, Healthcheck, Mount, Service};
+use crate::manifest::compose::{ComposeFile, Condition, Healthcheck, Mount, Service};
+use crate::manifest::values;
 
 /// The suffix of a container being replaced (start-first): it still serves until its successor is healthy.
 pub const REPLACED_SUFFIX: &str = "-replaced";
@@ -107,7 +108,7 @@ pub(crate) fn resolve(dir: &Path, relative: &str) -> PathBuf {
 /// Seconds, rounded up, of a Compose duration (already validated by `ComposeFile::parse`).
 pub(crate) fn seconds(duration: Option<&String>, default: u64) -> u64 {
     duration
-        .and_then(|text| compose::parse_duration_nanos(text).ok())
+        .and_then(|text| values::parse_duration_nanos(text).ok())
         .map_or(default, |nanos| u64::try_from(nanos).unwrap_or(0).div_ceil(1_000_000_000))
 }
 
@@ -118,7 +119,7 @@ pub(crate) fn healthcheck_body(check: Option<&Healthcheck>) -> Result<Value, Str
         Some(check) if check.disable => json!({ "Test": ["NONE"] }),
         Some(check) => {
             let nanos = |duration: &Option<String>| {
-                duration.as_deref().map_or(Ok(0), compose::parse_duration_nanos).map(Value::from)
+                duration.as_deref().map_or(Ok(0), values::parse_duration_nanos).map(Value::from)
             };
             json!({
                 "Test": check.test.clone().unwrap_or_default(),
@@ -275,7 +276,7 @@ fn service_containers(
     let mut exposed = serde_json::Map::new();
     let mut port_bindings = serde_json::Map::new();
     for port in &service.ports {
-        let (host, container) = compose::parse_port(port)?;
+        let (host, container) = values::parse_port(port)?;
         exposed.insert(format!("{container}/tcp"), json!({}));
         port_bindings.insert(format!("{container}/tcp"), json!([{ "HostPort": host.to_string() }]));
     }
@@ -296,14 +297,14 @@ fn service_containers(
     });
     if let Some(limits) = service.limits() {
         if let Some(cpus) = &limits.cpus {
-            host_config["NanoCpus"] = compose::parse_cpus_nanos(cpus)?.into();
+            host_config["NanoCpus"] = values::parse_cpus_nanos(cpus)?.into();
         }
         if let Some(memory) = &limits.memory {
-            host_config["Memory"] = compose::parse_bytes(memory)?.into();
+            host_config["Memory"] = values::parse_bytes(memory)?.into();
         }
     }
     if let Some(memory) = service.reservations().and_then(|reservations| reservations.memory.as_ref()) {
-        host_config["MemoryReservation"] = compose::parse_bytes(memory)?.into();
+        host_config["MemoryReservation"] = values::parse_bytes(memory)?.into();
     }
     if let Some(logging) = &service.logging {
         host_config["LogConfig"] = json!({ "Type": logging.driver, "Config": logging.options });

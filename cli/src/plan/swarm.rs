@@ -23,6 +23,7 @@ use super::observed::{ObjectKind, ObservedService, SwarmObject};
 use super::{Ready, Reason, sha256_hex};
 use crate::manifest::compose::{self, Mount};
 use crate::manifest::stack::{EndpointMode, FileMount, StackFile, StackService, UpdateConfig};
+use crate::manifest::values;
 
 /// Docker's limit on the name of a secret or config.
 const OBJECT_NAME_MAX: usize = 64;
@@ -162,7 +163,7 @@ pub fn label_constraint(constraint: &str) -> Option<(String, String)> {
 }
 
 fn nanos(duration: Option<&String>) -> Result<Option<i64>, String> {
-    duration.map(|text| compose::parse_duration_nanos(text)).transpose()
+    duration.map(|text| values::parse_duration_nanos(text)).transpose()
 }
 
 /// An object without its `null` members (the Engine's optional fields are left out, not null).
@@ -198,8 +199,8 @@ fn file_references(mounts: &[FileMount], names: &HashMap<String, String>, name_k
 }
 
 fn amounts_body(amounts: Option<&compose::ResourceAmounts>) -> Result<Value, String> {
-    let cpus = amounts.and_then(|amounts| amounts.cpus.as_deref()).map(compose::parse_cpus_nanos).transpose()?;
-    let memory = amounts.and_then(|amounts| amounts.memory.as_deref()).map(compose::parse_bytes).transpose()?;
+    let cpus = amounts.and_then(|amounts| amounts.cpus.as_deref()).map(values::parse_cpus_nanos).transpose()?;
+    let memory = amounts.and_then(|amounts| amounts.memory.as_deref()).map(values::parse_bytes).transpose()?;
     Ok(present(json!({ "NanoCPUs": cpus, "MemoryBytes": memory })))
 }
 
@@ -281,14 +282,15 @@ pub fn desired(
     Ok(Desired { deployment: deployment.to_owned(), networks, objects, services, groups: ordered, images })
 }
 
-fn desired_service(
+/// The `ContainerSpec` of a service: image, labels, environment, mounts, secrets and configs, capabilities,
+/// ulimits, command, user, health check and stop grace period.
+fn container_spec(
     deployment: &str,
     name: &str,
     service: &StackService,
     rendered_dir: &Path,
     object_names: &HashMap<ObjectKind, HashMap<String, String>>,
-    image_id: String,
-) -> Result<DesiredService, String> {
+) -> Result<Value, String> {
     let mut mounts = Vec::new();
     for mount in service.mounts()? {
         mounts.push(match mount {
@@ -348,6 +350,12 @@ fn desired_service(
     if let Some(grace) = grace_nanos {
         container["StopGracePeriod"] = grace.into();
     }
+    Ok(container)
+}
+
+/// The `TaskTemplate` of a service around its container spec: resources, networks with aliases, restart
+/// policy, placement and logging.
+fn task_template(deployment: &str, name: &str, service: &StackService, container: Value) -> Result<Value, String> {
     let mut template = json!({
         "ContainerSpec": container,
         "Resources": {
@@ -372,8 +380,7 @@ fn desired_service(
             "Window": nanos(policy.window.as_ref())?,
         }));
     }
-    let placement = service.placement();
-    if let Some(placement) = placement {
+    if let Some(placement) = service.placement() {
         let mut body = json!({ "Constraints": placement.constraints });
         if let Some(max) = placement.max_replicas_per_node {
             body["MaxReplicas"] = max.into();
@@ -383,6 +390,38 @@ fn desired_service(
     if let Some(logging) = &service.logging {
         template["LogDriver"] = json!({ "Name": logging.driver, "Options": logging.options });
     }
+    Ok(template)
+}
+
+/// How long an update of a service may take: every batch of its rolling update ready, with the delay between
+/// batches and the monitor period; twice the ready timeout without an update config.
+fn update_timeout_seconds(update_config: Option<&UpdateConfig>, tasks: Option<u32>, ready_timeout_seconds: u64) -> u64 {
+    match update_config {
+        Some(config) => {
+            let count = u64::from(tasks.unwrap_or(1));
+            let batches = count.div_ceil(config.parallelism.unwrap_or(1).max(1));
+            let delay = compose_plan::seconds(config.delay.as_ref(), 0);
+            let per_batch = ready_timeout_seconds.saturating_add(delay);
+            ready_timeout_seconds
+                .saturating_add(batches.saturating_mul(per_batch))
+                .saturating_add(compose_plan::seconds(config.monitor.as_ref(), 5))
+                .saturating_add(30)
+        }
+        None => ready_timeout_seconds.saturating_mul(2),
+    }
+}
+
+fn desired_service(
+    deployment: &str,
+    name: &str,
+    service: &StackService,
+    rendered_dir: &Path,
+    object_names: &HashMap<ObjectKind, HashMap<String, String>>,
+    image_id: String,
+) -> Result<DesiredService, String> {
+    let container = container_spec(deployment, name, service, rendered_dir, object_names)?;
+    let template = task_template(deployment, name, service, container)?;
+    let placement = service.placement();
     let deploy_block = service.deploy.as_ref();
     let job = service.is_job();
     let tasks = (!service.is_global()).then(|| service.replicas());
@@ -435,19 +474,7 @@ fn desired_service(
     spec["Labels"][IMAGE_ID_LABEL] = image_id.clone().into();
 
     let (ready, ready_timeout_seconds) = compose_plan::readiness_of(service.healthcheck.as_ref(), job);
-    let update_timeout_seconds = match update_config {
-        Some(config) => {
-            let count = u64::from(tasks.unwrap_or(1));
-            let batches = count.div_ceil(config.parallelism.unwrap_or(1).max(1));
-            let delay = compose_plan::seconds(config.delay.as_ref(), 0);
-            let per_batch = ready_timeout_seconds.saturating_add(delay);
-            ready_timeout_seconds
-                .saturating_add(batches.saturating_mul(per_batch))
-                .saturating_add(compose_plan::seconds(config.monitor.as_ref(), 5))
-                .saturating_add(30)
-        }
-        None => ready_timeout_seconds.saturating_mul(2),
-    };
+    let update_timeout_seconds = update_timeout_seconds(update_config, tasks, ready_timeout_seconds);
     let reservations = amounts_body(service.reservations())?;
     Ok(DesiredService {
         service: name.to_owned(),

@@ -4,13 +4,11 @@
 //! warnings and errors go to stderr. Colour follows `--color`, `NO_COLOR` and whether stderr is a terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-mod views;
+pub mod views;
 
 use std::io::{self, IsTerminal, Write};
 
 use serde::Serialize;
-
-pub use views::{Change, FileChange};
 
 use crate::args::{ColorChoice, GlobalArgs, OutputFormat};
 
