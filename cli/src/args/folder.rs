@@ -9,8 +9,7 @@ use crate::env;
 /// The deployment folder, for every command that works on one.
 #[derive(Debug, Args)]
 pub struct FolderArg {
-    /// The deployment folder: `init` writes cometctl.yaml, secrets/ and tls/ there, every other command reads
-    /// them from there.
+    /// The deployment folder.
     #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
     pub dir: PathBuf,
 }

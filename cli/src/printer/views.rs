@@ -63,46 +63,12 @@ impl Printer {
             ),
         ));
 
-        out.push_str("\nLoad at peak\n");
-        let mut table = new_table(&["", "value"]);
-        table.add_row(vec!["daily active users".to_owned(), load.daily_active_users.to_string()]);
-        table.add_row(vec!["messages per day".to_owned(), load.messages_per_day.to_string()]);
-        table.add_row(vec!["sends per second".to_owned(), load.peak_sends_per_second.to_string()]);
-        table.add_row(vec!["deliveries per second".to_owned(), load.peak_deliveries_per_second.to_string()]);
-        table.add_row(vec!["events per second".to_owned(), load.peak_events_per_second.to_string()]);
-        table.add_row(vec!["SQL statements per second".to_owned(), load.peak_sql_statements_per_second.to_string()]);
-        right_align(&mut table, 1);
-        out.push_str(&format!("{table}\n"));
+        out.push_str(&format!("\nLoad at peak\n{}\n", load_table(plan)));
 
-        out.push_str("\nServices (CPU in cores, memory in MiB, storage in GiB per replica)\n");
-        let mut table = new_table(&[
-            "service",
-            "kind",
-            "replicas",
-            "cpu request",
-            "cpu limit",
-            "mem request",
-            "mem limit",
-            "storage",
-        ]);
-        for (key, service) in &plan.allocation.services {
-            let replicas =
-                if key.is_global() { format!("{} per node", service.replicas) } else { service.replicas.to_string() };
-            table.add_row(vec![
-                key.dns_name().to_owned(),
-                kind_label(*key).to_owned(),
-                replicas,
-                cores(service.cpu_millis.request),
-                cores(service.cpu_millis.limit),
-                service.memory_mib.request.to_string(),
-                service.memory_mib.limit.to_string(),
-                if service.storage_gib == 0 { "-".to_owned() } else { service.storage_gib.to_string() },
-            ]);
-        }
-        for column in 2..8 {
-            right_align(&mut table, column);
-        }
-        out.push_str(&format!("{table}\n"));
+        out.push_str(&format!(
+            "\nServices (CPU in cores, memory in MiB, storage in GiB per replica)\n{}\n",
+            services_table(plan)
+        ));
         if !plan.not_deployed.is_empty() {
             out.push_str(
                 "\nNot deployed (replicas 0; to turn one on, set plan.services.<service>.replicas in cometctl.yaml)\n",
@@ -117,74 +83,9 @@ impl Printer {
             }
         }
 
-        out.push_str("\nStorage\n");
-        let mut table =
-            new_table(&["service", "replicas", "GiB per replica", "growth GiB/month (all copies)", "bounded by"]);
-        for line in &plan.storage {
-            table.add_row(vec![
-                line.service.dns_name().to_owned(),
-                line.replicas.to_string(),
-                line.per_replica_gib.to_string(),
-                line.growth_gib_per_month.to_string(),
-                line.bounded_by.to_owned(),
-            ]);
-        }
-        for column in 1..4 {
-            right_align(&mut table, column);
-        }
-        out.push_str(&format!("{table}\n"));
+        out.push_str(&format!("\nStorage\n{}\n", storage_table(plan)));
 
-        let stores = &plan.allocation.stores;
-        let count = |key| plan.allocation.replicas(key);
-        out.push_str("\nStores\n");
-        let mut table = new_table(&["store", "topology"]);
-        table.add_row(vec![
-            "TiDB".to_owned(),
-            if plan.allocation.standalone_tidb() {
-                format!(
-                    "standalone: {} TiDB on its embedded store, no PD or TiKV (no high availability)",
-                    count(ServiceKey::Tidb)
-                )
-            } else {
-                format!(
-                    "{} PD, {} TiKV, {} TiDB",
-                    count(ServiceKey::Pd),
-                    count(ServiceKey::Tikv),
-                    count(ServiceKey::Tidb)
-                )
-            },
-        ]);
-        table.add_row(vec![
-            "Kafka".to_owned(),
-            format!(
-                "{} brokers, {} partitions, replication factor {}, min.insync.replicas {}",
-                count(ServiceKey::Kafka),
-                stores.kafka.partitions,
-                stores.kafka.replication_factor,
-                stores.kafka.min_insync_replicas
-            ),
-        ]);
-        table.add_row(vec![
-            "Redis".to_owned(),
-            match stores.redis.mode {
-                RedisMode::Standalone => "standalone (1 node)".to_owned(),
-                RedisMode::Cluster => format!(
-                    "cluster: {} shards x {} replica(s) = {} nodes",
-                    stores.redis.shards,
-                    stores.redis.replicas_per_shard,
-                    count(ServiceKey::Redis)
-                ),
-            },
-        ]);
-        table.add_row(vec![
-            "MongoDB".to_owned(),
-            if plan.allocation.deploys(ServiceKey::Mongodb) {
-                format!("replica set {}, {} member(s)", stores.mongodb.replica_set, count(ServiceKey::Mongodb))
-            } else {
-                "not deployed".to_owned()
-            },
-        ]);
-        out.push_str(&format!("{table}\n"));
+        out.push_str(&format!("\nStores\n{}\n", stores_table(plan)));
 
         let totals = &plan.totals;
         out.push_str(&format!(
@@ -197,13 +98,10 @@ impl Printer {
             totals.storage_gib
         ));
 
-        out.push_str("\nAssumptions (* = provisional figure, to be replaced by docs/benchmarks.md)\n");
-        let mut table = new_table(&["assumption", "value"]);
-        for assumption in &plan.assumptions {
-            let marker = if assumption.provisional { " *" } else { "" };
-            table.add_row(vec![assumption.name.clone(), format!("{}{marker}", assumption.value)]);
-        }
-        out.push_str(&format!("{table}\n"));
+        out.push_str(&format!(
+            "\nAssumptions (* = provisional figure, to be replaced by docs/benchmarks.md)\n{}\n",
+            assumptions_table(plan)
+        ));
         self.stdout(&out)?;
         for warning in &plan.warnings {
             self.warning(warning);
@@ -291,6 +189,122 @@ impl Printer {
     pub fn target_list(targets: &[Target]) -> String {
         targets.iter().map(|target| target.as_str()).collect::<Vec<_>>().join(", ")
     }
+}
+
+/// Load at peak.
+fn load_table(plan: &Plan) -> Table {
+    let load = &plan.load;
+    let mut table = new_table(&["", "value"]);
+    table.add_row(vec!["daily active users".to_owned(), load.daily_active_users.to_string()]);
+    table.add_row(vec!["messages per day".to_owned(), load.messages_per_day.to_string()]);
+    table.add_row(vec!["sends per second".to_owned(), load.peak_sends_per_second.to_string()]);
+    table.add_row(vec!["deliveries per second".to_owned(), load.peak_deliveries_per_second.to_string()]);
+    table.add_row(vec!["events per second".to_owned(), load.peak_events_per_second.to_string()]);
+    table.add_row(vec!["SQL statements per second".to_owned(), load.peak_sql_statements_per_second.to_string()]);
+    right_align(&mut table, 1);
+    table
+}
+
+/// Replicas and resources per service.
+fn services_table(plan: &Plan) -> Table {
+    let mut table =
+        new_table(&["service", "kind", "replicas", "cpu request", "cpu limit", "mem request", "mem limit", "storage"]);
+    for (key, service) in &plan.allocation.services {
+        let replicas =
+            if key.is_global() { format!("{} per node", service.replicas) } else { service.replicas.to_string() };
+        table.add_row(vec![
+            key.dns_name().to_owned(),
+            kind_label(*key).to_owned(),
+            replicas,
+            cores(service.cpu_millis.request),
+            cores(service.cpu_millis.limit),
+            service.memory_mib.request.to_string(),
+            service.memory_mib.limit.to_string(),
+            if service.storage_gib == 0 { "-".to_owned() } else { service.storage_gib.to_string() },
+        ]);
+    }
+    for column in 2..8 {
+        right_align(&mut table, column);
+    }
+    table
+}
+
+/// Storage per stateful service.
+fn storage_table(plan: &Plan) -> Table {
+    let mut table =
+        new_table(&["service", "replicas", "GiB per replica", "growth GiB/month (all copies)", "bounded by"]);
+    for line in &plan.storage {
+        table.add_row(vec![
+            line.service.dns_name().to_owned(),
+            line.replicas.to_string(),
+            line.per_replica_gib.to_string(),
+            line.growth_gib_per_month.to_string(),
+            line.bounded_by.to_owned(),
+        ]);
+    }
+    for column in 1..4 {
+        right_align(&mut table, column);
+    }
+    table
+}
+
+/// The topology of each store.
+fn stores_table(plan: &Plan) -> Table {
+    let stores = &plan.allocation.stores;
+    let count = |key| plan.allocation.replicas(key);
+    let mut table = new_table(&["store", "topology"]);
+    table.add_row(vec![
+        "TiDB".to_owned(),
+        if plan.allocation.standalone_tidb() {
+            format!(
+                "standalone: {} TiDB on its embedded store, no PD or TiKV (no high availability)",
+                count(ServiceKey::Tidb)
+            )
+        } else {
+            format!("{} PD, {} TiKV, {} TiDB", count(ServiceKey::Pd), count(ServiceKey::Tikv), count(ServiceKey::Tidb))
+        },
+    ]);
+    table.add_row(vec![
+        "Kafka".to_owned(),
+        format!(
+            "{} brokers, {} partitions, replication factor {}, min.insync.replicas {}",
+            count(ServiceKey::Kafka),
+            stores.kafka.partitions,
+            stores.kafka.replication_factor,
+            stores.kafka.min_insync_replicas
+        ),
+    ]);
+    table.add_row(vec![
+        "Redis".to_owned(),
+        match stores.redis.mode {
+            RedisMode::Standalone => "standalone (1 node)".to_owned(),
+            RedisMode::Cluster => format!(
+                "cluster: {} shards x {} replica(s) = {} nodes",
+                stores.redis.shards,
+                stores.redis.replicas_per_shard,
+                count(ServiceKey::Redis)
+            ),
+        },
+    ]);
+    table.add_row(vec![
+        "MongoDB".to_owned(),
+        if plan.allocation.deploys(ServiceKey::Mongodb) {
+            format!("replica set {}, {} member(s)", stores.mongodb.replica_set, count(ServiceKey::Mongodb))
+        } else {
+            "not deployed".to_owned()
+        },
+    ]);
+    table
+}
+
+/// The profile's assumptions, provisional ones marked.
+fn assumptions_table(plan: &Plan) -> Table {
+    let mut table = new_table(&["assumption", "value"]);
+    for assumption in &plan.assumptions {
+        let marker = if assumption.provisional { " *" } else { "" };
+        table.add_row(vec![assumption.name.clone(), format!("{}{marker}", assumption.value)]);
+    }
+    table
 }
 
 fn new_table(header: &[&str]) -> Table {
