@@ -18,6 +18,152 @@ struct Source {
     code: String,
 }
 
+/// The module path of a file below src/: `plan/swarm.rs` and `plan/swarm/mod.rs` are `plan::swarm`, lib.rs
+/// is the crate root.
+fn module_path(path: &str) -> Vec<String> {
+    let without = path.strip_suffix(".rs").unwrap_or(path);
+    let mut segments: Vec<String> = without.split('/').map(str::to_owned).collect();
+    if matches!(segments.last().map(String::as_str), Some("mod" | "lib")) {
+        segments.pop();
+    }
+    segments
+}
+
+/// Every path `code` names from `prefix` (`crate::`, `super::`, a child module's `name::`), as segments,
+/// with groups (`a::{b, c::d}`) spread out.
+fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
+    let mut paths = Vec::new();
+    for (at, _) in code.match_indices(prefix) {
+        let before = code[..at].chars().next_back();
+        if before.is_some_and(|character| character.is_alphanumeric() || character == '_' || character == ':') {
+            continue;
+        }
+        spread(&code[at + prefix.len()..], Vec::new(), &mut paths);
+    }
+    paths
+}
+
+/// The paths of `text` (what follows `prefix::`) below `base`; returns how much of `text` it read.
+fn spread(text: &str, base: Vec<String>, paths: &mut Vec<Vec<String>>) -> usize {
+    let mut segments = base;
+    let mut read = 0;
+    loop {
+        let rest = &text[read..];
+        if let Some(group) = rest.strip_prefix('{') {
+            read += 1;
+            let mut inner = 0;
+            loop {
+                let item = &group[inner..];
+                let skipped = item.len() - item.trim_start().len();
+                inner += skipped;
+                if group[inner..].starts_with('}') || inner >= group.len() {
+                    return read + inner + 1;
+                }
+                inner += spread(&group[inner..], segments.clone(), paths);
+                let after = &group[inner..];
+                let skipped = after.len() - after.trim_start().len();
+                inner += skipped;
+                if group[inner..].starts_with(',') {
+                    inner += 1;
+                }
+            }
+        }
+        let name: String =
+            rest.chars().take_while(|character| character.is_alphanumeric() || *character == '_').collect();
+        if name.is_empty() {
+            break;
+        }
+        read += name.len();
+        segments.push(name);
+        if text[read..].starts_with("::") {
+            read += 2;
+        } else {
+            break;
+        }
+    }
+    paths.push(segments);
+    read
+}
+
+/// The file of `sources` a path below `base` lands in: its longest prefix that is a module with a file.
+fn resolve<'s>(sources: &'s [Source], base: &[String], path: &[String]) -> Option<&'s Source> {
+    (0..=path.len()).rev().find_map(|length| {
+        let mut module = base.to_vec();
+        module.extend(path[..length].iter().cloned());
+        sources.iter().find(|source| module_path(&source.path) == module)
+    })
+}
+
+/// The files each file imports (through `crate::`, `super::`, `self::` and its child modules), by index.
+fn import_graph(sources: &[Source]) -> Vec<Vec<usize>> {
+    sources
+        .iter()
+        .map(|source| {
+            let module = module_path(&source.path);
+            let parent: Vec<String> = module[..module.len().saturating_sub(1)].to_vec();
+            let mut bases: Vec<(Vec<String>, Vec<Vec<String>>)> = vec![
+                (Vec::new(), paths_after(&source.code, "crate::")),
+                (parent, paths_after(&source.code, "super::")),
+                (module.clone(), paths_after(&source.code, "self::")),
+            ];
+            for line in source.code.lines() {
+                let declared =
+                    line.trim().trim_start_matches("pub ").strip_prefix("mod ").and_then(|rest| rest.strip_suffix(';'));
+                if let Some(child) = declared {
+                    let uses = paths_after(&source.code, &format!("{child}::"));
+                    let uses = uses.into_iter().map(|path| [vec![child.to_owned()], path].concat()).collect();
+                    bases.push((module.clone(), uses));
+                }
+            }
+            let mut targets: Vec<usize> = bases
+                .iter()
+                .flat_map(|(base, paths)| paths.iter().filter_map(|path| resolve(sources, base, path)))
+                .filter_map(|target| sources.iter().position(|other| std::ptr::eq(other, target)))
+                .filter(|target| sources[*target].path != source.path)
+                .collect();
+            targets.sort_unstable();
+            targets.dedup();
+            targets
+        })
+        .collect()
+}
+
+/// Every import circle between files, each as the files it runs through.
+fn circles(sources: &[Source]) -> Vec<String> {
+    let graph = import_graph(sources);
+    let mut found = Vec::new();
+    // 0: not seen, 1: on the current path, 2: done.
+    let mut state = vec![0u8; sources.len()];
+    let mut path = Vec::new();
+    fn visit(node: usize, graph: &[Vec<usize>], state: &mut [u8], path: &mut Vec<usize>, found: &mut Vec<Vec<usize>>) {
+        state[node] = 1;
+        path.push(node);
+        for &next in &graph[node] {
+            match state[next] {
+                0 => visit(next, graph, state, path, found),
+                1 => {
+                    let start = path.iter().position(|&on| on == next).unwrap_or(0);
+                    found.push(path[start..].to_vec());
+                }
+                _ => {}
+            }
+        }
+        path.pop();
+        state[node] = 2;
+    }
+    let mut loops = Vec::new();
+    for node in 0..sources.len() {
+        if state[node] == 0 {
+            visit(node, &graph, &mut state, &mut path, &mut loops);
+        }
+    }
+    for circle in loops {
+        let names: Vec<&str> = circle.iter().map(|&node| sources[node].path.as_str()).collect();
+        found.push(format!("import circle: {} → {}", names.join(" → "), names[0]));
+    }
+    found
+}
+
 impl Source {
     /// The top-level module the file belongs to: `plan` for plan/swarm.rs, `folder` for folder.rs.
     fn module(&self) -> &str {
@@ -161,13 +307,38 @@ fn read_tree(root: &Path) -> Vec<Source> {
 fn the_source_tree_keeps_the_import_rules_of_architecture_md() {
     let sources = read_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     assert!(sources.len() > 40, "cli/src has only {} files: is the path right?", sources.len());
-    let found = violations(&sources);
+    let mut found = violations(&sources);
+    found.extend(circles(&sources));
     assert!(found.is_empty(), "the import rules of ARCHITECTURE.md are broken:\n  {}", found.join("\n  "));
+}
+
+/// A made-up source file for the tests of the rules.
+fn source(path: &str, text: &str) -> Source {
+    Source { path: path.to_owned(), code: code_of(text) }
+}
+
+#[test]
+fn import_circles_are_found_through_crate_super_and_child_module_paths() {
+    let circle = [
+        source("manifest/mod.rs", "pub mod compose;\npub mod values;"),
+        source("manifest/compose.rs", "use super::values::{Mount, parse_port};"),
+        source("manifest/values.rs", "use super::compose::Mount;"),
+        source("deploy/mod.rs", "mod compose;\npub use compose::deployed_images;"),
+        source("deploy/compose.rs", "use crate::{domain::Target, manifest::compose::ComposeFile};"),
+        source("domain/mod.rs", "pub enum Target {}"),
+    ];
+    assert_eq!(circles(&circle).len(), 1, "{:?}", circles(&circle));
+    let parent_and_child = [
+        source("deploy/mod.rs", "mod compose;\nuse compose::ComposeBackend;"),
+        source("deploy/compose.rs", "use super::Jobs;"),
+    ];
+    assert_eq!(circles(&parent_and_child).len(), 1);
+    let one_way = [source("deploy/mod.rs", "mod backend;\npub use backend::Backend;"), source("deploy/backend.rs", "")];
+    assert_eq!(circles(&one_way), Vec::<String>::new());
 }
 
 #[test]
 fn each_rule_catches_what_it_forbids() {
-    let source = |path: &str, text: &str| Source { path: path.to_owned(), code: code_of(text) };
     let cases = [
         source("plan/swarm.rs", "use crate::{engine::Engine, domain::Target};"),
         source("render/mod.rs", "let text = std::fs::read_to_string(path)?;"),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::values::{parse_bytes, parse_cpus_nanos, parse_duration_nanos, parse_mount, parse_port, unescape};
+use super::values::{Mount, parse_bytes, parse_cpus_nanos, parse_duration_nanos, parse_mount, parse_port, unescape};
 use crate::yaml::{self, YamlError};
 
 /// The whole file. Top-level keys other than these must be extension fields (`x-…`).
@@ -168,17 +168,6 @@ pub struct Logging {
     pub driver: String,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
-}
-
-/// A `volumes:` entry of a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mount {
-    /// A host path (relative to the compose file's folder unless absolute).
-    Bind { source: String, target: String, read_only: bool, propagation: Option<String> },
-    /// A named volume of the file's `volumes:`.
-    Volume { name: String, target: String, read_only: bool },
-    /// A memory-backed folder (the long syntax `type: tmpfs` of Swarm stacks), optionally capped in bytes.
-    Tmpfs { target: String, size_bytes: Option<i64> },
 }
 
 impl Healthcheck {

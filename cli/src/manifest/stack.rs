@@ -11,8 +11,9 @@ use std::marker::PhantomData;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::compose::{self, Healthcheck, Labelled, Logging, Mount, NetworkAttachment, Resources, Ulimit};
+use super::compose::{self, Healthcheck, Labelled, Logging, NetworkAttachment, Resources, Ulimit};
 use super::values;
+use super::values::Mount;
 use crate::yaml::{self, YamlError};
 
 /// The whole file. Top-level keys other than these must be extension fields (`x-…`).

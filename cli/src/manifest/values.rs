@@ -1,6 +1,15 @@
 //! The value syntax compose.yaml and stack.yaml share: durations, CPUs, memory, ports, volume entries, and `$$`.
 
-use super::compose::Mount;
+/// A `volumes:` entry of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// A host path (relative to the compose file's folder unless absolute).
+    Bind { source: String, target: String, read_only: bool, propagation: Option<String> },
+    /// A named volume of the file's `volumes:`.
+    Volume { name: String, target: String, read_only: bool },
+    /// A memory-backed folder (the long syntax `type: tmpfs` of Swarm stacks), optionally capped in bytes.
+    Tmpfs { target: String, size_bytes: Option<i64> },
+}
 
 /// A `volumes:` entry in Compose's short syntax: `SOURCE:TARGET[:OPTIONS]`, a bind mount when the source is a
 /// path, a named volume otherwise.

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use super::labels::{COMPOSE_SERVICE_LABEL, CONFIG_HASH_LABEL, DEPLOYMENT_LABEL, SERVICE_LABEL};
 use super::observed::ObservedContainer;
 use super::{Ready, Reason, sha256_hex};
-use crate::manifest::compose::{ComposeFile, Condition, Healthcheck, Mount, Service};
+use crate::manifest::compose::{ComposeFile, Condition, Healthcheck, Service};
 use crate::manifest::values;
+use crate::manifest::values::Mount;
 
 /// The suffix of a container being replaced (start-first): it still serves until its successor is healthy.
 pub const REPLACED_SUFFIX: &str = "-replaced";

@@ -21,9 +21,10 @@ use super::labels::{
 };
 use super::observed::{ObjectKind, ObservedService, SwarmObject};
 use super::{Ready, Reason, sha256_hex};
-use crate::manifest::compose::{self, Mount};
+use crate::manifest::compose;
 use crate::manifest::stack::{EndpointMode, FileMount, StackFile, StackService, UpdateConfig};
 use crate::manifest::values;
+use crate::manifest::values::Mount;
 
 /// Docker's limit on the name of a secret or config.
 const OBJECT_NAME_MAX: usize = 64;
