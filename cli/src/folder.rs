@@ -1,6 +1,9 @@
 //! The deployment folder on disk: cometctl.yaml, secrets/, tls/ and rendered/. All of cometctl's file IO
-//! goes through here, and every write is atomic: a temporary file or folder beside the target, then a rename.
+//! goes through here, reads (the spec, rendered files read back, the files containers and Swarm objects are
+//! made of, a folder of template overrides) as well as writes, and every write is atomic: a temporary file or
+//! folder beside the target, then a rename.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 
@@ -9,19 +12,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::printer::{Change, FileChange};
+use crate::error::Refusal;
+use crate::plan::sha256_hex;
+use crate::printer::views::{Change, FileChange};
 use crate::render::RenderedTree;
+use crate::sizing::Profile;
 use crate::spec::{self, SPEC_FILE, Spec};
 
 pub const SECRETS_DIR: &str = "secrets";
 pub const RENDERED_DIR: &str = "rendered";
 /// One JSON object per line: every deploy, upgrade and rollback with its outcome.
 pub const HISTORY_FILE: &str = "history.jsonl";
-
-/// An input problem: the command refuses and exits 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
 
 #[derive(Debug, Clone)]
 pub struct DeploymentFolder {
@@ -58,6 +59,13 @@ impl DeploymentFolder {
         }
         let text = fs_err::read_to_string(&path)?;
         spec::parse(&path.display().to_string(), &text).map_err(|error| Refusal(error.to_string()).into())
+    }
+
+    /// A file of rendered/ read back: its path and text.
+    pub fn read_rendered(&self, name: &str) -> Result<(PathBuf, String)> {
+        let path = self.root.join(RENDERED_DIR).join(name);
+        let text = fs_err::read_to_string(&path)?;
+        Ok((path, text))
     }
 
     pub fn create_root(&self) -> Result<()> {
@@ -254,4 +262,88 @@ pub fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Re
             Err(error)
         }
     }
+}
+
+/// The sizing profile: `--profile FILE`, or the embedded profiles/default.yaml.
+pub fn read_profile(path: Option<&Path>) -> Result<Profile> {
+    match path {
+        None => Profile::embedded().context("the embedded sizing profile is broken (a build bug)"),
+        Some(path) => {
+            let text = fs_err::read_to_string(path)?;
+            Profile::parse(&path.display().to_string(), &text).map_err(|error| Refusal(error.to_string()).into())
+        }
+    }
+}
+
+/// A file opened for reading (an image bundle streamed to the Engine).
+pub fn open(path: &Path) -> Result<fs_err::File> {
+    Ok(fs_err::File::open(path)?)
+}
+
+/// The bytes of a file: what a Swarm secret or config holds, what goes into an image (the binary, its
+/// libraries, the CA bundle).
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    Ok(fs_err::read(path)?)
+}
+
+/// The hex SHA-256 of a file's content, or `missing`: what a container's configuration hash and a Swarm
+/// object's name take from the files they are made of.
+pub fn file_digest(path: &Path) -> String {
+    match fs_err::read(path) {
+        Ok(bytes) => sha256_hex(&bytes),
+        Err(_) => "missing".to_owned(),
+    }
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
+
+pub fn is_file(path: &Path) -> bool {
+    path.is_file()
+}
+
+/// Why a folder of template overrides could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateFolderError {
+    #[error("reading templates from {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("template {path} is not UTF-8 text")]
+    NotText { path: PathBuf },
+    #[error("{path} holds no templates (*.j2 files); point --templates at a copy of the project's templates/ folder")]
+    Empty { path: PathBuf },
+}
+
+/// Every `*.j2` file below `root`, by name (its path below `root` with `/` separators): the templates that
+/// override the embedded ones of the same name.
+pub fn read_templates(root: &Path) -> Result<BTreeMap<String, String>, TemplateFolderError> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let entries =
+            fs_err::read_dir(&folder).map_err(|source| TemplateFolderError::Io { path: folder.clone(), source })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| TemplateFolderError::Io { path: folder.clone(), source })?;
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "j2") {
+                let bytes =
+                    fs_err::read(&path).map_err(|source| TemplateFolderError::Io { path: path.clone(), source })?;
+                let text = String::from_utf8(bytes).map_err(|_| TemplateFolderError::NotText { path: path.clone() })?;
+                let name = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .components()
+                    .map(|part| part.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                found.insert(name, text);
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(TemplateFolderError::Empty { path: root.to_path_buf() });
+    }
+    Ok(found)
 }

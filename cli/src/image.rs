@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
+
+use crate::plan::sha256_hex;
 
 /// The unprivileged user every comet-server container runs as (the templates use the same ids).
 pub const USER_ID: u32 = 10001;
@@ -69,14 +70,6 @@ pub fn parse_ldd(output: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(paths)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
 }
 
 /// The text files of the image: the comet user and group.
@@ -150,7 +143,7 @@ pub fn archive(contents: &ImageContents, repository_url: &str) -> Result<ImageAr
     files.extend(account_files());
     files.extend(contents.libraries.iter().cloned());
     let layer = layer(&files)?;
-    let layer_digest = sha256(&layer);
+    let layer_digest = sha256_hex(&layer);
     let epoch = "1970-01-01T00:00:00Z";
     let config = json!({
         "architecture": "amd64",
@@ -186,7 +179,7 @@ pub fn archive(contents: &ImageContents, repository_url: &str) -> Result<ImageAr
         "history": [{ "created": epoch, "created_by": "cometctl images build" }],
     });
     let config_bytes = serde_json::to_vec(&config).map_err(|error| error.to_string())?;
-    let config_digest = sha256(&config_bytes);
+    let config_digest = sha256_hex(&config_bytes);
     let manifest = json!([{
         "Config": format!("{config_digest}.json"),
         "RepoTags": [contents.reference],
@@ -270,11 +263,11 @@ mod tests {
         assert_eq!(manifest[0]["RepoTags"][0], "comet-server:1.2.3");
         let config_name = manifest[0]["Config"].as_str().expect("config");
         let config_bytes = &outer[config_name].2;
-        assert_eq!(format!("sha256:{}", sha256(config_bytes)), first.image_id);
+        assert_eq!(format!("sha256:{}", sha256_hex(config_bytes)), first.image_id);
         let config: serde_json::Value = serde_json::from_slice(config_bytes).expect("config");
         let layer_name = manifest[0]["Layers"][0].as_str().expect("layer");
         let layer_bytes = &outer[layer_name].2;
-        assert_eq!(config["rootfs"]["diff_ids"][0], format!("sha256:{}", sha256(layer_bytes)));
+        assert_eq!(config["rootfs"]["diff_ids"][0], format!("sha256:{}", sha256_hex(layer_bytes)));
         assert_eq!(config["config"]["User"], "10001:10001");
         assert_eq!(config["config"]["Labels"]["org.opencontainers.image.version"], "1.2.3");
 

@@ -11,4 +11,5 @@ mod images;
 mod init;
 mod render;
 mod snapshots;
+mod tidy;
 mod validators;

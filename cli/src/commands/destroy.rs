@@ -1,7 +1,8 @@
 //! `cometctl destroy`: removes what the Docker Engine runs for a deployment (found by its label): containers,
 //! Swarm services and networks. Volumes hold the data and stay unless `--volumes` is given; Swarm secrets and
 //! configs stay unless `--secrets` is given; each is confirmed (`--yes`, or the deployment's name typed at the
-//! prompt).
+//! prompt). Whatever target made them, everything labelled with the deployment goes, so destroy asks no
+//! backend which one the deployment has.
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::time::{Duration, Instant};
@@ -9,13 +10,16 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::args::DestroyArgs;
-use crate::engine::{Engine, EngineError, ObjectKind, SwarmRole};
-use crate::folder::{DeploymentFolder, Refusal};
-use crate::printer::{Change, FileChange, Printer};
+use crate::context::Context;
+use crate::deploy::wait::POLL;
+use crate::engine::EngineError;
+use crate::error::Refusal;
+use crate::plan::observed::ObjectKind;
+use crate::printer::Printer;
+use crate::printer::views::{Change, FileChange};
 
 /// How long removed services may take to stop their containers (their stop grace periods are at most 60 s).
 const STOP_DEADLINE: Duration = Duration::from_secs(120);
-const POLL: Duration = Duration::from_millis(500);
 
 /// Whether the operator confirmed deleting `names` (`what`: "the data", "the secrets and configs") for good.
 fn confirmed(
@@ -58,11 +62,13 @@ fn retry(deadline: Instant, mut attempt: impl FnMut() -> Result<(), EngineError>
     }
 }
 
-pub fn run(args: &DestroyArgs, printer: &Printer) -> Result<()> {
-    let spec = DeploymentFolder::new(&args.dir).read_spec()?;
+pub fn run(context: &Context<'_>, args: &DestroyArgs) -> Result<()> {
+    let (spec, printer) = (context.spec()?, context.printer);
     let deployment = spec.name.as_str();
-    let engine = Engine::connect()?;
-    let manager = matches!(engine.swarm_role()?, SwarmRole::Manager { .. });
+    let engine = context.engine()?;
+    // Whatever either target left (a destroy without --secrets leaves a Swarm stack's secrets and configs):
+    // the Swarm side is read wherever the Engine manages a swarm.
+    let manager = engine.manages_swarm()?;
     let volumes = engine.volumes(deployment)?;
     let mut objects = Vec::new();
     if manager {

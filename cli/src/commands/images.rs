@@ -7,10 +7,10 @@ use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
 use crate::args::{ImagesBuildArgs, ImagesLoadArgs, ImagesSaveArgs};
-use crate::engine::Engine;
-use crate::folder::{self, DeploymentFolder, Refusal};
+use crate::context::Context;
+use crate::error::Refusal;
+use crate::folder;
 use crate::image::{self, ImageContents, ImageFile};
-use crate::printer::Printer;
 
 /// What `images build` reports (`--output json` prints it as is).
 #[derive(Debug, Serialize)]
@@ -30,7 +30,7 @@ fn find_binary(explicit: Option<&Path>) -> Result<PathBuf> {
     }
     let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("comet-server")));
     match beside {
-        Some(path) if path.is_file() => Ok(path),
+        Some(path) if folder::is_file(&path) => Ok(path),
         _ => Err(Refusal(
             "no comet-server binary beside cometctl: build it (`cargo build --release -p comet-server`) or pass \
              --binary PATH"
@@ -54,20 +54,20 @@ fn libraries(binary: &Path) -> Result<Vec<ImageFile>> {
     paths
         .into_iter()
         .map(|path| {
-            let bytes = fs_err::read(&path)?;
+            let bytes = folder::read_bytes(Path::new(&path))?;
             Ok(ImageFile { path: path.trim_start_matches('/').to_owned(), mode: 0o755, bytes })
         })
         .collect()
 }
 
-pub fn build(args: &ImagesBuildArgs, printer: &Printer) -> Result<()> {
-    let spec = DeploymentFolder::new(&args.dir).read_spec()?;
+pub fn build(context: &Context<'_>, args: &ImagesBuildArgs) -> Result<()> {
+    let (spec, printer) = (context.spec()?, context.printer);
     let version = args.version.clone().unwrap_or_else(|| spec.images.comet.tag.clone());
     let reference = format!("{}:{version}", spec.images.comet.repository);
     let binary_path = find_binary(args.binary.as_deref())?;
-    let binary = fs_err::read(&binary_path)?;
+    let binary = folder::read_bytes(&binary_path)?;
     let libraries = libraries(&binary_path)?;
-    let ca_bundle = fs_err::read(&args.ca_bundle)
+    let ca_bundle = folder::read_bytes(&args.ca_bundle)
         .with_context(|| "the CA bundle (Debian package ca-certificates); pass --ca-bundle FILE".to_owned())?;
     let names = libraries.iter().map(|file| format!("/{}", file.path)).collect();
     let contents = ImageContents { binary, libraries, ca_bundle, version, reference: reference.clone() };
@@ -77,7 +77,7 @@ pub fn build(args: &ImagesBuildArgs, printer: &Printer) -> Result<()> {
         binary_path.display(),
         archive.layer_size
     ));
-    let engine = Engine::connect()?;
+    let engine = context.engine()?;
     engine.load_image(archive.bytes)?;
     let loaded =
         engine.image(&reference)?.with_context(|| format!("the Engine does not list {reference} after loading it"))?;
@@ -101,15 +101,15 @@ struct Saved {
     bytes: u64,
 }
 
-pub fn save(args: &ImagesSaveArgs, printer: &Printer) -> Result<()> {
-    let spec = DeploymentFolder::new(&args.dir).read_spec()?;
+pub fn save(context: &Context<'_>, args: &ImagesSaveArgs) -> Result<()> {
+    let (spec, printer) = (context.spec()?, context.printer);
     let named = spec.images.named();
     if let Some(unknown) = args.only.iter().find(|key| !named.iter().any(|(name, _)| name == key)) {
         let known: Vec<&str> = named.iter().map(|(name, _)| *name).collect();
         return Err(Refusal(format!("--only {unknown}: not an image of the spec (known: {})", known.join(", "))).into());
     }
     // By default the images the deployment runs: none for services at 0 replicas or turned off.
-    let deployed = crate::commands::deploy::deployed_images(&spec)?;
+    let deployed = crate::deploy::deployed_images(spec)?;
     let wanted: Vec<String> = named
         .iter()
         .filter(|(name, image)| match args.only.is_empty() {
@@ -118,7 +118,7 @@ pub fn save(args: &ImagesSaveArgs, printer: &Printer) -> Result<()> {
         })
         .map(|(_, image)| image.reference())
         .collect();
-    let engine = Engine::connect()?;
+    let engine = context.engine()?;
     let mut missing = Vec::new();
     for reference in &wanted {
         if engine.image(reference)?.is_none() {
@@ -145,9 +145,10 @@ pub fn save(args: &ImagesSaveArgs, printer: &Printer) -> Result<()> {
     Ok(())
 }
 
-pub fn load(args: &ImagesLoadArgs, printer: &Printer) -> Result<()> {
-    let file = fs_err::File::open(&args.file)?;
-    let engine = Engine::connect()?;
+pub fn load(context: &Context<'_>, args: &ImagesLoadArgs) -> Result<()> {
+    let printer = context.printer;
+    let file = folder::open(&args.file)?;
+    let engine = context.engine()?;
     let loaded = engine.load_images(file)?;
     if loaded.is_empty() {
         bail!(

@@ -1,15 +1,24 @@
+//! `cometctl init`: size a deployment and write its folder: cometctl.yaml, secrets/ and a development
+//! certificate. Secrets and keys are created once and never replaced.
+
 use anyhow::Result;
 
-use super::sizing::plan_from;
 use crate::args::InitArgs;
-use crate::folder::{DeploymentFolder, Refusal, SECRETS_DIR};
-use crate::printer::{Change, FileChange, Printer};
+use crate::context::Context;
+use crate::error::Refusal;
+use crate::folder::{self, DeploymentFolder, SECRETS_DIR};
+use crate::printer::views::{Change, FileChange};
 use crate::render::SECRETS;
+use crate::sizing;
 use crate::spec::{self, DeploymentName, InitialSpec, SPEC_FILE, Spec, TlsMode};
 
-pub fn run(args: &InitArgs, printer: &Printer) -> Result<()> {
+pub fn run(context: &Context<'_>, args: &InitArgs) -> Result<()> {
+    let printer = context.printer;
     let name = DeploymentName::parse(&args.name).map_err(Refusal)?;
-    let plan = plan_from(&args.sizing)?;
+    let input = &args.sizing;
+    let profile = folder::read_profile(input.profile.as_deref())?;
+    let plan = sizing::plan_for_recommended(&profile, input.request(), input.target.is_some())
+        .map_err(|error| Refusal(error.to_string()))?;
     let tls_mode = if args.provided_tls { TlsMode::Provided } else { TlsMode::SelfSigned };
     let spec = Spec::initial(InitialSpec {
         name,
@@ -29,7 +38,7 @@ pub fn run(args: &InitArgs, printer: &Printer) -> Result<()> {
     }
     let yaml = spec::to_yaml(&spec)?;
 
-    let folder = DeploymentFolder::new(&args.dir);
+    let folder = &context.folder;
     if folder.has_spec() && !args.force {
         return Err(Refusal(format!(
             "{} already exists; pass --force to overwrite it (secrets and certificates are kept either way)",
@@ -47,7 +56,7 @@ pub fn run(args: &InitArgs, printer: &Printer) -> Result<()> {
         changes.push(FileChange { path, change });
     }
     if tls_mode == TlsMode::SelfSigned {
-        changes.extend(dev_certificate(&folder, &spec)?);
+        changes.extend(dev_certificate(folder, &spec)?);
     }
     // The spec is written last: its presence means init finished.
     let change = folder.write_file(SPEC_FILE, yaml.as_bytes(), 0o644)?;
@@ -72,13 +81,13 @@ fn dev_certificate(folder: &DeploymentFolder, spec: &Spec) -> Result<Vec<FileCha
     let cert = spec.tls.cert_file.as_str();
     let key = spec.tls.key_file.as_str();
     let root = folder.root();
-    if root.join(cert).exists() && root.join(key).exists() {
+    if folder::exists(&root.join(cert)) && folder::exists(&root.join(key)) {
         return Ok(vec![
             FileChange { path: cert.to_owned(), change: Change::Kept },
             FileChange { path: key.to_owned(), change: Change::Kept },
         ]);
     }
-    if root.join(key).exists() {
+    if folder::exists(&root.join(key)) {
         return Err(Refusal(format!(
             "{key} exists without {cert}: put the matching certificate there, or remove the key to get a new development pair"
         ))

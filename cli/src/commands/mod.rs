@@ -1,35 +1,39 @@
-//! One file per subcommand. Each turns its arguments into domain values, calls the pure core, and hands
-//! IO to `folder` and output to `printer`.
+//! One file per subcommand, each thin: it turns its arguments into domain values and hands the work to the
+//! core (`deploy`, `render`, `sizing`, …) with one shared `Context` (folder, spec, Engine, printer, clock).
+//! No command imports another, nor this dispatcher: what two share lives below them.
 
 mod deploy;
 mod destroy;
+mod diff;
 mod images;
 mod init;
 mod render;
 mod sizing;
 mod status;
-mod swarm;
 mod upgrade;
+
+use std::path::Path;
 
 use anyhow::Result;
 
-pub use deploy::DeployFailed;
-
 use crate::args::{Cli, Command, ImagesCommand};
+use crate::context::Context;
 use crate::printer::Printer;
 
 pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
+    let here = Path::new(".");
+    let context = |dir: &Path| Context::new(dir, printer);
     match cli.command {
-        Command::Init(args) => init::run(&args, printer),
-        Command::Sizing(args) => sizing::run(&args, printer),
-        Command::Render(args) => render::run(&args, printer),
-        Command::Status(args) => status::run(&args, printer),
-        Command::Diff(args) => deploy::diff(&args, printer),
-        Command::Deploy(args) => deploy::run(&args, printer),
-        Command::Upgrade(args) => upgrade::run(&args, printer),
-        Command::Destroy(args) => destroy::run(&args, printer),
-        Command::Images(ImagesCommand::Build(args)) => images::build(&args, printer),
-        Command::Images(ImagesCommand::Save(args)) => images::save(&args, printer),
-        Command::Images(ImagesCommand::Load(args)) => images::load(&args, printer),
+        Command::Init(args) => init::run(&context(&args.folder.dir), &args),
+        Command::Sizing(args) => sizing::run(&context(here), &args),
+        Command::Render(args) => render::run(&context(&args.folder.dir), &args),
+        Command::Status(args) => status::run(&context(&args.folder.dir)),
+        Command::Diff(args) => diff::run(&context(&args.folder.dir), &args),
+        Command::Deploy(args) => deploy::run(&context(&args.folder.dir), &args),
+        Command::Upgrade(args) => upgrade::run(&context(&args.folder.dir), &args),
+        Command::Destroy(args) => destroy::run(&context(&args.folder.dir), &args),
+        Command::Images(ImagesCommand::Build(args)) => images::build(&context(&args.folder.dir), &args),
+        Command::Images(ImagesCommand::Save(args)) => images::save(&context(&args.folder.dir), &args),
+        Command::Images(ImagesCommand::Load(args)) => images::load(&context(here), &args),
     }
 }

@@ -1,17 +1,22 @@
+//! `cometctl render`: the spec's manifests and service configuration into rendered/, replaced whole.
+
 use anyhow::Result;
 
 use crate::args::{RenderArgs, RenderTarget};
+use crate::context::Context;
 use crate::domain::Target;
-use crate::folder::{DeploymentFolder, Refusal};
+use crate::error::Refusal;
+use crate::folder;
 use crate::printer::Printer;
 use crate::render::{self, TemplateSet};
 
-pub fn run(args: &RenderArgs, printer: &Printer) -> Result<()> {
-    let folder = DeploymentFolder::new(&args.dir);
-    let spec = folder.read_spec()?;
+pub fn run(context: &Context<'_>, args: &RenderArgs) -> Result<()> {
+    let spec = context.spec()?;
     let templates = match &args.templates {
         None => TemplateSet::embedded(),
-        Some(path) => TemplateSet::with_overrides_from(path).map_err(|error| Refusal(error.to_string()))?,
+        Some(path) => {
+            TemplateSet::with_overrides(folder::read_templates(path).map_err(|error| Refusal(error.to_string()))?)
+        }
     };
     let targets: Vec<Target> = match args.target {
         RenderTarget::Spec => vec![spec.target],
@@ -21,8 +26,8 @@ pub fn run(args: &RenderArgs, printer: &Printer) -> Result<()> {
         RenderTarget::All => Target::ALL.to_vec(),
     };
     // Rendering is pure; nothing is written unless every template rendered.
-    let tree = render::render(&spec, &templates, &targets).map_err(|error| Refusal(error.to_string()))?;
-    let changes = folder.replace_rendered(&tree)?;
-    printer.changes(&format!("render {}", Printer::target_list(&targets)), &changes)?;
+    let tree = render::render(spec, &templates, &targets).map_err(|error| Refusal(error.to_string()))?;
+    let changes = context.folder.replace_rendered(&tree)?;
+    context.printer.changes(&format!("render {}", Printer::target_list(&targets)), &changes)?;
     Ok(())
 }

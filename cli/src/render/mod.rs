@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, UndefinedBehavior};
 
 pub use context::{ADMIN_PORT, APP_PORT, Context, SECRETS};
-pub use templates::{TemplateSet, TemplateSetError};
+pub use templates::TemplateSet;
 
 use crate::domain::Target;
 use crate::spec::Spec;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::RedisMode;
+use super::profile::RedisMode;
 use crate::domain::ServiceKey;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -111,6 +111,16 @@ pub struct Plan {
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
+/// The plan for `request`; unless its target was `chosen`, the plan again for the target the first one
+/// recommends, if that differs (`init` and `sizing` without `--target` size for the recommendation).
+pub fn plan_for_recommended(profile: &Profile, request: SizingRequest, chosen: bool) -> Result<Plan, SizingError> {
+    let first = plan(profile, &request)?;
+    if chosen || first.recommended_target == request.target {
+        return Ok(first);
+    }
+    plan(profile, &SizingRequest { target: first.recommended_target, ..request })
+}
+
 /// Computes the plan for a request under a profile.
 pub fn plan(profile: &Profile, request: &SizingRequest) -> Result<Plan, SizingError> {
     let mau = request.mau.get();

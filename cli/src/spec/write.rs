@@ -1,6 +1,6 @@
 //! Writes a spec back to YAML, with a comment above each section for the operator who edits it.
 
-use super::Spec;
+use super::model::Spec;
 
 const HEADER: &str = "\
 # cometctl deployment spec, written by `cometctl init`. Edit it, then run `cometctl render`.

@@ -11,7 +11,9 @@ use std::marker::PhantomData;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::compose::{self, Healthcheck, Labelled, Logging, Mount, NetworkAttachment, Resources, Ulimit};
+use super::compose::{self, Healthcheck, Labelled, Logging, NetworkAttachment, Resources, Ulimit};
+use super::values;
+use super::values::Mount;
 use crate::yaml::{self, YamlError};
 
 /// The whole file. Top-level keys other than these must be extension fields (`x-…`).
@@ -416,7 +418,7 @@ impl StackService {
         self.volumes
             .iter()
             .map(|entry| match entry {
-                ShortOrLong::Short(text) => compose::parse_mount(text),
+                ShortOrLong::Short(text) => values::parse_mount(text),
                 ShortOrLong::Long(long) => long_mount(long),
             })
             .collect()
@@ -427,7 +429,7 @@ impl StackService {
         self.ports
             .iter()
             .map(|entry| match entry {
-                ShortOrLong::Short(text) => compose::parse_port(text).map(|(published, target)| Port {
+                ShortOrLong::Short(text) => values::parse_port(text).map(|(published, target)| Port {
                     target,
                     published: Some(published),
                     protocol: Protocol::Tcp,
@@ -468,7 +470,7 @@ fn long_mount(long: &LongVolume) -> Result<Mount, String> {
             propagation: None,
         }),
         VolumeType::Tmpfs => {
-            let size_bytes = long.tmpfs.as_ref().and_then(|options| options.size.as_deref()).map(compose::parse_bytes);
+            let size_bytes = long.tmpfs.as_ref().and_then(|options| options.size.as_deref()).map(values::parse_bytes);
             Ok(Mount::Tmpfs { target: long.target.clone(), size_bytes: size_bytes.transpose()? })
         }
     }
@@ -569,7 +571,7 @@ fn check_deploy(deploy: &StackDeploy) -> Result<(), String> {
         .flat_map(|config| [&config.delay, &config.monitor])
         .chain(deploy.restart_policy.iter().flat_map(|policy| [&policy.delay, &policy.window]));
     for duration in durations.flatten() {
-        compose::parse_duration_nanos(duration)?;
+        values::parse_duration_nanos(duration)?;
     }
     for config in [&deploy.update_config, &deploy.rollback_config].into_iter().flatten() {
         if let Some(ratio) = config.max_failure_ratio

@@ -1,6 +1,6 @@
 //! What `deploy compose` must do: the desired containers, networks and volumes of a rendered compose file,
 //! and the changes that take the observed state there. Pure: the Engine is read before and written after, by
-//! `commands::deploy`.
+//! `deploy::compose`.
 //!
 //! Naming: containers `<deployment>-<service>-<n>`, networks and volumes `<deployment>_<name>` (as Compose
 //! names them). Every object carries the deployment and service labels; containers also carry the hash of
@@ -9,31 +9,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 
-use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
-use crate::compose::{self, ComposeFile, Condition, Healthcheck, Mount, Service};
-use crate::engine::{DEPLOYMENT_LABEL, ObservedContainer, SERVICE_LABEL};
+use super::labels::{COMPOSE_SERVICE_LABEL, CONFIG_HASH_LABEL, DEPLOYMENT_LABEL, SERVICE_LABEL};
+use super::observed::ObservedContainer;
+use super::{Ready, Reason, sha256_hex};
+use crate::manifest::compose::{ComposeFile, Condition, Healthcheck, Service};
+use crate::manifest::values;
+use crate::manifest::values::Mount;
 
-/// The Compose service a container belongs to (several containers per service when it has replicas).
-pub const COMPOSE_SERVICE_LABEL: &str = "io.comet.compose-service";
-/// The sha256 of the container's create request and the image id it was created from.
-pub const CONFIG_HASH_LABEL: &str = "io.comet.config-hash";
 /// The suffix of a container being replaced (start-first): it still serves until its successor is healthy.
 pub const REPLACED_SUFFIX: &str = "-replaced";
-
-/// How `deploy` knows a container is ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Ready {
-    /// Its health check passes.
-    Healthy,
-    /// It runs (no health check).
-    Running,
-    /// It exited 0 (a one-shot job).
-    Completed,
-}
 
 /// One container `deploy` wants.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,29 +58,6 @@ pub struct Desired {
     pub bind_sources: Vec<PathBuf>,
     /// Images by reference.
     pub images: Vec<String>,
-}
-
-/// Why a container is (re)created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    Missing,
-    ConfigurationChanged,
-    ImageChanged,
-    NotRunning,
-    JobFailed,
-}
-
-impl Reason {
-    pub fn describe(&self) -> &'static str {
-        match self {
-            Reason::Missing => "new",
-            Reason::ConfigurationChanged => "configuration changed",
-            Reason::ImageChanged => "image changed",
-            Reason::NotRunning => "not running",
-            Reason::JobFailed => "last run failed",
-        }
-    }
 }
 
 /// One change to one container.
@@ -143,14 +106,10 @@ pub(crate) fn resolve(dir: &Path, relative: &str) -> PathBuf {
     path
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 /// Seconds, rounded up, of a Compose duration (already validated by `ComposeFile::parse`).
 pub(crate) fn seconds(duration: Option<&String>, default: u64) -> u64 {
     duration
-        .and_then(|text| compose::parse_duration_nanos(text).ok())
+        .and_then(|text| values::parse_duration_nanos(text).ok())
         .map_or(default, |nanos| u64::try_from(nanos).unwrap_or(0).div_ceil(1_000_000_000))
 }
 
@@ -161,7 +120,7 @@ pub(crate) fn healthcheck_body(check: Option<&Healthcheck>) -> Result<Value, Str
         Some(check) if check.disable => json!({ "Test": ["NONE"] }),
         Some(check) => {
             let nanos = |duration: &Option<String>| {
-                duration.as_deref().map_or(Ok(0), compose::parse_duration_nanos).map(Value::from)
+                duration.as_deref().map_or(Ok(0), values::parse_duration_nanos).map(Value::from)
             };
             json!({
                 "Test": check.test.clone().unwrap_or_default(),
@@ -318,7 +277,7 @@ fn service_containers(
     let mut exposed = serde_json::Map::new();
     let mut port_bindings = serde_json::Map::new();
     for port in &service.ports {
-        let (host, container) = compose::parse_port(port)?;
+        let (host, container) = values::parse_port(port)?;
         exposed.insert(format!("{container}/tcp"), json!({}));
         port_bindings.insert(format!("{container}/tcp"), json!([{ "HostPort": host.to_string() }]));
     }
@@ -339,14 +298,14 @@ fn service_containers(
     });
     if let Some(limits) = service.limits() {
         if let Some(cpus) = &limits.cpus {
-            host_config["NanoCpus"] = compose::parse_cpus_nanos(cpus)?.into();
+            host_config["NanoCpus"] = values::parse_cpus_nanos(cpus)?.into();
         }
         if let Some(memory) = &limits.memory {
-            host_config["Memory"] = compose::parse_bytes(memory)?.into();
+            host_config["Memory"] = values::parse_bytes(memory)?.into();
         }
     }
     if let Some(memory) = service.reservations().and_then(|reservations| reservations.memory.as_ref()) {
-        host_config["MemoryReservation"] = compose::parse_bytes(memory)?.into();
+        host_config["MemoryReservation"] = values::parse_bytes(memory)?.into();
     }
     if let Some(logging) = &service.logging {
         host_config["LogConfig"] = json!({ "Type": logging.driver, "Config": logging.options });
@@ -542,7 +501,7 @@ secrets:
             service: desired.service.clone(),
             image: desired.image.clone(),
             running,
-            health: crate::engine::Health::Healthy,
+            health: crate::plan::observed::Health::Healthy,
             created: 0,
             ports: Vec::new(),
             image_id: image_id.into(),

@@ -1,6 +1,6 @@
 //! What `deploy swarm` must do: the desired services, networks, secrets and configs of a rendered stack.yaml,
 //! and the changes that take the observed swarm there. Pure: the Engine is read before and written after, by
-//! `commands::swarm`.
+//! `deploy::swarm`.
 //!
 //! Naming follows `docker stack deploy`: services and networks `<stack>_<name>`, every object labelled
 //! `com.docker.stack.namespace`, so `docker stack services <stack>` lists what cometctl deployed. Secrets and
@@ -14,19 +14,18 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::compose::{self, Mount};
-use crate::deploy::{self, CONFIG_HASH_LABEL, FileDigest, Ready, Reason};
-use crate::engine::{DEPLOYMENT_LABEL, ObjectKind, ObservedService, SERVICE_LABEL, SwarmObject};
-use crate::stack::{EndpointMode, FileMount, StackFile, StackService, UpdateConfig};
+use super::compose::{self as compose_plan, FileDigest};
+use super::labels::{
+    CONFIG_HASH_LABEL, DEPLOYMENT_LABEL, IMAGE_ID_LABEL, SERVICE_LABEL, STACK_IMAGE_LABEL, STACK_NAMESPACE_LABEL,
+    TASK_HASH_LABEL,
+};
+use super::observed::{ObjectKind, ObservedService, SwarmObject};
+use super::{Ready, Reason, sha256_hex};
+use crate::manifest::compose;
+use crate::manifest::stack::{EndpointMode, FileMount, StackFile, StackService, UpdateConfig};
+use crate::manifest::values;
+use crate::manifest::values::Mount;
 
-/// The label `docker stack` uses for the stack an object belongs to.
-pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
-/// The image reference, as `docker stack deploy` records it on a service.
-pub const STACK_IMAGE_LABEL: &str = "com.docker.stack.image";
-/// On a task's container: the hash of the task template and image it was created from.
-pub const TASK_HASH_LABEL: &str = "io.comet.task-hash";
-/// On a service: the id of the local image its reference named when it was deployed.
-pub const IMAGE_ID_LABEL: &str = "io.comet.image-id";
 /// Docker's limit on the name of a secret or config.
 const OBJECT_NAME_MAX: usize = 64;
 /// Hex digits of the content digest in a secret's or config's name.
@@ -165,7 +164,7 @@ pub fn label_constraint(constraint: &str) -> Option<(String, String)> {
 }
 
 fn nanos(duration: Option<&String>) -> Result<Option<i64>, String> {
-    duration.map(|text| compose::parse_duration_nanos(text)).transpose()
+    duration.map(|text| values::parse_duration_nanos(text)).transpose()
 }
 
 /// An object without its `null` members (the Engine's optional fields are left out, not null).
@@ -201,8 +200,8 @@ fn file_references(mounts: &[FileMount], names: &HashMap<String, String>, name_k
 }
 
 fn amounts_body(amounts: Option<&compose::ResourceAmounts>) -> Result<Value, String> {
-    let cpus = amounts.and_then(|amounts| amounts.cpus.as_deref()).map(compose::parse_cpus_nanos).transpose()?;
-    let memory = amounts.and_then(|amounts| amounts.memory.as_deref()).map(compose::parse_bytes).transpose()?;
+    let cpus = amounts.and_then(|amounts| amounts.cpus.as_deref()).map(values::parse_cpus_nanos).transpose()?;
+    let memory = amounts.and_then(|amounts| amounts.memory.as_deref()).map(values::parse_bytes).transpose()?;
     Ok(present(json!({ "NanoCPUs": cpus, "MemoryBytes": memory })))
 }
 
@@ -232,7 +231,7 @@ pub fn desired(
         .networks
         .iter()
         .map(|(name, definition)| {
-            let definition = definition.clone().unwrap_or(crate::stack::StackNetwork {
+            let definition = definition.clone().unwrap_or(crate::manifest::stack::StackNetwork {
                 driver: None,
                 driver_opts: BTreeMap::new(),
                 attachable: false,
@@ -254,7 +253,7 @@ pub fn desired(
     let mut names: HashMap<ObjectKind, HashMap<String, String>> = HashMap::new();
     for (kind, declared) in [(ObjectKind::Secret, &stack.secrets), (ObjectKind::Config, &stack.configs)] {
         for (key, object) in declared {
-            let source = deploy::resolve(rendered_dir, &object.file);
+            let source = compose_plan::resolve(rendered_dir, &object.file);
             let name = object_name(deployment, key, object.name.as_deref(), &digest(&source));
             names.entry(kind).or_default().insert(key.clone(), name.clone());
             let labels = deployment_labels(deployment, key, &BTreeMap::new());
@@ -284,19 +283,20 @@ pub fn desired(
     Ok(Desired { deployment: deployment.to_owned(), networks, objects, services, groups: ordered, images })
 }
 
-fn desired_service(
+/// The `ContainerSpec` of a service: image, labels, environment, mounts, secrets and configs, capabilities,
+/// ulimits, command, user, health check and stop grace period.
+fn container_spec(
     deployment: &str,
     name: &str,
     service: &StackService,
     rendered_dir: &Path,
     object_names: &HashMap<ObjectKind, HashMap<String, String>>,
-    image_id: String,
-) -> Result<DesiredService, String> {
+) -> Result<Value, String> {
     let mut mounts = Vec::new();
     for mount in service.mounts()? {
         mounts.push(match mount {
             Mount::Bind { source, target, read_only, propagation } => {
-                let source = deploy::resolve(rendered_dir, &source);
+                let source = compose_plan::resolve(rendered_dir, &source);
                 let mut body = json!({ "Type": "bind", "Source": source, "Target": target, "ReadOnly": read_only });
                 if let Some(propagation) = propagation {
                     body["BindOptions"] = json!({ "Propagation": propagation });
@@ -311,7 +311,7 @@ fn desired_service(
                 // A node creates the volume when a task first needs it, with these labels.
                 "VolumeOptions": { "Labels": deployment_labels(deployment, &volume, &BTreeMap::new()) },
             }),
-            Mount::Tmpfs { target, size_bytes } => deploy::tmpfs_body(&target, size_bytes),
+            Mount::Tmpfs { target, size_bytes } => compose_plan::tmpfs_body(&target, size_bytes),
         });
     }
     let no_names = HashMap::new();
@@ -342,7 +342,7 @@ fn desired_service(
     if let Some(user) = &service.user {
         container["User"] = user.clone().into();
     }
-    let healthcheck = deploy::healthcheck_body(service.healthcheck.as_ref())?;
+    let healthcheck = compose_plan::healthcheck_body(service.healthcheck.as_ref())?;
     if !healthcheck.is_null() {
         // A service's container spec spells it `HealthCheck`, a container's create body `Healthcheck`.
         container["HealthCheck"] = healthcheck;
@@ -351,6 +351,12 @@ fn desired_service(
     if let Some(grace) = grace_nanos {
         container["StopGracePeriod"] = grace.into();
     }
+    Ok(container)
+}
+
+/// The `TaskTemplate` of a service around its container spec: resources, networks with aliases, restart
+/// policy, placement and logging.
+fn task_template(deployment: &str, name: &str, service: &StackService, container: Value) -> Result<Value, String> {
     let mut template = json!({
         "ContainerSpec": container,
         "Resources": {
@@ -375,8 +381,7 @@ fn desired_service(
             "Window": nanos(policy.window.as_ref())?,
         }));
     }
-    let placement = service.placement();
-    if let Some(placement) = placement {
+    if let Some(placement) = service.placement() {
         let mut body = json!({ "Constraints": placement.constraints });
         if let Some(max) = placement.max_replicas_per_node {
             body["MaxReplicas"] = max.into();
@@ -386,6 +391,38 @@ fn desired_service(
     if let Some(logging) = &service.logging {
         template["LogDriver"] = json!({ "Name": logging.driver, "Options": logging.options });
     }
+    Ok(template)
+}
+
+/// How long an update of a service may take: every batch of its rolling update ready, with the delay between
+/// batches and the monitor period; twice the ready timeout without an update config.
+fn update_timeout_seconds(update_config: Option<&UpdateConfig>, tasks: Option<u32>, ready_timeout_seconds: u64) -> u64 {
+    match update_config {
+        Some(config) => {
+            let count = u64::from(tasks.unwrap_or(1));
+            let batches = count.div_ceil(config.parallelism.unwrap_or(1).max(1));
+            let delay = compose_plan::seconds(config.delay.as_ref(), 0);
+            let per_batch = ready_timeout_seconds.saturating_add(delay);
+            ready_timeout_seconds
+                .saturating_add(batches.saturating_mul(per_batch))
+                .saturating_add(compose_plan::seconds(config.monitor.as_ref(), 5))
+                .saturating_add(30)
+        }
+        None => ready_timeout_seconds.saturating_mul(2),
+    }
+}
+
+fn desired_service(
+    deployment: &str,
+    name: &str,
+    service: &StackService,
+    rendered_dir: &Path,
+    object_names: &HashMap<ObjectKind, HashMap<String, String>>,
+    image_id: String,
+) -> Result<DesiredService, String> {
+    let container = container_spec(deployment, name, service, rendered_dir, object_names)?;
+    let template = task_template(deployment, name, service, container)?;
+    let placement = service.placement();
     let deploy_block = service.deploy.as_ref();
     let job = service.is_job();
     let tasks = (!service.is_global()).then(|| service.replicas());
@@ -410,7 +447,7 @@ fn desired_service(
     let endpoint_mode = deploy_block.and_then(|deploy| deploy.endpoint_mode).unwrap_or(EndpointMode::Vip);
     let endpoint = json!({ "Mode": endpoint_mode, "Ports": ports });
     // Swarm replaces a service's tasks when its task template or its endpoint changes.
-    let task_hash = deploy::sha256_hex(
+    let task_hash = sha256_hex(
         serde_json::to_string(&json!([template, endpoint, image_id])).map_err(|error| error.to_string())?.as_bytes(),
     );
     let mut service_labels =
@@ -432,25 +469,13 @@ fn desired_service(
             spec["RollbackConfig"] = update_config_body(config)?;
         }
     }
-    let config_hash = deploy::sha256_hex(serde_json::to_string(&spec).map_err(|error| error.to_string())?.as_bytes());
+    let config_hash = sha256_hex(serde_json::to_string(&spec).map_err(|error| error.to_string())?.as_bytes());
     spec["TaskTemplate"]["ContainerSpec"]["Labels"][TASK_HASH_LABEL] = task_hash.clone().into();
     spec["Labels"][CONFIG_HASH_LABEL] = config_hash.clone().into();
     spec["Labels"][IMAGE_ID_LABEL] = image_id.clone().into();
 
-    let (ready, ready_timeout_seconds) = deploy::readiness_of(service.healthcheck.as_ref(), job);
-    let update_timeout_seconds = match update_config {
-        Some(config) => {
-            let count = u64::from(tasks.unwrap_or(1));
-            let batches = count.div_ceil(config.parallelism.unwrap_or(1).max(1));
-            let delay = deploy::seconds(config.delay.as_ref(), 0);
-            let per_batch = ready_timeout_seconds.saturating_add(delay);
-            ready_timeout_seconds
-                .saturating_add(batches.saturating_mul(per_batch))
-                .saturating_add(deploy::seconds(config.monitor.as_ref(), 5))
-                .saturating_add(30)
-        }
-        None => ready_timeout_seconds.saturating_mul(2),
-    };
+    let (ready, ready_timeout_seconds) = compose_plan::readiness_of(service.healthcheck.as_ref(), job);
+    let update_timeout_seconds = update_timeout_seconds(update_config, tasks, ready_timeout_seconds);
     let reservations = amounts_body(service.reservations())?;
     Ok(DesiredService {
         service: name.to_owned(),
@@ -548,7 +573,7 @@ pub fn changes(
         .collect();
     objects_to_create.dedup();
     Changes {
-        networks_to_create: deploy::missing(desired.networks.iter().map(|(name, _)| name), networks),
+        networks_to_create: compose_plan::missing(desired.networks.iter().map(|(name, _)| name), networks),
         objects_to_create,
         services,
         services_to_remove: observed
@@ -567,7 +592,7 @@ pub fn changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ServiceMode;
+    use crate::plan::observed::ServiceMode;
 
     const FILE: &str = r#"
 services:
@@ -634,7 +659,7 @@ configs:
 
     fn desired_state(content: &str) -> Desired {
         let stack = StackFile::parse("stack.yaml", FILE).expect("parses");
-        let digest = |path: &Path| deploy::sha256_hex(format!("{}{content}", path.display()).as_bytes());
+        let digest = |path: &Path| sha256_hex(format!("{}{content}", path.display()).as_bytes());
         let images = HashMap::from([("comet:1".to_owned(), "sha256:c".to_owned())]);
         desired("t", &stack, &groups(), Path::new("/srv/t/rendered"), &digest, &images).expect("desired")
     }
@@ -745,7 +770,7 @@ configs:
         let rebuilt = {
             let stack = StackFile::parse("stack.yaml", FILE).expect("parses");
             let images = HashMap::from([("comet:1".to_owned(), "sha256:new".to_owned())]);
-            let digest = |path: &Path| deploy::sha256_hex(path.display().to_string().as_bytes());
+            let digest = |path: &Path| sha256_hex(path.display().to_string().as_bytes());
             super::desired("t", &stack, &groups(), Path::new("/srv/t/rendered"), &digest, &images).expect("desired")
         };
         let changed = changes(&rebuilt, &observed, &networks, &objects, &done);
@@ -786,9 +811,10 @@ configs:
                 render::render(&spec, &TemplateSet::embedded(), &[Target::Swarm, Target::Compose]).expect("renders");
             let text = |path: &str| String::from_utf8_lossy(&tree[path]).into_owned();
             let stack = StackFile::parse("stack.yaml", &text("stack.yaml")).expect("stack.yaml parses");
-            let compose = crate::compose::ComposeFile::parse("compose.yaml", &text("compose.yaml")).expect("compose");
+            let compose =
+                crate::manifest::compose::ComposeFile::parse("compose.yaml", &text("compose.yaml")).expect("compose");
             let groups = compose.start_order().expect("order");
-            let digest = |path: &Path| deploy::sha256_hex(path.display().to_string().as_bytes());
+            let digest = |path: &Path| sha256_hex(path.display().to_string().as_bytes());
             let desired = desired("comet", &stack, &groups, Path::new("/srv/comet/rendered"), &digest, &HashMap::new())
                 .expect("desired");
             let ids: HashMap<String, String> =

@@ -1,11 +1,16 @@
 //! Command-line arguments: clap types only. Commands turn them into domain values before doing anything.
 
+mod folder;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use folder::FolderArg;
+
 use crate::domain::{Concurrency, Mau, Target};
 use crate::env;
+use crate::sizing::SizingRequest;
 
 #[derive(Debug, Parser)]
 #[command(name = "cometctl", version, about = "Size, render, deploy and operate a Comet in a Box chat platform")]
@@ -83,13 +88,21 @@ pub enum DeployTarget {
     Swarm,
 }
 
+impl From<DeployTarget> for Target {
+    fn from(target: DeployTarget) -> Target {
+        match target {
+            DeployTarget::Compose => Target::Compose,
+            DeployTarget::Swarm => Target::Swarm,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     #[arg(value_enum)]
     pub target: DeployTarget,
-    /// The deployment folder.
-    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: FolderArg,
 }
 
 #[derive(Debug, Args)]
@@ -98,9 +111,8 @@ pub struct DiffArgs {
 pub struct DeployArgs {
     #[arg(value_enum)]
     pub target: DeployTarget,
-    /// The deployment folder.
-    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: FolderArg,
     /// swarm: if this Docker Engine is in no swarm, make it a single-node swarm (advertised and listening on
     /// 127.0.0.1 only; `docker swarm leave --force` undoes it).
     #[arg(long)]
@@ -117,23 +129,20 @@ pub struct UpgradeArgs {
     /// Override one image of the spec: KEY=REPOSITORY:TAG (keys as under `images:` in cometctl.yaml).
     #[arg(long, value_name = "KEY=REF")]
     pub image: Vec<String>,
-    /// The deployment folder.
-    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: FolderArg,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The deployment folder whose spec names the deployment.
-    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: FolderArg,
 }
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
-    /// The deployment folder whose spec names the deployment.
-    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: FolderArg,
     /// Also delete the deployment's volumes (its data), after confirmation.
     #[arg(long)]
     pub volumes: bool,
@@ -160,9 +169,8 @@ pub enum ImagesCommand {
 pub struct ImagesSaveArgs {
     /// The bundle to write (replaced atomically).
     pub file: PathBuf,
-    /// The deployment folder whose spec names the images.
-    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: FolderArg,
     /// Only these images (spec keys such as comet,redis); every image of the spec by default.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -176,9 +184,8 @@ pub struct ImagesLoadArgs {
 
 #[derive(Debug, Args)]
 pub struct ImagesBuildArgs {
-    /// The deployment folder: the image is tagged with its spec's `images.comet` repository.
-    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: FolderArg,
     /// The image tag; the spec's `images.comet.tag` by default.
     #[arg(long)]
     pub version: Option<String>,
@@ -210,6 +217,18 @@ pub struct SizingInputArgs {
     pub profile: Option<PathBuf>,
 }
 
+impl SizingInputArgs {
+    /// The sizing request; without `--target`, sized for Swarm first (the plan then says what it recommends).
+    pub fn request(&self) -> SizingRequest {
+        SizingRequest {
+            mau: self.mau,
+            concurrency: self.concurrency,
+            target: self.target.unwrap_or(Target::Swarm),
+            message_retention_days: self.retention_days,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct InitArgs {
     #[command(flatten)]
@@ -220,9 +239,8 @@ pub struct InitArgs {
     /// Deployment name (a DNS label): Compose project, Swarm stack, Kubernetes namespace.
     #[arg(long, default_value = "comet")]
     pub name: String,
-    /// The deployment folder to create.
-    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: FolderArg,
     /// Overwrite an existing cometctl.yaml. Existing secrets and certificates are always kept.
     #[arg(long)]
     pub force: bool,
@@ -252,9 +270,8 @@ pub struct RenderArgs {
     /// What to render: the spec's target (default), one target, or all three.
     #[arg(long, value_enum, default_value_t = RenderTarget::Spec)]
     pub target: RenderTarget,
-    /// The deployment folder (made by `cometctl init`).
-    #[arg(long, env = env::COMETCTL_DIR, default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub folder: FolderArg,
     /// A folder of templates overriding the embedded ones (same layout as the project's templates/).
     #[arg(long, env = env::COMETCTL_TEMPLATES, value_name = "DIR")]
     pub templates: Option<PathBuf>,

@@ -1,0 +1,89 @@
+//! Deploying a spec to the Docker Engine, with Compose or Swarm behind one `Backend` trait:
+//! render → read the manifest back → preflight checks → changes → apply in start order, waiting for each
+//! group (`wait`) → history. `backend_for` is the one place that decides which backend a deployment has.
+//! `upgrade` is one flow over `dyn Backend`: its refusals, the new spec, and the previous one again on
+//! failure.
+
+mod backend;
+mod compose;
+mod swarm;
+mod upgrade;
+pub mod wait;
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+pub use backend::{Backend, Jobs, Purpose, Staged};
+pub use compose::deployed_images;
+pub use upgrade::upgrade;
+
+use upgrade::{first_line, record};
+
+use crate::context::Context;
+use crate::domain::Target;
+use crate::plan::history::Attempt;
+
+/// Which backend a command wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// The target the operator named (`deploy compose`, `diff swarm`).
+    Named(Target),
+    /// The one the deployment runs with on this Engine: Swarm when this Engine manages a swarm with services
+    /// of the deployment, Compose otherwise.
+    Observed,
+}
+
+/// The one place that decides whether a deployment is handled as Compose containers or a Swarm stack.
+pub fn backend_for<'c>(context: &'c Context<'_>, choice: Choice) -> Result<Box<dyn Backend + 'c>> {
+    let target = match choice {
+        Choice::Named(target) => target,
+        Choice::Observed if runs_on_swarm(context)? => Target::Swarm,
+        Choice::Observed => Target::Compose,
+    };
+    Ok(match target {
+        Target::Swarm => Box::new(swarm::SwarmBackend { context }),
+        _ => Box::new(compose::ComposeBackend { context, runs_on_swarm }),
+    })
+}
+
+/// Whether the deployment runs as Swarm services on this Engine: it manages a swarm, and services labelled
+/// with the deployment exist there.
+fn runs_on_swarm(context: &Context<'_>) -> Result<bool> {
+    let engine = context.engine()?;
+    let deployment = context.spec()?.name.as_str();
+    Ok(engine.manages_swarm()? && !engine.services(deployment)?.is_empty())
+}
+
+/// `diff`: what `deploy` would change, as lines under `diff <target> <name>`.
+pub fn diff(context: &Context<'_>, backend: &dyn Backend) -> Result<()> {
+    let spec = context.spec()?;
+    let staged = backend.stage(spec, Purpose::Diff)?;
+    let title = format!("diff {} {}", backend.target(), spec.name);
+    context.printer.change_lines(&title, &staged.lines())?;
+    Ok(())
+}
+
+/// `deploy`: every check, then the changes in start order (or "no changes"), recorded in history.jsonl.
+pub fn deploy(context: &Context<'_>, backend: &dyn Backend, init_swarm: bool) -> Result<()> {
+    let spec = context.spec()?;
+    let target = backend.target();
+    let staged = backend.stage(spec, Purpose::Deploy { init_swarm })?;
+    let started = Instant::now();
+    let title = format!("deploy {target} {}", spec.name);
+    if staged.is_empty() {
+        context.printer.result(&format!("{title}: no changes"))?;
+        return Ok(());
+    }
+    context.printer.change_lines(&title, &staged.lines())?;
+    let outcome = staged.apply(Jobs::Run);
+    let seconds = started.elapsed().as_secs_f64();
+    let attempt = Attempt { action: "deploy", target, from: spec, to: spec };
+    match &outcome {
+        Ok(()) => record(context, attempt, "ok", seconds, "")?,
+        Err(error) => record(context, attempt, "failed", seconds, &first_line(error))?,
+    }
+    outcome?;
+    context.printer.result(&format!("{title}: every service ready in {seconds:.1}s"))?;
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! What a deploy must do, as pure data: the desired state of a rendered compose.yaml (`compose`) or
+//! stack.yaml (`swarm`), the changes from the observed state (`observed`, plain data the Engine client fills
+//! in), the labels that tie the two together, the change lines `diff` and `deploy` show, and the history
+//! record. Never imports `engine`, `folder` or `printer`, reads no file and no clock: what it needs from
+//! outside (file digests, image ids, the time) is passed in.
+
+pub mod compose;
+pub mod history;
+pub mod labels;
+pub mod lines;
+pub mod observed;
+pub mod status;
+pub mod swarm;
+
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+/// The lowercase hex SHA-256 of `bytes`: configuration hashes, content-named secrets and configs, image ids.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// How `deploy` knows a container or service is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ready {
+    /// Its health check passes.
+    Healthy,
+    /// It runs (no health check).
+    Running,
+    /// It exited 0 (a one-shot job).
+    Completed,
+}
+
+/// Why a container is (re)created or a service updated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Missing,
+    ConfigurationChanged,
+    ImageChanged,
+    NotRunning,
+    JobFailed,
+}
+
+impl Reason {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Reason::Missing => "new",
+            Reason::ConfigurationChanged => "configuration changed",
+            Reason::ImageChanged => "image changed",
+            Reason::NotRunning => "not running",
+            Reason::JobFailed => "last run failed",
+        }
+    }
+}
