@@ -69,7 +69,7 @@ impl ServiceKey {
     ];
 
     /// Roles the plan sizes and the templates can run, but which `comet-server` of this release does not
-    /// implement yet (services/server/src/roles.rs refuses them). The default plan gives them 0 replicas.
+    /// implement yet (services/server/src/roles/ refuses them). The default plan gives them 0 replicas.
     pub const NOT_YET_IMPLEMENTED: [ServiceKey; 3] =
         [ServiceKey::Moderation, ServiceKey::Notifications, ServiceKey::Webhooks];
 

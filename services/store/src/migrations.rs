@@ -19,55 +19,27 @@ struct Step {
     sqlite: &'static str,
 }
 
+/// One [`Step`] from its version, description and file name (the same in both dialect folders).
+macro_rules! step {
+    ($version:literal, $description:literal, $file:literal) => {
+        Step {
+            version: $version,
+            description: $description,
+            mysql: include_str!(concat!("../migrations/mysql/", $file, ".sql")),
+            sqlite: include_str!(concat!("../migrations/sqlite/", $file, ".sql")),
+        }
+    };
+}
+
 const STEPS: &[Step] = &[
-    Step {
-        version: 1,
-        description: "initial",
-        mysql: include_str!("../migrations/mysql/0001_initial.sql"),
-        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-    },
-    Step {
-        version: 2,
-        description: "users blocks tokens",
-        mysql: include_str!("../migrations/mysql/0002_users_blocks_tokens.sql"),
-        sqlite: include_str!("../migrations/sqlite/0002_users_blocks_tokens.sql"),
-    },
-    Step {
-        version: 3,
-        description: "group moderation",
-        mysql: include_str!("../migrations/mysql/0003_group_moderation.sql"),
-        sqlite: include_str!("../migrations/sqlite/0003_group_moderation.sql"),
-    },
-    Step {
-        version: 4,
-        description: "message changes",
-        mysql: include_str!("../migrations/mysql/0004_message_changes.sql"),
-        sqlite: include_str!("../migrations/sqlite/0004_message_changes.sql"),
-    },
-    Step {
-        version: 5,
-        description: "conversations",
-        mysql: include_str!("../migrations/mysql/0005_conversations.sql"),
-        sqlite: include_str!("../migrations/sqlite/0005_conversations.sql"),
-    },
-    Step {
-        version: 6,
-        description: "conversation keys",
-        mysql: include_str!("../migrations/mysql/0006_conversation_keys.sql"),
-        sqlite: include_str!("../migrations/sqlite/0006_conversation_keys.sql"),
-    },
-    Step {
-        version: 7,
-        description: "outbox dead letters",
-        mysql: include_str!("../migrations/mysql/0007_outbox_dead_letters.sql"),
-        sqlite: include_str!("../migrations/sqlite/0007_outbox_dead_letters.sql"),
-    },
-    Step {
-        version: 8,
-        description: "worker dead letters",
-        mysql: include_str!("../migrations/mysql/0008_worker_dead_letters.sql"),
-        sqlite: include_str!("../migrations/sqlite/0008_worker_dead_letters.sql"),
-    },
+    step!(1, "initial", "0001_initial"),
+    step!(2, "users blocks tokens", "0002_users_blocks_tokens"),
+    step!(3, "group moderation", "0003_group_moderation"),
+    step!(4, "message changes", "0004_message_changes"),
+    step!(5, "conversations", "0005_conversations"),
+    step!(6, "conversation keys", "0006_conversation_keys"),
+    step!(7, "outbox dead letters", "0007_outbox_dead_letters"),
+    step!(8, "worker dead letters", "0008_worker_dead_letters"),
 ];
 
 /// The migrator for one backend's dialect, up to and including `last_version`.
