@@ -143,6 +143,20 @@ fn stack_file(deployment: &Deployment, file: &str) -> (String, serde_json::Value
     (text, value)
 }
 
+/// Issue #17, item 7: NGINX never asks for more descriptors than its container gets (host.nofile); it used to
+/// ask for 131072 whatever the spec said, and logged a setrlimit alert at start on hosts with a lower limit.
+#[test]
+fn nginx_descriptor_limits_follow_host_nofile() {
+    let deployment = Deployment::rendered_with(&["--mau", "10k", "--target", "compose"], |spec| {
+        assert!(spec.contains("nofile: 1048576"), "the default spec names host.nofile");
+        spec.replace("nofile: 1048576", "nofile: 20000")
+    });
+    let conf = std::fs::read_to_string(deployment.rendered_dir().join("nginx/nginx.conf")).expect("nginx.conf");
+    assert!(conf.contains("worker_rlimit_nofile 20000;"), "{conf}");
+    assert!(conf.contains("worker_connections 10000;"), "{conf}");
+    check_with_nginx("10k with host.nofile 20000", &deployment);
+}
+
 #[test]
 fn standalone_tidb_without_pd_tikv_or_mongodb_renders_every_target() {
     let tier = "10k standalone TiDB without observability";
