@@ -11,6 +11,9 @@ use tower::ServiceExt;
 
 use super::{App, FULL, Reply};
 
+/// Header names with their raw values, appended in order.
+type RawHeaders<'a> = Vec<(&'a str, &'a [u8])>;
+
 impl App {
     /// A request with header values given as bytes (which need not be UTF-8), each appended in order.
     async fn with_header_bytes(&self, method: Method, uri: &str, headers: &[(&str, &[u8])]) -> (Reply, Option<String>) {
@@ -50,7 +53,7 @@ pub(super) async fn identity_headers_scenario(app: App) {
     assert_eq!(bob.status, StatusCode::OK, "{}", bob.body);
 
     let key = FULL.as_bytes();
-    let cases: Vec<(&str, Vec<(&str, &[u8])>)> = vec![
+    let cases: Vec<(&str, RawHeaders)> = vec![
         ("onBehalfOf not UTF-8", vec![("apikey", key), ("onBehalfOf", b"al\xffice")]),
         ("onBehalfOf empty", vec![("apikey", key), ("onBehalfOf", b"")]),
         ("onBehalfOf blank", vec![("apikey", key), ("onBehalfOf", b"   ")]),

@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod http;
 mod keys;
 mod probe;
 mod roles;
@@ -64,7 +65,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(roles::run(cli.role, settings)) {
+    let outcome = runtime.block_on(roles::run(cli.role, settings));
+    // Tasks cut by the shutdown deadline are dropped here; a blocking call still running does not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "comet-server stopped on an error");
