@@ -179,3 +179,27 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let answer = read_until_closed(&mut stream, Duration::from_millis(1500) + SLACK).await.expect("closed when idle");
     assert!(answer.starts_with(b"HTTP/1.1 200"), "the request is answered first");
 }
+
+#[tokio::test]
+async fn refusals_the_parser_used_to_make_carry_the_envelope_over_the_wire() {
+    let (server, _data) = start(&[]).await;
+    let address = address(&server);
+    let long_target =
+        format!("GET /v3/users?searchKey={} HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n", "a".repeat(20_000));
+    let many_headers: String = (0..120).map(|n| format!("x-h{n}: 1\r\n")).collect();
+    let many_headers = format!("GET /v3/users HTTP/1.1\r\nHost: x\r\n{many_headers}connection: close\r\n\r\n");
+    let cases = [
+        (long_target, (414, "ERR_URI_TOO_LONG")),
+        (many_headers, (431, "ERR_HEADERS_TOO_LARGE")),
+        (
+            "PATCH /v3/users HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n".to_owned(),
+            (405, "ERR_METHOD_NOT_ALLOWED"),
+        ),
+    ];
+    for (request, (status, code)) in cases {
+        let mut stream = TcpStream::connect(&address).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let answer = read_until_closed(&mut stream, SLACK).await.expect("answered and closed");
+        assert_eq!(status_and_code(&answer), (status, code.to_owned()));
+    }
+}
