@@ -40,6 +40,14 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// What a port counts of its connections, for /metrics.
+#[derive(Debug, Default)]
+pub struct Connections {
+    pub open: AtomicU64,
+    /// Closed at once because the port was at `COMET_HTTP_MAX_CONNECTIONS`.
+    pub refused: AtomicU64,
+}
+
 /// The HTTP parser's own limits, set above the API's (comet_api::MAX_URI_BYTES and friends), so a request just
 /// over those is still read and answered with the error envelope; only heads beyond these are refused by hyper.
 const PARSER_MAX_HEADERS: usize = 256;
@@ -51,6 +59,7 @@ pub async fn serve(
     address: SocketAddr,
     router: Router,
     limits: Limits,
+    connections: Arc<Connections>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let listener =
@@ -74,10 +83,12 @@ pub async fn serve(
             },
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            connections.refused.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, max = limits.max_connections, "{name}: connection refused, at the connection cap");
             drop(stream);
             continue;
         };
+        let permit = Permit::new(permit, connections.clone());
         // The permit lives with the socket, so a connection upgraded to a WebSocket still counts.
         let connection = Connection::new(stream, permit, router.clone(), limits);
         let mut stop_signal = stop_signal.clone();
@@ -157,7 +168,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, permit: OwnedSemaphorePermit, router: Router, limits: Limits) -> Connection {
+    fn new(stream: TcpStream, permit: Permit, router: Router, limits: Limits) -> Connection {
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Watched { stream, activity: activity.clone(), _permit: permit });
         let handler = Handler { router, activity: activity.clone(), body_timeout: limits.body_timeout };
@@ -231,7 +242,26 @@ struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
     /// This connection's place under the cap, given back when the socket closes.
-    _permit: OwnedSemaphorePermit,
+    _permit: Permit,
+}
+
+/// A place under the connection cap, counted as open while held.
+struct Permit {
+    _place: OwnedSemaphorePermit,
+    connections: Arc<Connections>,
+}
+
+impl Permit {
+    fn new(place: OwnedSemaphorePermit, connections: Arc<Connections>) -> Permit {
+        connections.open.fetch_add(1, Ordering::Relaxed);
+        Permit { _place: place, connections }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.connections.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl AsyncRead for Watched {

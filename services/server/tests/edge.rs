@@ -147,6 +147,9 @@ async fn connections_over_the_cap_are_closed_while_the_others_work() {
     let _ = over.write_all(b"GET /v3/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let answer = read_until_closed(&mut over, SLACK).await.expect("the connection over the cap is closed");
     assert!(answer.is_empty(), "over the cap, nothing is served: {}", String::from_utf8_lossy(&answer));
+    let metrics = reqwest::get(format!("{}/metrics", server.admin)).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("comet_http_connections_refused_total 1\n"), "{metrics}");
+    assert!(metrics.contains("comet_http_connections_open 4\n"), "{metrics}");
 
     // The held ones work.
     let first = &mut held[0];

@@ -125,14 +125,18 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         let app = count_responses(app, metrics.clone());
         let address = settings.socket(config::LISTEN, DEFAULT_LISTEN)?;
         let stop = shutdown.clone();
-        tasks.spawn(async move { http::serve("app", address, app, limits, stop.wait()).await });
+        let connections = metrics.app_connections.clone();
+        tasks.spawn(async move { http::serve("app", address, app, limits, connections, stop.wait()).await });
     }
 
     let admin_state = AdminState { role: role.name(), store: Some(store), kafka, metrics, relay: relay_stats, gateway };
     let admin_address = settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     let stop = shutdown.clone();
     let admin_router = admin::router(admin_state);
-    tasks.spawn(async move { http::serve("admin", admin_address, admin_router, limits, stop.wait()).await });
+    let admin_connections = Arc::new(http::Connections::default());
+    tasks.spawn(async move {
+        http::serve("admin", admin_address, admin_router, limits, admin_connections, stop.wait()).await
+    });
 
     // The first task to end (an error, or every task after shutdown) decides the outcome; once the shutdown
     // deadline has passed after the signal, whatever still runs is cut and the stop counts as clean.
