@@ -28,10 +28,17 @@ fn test_settings() -> RelaySettings {
         min_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
         retention: Duration::from_secs(3_600),
-        retention_interval: Duration::from_millis(50),
+        // Only the retention tests run passes (`retention_settings`): elsewhere a pass every few milliseconds
+        // would only compete with publishing for SQLite's one connection.
+        retention_interval: Duration::from_secs(3_600),
         retention_batch: 4,
         max_attempts: 3,
     }
+}
+
+/// [`test_settings`] with a retention pass every 50 ms, keeping events for `retention`.
+fn retention_settings(retention: Duration) -> RelaySettings {
+    RelaySettings { retention, retention_interval: Duration::from_millis(50), ..test_settings() }
 }
 
 // --- delivery -------------------------------------------------------------------------------------------------
@@ -402,7 +409,12 @@ async fn check_retention(db: TestDb) {
     let sent = chat.send_rounds(&store, 1..=5).await;
     let total = chat.users.len() + sent.len();
 
-    let keeping = RunningRelay::start(db.store().await, sink.publisher(), "relay-keeps");
+    let keeping = RunningRelay::start_with(
+        db.store().await,
+        sink.publisher(),
+        "relay-keeps",
+        retention_settings(Duration::from_secs(3_600)),
+    );
     let received = sink.collect(|event| chat.owns(event), total).await;
     chat.assert_complete_and_ordered(&received, &sent);
     wait_until("the outbox is drained", async || store.outbox_backlog().await.expect("backlog") == 0).await;
@@ -414,7 +426,7 @@ async fn check_retention(db: TestDb) {
     assert_eq!(store.outbox_rows().await.expect("rows"), i64::try_from(total).expect("small"));
     keeping.stop().await;
 
-    let settings = RelaySettings { retention: Duration::from_millis(100), ..test_settings() };
+    let settings = retention_settings(Duration::from_millis(100));
     let deleting = RunningRelay::start_with(db.store().await, sink.publisher(), "relay-deletes", settings);
     wait_until("every published event is deleted", async || deleting.stats.outbox_rows() == Some(0)).await;
     assert_eq!(deleting.stats.rows_deleted_total(), total as u64, "each event was deleted once");

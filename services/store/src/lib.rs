@@ -97,6 +97,11 @@ impl Store {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(1)
+                    // No idle reaping: the one connection is to a local file and never goes stale, and sqlx's
+                    // reaper spins without yielding when its idle count wraps after cancelled calls (seen as a
+                    // relay test hanging with a tokio worker at 100 % in `spawn_maintenance_tasks`).
+                    .idle_timeout(None)
+                    .max_lifetime(None)
                     .after_connect(|connection, _metadata| {
                         Box::pin(async move {
                             connection.execute("PRAGMA journal_mode = WAL").await?;
