@@ -1,9 +1,8 @@
 //! Events a worker gave up on, kept whole for inspection and replay.
 
-use comet_model::{Event, EventType, Millis};
-use serde_json::Value;
+use comet_model::{Event, Millis};
 
-use crate::error::corrupt;
+use crate::outbox::event_from_row;
 use crate::rows::{self, get};
 use crate::{Backend, Store, StoreError};
 
@@ -58,7 +57,7 @@ impl Store {
     /// `worker`'s dead letters, the most recent failure first, at most `limit`.
     pub async fn worker_dead_letters(&self, worker: &str, limit: u32) -> Result<Vec<WorkerDeadLetter>, StoreError> {
         let found = sqlx::query(
-            "SELECT worker, event_id, event_type, event_key, event_time, data, reason, attempts, failed_at \
+            "SELECT worker, event_id AS id, event_type, event_key, event_time, data, reason, attempts, failed_at \
              FROM worker_dead_letters WHERE worker = ? ORDER BY failed_at DESC, event_id LIMIT ?",
         )
         .bind(worker)
@@ -68,18 +67,9 @@ impl Store {
         found
             .iter()
             .map(|row| {
-                let type_name: String = get(row, "event_type")?;
-                let event_type: EventType =
-                    serde_json::from_value(Value::String(type_name)).map_err(|error| corrupt("event_type", error))?;
                 Ok(WorkerDeadLetter {
                     worker: get(row, "worker")?,
-                    event: Event {
-                        id: get(row, "event_id")?,
-                        event_type,
-                        time: get(row, "event_time")?,
-                        key: get(row, "event_key")?,
-                        data: rows::json(row, "data")?,
-                    },
+                    event: event_from_row(row)?,
                     reason: get(row, "reason")?,
                     attempts: get(row, "attempts")?,
                     failed_at: get(row, "failed_at")?,

@@ -289,7 +289,7 @@ fn push_ids(query: &mut QueryBuilder<Any>, ids: &[String]) {
 }
 
 /// An event from an outbox row.
-fn event_from_row(row: &AnyRow) -> Result<Event, StoreError> {
+pub(crate) fn event_from_row(row: &AnyRow) -> Result<Event, StoreError> {
     let type_name: String = get(row, "event_type")?;
     let event_type: EventType =
         serde_json::from_value(Value::String(type_name)).map_err(|error| corrupt("event_type", error))?;
