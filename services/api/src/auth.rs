@@ -52,8 +52,24 @@ pub fn new_token() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim).filter(|value| !value.is_empty())
+/// The value of an identity header, `None` when absent. A header sent twice, or with a value that is empty
+/// or not visible ASCII, is refused rather than skipped: skipping it would run the request as someone else
+/// (an unreadable `onBehalfOf` would leave the app's own rights; issue #17).
+fn identity_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(header_invalid(name, "is sent more than once; send it once"));
+    }
+    let text = value.to_str().map_err(|_| header_invalid(name, "is not visible ASCII"))?.trim();
+    if text.is_empty() {
+        return Err(header_invalid(name, "is empty; leave it out or give it a value"));
+    }
+    Ok(Some(text))
+}
+
+fn header_invalid(name: &str, problem: &str) -> ApiError {
+    ApiError::bad_request("ERR_HEADER_INVALID", format!("the `{name}` header {problem}"))
 }
 
 /// Compares secrets in constant time for equal lengths.
@@ -62,9 +78,13 @@ fn same_secret(a: &str, b: &str) -> bool {
 }
 
 pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    if let Some(key) = header(headers, API_KEY_HEADER) {
+    // Every identity header is read (and a malformed one refused) before any is used.
+    let api_key = identity_header(headers, API_KEY_HEADER)?;
+    let on_behalf_of = identity_header(headers, ON_BEHALF_OF_HEADER)?;
+    let auth_token = identity_header(headers, AUTH_TOKEN_HEADER)?;
+    if let Some(key) = api_key {
         if state.config.full_keys.iter().any(|full| same_secret(full, key)) {
-            return match header(headers, ON_BEHALF_OF_HEADER) {
+            return match on_behalf_of {
                 None => Ok(Caller::App),
                 Some(raw) => {
                     let uid =
@@ -84,7 +104,7 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, A
         }
         return Err(ApiError::unauthorized("ERR_API_KEY_INVALID", "the API key is not valid"));
     }
-    if let Some(token) = header(headers, AUTH_TOKEN_HEADER) {
+    if let Some(token) = auth_token {
         return match state.store.user_for_token(&token_hash(token)).await? {
             Some(uid) => Ok(Caller::User(uid)),
             None => Err(ApiError::unauthorized("ERR_AUTH_TOKEN_INVALID", "the auth token is not valid")),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_model::Uid;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::auth::identify;
-use crate::body::{Query, RawBody, data, keyed_page, parse, per_page};
+use crate::body::{Path, Query, RawBody, data, keyed_page, parse, per_page};
 use crate::users::{may_act_for, parse_uid, uid_not_found};
 use crate::{ApiError, AppState, now, views};
 

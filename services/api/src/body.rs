@@ -63,16 +63,41 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<RawBody, ApiError> {
-        match bytes::Bytes::from_request(request, state).await {
-            Ok(bytes) => Ok(RawBody(bytes)),
-            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+        let too_large = || {
+            ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "ERR_BODY_TOO_LARGE",
                 format!("the request body is larger than {} bytes", crate::MAX_BODY_BYTES),
-            )),
+            )
+        };
+        // A body announced larger than the cap is refused before any of it is read.
+        let announced = request.headers().get(axum::http::header::CONTENT_LENGTH);
+        if announced
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|length| length > crate::MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        match bytes::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
+            Err(rejection) if timed_out(&rejection) => Err(crate::edge::request_timeout()),
             Err(rejection) => Err(ApiError::bad_request("ERR_BODY_UNREADABLE", rejection.body_text())),
         }
     }
+}
+
+/// Whether reading the body failed because the server's body deadline passed (comet-server's
+/// `COMET_HTTP_BODY_TIMEOUT`).
+fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Query parameters, with axum's plain-text rejection (unknown parameter, wrong type) turned into a stable
@@ -87,6 +112,22 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
             Err(rejection) => Err(ApiError::bad_request("ERR_QUERY_INVALID", rejection.body_text())),
+        }
+    }
+}
+
+/// Path parameters, with axum's plain-text rejection (a segment that is not UTF-8 once percent-decoded)
+/// turned into a stable error code.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Path<T>, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(ApiError::bad_request("ERR_PATH_INVALID", rejection.body_text())),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! acting user and `uid`, `/groups/{guid}/conversation/…` a group's. Only participants mark: either side of a
 //! direct conversation, a group's members.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_model::{ConversationId, Uid};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, identify};
-use crate::body::{Query, RawBody, data, page, parse, per_page};
+use crate::body::{Path, Query, RawBody, data, page, parse, per_page};
 use crate::groups::{parse_guid, visible_group};
 use crate::users::{may_act_for, parse_uid, uid_not_found};
 use crate::{ApiError, AppState, now, views};

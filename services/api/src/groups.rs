@@ -2,14 +2,14 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, SaltString};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_model::{Departure, Group, GroupChanges, GroupType, Guid, NewGroup, NewMember, PasswordChange, Scope, Uid};
 use serde::Deserialize;
 
 use crate::auth::{Caller, identify};
-use crate::body::{Query, RawBody, data, keyed_page, parse, per_page};
+use crate::body::{Path, Query, RawBody, data, keyed_page, parse, per_page};
 use crate::users::parse_uid;
 use crate::{ApiError, AppState, now, views};
 

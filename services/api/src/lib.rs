@@ -6,6 +6,7 @@ mod auth;
 mod blocks;
 mod body;
 mod conversations;
+mod edge;
 mod error;
 mod groups;
 mod messages;
@@ -21,6 +22,7 @@ use comet_store::Store;
 
 pub use blocks::MAX_BLOCKED_UIDS;
 pub use body::MAX_PER_PAGE;
+pub use edge::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES, request_timeout};
 pub use error::ApiError;
 pub use messages::{MAX_MESSAGE_BYTES, MAX_TAGS};
 pub use openapi::OPENAPI_JSON;
@@ -84,8 +86,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/groups/{guid}/conversation/read", post(conversations::read_group))
         .route("/v3/groups/{guid}/conversation/delivered", post(conversations::delivered_group))
         .route("/v3/users/{uid}/conversations", get(conversations::list))
+        .method_not_allowed_fallback(edge::method_not_allowed)
         .fallback(|| async { ApiError::not_found("ERR_ROUTE_NOT_FOUND", "no such endpoint under /v3") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(edge::limits))
+        .layer(axum::middleware::from_fn(edge::envelope))
         .with_state(state)
 }
 

@@ -1,6 +1,6 @@
 //! `/v3/messages` and conversation history.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use comet_model::{Category, ConversationId, Message, MessageEdit, NewMessage, ReceiverType, Uid};
@@ -8,7 +8,7 @@ use comet_store::{MessageChange, MessageFilter, MessagePage, Refusal, StoreError
 use serde::Deserialize;
 
 use crate::auth::{Caller, identify};
-use crate::body::{Query, RawBody, data, page, parse, per_page};
+use crate::body::{Path, Query, RawBody, data, page, parse, per_page};
 use crate::groups::{parse_guid, visible_group};
 use crate::users::parse_uid;
 use crate::{ApiError, AppState, now, views};

@@ -1,13 +1,13 @@
 //! `/v3/messages/{id}/reactions`: add, remove and list reactions. Whoever may read a message may react to it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_store::{ReactionChange, StoreError};
 use serde::Deserialize;
 
 use crate::auth::identify;
-use crate::body::{Query, data, page, per_page};
+use crate::body::{Path, Query, data, page, per_page};
 use crate::messages::readable_message;
 use crate::users::parse_uid;
 use crate::{ApiError, AppState, now, views};

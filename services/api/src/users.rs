@@ -1,6 +1,6 @@
 //! `/v3/users`: create, list, get, update, delete and restore, and auth tokens.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use comet_model::auth::{API_KEY_HEADER, token_hash};
@@ -9,7 +9,7 @@ use comet_store::StoreError;
 use serde::Deserialize;
 
 use crate::auth::{Caller, identify, new_token};
-use crate::body::{Query, RawBody, data, keyed_page, parse, per_page};
+use crate::body::{Path, Query, RawBody, data, keyed_page, parse, per_page};
 use crate::{ApiError, AppState, now, views};
 
 #[derive(Debug, Deserialize)]

@@ -10,6 +10,9 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use self::edge::{error_envelope_scenario, identity_headers_scenario};
+
+mod edge;
 mod openapi;
 
 const FULL: &str = "full-key-for-tests";
@@ -125,6 +128,8 @@ both_backends!(reactions, reactions_scenario);
 both_backends!(receipts_and_unread, receipts_scenario);
 both_backends!(conversation_list, conversation_list_scenario);
 both_backends!(conversations_that_display_alike_stay_apart, display_collision_scenario);
+both_backends!(malformed_or_repeated_identity_headers_are_refused, identity_headers_scenario);
+both_backends!(every_error_carries_the_envelope, error_envelope_scenario);
 
 async fn users_and_tokens_scenario(app: App) {
     app.create_user("alice").await;

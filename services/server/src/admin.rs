@@ -65,6 +65,19 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     ] {
         out.push_str(&format!("comet_http_requests_total{{status=\"{class}\"}} {}\n", counter.load(Ordering::Relaxed)));
     }
+    let connections = &state.metrics.app_connections;
+    out.push_str("# HELP comet_http_connections_open Open connections on the app port, WebSockets included.\n");
+    out.push_str(&format!(
+        "# TYPE comet_http_connections_open gauge\ncomet_http_connections_open {}\n",
+        connections.open.load(Ordering::Relaxed)
+    ));
+    out.push_str(
+        "# HELP comet_http_connections_refused_total App port connections closed at COMET_HTTP_MAX_CONNECTIONS.\n",
+    );
+    out.push_str(&format!(
+        "# TYPE comet_http_connections_refused_total counter\ncomet_http_connections_refused_total {}\n",
+        connections.refused.load(Ordering::Relaxed)
+    ));
     if let Some(store) = &state.store
         && let Ok(backlog) = store.outbox_backlog().await
     {

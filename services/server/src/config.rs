@@ -42,7 +42,16 @@ pub const GATEWAY_HOLD_LIVE_MS: &str = "COMET_GATEWAY_HOLD_LIVE_MS";
 pub const OUTBOX_RETENTION_MS: &str = "COMET_OUTBOX_RETENTION_MS";
 pub const OUTBOX_MAX_ATTEMPTS: &str = "COMET_OUTBOX_MAX_ATTEMPTS";
 
-/// Every name this program reads, for `--help` and the unknown-name check on config files.
+// The HTTP edge of the app and admin ports, and the shutdown deadline (issue #17; docs/configuration.md).
+pub const HTTP_HEADER_TIMEOUT_MS: &str = "COMET_HTTP_HEADER_TIMEOUT_MS";
+pub const HTTP_BODY_TIMEOUT_MS: &str = "COMET_HTTP_BODY_TIMEOUT_MS";
+pub const HTTP_IDLE_TIMEOUT_MS: &str = "COMET_HTTP_IDLE_TIMEOUT_MS";
+pub const HTTP_MAX_CONNECTIONS: &str = "COMET_HTTP_MAX_CONNECTIONS";
+pub const SHUTDOWN_TIMEOUT_MS: &str = "COMET_SHUTDOWN_TIMEOUT_MS";
+pub const EDGE: [&str; 5] =
+    [HTTP_HEADER_TIMEOUT_MS, HTTP_BODY_TIMEOUT_MS, HTTP_IDLE_TIMEOUT_MS, HTTP_MAX_CONNECTIONS, SHUTDOWN_TIMEOUT_MS];
+
+/// Every name this program reads, for `--help` and the unknown-name check on config files (with `EDGE`).
 pub const ALL: [&str; 33] = [
     LISTEN,
     ADMIN_LISTEN,
@@ -79,6 +88,11 @@ pub const ALL: [&str; 33] = [
     OUTBOX_MAX_ATTEMPTS,
 ];
 
+/// Every setting's name.
+fn known() -> impl Iterator<Item = &'static str> {
+    ALL.into_iter().chain(EDGE)
+}
+
 /// Raw settings: file values overlaid by the environment.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -101,13 +115,14 @@ impl Settings {
                 };
                 let name = name.trim();
                 let base = name.strip_suffix("_FILE").unwrap_or(name);
-                if !ALL.contains(&base) {
-                    bail!("{}:{}: unknown setting `{name}` (known: {})", path.display(), number + 1, ALL.join(", "));
+                if !known().any(|known| known == base) {
+                    let names: Vec<&str> = known().collect();
+                    bail!("{}:{}: unknown setting `{name}` (known: {})", path.display(), number + 1, names.join(", "));
                 }
                 values.insert(name.to_owned(), value.trim().to_owned());
             }
         }
-        for name in ALL {
+        for name in known() {
             for key in [name.to_owned(), format!("{name}_FILE")] {
                 if let Ok(value) = std::env::var(&key) {
                     values.insert(key, value);
@@ -241,6 +256,25 @@ impl Settings {
             })
             .collect();
         Ok(Some(comet_gateway::RedisTarget { urls, cluster }))
+    }
+}
+
+impl Settings {
+    /// The limits of the app and admin ports, `COMET_HTTP_*`.
+    pub fn http_limits(&self) -> Result<crate::http::Limits> {
+        Ok(crate::http::Limits {
+            header_timeout: self.millis(HTTP_HEADER_TIMEOUT_MS, std::time::Duration::from_secs(10))?,
+            body_timeout: self.millis(HTTP_BODY_TIMEOUT_MS, std::time::Duration::from_secs(30))?,
+            idle_timeout: self.millis(HTTP_IDLE_TIMEOUT_MS, std::time::Duration::from_secs(60))?,
+            max_connections: usize::try_from(self.positive(HTTP_MAX_CONNECTIONS, 20_000)?)
+                .with_context(|| format!("{HTTP_MAX_CONNECTIONS} is too large"))?
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        })
+    }
+
+    /// How long a stop may take: after it, in-flight work is cut and the process exits 0.
+    pub fn shutdown_timeout(&self) -> Result<std::time::Duration> {
+        self.millis(SHUTDOWN_TIMEOUT_MS, std::time::Duration::from_secs(30))
     }
 }
 

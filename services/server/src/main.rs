@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod http;
 mod keys;
 mod outbox;
 mod probe;
@@ -85,6 +86,8 @@ fn main() -> ExitCode {
         Some(action) => runtime.block_on(outbox::run(&settings, action)),
         None => runtime.block_on(roles::run(cli.role, settings)),
     };
+    // Tasks cut by the shutdown deadline are dropped here; a blocking call still running does not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

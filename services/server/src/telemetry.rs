@@ -35,6 +35,8 @@ pub struct Metrics {
     pub http_responses_2xx: AtomicU64,
     pub http_responses_4xx: AtomicU64,
     pub http_responses_5xx: AtomicU64,
+    /// The app port's connections.
+    pub app_connections: std::sync::Arc<crate::http::Connections>,
 }
 
 impl Metrics {

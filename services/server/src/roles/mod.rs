@@ -8,7 +8,6 @@ mod migrate;
 mod relay;
 mod shutdown;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -22,6 +21,7 @@ use self::shutdown::{Shutdown, Tasks};
 use crate::Role;
 use crate::admin::{self, AdminState, DEFAULT_ADMIN_LISTEN};
 use crate::config::{self, Settings};
+use crate::http;
 use crate::telemetry::Metrics;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -122,28 +122,52 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         None
     };
     let api = if role.runs(Part::Api) { Some(api::router(&settings, &store)?) } else { None };
+    let limits = settings.http_limits()?;
+    let shutdown_timeout = settings.shutdown_timeout()?;
     let app = [api, gateway.as_ref().map(|gateway| gateway.router())].into_iter().flatten().reduce(Router::merge);
     if let Some(app) = app {
         let app = count_responses(app, metrics.clone());
         let address = settings.socket(config::LISTEN, DEFAULT_LISTEN)?;
         let stop = shutdown.clone();
-        tasks.spawn(async move { serve("app", address, app, stop).await });
+        let connections = metrics.app_connections.clone();
+        tasks.spawn(async move { http::serve("app", address, app, limits, connections, stop.wait()).await });
     }
 
     let admin_state = AdminState { role: role.name(), store: Some(store), kafka, metrics, relay: relay_stats, gateway };
     let admin_address = settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     let stop = shutdown.clone();
-    tasks.spawn(async move { serve("admin", admin_address, admin::router(admin_state), stop).await });
+    let admin_router = admin::router(admin_state);
+    let admin_connections = Arc::new(http::Connections::default());
+    tasks.spawn(async move {
+        http::serve("admin", admin_address, admin_router, limits, admin_connections, stop.wait()).await
+    });
 
-    // The first task to end (an error, or every task after shutdown) decides the outcome.
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return Err(error),
-            Err(error) => return Err(anyhow::anyhow!("a task panicked: {error}")),
+    // The first task to end (an error, or every task after shutdown) decides the outcome; once the shutdown
+    // deadline has passed after the signal, whatever still runs is cut and the stop counts as clean.
+    let deadline = async {
+        shutdown.clone().wait().await;
+        tokio::time::sleep(shutdown_timeout).await;
+    };
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                None => return Ok(()),
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(error))) => return Err(error),
+                Some(Err(error)) => return Err(anyhow::anyhow!("a task panicked: {error}")),
+            },
+            () = &mut deadline => {
+                tracing::warn!(
+                    deadline_ms = shutdown_timeout.as_millis() as u64,
+                    "shutdown deadline passed: cutting the work still in flight ({})",
+                    config::SHUTDOWN_TIMEOUT_MS
+                );
+                tasks.abort_all();
+                return Ok(());
+            }
         }
     }
-    Ok(())
 }
 
 /// Checks the settings a role reads before anything connects, so a bad value exits 2 (invalid configuration)
@@ -151,6 +175,8 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
 pub fn check(role: Role, settings: &Settings) -> Result<()> {
     settings.socket(config::LISTEN, DEFAULT_LISTEN)?;
     settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
+    settings.http_limits()?;
+    settings.shutdown_timeout()?;
     if role.runs(Part::Migrate) {
         migrate::check(settings)?;
     }
@@ -161,16 +187,6 @@ pub fn check(role: Role, settings: &Settings) -> Result<()> {
         gateway::check(settings)?;
     }
     Ok(())
-}
-
-async fn serve(name: &str, address: SocketAddr, router: Router, shutdown: Shutdown) -> Result<()> {
-    let listener =
-        tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding the {name} port {address}"))?;
-    tracing::info!(%address, "{name} listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.wait())
-        .await
-        .with_context(|| format!("serving {name}"))
 }
 
 fn count_responses(router: Router, metrics: Arc<Metrics>) -> Router {
