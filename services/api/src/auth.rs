@@ -77,7 +77,14 @@ fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The caller, charged one request against its rate (`admission`).
 pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let caller = resolve(state, headers).await?;
+    state.admission.charge(&caller)?;
+    Ok(caller)
+}
+
+async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     // Every identity header is read (and a malformed one refused) before any is used.
     let api_key = identity_header(headers, API_KEY_HEADER)?;
     let on_behalf_of = identity_header(headers, ON_BEHALF_OF_HEADER)?;

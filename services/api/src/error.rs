@@ -10,6 +10,9 @@ use comet_store::{Refusal, StoreError};
 pub enum ApiError {
     #[error("{message}")]
     Client { status: StatusCode, code: &'static str, message: String },
+    /// A refusal the client should retry after `after_seconds` (429, 503): answered with `Retry-After`.
+    #[error("{message}")]
+    Retry { status: StatusCode, code: &'static str, message: String, after_seconds: u64 },
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -45,6 +48,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match &self {
+            ApiError::Retry { status, code, message, after_seconds } => {
+                tracing::debug!(code, %message, "request refused for now");
+                let body = serde_json::json!({ "error": { "code": code, "message": message } });
+                return crate::admission::with_retry_after((*status, Json(body)).into_response(), *after_seconds);
+            }
+            ApiError::Store(error) if error.is_busy() => {
+                return crate::admission::overloaded().into_response();
+            }
             ApiError::Client { status, code, message } => {
                 tracing::debug!(code, %message, "request refused");
                 (*status, *code, message.clone())

@@ -2,6 +2,7 @@
 //! the `{"data": …}` / `{"error": {"code", "message"}}` envelopes. A function builds the `Router`, so tests
 //! call it without a socket and the server mounts it beside health and metrics.
 
+mod admission;
 mod auth;
 mod blocks;
 mod body;
@@ -20,6 +21,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use comet_store::Store;
 
+pub use admission::{Admission, AdmissionLimits, Rate};
 pub use blocks::MAX_BLOCKED_UIDS;
 pub use body::MAX_PER_PAGE;
 pub use edge::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES, request_timeout};
@@ -50,6 +52,8 @@ impl std::fmt::Debug for ApiConfig {
 pub struct AppState {
     pub store: Store,
     pub config: std::sync::Arc<ApiConfig>,
+    /// The process's bound on requests in flight and the callers' rates.
+    pub admission: std::sync::Arc<Admission>,
 }
 
 /// The `/v3` routes.
@@ -88,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/users/{uid}/conversations", get(conversations::list))
         .method_not_allowed_fallback(edge::method_not_allowed)
         .fallback(|| async { ApiError::not_found("ERR_ROUTE_NOT_FOUND", "no such endpoint under /v3") })
+        .layer(axum::middleware::from_fn_with_state(state.admission.clone(), admission::admit))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(edge::limits))
         .layer(axum::middleware::from_fn(edge::envelope))

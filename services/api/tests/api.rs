@@ -12,6 +12,7 @@ use tower::ServiceExt;
 
 use self::edge::{error_envelope_scenario, identity_headers_scenario};
 
+mod admission;
 mod edge;
 mod openapi;
 
@@ -45,18 +46,24 @@ async fn mysql_app() -> App {
 }
 
 async fn app_on(database: TestDatabase) -> App {
-    let store = Store::connect(&database.url).await.expect("connecting to the test database");
-    store.migrate().await.expect("migrate");
-    App { router: app_router(store), _database: database }
+    app_limited(database, comet_api::AdmissionLimits::default()).await
 }
 
-fn app_router(store: Store) -> axum::Router {
+/// An app on `database` with its own admission bounds.
+async fn app_limited(database: TestDatabase, limits: comet_api::AdmissionLimits) -> App {
+    let store = Store::connect(&database.url).await.expect("connecting to the test database");
+    store.migrate().await.expect("migrate");
+    App { router: app_router(store, limits), _database: database }
+}
+
+fn app_router(store: Store, limits: comet_api::AdmissionLimits) -> axum::Router {
     router(AppState {
         store,
         config: std::sync::Arc::new(ApiConfig {
             full_keys: vec![FULL.to_owned()],
             auth_keys: vec![AUTH_ONLY.to_owned()],
         }),
+        admission: std::sync::Arc::new(comet_api::Admission::new(limits)),
     })
 }
 

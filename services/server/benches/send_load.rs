@@ -5,7 +5,9 @@
 //! Run (MariaDB from `bash .ci/services.sh`):
 //!   cargo bench -p comet-server --bench send_load                      # MariaDB
 //!   COMET_BENCH_BACKEND=sqlite cargo bench -p comet-server --bench send_load
-//! Knobs: COMET_BENCH_SECONDS (20), COMET_BENCH_CLIENTS (64), COMET_BENCH_CONVERSATIONS (200).
+//! Knobs: COMET_BENCH_SECONDS (20), COMET_BENCH_CLIENTS (64), COMET_BENCH_CONVERSATIONS (200), COMET_BENCH_RATE
+//! (sends/s offered open loop, instead of closed-loop clients; overload runs, issue #17 item 5). Extra server
+//! settings pass through the environment (e.g. COMET_API_MAX_IN_FLIGHT).
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::process::{Command, Stdio};
@@ -32,6 +34,8 @@ async fn main() {
     let seconds = env_number("COMET_BENCH_SECONDS", 20);
     let clients = env_number("COMET_BENCH_CLIENTS", 64);
     let conversations = env_number("COMET_BENCH_CONVERSATIONS", 200);
+    // Sends per second offered whatever the answers (open loop); unset: closed-loop clients.
+    let offered_rate = std::env::var("COMET_BENCH_RATE").ok().and_then(|rate| rate.parse::<u64>().ok());
     let data = tempfile::tempdir().unwrap();
     let mut cleanup: Option<(sqlx::mysql::MySqlPool, String)> = None;
     let database_url = if backend == "sqlite" {
@@ -100,28 +104,39 @@ async fn main() {
         (cpu_seconds(server_pid), mariadb.map(cpu_seconds), self_cpu_seconds());
     let started = Instant::now();
     let stop_at = started + Duration::from_secs(seconds);
-    let latencies = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
-    let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::<(Outcome, Duration)>::new()));
     let mut tasks = Vec::new();
-    for worker in 0..clients {
-        let (client, base, latencies, failures) = (client.clone(), base.clone(), latencies.clone(), failures.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut local = Vec::new();
-            let mut n = worker;
-            while Instant::now() < stop_at {
-                let conversation = n % conversations;
-                let (sender, body) = if conversation.is_multiple_of(10) {
-                    ("u0".to_owned(), serde_json::json!({"receiver": format!("g{}", conversation / 10), "receiverType": "group", "type": "text", "data": {"text": "bench"}, "muid": format!("w{worker}-{n}")}))
-                } else {
-                    (format!("u{}", conversation * 2), serde_json::json!({"receiver": format!("u{}", conversation * 2 + 1), "receiverType": "user", "type": "text", "data": {"text": "bench"}, "muid": format!("w{worker}-{n}")}))
-                };
-                let sent = Instant::now();
-                let ok = client.post(format!("{base}/v3/messages")).header("apikey", KEY).header("onBehalfOf", sender).json(&body).send().await.map(|r| r.status().is_success()).unwrap_or(false);
-                if ok { local.push(sent.elapsed()) } else { failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed); }
-                n += clients;
-            }
-            latencies.lock().unwrap().extend(local);
-        }));
+    if let Some(rate) = offered_rate {
+        // Open loop: a send every 1/rate s whatever the answers, each on its own task (at most 20,000 at once).
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(20_000));
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut n = 0;
+        while Instant::now() < stop_at {
+            tick.tick().await;
+            let Ok(place) = in_flight.clone().acquire_owned().await else { break };
+            let (client, base, outcomes) = (client.clone(), base.clone(), outcomes.clone());
+            tasks.push(tokio::spawn(async move {
+                let outcome = send_one(&client, &base, n, conversations, "open").await;
+                outcomes.lock().unwrap().push(outcome);
+                drop(place);
+            }));
+            n += 1;
+        }
+    } else {
+        for worker in 0..clients {
+            let (client, base, outcomes) = (client.clone(), base.clone(), outcomes.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut local = Vec::new();
+                let mut n = worker;
+                let tag = format!("w{worker}");
+                while Instant::now() < stop_at {
+                    local.push(send_one(&client, &base, n, conversations, &tag).await);
+                    n += clients;
+                }
+                outcomes.lock().unwrap().extend(local);
+            }));
+        }
     }
     for task in tasks {
         task.await.unwrap();
@@ -130,21 +145,43 @@ async fn main() {
     let server_cpu = cpu_seconds(server_pid) - server_cpu_0;
     let mariadb_cpu = mariadb.map(|pid| cpu_seconds(pid) - mariadb_cpu_0.unwrap_or(0.0));
     let self_cpu = self_cpu_seconds() - self_cpu_0;
-    let mut latencies = latencies.lock().unwrap().clone();
-    latencies.sort();
-    let at = |q: f64| {
+    let outcomes = outcomes.lock().unwrap().clone();
+    let latencies_of = |kind: Outcome| {
+        let mut latencies: Vec<Duration> =
+            outcomes.iter().filter(|(outcome, _)| *outcome == kind).map(|(_, latency)| *latency).collect();
+        latencies.sort();
+        latencies
+    };
+    let at = |latencies: &[Duration], q: f64| {
         latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
+    let load = match offered_rate {
+        Some(rate) => format!("open loop, {rate} sends/s offered"),
+        None => format!("{clients} closed-loop clients"),
+    };
+    println!("backend {backend}, {load}, {conversations} conversations (1 in 10 a group of 20), {seconds} s");
+    let acknowledged = latencies_of(Outcome::Acknowledged);
+    let shed = latencies_of(Outcome::Shed);
+    let failed = latencies_of(Outcome::Failed);
     println!(
-        "backend {backend}, {clients} clients, {conversations} conversations (1 in 10 a group of 20), {seconds} s"
+        "persisted sends: {} ({:.0}/s), shed (503/429 with Retry-After): {} ({:.0}/s), failed otherwise: {}",
+        acknowledged.len(),
+        acknowledged.len() as f64 / elapsed,
+        shed.len(),
+        shed.len() as f64 / elapsed,
+        failed.len()
     );
-    println!(
-        "persisted sends: {} ({:.0}/s), failed: {}",
-        latencies.len(),
-        latencies.len() as f64 / elapsed,
-        failures.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    println!("latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}", at(0.5), at(0.9), at(0.99), at(1.0));
+    for (what, latencies) in [("acknowledged", &acknowledged), ("shed", &shed)] {
+        if !latencies.is_empty() {
+            println!(
+                "{what} latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+                at(latencies, 0.5),
+                at(latencies, 0.9),
+                at(latencies, 0.99),
+                at(latencies, 1.0)
+            );
+        }
+    }
     println!(
         "CPU cores used: comet-server {:.2}, mariadbd {}, load generator {:.2}",
         server_cpu / elapsed,
@@ -156,4 +193,50 @@ async fn main() {
     if let Some((admin, name)) = cleanup {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).execute(&admin).await;
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// 2xx: the message is stored.
+    Acknowledged,
+    /// 503 or 429 with Retry-After: refused before any work, to be retried.
+    Shed,
+    /// Anything else (an error status, a reset, a timeout).
+    Failed,
+}
+
+/// Sends message `n` (conversation `n % conversations`; 1 in 10 to a group) and says how it went and how long
+/// the answer took.
+async fn send_one(client: &reqwest::Client, base: &str, n: u64, conversations: u64, tag: &str) -> (Outcome, Duration) {
+    let conversation = n % conversations;
+    let muid = format!("{tag}-{n}");
+    let (sender, body) = if conversation.is_multiple_of(10) {
+        (
+            "u0".to_owned(),
+            serde_json::json!({"receiver": format!("g{}", conversation / 10), "receiverType": "group", "type": "text", "data": {"text": "bench"}, "muid": muid}),
+        )
+    } else {
+        (
+            format!("u{}", conversation * 2),
+            serde_json::json!({"receiver": format!("u{}", conversation * 2 + 1), "receiverType": "user", "type": "text", "data": {"text": "bench"}, "muid": muid}),
+        )
+    };
+    let sent = Instant::now();
+    let response = client
+        .post(format!("{base}/v3/messages"))
+        .header("apikey", KEY)
+        .header("onBehalfOf", sender)
+        .json(&body)
+        .send()
+        .await;
+    let outcome = match response {
+        Ok(response) if response.status().is_success() => Outcome::Acknowledged,
+        Ok(response)
+            if matches!(response.status().as_u16(), 429 | 503) && response.headers().contains_key("retry-after") =>
+        {
+            Outcome::Shed
+        }
+        _ => Outcome::Failed,
+    };
+    (outcome, sent.elapsed())
 }

@@ -23,6 +23,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub relay: Option<Arc<comet_bus::relay::RelayStats>>,
     pub gateway: Option<Arc<comet_gateway::Gateway>>,
+    /// The API's admission bounds, when this role serves the API.
+    pub admission: Option<Arc<comet_api::Admission>>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -64,6 +66,9 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         ("5xx", &state.metrics.http_responses_5xx),
     ] {
         out.push_str(&format!("comet_http_requests_total{{status=\"{class}\"}} {}\n", counter.load(Ordering::Relaxed)));
+    }
+    if let Some(admission) = &state.admission {
+        render_admission(admission, &mut out);
     }
     let connections = &state.metrics.app_connections;
     out.push_str("# HELP comet_http_connections_open Open connections on the app port, WebSockets included.\n");
@@ -141,4 +146,22 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         gateway.metrics().render(&mut out);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// The API's in-flight requests against their bound, and what the bounds refused.
+fn render_admission(admission: &comet_api::Admission, out: &mut String) {
+    out.push_str("# HELP comet_api_in_flight API requests being handled now.\n# TYPE comet_api_in_flight gauge\n");
+    out.push_str(&format!("comet_api_in_flight {}\n", admission.in_flight()));
+    out.push_str("# HELP comet_api_max_in_flight The bound on API requests in flight (COMET_API_MAX_IN_FLIGHT).\n");
+    out.push_str(&format!(
+        "# TYPE comet_api_max_in_flight gauge\ncomet_api_max_in_flight {}\n",
+        admission.limits().max_in_flight
+    ));
+    out.push_str(
+        "# HELP comet_api_shed_total API requests refused before any work: 503 overloaded, 429 rate limited.\n",
+    );
+    out.push_str("# TYPE comet_api_shed_total counter\n");
+    for (reason, counter) in [("overloaded", &admission.overloaded), ("rate_limited", &admission.rate_limited)] {
+        out.push_str(&format!("comet_api_shed_total{{reason=\"{reason}\"}} {}\n", counter.load(Ordering::Relaxed)));
+    }
 }

@@ -51,7 +51,18 @@ pub const SHUTDOWN_TIMEOUT_MS: &str = "COMET_SHUTDOWN_TIMEOUT_MS";
 pub const EDGE: [&str; 5] =
     [HTTP_HEADER_TIMEOUT_MS, HTTP_BODY_TIMEOUT_MS, HTTP_IDLE_TIMEOUT_MS, HTTP_MAX_CONNECTIONS, SHUTDOWN_TIMEOUT_MS];
 
-/// Every name this program reads, for `--help` and the unknown-name check on config files (with `EDGE`).
+// Overload protection of the API role (issue #17, item 5; docs/configuration.md).
+pub const API_MAX_IN_FLIGHT: &str = "COMET_API_MAX_IN_FLIGHT";
+pub const API_QUEUE_WAIT_MS: &str = "COMET_API_QUEUE_WAIT_MS";
+pub const API_USER_RATE: &str = "COMET_API_USER_RATE";
+pub const API_USER_BURST: &str = "COMET_API_USER_BURST";
+pub const API_KEY_RATE: &str = "COMET_API_KEY_RATE";
+pub const API_KEY_BURST: &str = "COMET_API_KEY_BURST";
+pub const ADMISSION: [&str; 6] =
+    [API_MAX_IN_FLIGHT, API_QUEUE_WAIT_MS, API_USER_RATE, API_USER_BURST, API_KEY_RATE, API_KEY_BURST];
+
+/// Every name this program reads, for `--help` and the unknown-name check on config files (with `EDGE` and
+/// `ADMISSION`).
 pub const ALL: [&str; 33] = [
     LISTEN,
     ADMIN_LISTEN,
@@ -90,7 +101,7 @@ pub const ALL: [&str; 33] = [
 
 /// Every setting's name.
 fn known() -> impl Iterator<Item = &'static str> {
-    ALL.into_iter().chain(EDGE)
+    ALL.into_iter().chain(EDGE).chain(ADMISSION)
 }
 
 /// Raw settings: file values overlaid by the environment.
@@ -270,6 +281,37 @@ impl Settings {
                 .with_context(|| format!("{HTTP_MAX_CONNECTIONS} is too large"))?
                 .min(tokio::sync::Semaphore::MAX_PERMITS),
         })
+    }
+
+    /// The API's bound on requests in flight and the callers' rates, `COMET_API_*`.
+    pub fn admission(&self) -> Result<comet_api::AdmissionLimits> {
+        let defaults = comet_api::AdmissionLimits::default();
+        let max_in_flight = usize::try_from(self.positive(API_MAX_IN_FLIGHT, defaults.max_in_flight as u64)?)
+            .with_context(|| format!("{API_MAX_IN_FLIGHT} is too large"))?;
+        let queue_wait = match self.get(API_QUEUE_WAIT_MS)? {
+            // 0: refuse at once when every place is taken.
+            Some(text) if text == "0" => std::time::Duration::ZERO,
+            _ => self.millis(API_QUEUE_WAIT_MS, defaults.queue_wait)?,
+        };
+        Ok(comet_api::AdmissionLimits {
+            max_in_flight,
+            queue_wait,
+            user_rate: self.rate(API_USER_RATE, API_USER_BURST)?,
+            key_rate: self.rate(API_KEY_RATE, API_KEY_BURST)?,
+        })
+    }
+
+    /// A rate in requests per second (absent or 0: no limit) and its burst (default: two seconds' worth).
+    fn rate(&self, rate: &str, burst: &str) -> Result<Option<comet_api::Rate>> {
+        let per_second = match self.get(rate)? {
+            None => return Ok(None),
+            Some(text) => text.parse::<u32>().with_context(|| format!("{rate}=`{text}` is not a whole number"))?,
+        };
+        if per_second == 0 {
+            return Ok(None);
+        }
+        let burst = self.positive(burst, u64::from(per_second) * 2)?;
+        Ok(Some(comet_api::Rate { per_second: f64::from(per_second), burst: burst as f64 }))
     }
 
     /// How long a stop may take: after it, in-flight work is cut and the process exits 0.

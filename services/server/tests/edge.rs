@@ -292,3 +292,45 @@ async fn a_stop_under_load_answers_every_request_it_accepted() {
     assert!(counts.get("Answered").copied().unwrap_or(0) > 100, "the load never got going: {counts:?}");
     assert_eq!(counts.get("Dropped"), None, "requests sent to the stopping server went unanswered: {counts:?}");
 }
+
+#[tokio::test]
+async fn over_the_in_flight_bound_requests_are_refused_at_once_with_retry_after() {
+    let (server, _data) = start(&[("COMET_API_MAX_IN_FLIGHT", "1"), ("COMET_API_QUEUE_WAIT_MS", "0")]).await;
+    let address = address(&server);
+    // A request whose body is still on its way holds the one place.
+    let mut holder = TcpStream::connect(&address).await.expect("connect");
+    let body = br#"{"uid":"holder","name":"Holder"}"#;
+    let head = format!(
+        "POST /v3/users HTTP/1.1\r\nHost: x\r\napikey: {FULL}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    holder.write_all(head.as_bytes()).await.expect("write");
+    holder.write_all(&body[..5]).await.expect("write");
+    // Wait until the server counts it in flight.
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + SLACK;
+    loop {
+        let metrics = client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics");
+        if metrics.text().await.expect("text").contains("comet_api_in_flight 1\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the held request was never counted in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused =
+        client.get(format!("{}/v3/users", server.app)).header("apikey", FULL).send().await.expect("an answer");
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers().get("retry-after").and_then(|value| value.to_str().ok()), Some("1"));
+    let refused: Value = refused.json().await.expect("envelope");
+    assert_eq!(refused["error"]["code"], "ERR_OVERLOADED");
+
+    // The held request completes normally, and its place is free again.
+    holder.write_all(&body[5..]).await.expect("write");
+    let answer = read_until_closed(&mut holder, SLACK).await.expect("answered");
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    let again = client.get(format!("{}/v3/users", server.app)).header("apikey", FULL).send().await.expect("answer");
+    assert_eq!(again.status(), 200);
+    let metrics =
+        client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("comet_api_shed_total{reason=\"overloaded\"} 1\n"), "{metrics}");
+}

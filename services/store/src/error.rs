@@ -26,6 +26,14 @@ pub enum StoreError {
     Refused(Refusal),
 }
 
+impl StoreError {
+    /// No database connection came free within the pool's acquire timeout: the process is over what its
+    /// database can take, and the caller should retry (the API answers 503 `ERR_OVERLOADED`).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut))
+    }
+}
+
 /// Why the rules refused a change. Decided under the locks the change takes, so nothing that commits meanwhile
 /// (a block, a kick, a ban, a demotion) can slip past it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -51,6 +51,10 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// this bounds how many transactions one process keeps open against TiDB.
 const MYSQL_MAX_CONNECTIONS: u32 = 16;
 
+/// The longest a statement waits for a pooled connection before failing with [`StoreError::is_busy`] (the API
+/// answers 503 `ERR_OVERLOADED`, which a client retries) rather than queueing for sqlx's default 30 s.
+const POOL_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The database a [`Store`] talks to, decided by the URL scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -93,10 +97,17 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let pool = match backend {
-            Backend::MySql => AnyPoolOptions::new().max_connections(MYSQL_MAX_CONNECTIONS).connect(url).await?,
+            Backend::MySql => {
+                AnyPoolOptions::new()
+                    .max_connections(MYSQL_MAX_CONNECTIONS)
+                    .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+                    .connect(url)
+                    .await?
+            }
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(1)
+                    .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
                     // No idle reaping: the one connection is to a local file and never goes stale, and sqlx's
                     // reaper spins without yielding when its idle count wraps after cancelled calls (seen as a
                     // relay test hanging with a tokio worker at 100 % in `spawn_maintenance_tasks`).

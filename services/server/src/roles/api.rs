@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use axum::Router;
-use comet_api::{ApiConfig, AppState};
+use comet_api::{Admission, ApiConfig, AppState};
 use comet_store::Store;
 
 use crate::config::Settings;
 use crate::keys;
 
-/// The `/v3` router with the configured (or generated) keys.
-pub fn router(settings: &Settings, store: &Store) -> Result<Router> {
+/// The `/v3` router with the configured (or generated) keys and the process's admission bounds (whose
+/// counts the admin port exports).
+pub fn router(settings: &Settings, store: &Store, admission: Arc<Admission>) -> Result<Router> {
     let data_dir = settings.data_dir()?;
     let (keys, generated) = keys::load_or_create(settings, &data_dir)?;
     if generated {
@@ -20,6 +21,7 @@ pub fn router(settings: &Settings, store: &Store) -> Result<Router> {
     let state = AppState {
         store: store.clone(),
         config: Arc::new(ApiConfig { full_keys: vec![keys.full], auth_keys: vec![keys.auth_only] }),
+        admission,
     };
     Ok(comet_api::router(state))
 }

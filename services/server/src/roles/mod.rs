@@ -121,7 +121,12 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     } else {
         None
     };
-    let api = if role.runs(Part::Api) { Some(api::router(&settings, &store)?) } else { None };
+    let admission_limits = settings.admission()?;
+    let admission = role.runs(Part::Api).then(|| Arc::new(comet_api::Admission::new(admission_limits)));
+    let api = match &admission {
+        Some(admission) => Some(api::router(&settings, &store, admission.clone())?),
+        None => None,
+    };
     let limits = settings.http_limits()?;
     let shutdown_timeout = settings.shutdown_timeout()?;
     let app = [api, gateway.as_ref().map(|gateway| gateway.router())].into_iter().flatten().reduce(Router::merge);
@@ -133,7 +138,8 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         tasks.spawn(async move { http::serve("app", address, app, limits, connections, stop.wait()).await });
     }
 
-    let admin_state = AdminState { role: role.name(), store: Some(store), kafka, metrics, relay: relay_stats, gateway };
+    let admin_state =
+        AdminState { role: role.name(), store: Some(store), kafka, metrics, relay: relay_stats, gateway, admission };
     let admin_address = settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     let stop = shutdown.clone();
     let admin_router = admin::router(admin_state);
@@ -177,6 +183,7 @@ pub fn check(role: Role, settings: &Settings) -> Result<()> {
     settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     settings.http_limits()?;
     settings.shutdown_timeout()?;
+    settings.admission()?;
     if role.runs(Part::Migrate) {
         migrate::check(settings)?;
     }
