@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use comet_model::Uid;
-use comet_model::auth::{API_KEY_HEADER, AUTH_TOKEN_HEADER, ON_BEHALF_OF_HEADER, token_hash};
+use comet_model::auth::{API_KEY_HEADER, AUTH_TOKEN_HEADER, ON_BEHALF_OF_HEADER, identity_value, token_hash};
 
 use crate::{ApiError, AppState};
 
@@ -52,20 +52,10 @@ pub fn new_token() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
-/// The value of an identity header, `None` when absent. A header sent twice, or with a value that is empty
-/// or not visible ASCII, is refused rather than skipped: skipping it would run the request as someone else
-/// (an unreadable `onBehalfOf` would leave the app's own rights; issue #17).
+/// The value of an identity header, `None` when absent; malformed or repeated: 400 (`auth::identity_value`).
 fn identity_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
-    let mut values = headers.get_all(name).iter();
-    let Some(value) = values.next() else { return Ok(None) };
-    if values.next().is_some() {
-        return Err(header_invalid(name, "is sent more than once; send it once"));
-    }
-    let text = value.to_str().map_err(|_| header_invalid(name, "is not visible ASCII"))?.trim();
-    if text.is_empty() {
-        return Err(header_invalid(name, "is empty; leave it out or give it a value"));
-    }
-    Ok(Some(text))
+    identity_value(headers.get_all(name).iter().map(|value| value.as_bytes()))
+        .map_err(|problem| header_invalid(name, &problem.to_string()))
 }
 
 fn header_invalid(name: &str, problem: &str) -> ApiError {

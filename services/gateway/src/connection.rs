@@ -15,7 +15,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use comet_model::auth::{AUTH_TOKEN_HEADER, token_hash};
+use comet_model::auth::{AUTH_TOKEN_HEADER, identity_value, token_hash};
 use comet_model::{ConversationId, Guid, ReceiverType, Uid};
 use comet_store::{MessageFilter, MessagePage, ReceiptKind, StoreError};
 use serde_json::{Value, json};
@@ -52,14 +52,21 @@ fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) ->
     Refusal::new(status, code, message).into_response()
 }
 
-/// The token from the `authtoken` header, or from a `authtoken.<token>` subprotocol (browsers).
-fn token(headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers.get(AUTH_TOKEN_HEADER).and_then(|value| value.to_str().ok()) {
-        return Some(value.trim().to_owned()).filter(|token| !token.is_empty());
+/// The token from the `authtoken` header, or from a `authtoken.<token>` subprotocol (browsers); `Ok(None)`
+/// when there is none. A malformed or repeated header, or a token given twice (twice as a subprotocol, or both
+/// ways), is refused like the API refuses it, never resolved by picking one (issue #17).
+fn token(headers: &HeaderMap) -> Result<Option<String>, String> {
+    let header = identity_value(headers.get_all(AUTH_TOKEN_HEADER).iter().map(|value| value.as_bytes()))
+        .map_err(|problem| format!("the `{AUTH_TOKEN_HEADER}` header {problem}"))?;
+    let mut offered =
+        offered_protocols(headers).filter_map(|offered| offered.strip_prefix(protocol::TOKEN_SUBPROTOCOL_PREFIX));
+    let subprotocol = offered.next();
+    if offered.next().is_some() || (header.is_some() && subprotocol.is_some()) {
+        return Err("the auth token is given more than once; send it once, in the `authtoken` header or as the \
+                    subprotocol `authtoken.<token>`"
+            .to_owned());
     }
-    offered_protocols(headers)
-        .find_map(|offered| offered.strip_prefix(protocol::TOKEN_SUBPROTOCOL_PREFIX).map(str::to_owned))
-        .filter(|token| !token.is_empty())
+    Ok(header.or(subprotocol).map(str::to_owned).filter(|token| !token.is_empty()))
 }
 
 fn offered_protocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -102,7 +109,14 @@ pub async fn upgrade(
             format!("origin `{origin}` is not in COMET_GATEWAY_ALLOWED_ORIGINS"),
         );
     }
-    let Some(token) = token(&headers) else {
+    let token = match token(&headers) {
+        Ok(token) => token,
+        Err(problem) => {
+            metrics.error(ErrorReason::Auth);
+            return refuse(StatusCode::BAD_REQUEST, "ERR_HEADER_INVALID", problem);
+        }
+    };
+    let Some(token) = token else {
         metrics.error(ErrorReason::Auth);
         return refuse(
             StatusCode::UNAUTHORIZED,

@@ -373,9 +373,15 @@ async fn presence_typing_and_receipts_cross_nodes() {
 }
 
 async fn handshake_status(url: &str, headers: &[(&'static str, &str)]) -> u16 {
+    let headers: Vec<(&'static str, &[u8])> = headers.iter().map(|(name, value)| (*name, value.as_bytes())).collect();
+    handshake_status_raw(url, &headers).await
+}
+
+/// [`handshake_status`] with header values as bytes (not always text), each appended (so a name may repeat).
+async fn handshake_status_raw(url: &str, headers: &[(&'static str, &[u8])]) -> u16 {
     let mut request = url.into_client_request().expect("request");
     for (name, value) in headers {
-        request.headers_mut().insert(*name, HeaderValue::from_str(value).expect("header"));
+        request.headers_mut().append(*name, HeaderValue::from_bytes(value).expect("header"));
     }
     match tokio_tungstenite::connect_async(request).await {
         Ok(_) => 101,
@@ -397,6 +403,18 @@ async fn the_embedded_server_serves_the_protocol_and_bad_input_gets_errors_not_c
     // Handshakes: no token, a bad token, a foreign Origin are refused before the upgrade.
     assert_eq!(handshake_status(&url, &[]).await, 401);
     assert_eq!(handshake_status(&url, &[("authtoken", "not-a-token")]).await, 401);
+    // A malformed or repeated token header, or a token given both ways, is refused, never resolved by picking
+    // one (issue #17): a valid token beside it changes nothing.
+    let token = alice_token.as_bytes();
+    let offered = format!("comet.v1, authtoken.{alice_token}");
+    for headers in [
+        vec![("authtoken", token), ("authtoken", token)],
+        vec![("authtoken", &b"al\xffice"[..])],
+        vec![("authtoken", &b"   "[..])],
+        vec![("authtoken", token), ("sec-websocket-protocol", offered.as_bytes())],
+    ] {
+        assert_eq!(handshake_status_raw(&url, &headers).await, 400, "{headers:?}");
+    }
     assert_eq!(handshake_status(&url, &[("authtoken", &alice_token), ("origin", "https://evil.example")]).await, 403);
     assert_eq!(
         handshake_status(&url, &[("authtoken", &alice_token), ("origin", "https://chat.example.com")]).await,
@@ -458,7 +476,8 @@ async fn the_embedded_server_serves_the_protocol_and_bad_input_gets_errors_not_c
     assert_eq!(texts(&frames), vec!["still here"], "delivered once: {frames:?}");
 
     let metrics = reqwest::get(format!("{}/metrics", server.admin)).await.expect("metrics").text().await.expect("text");
-    assert!(metrics.contains("comet_gateway_connection_errors_total{reason=\"auth\"} 2"), "{metrics}");
+    // Two without a valid token, four with a malformed or repeated one.
+    assert!(metrics.contains("comet_gateway_connection_errors_total{reason=\"auth\"} 6"), "{metrics}");
     assert!(metrics.contains("comet_gateway_connection_errors_total{reason=\"protocol\"} 2"), "{metrics}");
     assert!(!metrics.contains("comet_gateway_deliveries_total 0\n"), "{metrics}");
 
