@@ -135,6 +135,24 @@ impl DeploymentFolder {
         Ok(())
     }
 
+    /// Writes the spec after its images changed from `from` to `to`, editing only those values in the file
+    /// as it is, so the operator's comments and layout survive. Returns `false` when the file could not be
+    /// edited in place (not block style) and was written whole instead.
+    pub fn write_upgraded_spec(&self, from: &Spec, to: &Spec) -> Result<bool> {
+        let path = self.spec_path();
+        let current = fs_err::read_to_string(&path)?;
+        match spec::with_images(&path.display().to_string(), &current, from, to) {
+            Some(edited) => {
+                self.write_file(SPEC_FILE, edited.as_bytes(), 0o644)?;
+                Ok(true)
+            }
+            None => {
+                self.write_spec(to)?;
+                Ok(false)
+            }
+        }
+    }
+
     /// Containers read the secret files through bind mounts as their own users (comet-server is uid 10001), so
     /// each file must be readable by every uid; the secrets/ folder itself stays 0700, which keeps other host
     /// users out (a bind mount does not need the host path to be traversable). Returns a note per change.

@@ -14,7 +14,7 @@ use super::backend::{Backend, Jobs, Purpose};
 use crate::context::Context;
 use crate::error::Refusal;
 use crate::plan::history::{Attempt, HistoryRecord};
-use crate::spec::Spec;
+use crate::spec::{SPEC_FILE, Spec};
 
 /// Moves the deployment of `spec` to `next` with `backend`, or back to `spec` if `next` fails.
 pub fn upgrade(context: &Context<'_>, backend: &dyn Backend, spec: &Spec, next: &Spec) -> Result<()> {
@@ -46,7 +46,12 @@ pub fn upgrade(context: &Context<'_>, backend: &dyn Backend, spec: &Spec, next: 
     let attempt = Attempt { action: "upgrade", target, from: spec, to: next };
     match staged.apply(Jobs::Run) {
         Ok(()) => {
-            context.folder.write_spec(next)?;
+            if !context.folder.write_upgraded_spec(spec, next)? {
+                printer.warning(&format!(
+                    "{SPEC_FILE} could not be edited in place (its images are not written in block style), so it was \
+                     written whole: comments in it are gone"
+                ));
+            }
             let seconds = started.elapsed().as_secs_f64();
             record(context, attempt, "ok", seconds, "")?;
             printer.result(&format!("{title}: done in {seconds:.1}s"))?;

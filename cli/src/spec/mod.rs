@@ -3,6 +3,7 @@
 //! Pure: text in, `Spec` or a located error out. Unknown keys are rejected; every error names
 //! `file:line:col` and what was expected.
 
+mod edit;
 mod locate;
 mod model;
 mod write;
@@ -26,6 +27,13 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecError> {
         return Err(SpecError::at(file, locate::locate(text, &path), format!("`{path}` {problem}")));
     }
     Ok(spec)
+}
+
+/// `text` with the images that differ between `from` and `to` changed in place (comments and layout kept),
+/// checked to read back as exactly `to`; `None` when it cannot be edited so (the caller writes the spec whole).
+pub fn with_images(file: &str, text: &str, from: &Spec, to: &Spec) -> Option<String> {
+    let edited = edit::images_in_place(text, from, to)?;
+    (parse(file, &edited).ok()? == *to).then_some(edited)
 }
 
 /// A spec as `init` writes it for `mau` monthly users on `target` (for unit tests across modules).

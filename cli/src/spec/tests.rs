@@ -1,3 +1,4 @@
+use super::edit::with_scalar;
 use super::*;
 use crate::domain::Target;
 
@@ -97,4 +98,35 @@ fn empty_and_non_mapping_documents_are_refused() {
     for text in ["", "just a string", "- a\n- b\n", "version: 1\n"] {
         assert!(parse("x.yaml", text).is_err(), "{text:?} must be refused");
     }
+}
+
+#[test]
+fn an_image_change_keeps_every_other_line_and_the_operators_comments() {
+    let spec = sized_for_tests("10k", Target::Compose);
+    let written = to_yaml(&spec).expect("yaml");
+    // The operator's own comments, one on its own line and one after the tag.
+    let text = written.replacen("images:\n", "images:\n  # pinned by the platform team, ticket OPS-12\n", 1);
+    let tag_line = text.lines().find(|line| line.trim_start().starts_with("tag:")).expect("a tag line");
+    let text = text.replacen(tag_line, &format!("{tag_line}  # keep in step with staging"), 1);
+    let mut next = spec.clone();
+    next.images.comet = ImageRef::new("registry.local:5000/comet-server", "9.9.9");
+
+    let edited = with_images("cometctl.yaml", &text, &spec, &next).expect("edited in place");
+    assert_eq!(parse("cometctl.yaml", &edited).expect("parses"), next);
+    assert!(edited.contains("# pinned by the platform team, ticket OPS-12\n"), "{edited}");
+    let changed: Vec<(&str, &str)> =
+        text.lines().zip(edited.lines()).filter(|(before, after)| before != after).collect();
+    assert_eq!(changed.len(), 2, "only the repository and the tag lines change: {changed:#?}");
+    assert_eq!(text.lines().count(), edited.lines().count());
+    assert!(edited.contains("tag: \"9.9.9\"  # keep in step with staging"), "{edited}");
+}
+
+#[test]
+fn text_that_does_not_spell_the_keys_in_block_style_is_left_to_a_whole_write() {
+    let spec = sized_for_tests("10k", Target::Compose);
+    let mut next = spec.clone();
+    next.images.comet.tag = "9.9.9".to_owned();
+    assert_eq!(with_images("cometctl.yaml", "version: 1\n", &spec, &next), None);
+    assert_eq!(with_scalar("  tag: 1", 6, "2").as_deref(), Some("  tag: \"2\""));
+    assert_eq!(with_scalar("  tag: 1 # c", 6, "2").as_deref(), Some("  tag: \"2\" # c"));
 }
