@@ -19,7 +19,7 @@ fn deployments() -> Vec<(&'static str, Deployment)> {
     ]
 }
 
-fn with_moderation(spec: &str) -> String {
+pub(crate) fn with_moderation(spec: &str) -> String {
     with_replicas(&with_replicas(spec, "moderation", 2), "mongodb", 3)
 }
 
