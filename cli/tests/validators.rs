@@ -19,7 +19,7 @@ fn deployments() -> Vec<(&'static str, Deployment)> {
     ]
 }
 
-fn with_moderation(spec: &str) -> String {
+pub(crate) fn with_moderation(spec: &str) -> String {
     with_replicas(&with_replicas(spec, "moderation", 2), "mongodb", 3)
 }
 
@@ -122,6 +122,8 @@ fn promtool_accepts_scrape_config_and_alert_rules() {
             "redis_memory_used_bytes",
             "comet_gateway_connection_errors_total",
             "comet_http_requests_total",
+            "comet_outbox_backlog",
+            "comet_relay_holds_lease",
             "container_start_time_seconds",
         ] {
             assert!(rules.contains(needle), "{tier}: alerts.yml has no rule on {needle}");

@@ -15,7 +15,7 @@ use rdkafka::{ClientConfig, Message};
 
 use crate::in_process::{GroupPlace, InProcessBus};
 use crate::kafka::{KafkaConfig, create_topics};
-use crate::{BusError, decode, topics};
+use crate::{BusError, TopicCounts, decode, topics};
 
 /// The consumer group session timeout. TESTBED.md: the first message to a new group arrives after about half
 /// of it, so it is kept short.
@@ -38,6 +38,7 @@ pub enum GroupError<E> {
 pub struct GroupSubscription {
     group: String,
     source: Source,
+    consumed: Arc<TopicCounts>,
 }
 
 enum Source {
@@ -89,7 +90,11 @@ impl GroupSubscription {
         consumer
             .subscribe(&topics)
             .map_err(|error| BusError::Kafka(format!("subscribing group {group} to {}: {error}", topics.join(", "))))?;
-        Ok(GroupSubscription { group: group.to_owned(), source: Source::Kafka { consumer, pending: None } })
+        Ok(GroupSubscription {
+            group: group.to_owned(),
+            source: Source::Kafka { consumer, pending: None },
+            consumed: Arc::default(),
+        })
     }
 
     /// Joins `group` on the in-process bus of the embedded mode. The bus keeps the group's place while no
@@ -97,7 +102,22 @@ impl GroupSubscription {
     /// events published after it was first joined, and one that falls more than the bus's capacity behind
     /// loses the oldest ([`BusError::Lagged`]). Members of one group take turns, one event at a time.
     pub fn in_process(bus: &InProcessBus, group: &str) -> GroupSubscription {
-        GroupSubscription { group: group.to_owned(), source: Source::InProcess(bus.group(group)) }
+        GroupSubscription {
+            group: group.to_owned(),
+            source: Source::InProcess(bus.group(group)),
+            consumed: Arc::default(),
+        }
+    }
+
+    /// The group's name (the `group` label of its metrics).
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Events this member handled, per topic (`comet_kafka_messages_consumed_total`); on the in-process bus, by
+    /// the topic of their type.
+    pub fn consumed(&self) -> Arc<TopicCounts> {
+        self.consumed.clone()
     }
 
     /// Waits for the next event and hands it to `handler`; the event counts as done for the group only when
@@ -108,6 +128,7 @@ impl GroupSubscription {
             Source::Kafka { consumer, pending } => {
                 let handled = hand_over(pending, next_record(consumer), |record| &record.event, handler).await?;
                 if let Some(Record { topic, partition, offset, .. }) = handled {
+                    self.consumed.add(&topic, 1);
                     consumer.store_offset(&topic, partition, offset).map_err(|error| {
                         BusError::Kafka(format!(
                             "committing {topic}/{partition} offset {offset} for {}: {error}",
@@ -120,7 +141,9 @@ impl GroupSubscription {
             Source::InProcess(place) => {
                 let mut place = place.lock().await;
                 let GroupPlace { receiver, pending } = &mut *place;
-                hand_over(pending, next_in_process(receiver), |event| event, handler).await?;
+                if let Some(event) = hand_over(pending, next_in_process(receiver), |event| event, handler).await? {
+                    self.consumed.add(event.event_type.topic(), 1);
+                }
                 Ok(())
             }
         }

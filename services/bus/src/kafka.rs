@@ -10,7 +10,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
-use crate::{BusError, Publisher, encode, topics};
+use crate::{BusError, Publisher, TopicCounts, encode, topics};
 
 /// How long creating topics may take before `connect` gives up and says so.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -45,6 +45,7 @@ pub struct KafkaPublisher {
     producer_config: ClientConfig,
     producer: Mutex<FutureProducer>,
     brokers: String,
+    produced: TopicCounts,
 }
 
 impl fmt::Debug for KafkaPublisher {
@@ -60,7 +61,12 @@ impl KafkaPublisher {
         let producer_config = producer_config(config);
         let producer = build_producer(&producer_config)?;
         tracing::info!(brokers = %config.brokers, "Kafka publisher connected");
-        Ok(KafkaPublisher { producer_config, producer: Mutex::new(producer), brokers: config.brokers.clone() })
+        Ok(KafkaPublisher {
+            producer_config,
+            producer: Mutex::new(producer),
+            brokers: config.brokers.clone(),
+            produced: TopicCounts::default(),
+        })
     }
 
     /// Checks that the cluster answers a metadata request in time: the readiness probe of the publishing roles.
@@ -76,6 +82,11 @@ impl KafkaPublisher {
         })
         .await
         .map_err(|error| BusError::Kafka(format!("metadata fetch task failed: {error}")))?
+    }
+
+    /// Messages the brokers acknowledged, per topic (`comet_kafka_messages_produced_total`).
+    pub fn produced(&self) -> &TopicCounts {
+        &self.produced
     }
 
     fn current_producer(&self) -> FutureProducer {
@@ -116,7 +127,7 @@ impl KafkaPublisher {
         }
         for (event, delivery) in deliveries {
             match delivery.await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => self.produced.add(event.event_type.topic(), 1),
                 Ok(Err((error, _))) => return Err(delivery_error(event, &error)),
                 Err(_canceled) => {
                     return Err(BusError::Kafka(format!(

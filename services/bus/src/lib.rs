@@ -13,6 +13,7 @@
 //! **Architecture Invariant:** only this crate imports rdkafka, and no rdkafka type appears in its public
 //! signatures. Roles see `Publisher`, `Event`, a group subscription and the tail.
 
+mod counts;
 mod group;
 mod in_process;
 mod kafka;
@@ -23,6 +24,7 @@ mod tail;
 use comet_model::{Event, EventType};
 use futures::future::BoxFuture;
 
+pub use counts::TopicCounts;
 pub use group::{GroupError, GroupSubscription};
 pub use in_process::InProcessBus;
 pub use kafka::{KafkaConfig, KafkaPublisher};

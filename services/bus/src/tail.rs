@@ -4,6 +4,7 @@
 //! before it started (a reconnecting client resyncs from the database), and no group rebalance delaying its
 //! start or stealing partitions from another node.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use comet_model::Event;
@@ -11,7 +12,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::kafka::create_topics;
-use crate::{BusError, KafkaConfig, decode, topics};
+use crate::{BusError, KafkaConfig, TopicCounts, decode, topics};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -19,6 +20,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct KafkaTail {
     consumer: StreamConsumer,
     partitions: usize,
+    consumed: Arc<TopicCounts>,
 }
 
 impl std::fmt::Debug for KafkaTail {
@@ -56,7 +58,12 @@ impl KafkaTail {
             .assign(&assignment)
             .map_err(|error| BusError::Kafka(format!("assigning {partitions} partitions: {error}")))?;
         tracing::info!(partitions, "reading every event partition from its end");
-        Ok(KafkaTail { consumer, partitions })
+        Ok(KafkaTail { consumer, partitions, consumed: Arc::default() })
+    }
+
+    /// Events read, per topic (`comet_kafka_messages_consumed_total`), shared so a metrics page can hold it.
+    pub fn consumed(&self) -> Arc<TopicCounts> {
+        self.consumed.clone()
     }
 
     /// The next event. Payloads that are not events are logged and skipped: one bad record must not stop delivery.
@@ -65,7 +72,10 @@ impl KafkaTail {
             let message =
                 self.consumer.recv().await.map_err(|error| BusError::Kafka(format!("reading events: {error}")))?;
             match message.payload().map(decode) {
-                Some(Ok(event)) => return Ok(event),
+                Some(Ok(event)) => {
+                    self.consumed.add(message.topic(), 1);
+                    return Ok(event);
+                }
                 Some(Err(error)) => tracing::warn!(
                     topic = message.topic(),
                     partition = message.partition(),

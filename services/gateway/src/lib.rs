@@ -251,6 +251,7 @@ impl Gateway {
             }
             EventSource::Kafka(config) => {
                 let tail = Arc::new(KafkaTail::start(&config).await?);
+                shared.metrics.read_kafka_through(tail.consumed());
                 tasks.push(tokio::spawn(read_kafka(shared.clone(), tail.clone())));
                 tasks.push(tokio::spawn(measure_lag(shared.clone(), tail)));
             }

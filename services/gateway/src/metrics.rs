@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use comet_bus::PartitionLag;
+use comet_bus::{PartitionLag, TopicCounts};
 
 /// Why a connection was refused or dropped: the bounded `reason` label of
 /// `comet_gateway_connection_errors_total`.
@@ -84,6 +84,8 @@ pub struct Metrics {
     events_consumed: AtomicU64,
     /// The Kafka tail's lag per partition, as last measured (empty with the in-process bus).
     kafka_lag: Mutex<Vec<PartitionLag>>,
+    /// The Kafka tail's events read per topic (unset with the in-process bus).
+    kafka_consumed: OnceLock<Arc<TopicCounts>>,
 }
 
 impl Metrics {
@@ -143,6 +145,11 @@ impl Metrics {
     pub fn resync(&self, outcome: ResyncOutcome, replayed: usize) {
         self.resyncs[outcome as usize].fetch_add(1, Ordering::Relaxed);
         self.replayed_messages.fetch_add(replayed as u64, Ordering::Relaxed);
+    }
+
+    /// Exports the Kafka tail's counts as `comet_kafka_messages_consumed_total{group="gateway"}`.
+    pub fn read_kafka_through(&self, consumed: Arc<TopicCounts>) {
+        let _ = self.kafka_consumed.set(consumed);
     }
 
     pub fn set_kafka_lag(&self, lags: Vec<PartitionLag>) {
@@ -217,6 +224,11 @@ impl Metrics {
                     lag.topic, lag.partition, lag.lag
                 ));
             }
+        }
+        drop(lags);
+        if let Some(consumed) = self.kafka_consumed.get() {
+            let help = "Events read from Kafka; gateways read without a group and report group \"gateway\".";
+            consumed.render("comet_kafka_messages_consumed_total", help, "group=\"gateway\"", out);
         }
     }
 }

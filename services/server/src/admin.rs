@@ -58,14 +58,10 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     let mut out = String::new();
     out.push_str("# HELP comet_build_info The running build.\n# TYPE comet_build_info gauge\n");
     out.push_str(&format!("comet_build_info{{version=\"{}\",role=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"), state.role));
-    out.push_str("# HELP comet_http_requests_total Requests answered on the app port, by status class.\n");
-    out.push_str("# TYPE comet_http_requests_total counter\n");
-    for (class, counter) in [
-        ("2xx", &state.metrics.http_responses_2xx),
-        ("4xx", &state.metrics.http_responses_4xx),
-        ("5xx", &state.metrics.http_responses_5xx),
-    ] {
-        out.push_str(&format!("comet_http_requests_total{{status=\"{class}\"}} {}\n", counter.load(Ordering::Relaxed)));
+    state.metrics.render(&mut out);
+    if let Some(kafka) = &state.kafka {
+        let help = "Messages the Kafka brokers acknowledged, per topic.";
+        kafka.produced().render("comet_kafka_messages_produced_total", help, "", &mut out);
     }
     if let Some(admission) = &state.admission {
         render_admission(admission, &mut out);

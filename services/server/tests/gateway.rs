@@ -177,9 +177,9 @@ impl Rest {
 
 /// api + relay + two gateways on one fresh MariaDB database, tansu and Redis.
 struct Cluster {
-    _api: Server,
+    api: Server,
     gateways: Vec<Server>,
-    _relay: Server,
+    relay: Server,
     _data: tempfile::TempDir,
     rest: Rest,
     prefix: String,
@@ -211,7 +211,7 @@ async fn cluster(gateway_env: &[(&str, &str)]) -> Cluster {
         gateway.wait_ready().await;
     }
     let rest = Rest { client: reqwest::Client::new(), base: api.app.clone(), key: FULL.to_owned() };
-    Cluster { _api: api, gateways, _relay: relay, _data: data, rest, prefix }
+    Cluster { api, gateways, relay, _data: data, rest, prefix }
 }
 
 impl Cluster {
@@ -268,6 +268,85 @@ async fn two_nodes_deliver_every_message_to_every_socket_once_in_seq_order() {
         line.starts_with("comet_kafka_consumer_lag{group=\"gateway\",topic=\"comet.messages\"")
     })
     .await;
+
+    // Issue #17, item 6: every comet_* metric the rendered alert rules and Grafana dashboards name is one that
+    // this deployment's roles export, with the labels the rules select on.
+    let mut exported = std::collections::BTreeMap::<String, String>::new();
+    for (role, server) in [("api", &cluster.api), ("relay", &cluster.relay), ("gateway", node1), ("gateway", node2)] {
+        let text =
+            reqwest::get(format!("{}/metrics", server.admin)).await.expect("metrics").text().await.expect("text");
+        for name in exported_metric_names(&text) {
+            exported.entry(name).or_insert_with(|| role.to_owned());
+        }
+        if role == "api" {
+            assert!(
+                text.contains("comet_http_requests_total{method=\"POST\",route=\"/v3/messages\",status=\"2"),
+                "the api counts sends under their route template:\n{text}"
+            );
+            assert!(!text.contains(&format!("route=\"/v3/users/{}", cluster.prefix)), "a raw path became a label");
+        }
+        if role == "relay" {
+            assert!(
+                !text.contains("comet_kafka_messages_produced_total{topic=\"comet.messages\"} 0\n"),
+                "the relay counts what Kafka acknowledged:\n{text}"
+            );
+        }
+    }
+    let node1_text =
+        reqwest::get(format!("{}/metrics", node1.admin)).await.expect("metrics").text().await.expect("text");
+    assert!(
+        !node1_text.contains("comet_kafka_messages_consumed_total{group=\"gateway\",topic=\"comet.messages\"} 0\n"),
+        "the gateway counts the events it read:\n{node1_text}"
+    );
+    let missing: Vec<String> = names_the_rules_and_dashboards_use()
+        .into_iter()
+        .filter(|(name, _)| !exported.contains_key(name))
+        .map(|(name, file)| format!("{name} (named in {file})"))
+        .collect();
+    assert!(missing.is_empty(), "metrics named by templates/ that no role exports: {missing:#?}");
+}
+
+/// The metric names of a Prometheus text page, histogram series under their family's name.
+fn exported_metric_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .flat_map(|name| {
+            let family = ["_bucket", "_sum", "_count"].iter().find_map(|suffix| name.strip_suffix(suffix));
+            [Some(name.to_owned()), family.map(str::to_owned)].into_iter().flatten()
+        })
+        .collect()
+}
+
+/// Every `comet_*` metric name in the alert rules and dashboard templates, with the file that names it. A name is
+/// `comet_` not preceded by a word character (so `container_label_io_comet_service`, a cAdvisor label, is not
+/// one); recording rules (`comet:…`) are the rules' own.
+fn names_the_rules_and_dashboards_use() -> std::collections::BTreeMap<String, String> {
+    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
+    let mut files = vec![templates.join("prometheus/alerts.yml.j2")];
+    let dashboards = std::fs::read_dir(templates.join("grafana/dashboards")).expect("the dashboard templates");
+    files.extend(dashboards.filter_map(Result::ok).map(|entry| entry.path()));
+    let mut names = std::collections::BTreeMap::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("a template");
+        let label = file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let bytes = text.as_bytes();
+        let mut from = 0;
+        while let Some(found) = text[from..].find("comet_") {
+            let start = from + found;
+            let end = text[start..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(text.len(), |length| start + length);
+            let preceded = start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+            // A bare `comet_` is prose ("the comet_ contract"), not a name.
+            if !preceded && end > start + "comet_".len() {
+                names.entry(text[start..end].to_owned()).or_insert_with(|| label.clone());
+            }
+            from = end;
+        }
+    }
+    assert!(names.len() > 10, "too few metric names found in {}: {names:?}", templates.display());
+    names
 }
 
 #[tokio::test]

@@ -45,7 +45,21 @@ async fn embedded_mode_generates_keys_serves_the_api_and_stops_cleanly() {
     assert_eq!((status, body["data"]["seq"].as_i64()), (200, Some(1)), "{body}");
     let metrics =
         client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics").text().await.expect("text");
-    assert!(metrics.contains("comet_http_requests_total{status=\"2xx\"} 3"), "{metrics}");
+    // Counted by method, route template and status (issue #17, item 6), never by the raw path.
+    assert!(
+        metrics.contains("comet_http_requests_total{method=\"POST\",route=\"/v3/users\",status=\"200\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("comet_http_requests_total{method=\"POST\",route=\"/v3/messages\",status=\"200\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "comet_http_request_duration_seconds_count{method=\"POST\",route=\"/v3/messages\",status=\"200\"} 1\n"
+        ),
+        "{metrics}"
+    );
     // The relay's retention job reports the rows it keeps after its first pass (nothing is a day old yet).
     let deadline = Instant::now() + Duration::from_secs(30);
     let metrics = loop {

@@ -12,8 +12,6 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use axum::Router;
-use axum::extract::Request;
-use axum::middleware::{self, Next};
 use comet_bus::{InProcessBus, KafkaPublisher};
 use comet_store::Store;
 
@@ -22,7 +20,7 @@ use crate::Role;
 use crate::admin::{self, AdminState, DEFAULT_ADMIN_LISTEN};
 use crate::config::{self, Settings};
 use crate::http;
-use crate::telemetry::Metrics;
+use crate::telemetry::{self, Metrics};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -131,7 +129,7 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     let shutdown_timeout = settings.shutdown_timeout()?;
     let app = [api, gateway.as_ref().map(|gateway| gateway.router())].into_iter().flatten().reduce(Router::merge);
     if let Some(app) = app {
-        let app = count_responses(app, metrics.clone());
+        let app = telemetry::count_requests(app, metrics.clone());
         let address = settings.socket(config::LISTEN, DEFAULT_LISTEN)?;
         let stop = shutdown.clone();
         let connections = metrics.app_connections.clone();
@@ -194,17 +192,6 @@ pub fn check(role: Role, settings: &Settings) -> Result<()> {
         gateway::check(settings)?;
     }
     Ok(())
-}
-
-fn count_responses(router: Router, metrics: Arc<Metrics>) -> Router {
-    router.layer(middleware::from_fn(move |request: Request, next: Next| {
-        let metrics = metrics.clone();
-        async move {
-            let response = next.run(request).await;
-            metrics.count_status(response.status().as_u16());
-            response
-        }
-    }))
 }
 
 #[cfg(test)]
