@@ -53,6 +53,9 @@ fn app_router(store: Store) -> axum::Router {
         config: std::sync::Arc::new(ApiConfig {
             full_keys: vec![FULL.to_owned()],
             auth_keys: vec![AUTH_ONLY.to_owned()],
+            webhook_guard: comet_webhooks::Guard::new(
+                comet_webhooks::AllowList::parse("127.0.0.1").expect("allow-list"),
+            ),
         }),
     })
 }

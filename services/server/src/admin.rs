@@ -23,6 +23,7 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub relay: Option<Arc<comet_bus::relay::RelayStats>>,
     pub gateway: Option<Arc<comet_gateway::Gateway>>,
+    pub webhooks: Option<Arc<crate::roles::WebhooksRunning>>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -126,6 +127,14 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     }
     if let Some(gateway) = &state.gateway {
         gateway.metrics().render(&mut out);
+    }
+    if let Some(webhooks) = &state.webhooks {
+        let pending = match &state.store {
+            Some(store) => store.pending_webhook_deliveries().await.ok(),
+            None => None,
+        };
+        out.push_str(&webhooks.worker.render());
+        out.push_str(&webhooks.deliveries.render(pending));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -19,7 +19,11 @@ pub fn router(settings: &Settings, store: &Store) -> Result<Router> {
     }
     let state = AppState {
         store: store.clone(),
-        config: Arc::new(ApiConfig { full_keys: vec![keys.full], auth_keys: vec![keys.auth_only] }),
+        config: Arc::new(ApiConfig {
+            full_keys: vec![keys.full],
+            auth_keys: vec![keys.auth_only],
+            webhook_guard: settings.webhook_guard()?,
+        }),
     };
     Ok(comet_api::router(state))
 }
