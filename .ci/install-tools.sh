@@ -22,4 +22,9 @@ if [ ! -x "$venv/bin/kubernetes-validate" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "kubernetes-validate==1.37.0"
 fi
-echo "validators ready: nginx promtool docker-compose shellcheck $venv/bin/kubernetes-validate" >&2
+# The Standard Webhooks reference library: the webhooks tests verify captured deliveries with it.
+if ! "$venv/bin/python" -c "import standardwebhooks" >/dev/null 2>&1; then
+  echo "installing standardwebhooks into $venv" >&2
+  "$venv/bin/pip" install -q "standardwebhooks==1.3.0"
+fi
+echo "validators ready: nginx promtool docker-compose shellcheck $venv/bin/kubernetes-validate $venv/bin/python (standardwebhooks)" >&2

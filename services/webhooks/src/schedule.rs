@@ -19,6 +19,9 @@ pub const DEFAULT_SCHEDULE: [Duration; 7] = [
 /// retried together.
 const JITTER: f64 = 0.1;
 
+/// The longest `Retry-After` honoured; a receiver asking for more is tried again after this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10 * 3600);
+
 /// The waits between attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrySchedule {
@@ -60,15 +63,14 @@ impl RetrySchedule {
     }
 
     /// The wait after `failed` attempts of this round (1 after the first), or `None` when that was the last.
-    /// `jitter` is a number in [0, 1) from the caller; `retry_after` is the receiver's ask, honoured up to the
-    /// schedule's longest wait.
+    /// `jitter` is a number in [0, 1) from the caller; `retry_after` is the receiver's ask, honoured up to
+    /// [`MAX_RETRY_AFTER`] when it is longer than the scheduled wait.
     pub fn wait_after(&self, failed: usize, jitter: f64, retry_after: Option<Duration>) -> Option<Duration> {
         let wait = *self.waits.get(failed.checked_sub(1)?)?;
         let factor = 1.0 + JITTER * (2.0 * jitter.clamp(0.0, 1.0) - 1.0);
         let jittered = wait.mul_f64(factor);
-        let longest = self.waits.iter().max().copied().unwrap_or(wait);
         Some(match retry_after {
-            Some(asked) => jittered.max(asked.min(longest)),
+            Some(asked) => jittered.max(asked.min(MAX_RETRY_AFTER)),
             None => jittered,
         })
     }
