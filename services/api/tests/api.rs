@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 mod openapi;
+mod webhooks;
 
 const FULL: &str = "full-key-for-tests";
 const AUTH_ONLY: &str = "auth-only-key-for-tests";
