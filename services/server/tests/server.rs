@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 mod bootstrap;
 mod gateway;
 mod support;
+mod webhooks;
 
 use support::{Server, free_port, fresh_mysql_database, migrate, post};
 
