@@ -275,11 +275,7 @@ fn services_comet_server_cannot_run_yet_are_sized_but_held_at_zero() {
     for (mau, target) in [("10k", Target::Compose), ("100k", Target::Swarm), ("250k", Target::K8s)] {
         let plan = plan(&profile, &request(mau, Concurrency::Baseline, target)).expect("plan");
         let held: Vec<ServiceKey> = plan.not_deployed.iter().map(|held| held.service).collect();
-        assert_eq!(
-            held,
-            [ServiceKey::Moderation, ServiceKey::Notifications, ServiceKey::Mongodb],
-            "{mau} {target}"
-        );
+        assert_eq!(held, [ServiceKey::Moderation, ServiceKey::Notifications, ServiceKey::Mongodb], "{mau} {target}");
         for line in &plan.not_deployed {
             let service = plan.allocation.services[&line.service];
             assert_eq!(service.replicas, 0, "{} on {target}", line.service);

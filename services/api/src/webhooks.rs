@@ -203,21 +203,11 @@ pub async fn create(
     let now = now();
     let secret = new_secret().map_err(|error| ApiError::Internal(error.to_string()))?;
     let webhook = WebhookRecord {
-        id: request.id,
-        name: request.name,
-        url: request.webhook_url,
         enabled: request.enabled.unwrap_or(true),
         use_basic_auth: request.use_basic_auth.unwrap_or(false),
         username: request.username,
         password: request.password,
-        triggers: trigger_names(&triggers),
-        secret,
-        previous_secret: None,
-        previous_until: None,
-        failing_since: None,
-        disabled_reason: None,
-        created_at: now,
-        updated_at: now,
+        ..WebhookRecord::new(request.id, request.name, request.webhook_url, trigger_names(&triggers), secret, now)
     };
     check_basic_auth(&webhook)?;
     check_url(&state, &webhook.url).await?;

@@ -40,6 +40,29 @@ pub struct WebhookRecord {
     pub updated_at: Millis,
 }
 
+impl WebhookRecord {
+    /// A new webhook made at `now`: enabled, without Basic auth, failures or a rotated-out secret.
+    pub fn new(id: String, name: String, url: String, triggers: Vec<String>, secret: String, now: Millis) -> Self {
+        WebhookRecord {
+            id,
+            name,
+            url,
+            enabled: true,
+            use_basic_auth: false,
+            username: None,
+            password: None,
+            triggers,
+            secret,
+            previous_secret: None,
+            previous_until: None,
+            failing_since: None,
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 impl std::fmt::Debug for WebhookRecord {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter

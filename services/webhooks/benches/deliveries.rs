@@ -107,24 +107,14 @@ fn deliveries(database_url: &str) {
         let store = Store::connect(database_url).await.unwrap();
         store.migrate().await.unwrap();
         for n in 0..WEBHOOKS {
-            let now = now_millis();
-            let webhook = WebhookRecord {
-                id: format!("bench{n}-{}", std::process::id()),
-                name: format!("bench {n}"),
-                url: format!("http://{address}/hook"),
-                enabled: true,
-                use_basic_auth: false,
-                username: None,
-                password: None,
-                triggers: vec!["message_sent".to_owned()],
-                secret: new_secret().unwrap(),
-                previous_secret: None,
-                previous_until: None,
-                failing_since: None,
-                disabled_reason: None,
-                created_at: now,
-                updated_at: now,
-            };
+            let webhook = WebhookRecord::new(
+                format!("bench{n}-{}", std::process::id()),
+                format!("bench {n}"),
+                format!("http://{address}/hook"),
+                vec!["message_sent".to_owned()],
+                new_secret().unwrap(),
+                now_millis(),
+            );
             assert!(store.create_webhook(&webhook, MAX_WEBHOOKS).await.unwrap(), "a fresh database");
         }
         let settings = WebhookSettings { allow: AllowList::parse("127.0.0.1").unwrap(), ..WebhookSettings::default() };

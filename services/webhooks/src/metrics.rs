@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use comet_worker::LatencyHistogram;
+
 /// Upper bounds of the attempt-latency histogram, in seconds.
 const LATENCY_BOUNDS: [f64; 9] = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 15.0];
 
@@ -18,7 +20,7 @@ pub enum AttemptOutcome {
 }
 
 /// Counters of one dispatcher.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WebhookMetrics {
     delivered: AtomicU64,
     retrying: AtomicU64,
@@ -26,9 +28,21 @@ pub struct WebhookMetrics {
     disabled: AtomicU64,
     enqueued: AtomicU64,
     store_errors: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
-    latency_count: AtomicU64,
-    latency_micros: AtomicU64,
+    latency: LatencyHistogram,
+}
+
+impl Default for WebhookMetrics {
+    fn default() -> WebhookMetrics {
+        WebhookMetrics {
+            delivered: AtomicU64::new(0),
+            retrying: AtomicU64::new(0),
+            gave_up: AtomicU64::new(0),
+            disabled: AtomicU64::new(0),
+            enqueued: AtomicU64::new(0),
+            store_errors: AtomicU64::new(0),
+            latency: LatencyHistogram::new(&LATENCY_BOUNDS),
+        }
+    }
 }
 
 impl WebhookMetrics {
@@ -39,14 +53,7 @@ impl WebhookMetrics {
             AttemptOutcome::GaveUp => &self.gave_up,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let seconds = took.as_secs_f64();
-        for (bound, bucket) in LATENCY_BOUNDS.iter().zip(&self.latency_buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.latency.observe(took);
     }
 
     pub(crate) fn disabled(&self) {
@@ -89,15 +96,8 @@ impl WebhookMetrics {
             let _ = writeln!(text, "# HELP {name} Deliveries owed (due or waiting for a retry).\n# TYPE {name} gauge");
             let _ = writeln!(text, "{name} {pending}");
         }
-        let name = "comet_webhook_attempt_duration_seconds";
-        let _ = writeln!(text, "# HELP {name} How long one delivery attempt took.\n# TYPE {name} histogram");
-        for (bound, bucket) in LATENCY_BOUNDS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(text, "{name}_bucket{{le=\"{bound}\"}} {}", load(bucket));
-        }
-        let count = load(&self.latency_count);
-        let _ = writeln!(text, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(text, "{name}_sum {}", load(&self.latency_micros) as f64 / 1e6);
-        let _ = writeln!(text, "{name}_count {count}");
+        let help = "How long one delivery attempt took.";
+        self.latency.render(&mut text, "comet_webhook_attempt_duration_seconds", help, "");
         text
     }
 }

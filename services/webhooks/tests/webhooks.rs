@@ -207,24 +207,15 @@ async fn store_on(database: &TestDatabase) -> Store {
 }
 
 async fn register(store: &Store, id: &str, url: &str, triggers: &[&str]) -> WebhookRecord {
-    let now = now_millis();
-    let webhook = WebhookRecord {
-        id: id.to_owned(),
-        name: format!("{id} receiver"),
-        url: url.to_owned(),
-        enabled: true,
-        use_basic_auth: false,
-        username: None,
-        password: None,
-        triggers: triggers.iter().map(|name| (*name).to_owned()).collect(),
-        secret: new_secret().expect("secret"),
-        previous_secret: None,
-        previous_until: None,
-        failing_since: None,
-        disabled_reason: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let triggers = triggers.iter().map(|name| (*name).to_owned()).collect();
+    let webhook = WebhookRecord::new(
+        id.to_owned(),
+        format!("{id} receiver"),
+        url.to_owned(),
+        triggers,
+        new_secret().expect("secret"),
+        now_millis(),
+    );
     assert!(store.create_webhook(&webhook, MAX_WEBHOOKS).await.expect("create"), "under the limit");
     webhook
 }
