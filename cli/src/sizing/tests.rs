@@ -275,11 +275,7 @@ fn services_comet_server_cannot_run_yet_are_sized_but_held_at_zero() {
     for (mau, target) in [("10k", Target::Compose), ("100k", Target::Swarm), ("250k", Target::K8s)] {
         let plan = plan(&profile, &request(mau, Concurrency::Baseline, target)).expect("plan");
         let held: Vec<ServiceKey> = plan.not_deployed.iter().map(|held| held.service).collect();
-        assert_eq!(
-            held,
-            [ServiceKey::Moderation, ServiceKey::Notifications, ServiceKey::Webhooks, ServiceKey::Mongodb],
-            "{mau} {target}"
-        );
+        assert_eq!(held, [ServiceKey::Moderation, ServiceKey::Notifications, ServiceKey::Mongodb], "{mau} {target}");
         for line in &plan.not_deployed {
             let service = plan.allocation.services[&line.service];
             assert_eq!(service.replicas, 0, "{} on {target}", line.service);
@@ -317,7 +313,7 @@ fn replicas_zero_is_allowed_only_where_a_deployment_can_do_without_the_service()
         allocation.problems()
     };
     use ServiceKey::{Api, Kafka, Migrate, Moderation, Mongodb, Nginx, Pd, Prometheus, Tidb, Tikv};
-    // Allowed: the default (moderation, notifications, webhooks and mongodb at 0), standalone TiDB, and a
+    // Allowed: the default (moderation, notifications and mongodb at 0), standalone TiDB, and a
     // moderation that is turned on together with MongoDB.
     assert_eq!(problems_after(&[]), []);
     assert_eq!(problems_after(&[(Pd, 0), (Tikv, 0)]), []);

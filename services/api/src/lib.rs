@@ -15,6 +15,7 @@ mod openapi;
 mod reactions;
 mod users;
 mod views;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -37,6 +38,8 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
 pub struct ApiConfig {
     pub full_keys: Vec<String>,
     pub auth_keys: Vec<String>,
+    /// Checks webhook URLs (the SSRF guard with the operator's allow-list).
+    pub webhook_guard: comet_webhooks::Guard,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -90,6 +93,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/groups/{guid}/conversation/read", post(conversations::read_group))
         .route("/v3/groups/{guid}/conversation/delivered", post(conversations::delivered_group))
         .route("/v3/users/{uid}/conversations", get(conversations::list))
+        .route("/v3/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v3/webhooks/{webhookId}", get(webhooks::get).put(webhooks::update).delete(webhooks::delete))
+        .route(
+            "/v3/webhooks/{webhookId}/triggers",
+            post(webhooks::add_triggers).get(webhooks::list_triggers).delete(webhooks::remove_triggers),
+        )
+        .route("/v3/webhooks/{webhookId}/secret/rotate", post(webhooks::rotate_secret))
+        .route("/v3/webhooks/{webhookId}/deliveries", get(webhooks::list_deliveries))
+        .route("/v3/webhooks/{webhookId}/deliveries/replay", post(webhooks::replay_range))
+        .route("/v3/webhooks/{webhookId}/deliveries/{deliveryId}", get(webhooks::get_delivery))
+        .route("/v3/webhooks/{webhookId}/deliveries/{deliveryId}/replay", post(webhooks::replay_delivery))
         .method_not_allowed_fallback(edge::method_not_allowed)
         .fallback(|| async { ApiError::not_found("ERR_ROUTE_NOT_FOUND", "no such endpoint under /v3") })
         .layer(axum::middleware::from_fn_with_state(state.admission.clone(), admission::admit))

@@ -15,6 +15,7 @@ use self::edge::{error_envelope_scenario, identity_headers_scenario};
 mod admission;
 mod edge;
 mod openapi;
+mod webhooks;
 
 const FULL: &str = "full-key-for-tests";
 const AUTH_ONLY: &str = "auth-only-key-for-tests";
@@ -62,6 +63,9 @@ fn app_router(store: Store, limits: comet_api::AdmissionLimits) -> axum::Router 
         config: std::sync::Arc::new(ApiConfig {
             full_keys: vec![FULL.to_owned()],
             auth_keys: vec![AUTH_ONLY.to_owned()],
+            webhook_guard: comet_webhooks::Guard::new(
+                comet_webhooks::AllowList::parse("127.0.0.1").expect("allow-list"),
+            ),
         }),
         admission: std::sync::Arc::new(comet_api::Admission::new(limits)),
     })

@@ -259,7 +259,8 @@ pub fn frame_type(event: EventType) -> Option<&'static str> {
         | EventType::UserAuthTokenRevoked
         | EventType::GroupCreated
         | EventType::GroupUpdated
-        | EventType::GroupMemberUnbanned => return None,
+        | EventType::GroupMemberUnbanned
+        | EventType::WebhookDisabled => return None,
     })
 }
 

@@ -51,6 +51,8 @@ pub enum EventType {
     ReceiptDelivered,
     #[serde(rename = "receipt.read")]
     ReceiptRead,
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
 }
 
 /// Chat messages and everything that happens to them, keyed by conversation.
@@ -87,6 +89,7 @@ impl EventType {
             EventType::ReactionRemoved => "reaction.removed",
             EventType::ReceiptDelivered => "receipt.delivered",
             EventType::ReceiptRead => "receipt.read",
+            EventType::WebhookDisabled => "webhook.disabled",
         }
     }
 
@@ -113,6 +116,7 @@ impl EventType {
             | EventType::ReactionAdded
             | EventType::ReactionRemoved => MESSAGES_TOPIC,
             EventType::ReceiptDelivered | EventType::ReceiptRead => MESSAGES_TOPIC,
+            EventType::WebhookDisabled => ENTITIES_TOPIC,
         }
     }
 }

@@ -25,6 +25,7 @@ pub struct AdminState {
     pub gateway: Option<Arc<comet_gateway::Gateway>>,
     /// The API's admission bounds, when this role serves the API.
     pub admission: Option<Arc<comet_api::Admission>>,
+    pub webhooks: Option<Arc<crate::roles::WebhooksRunning>>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -140,6 +141,14 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     }
     if let Some(gateway) = &state.gateway {
         gateway.metrics().render(&mut out);
+    }
+    if let Some(webhooks) = &state.webhooks {
+        let pending = match &state.store {
+            Some(store) => store.pending_webhook_deliveries().await.ok(),
+            None => None,
+        };
+        out.push_str(&webhooks.worker.render());
+        out.push_str(&webhooks.deliveries.render(pending));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -41,6 +41,16 @@ pub const GATEWAY_RESYNC_MAX_MESSAGES: &str = "COMET_GATEWAY_RESYNC_MAX_MESSAGES
 pub const GATEWAY_HOLD_LIVE_MS: &str = "COMET_GATEWAY_HOLD_LIVE_MS";
 pub const OUTBOX_RETENTION_MS: &str = "COMET_OUTBOX_RETENTION_MS";
 pub const OUTBOX_MAX_ATTEMPTS: &str = "COMET_OUTBOX_MAX_ATTEMPTS";
+pub const APP_ID: &str = "COMET_APP_ID";
+pub const REGION: &str = "COMET_REGION";
+pub const WEBHOOKS_ALLOW_HOSTS: &str = "COMET_WEBHOOKS_ALLOW_HOSTS";
+pub const WEBHOOKS_TIMEOUT_MS: &str = "COMET_WEBHOOKS_TIMEOUT_MS";
+pub const WEBHOOKS_RETRY_SCHEDULE_MS: &str = "COMET_WEBHOOKS_RETRY_SCHEDULE_MS";
+pub const WEBHOOKS_PER_WEBHOOK_CONCURRENCY: &str = "COMET_WEBHOOKS_PER_WEBHOOK_CONCURRENCY";
+pub const WEBHOOKS_CONCURRENCY: &str = "COMET_WEBHOOKS_CONCURRENCY";
+pub const WEBHOOKS_DISABLE_AFTER_MS: &str = "COMET_WEBHOOKS_DISABLE_AFTER_MS";
+pub const WEBHOOKS_CLAIM_MS: &str = "COMET_WEBHOOKS_CLAIM_MS";
+pub const WEBHOOKS_POLL_MS: &str = "COMET_WEBHOOKS_POLL_MS";
 
 // The HTTP edge of the app and admin ports, and the shutdown deadline (issue #17; docs/configuration.md).
 pub const HTTP_HEADER_TIMEOUT_MS: &str = "COMET_HTTP_HEADER_TIMEOUT_MS";
@@ -63,7 +73,7 @@ pub const ADMISSION: [&str; 6] =
 
 /// Every name this program reads, for `--help` and the unknown-name check on config files (with `EDGE` and
 /// `ADMISSION`).
-pub const ALL: [&str; 33] = [
+pub const ALL: [&str; 43] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
@@ -97,6 +107,16 @@ pub const ALL: [&str; 33] = [
     GATEWAY_HOLD_LIVE_MS,
     OUTBOX_RETENTION_MS,
     OUTBOX_MAX_ATTEMPTS,
+    APP_ID,
+    REGION,
+    WEBHOOKS_ALLOW_HOSTS,
+    WEBHOOKS_TIMEOUT_MS,
+    WEBHOOKS_RETRY_SCHEDULE_MS,
+    WEBHOOKS_PER_WEBHOOK_CONCURRENCY,
+    WEBHOOKS_CONCURRENCY,
+    WEBHOOKS_DISABLE_AFTER_MS,
+    WEBHOOKS_CLAIM_MS,
+    WEBHOOKS_POLL_MS,
 ];
 
 /// Every setting's name.
@@ -228,6 +248,50 @@ impl Settings {
             max_attempts: u32::try_from(self.positive(OUTBOX_MAX_ATTEMPTS, u64::from(defaults.max_attempts))?)
                 .with_context(|| format!("{OUTBOX_MAX_ATTEMPTS} is too large"))?,
             ..defaults
+        })
+    }
+
+    /// The SSRF guard with the operator's allow-list (`COMET_WEBHOOKS_ALLOW_HOSTS`): the API checks webhook
+    /// URLs with it and the webhooks role connects through it.
+    pub fn webhook_guard(&self) -> Result<comet_webhooks::Guard> {
+        Ok(comet_webhooks::Guard::new(self.webhook_allow_list()?))
+    }
+
+    fn webhook_allow_list(&self) -> Result<comet_webhooks::AllowList> {
+        let text = self.get(WEBHOOKS_ALLOW_HOSTS)?.unwrap_or_default();
+        comet_webhooks::AllowList::parse(&text).map_err(|error| anyhow::anyhow!("{WEBHOOKS_ALLOW_HOSTS}: {error}"))
+    }
+
+    /// The webhooks role's settings: `COMET_WEBHOOKS_*`, `COMET_APP_ID` and `COMET_REGION`
+    /// (docs/configuration.md), the defaults otherwise.
+    pub fn webhooks(&self) -> Result<comet_webhooks::WebhookSettings> {
+        let defaults = comet_webhooks::WebhookSettings::default();
+        let timeout = self.millis(WEBHOOKS_TIMEOUT_MS, defaults.timeout)?;
+        if timeout > comet_webhooks::MAX_TIMEOUT {
+            bail!("{WEBHOOKS_TIMEOUT_MS} may be at most {}", comet_webhooks::MAX_TIMEOUT.as_millis());
+        }
+        let schedule = match self.get(WEBHOOKS_RETRY_SCHEDULE_MS)? {
+            None => defaults.schedule,
+            Some(text) => comet_webhooks::RetrySchedule::parse_millis(&text)
+                .map_err(|error| anyhow::anyhow!("{WEBHOOKS_RETRY_SCHEDULE_MS}: {error}"))?,
+        };
+        let count = |name, default: usize| -> Result<usize> {
+            usize::try_from(self.positive(name, default as u64)?).with_context(|| format!("{name} is too large"))
+        };
+        Ok(comet_webhooks::WebhookSettings {
+            timeout,
+            schedule,
+            per_webhook: count(WEBHOOKS_PER_WEBHOOK_CONCURRENCY, defaults.per_webhook)?,
+            concurrency: count(WEBHOOKS_CONCURRENCY, defaults.concurrency)?,
+            disable_after: self.millis(WEBHOOKS_DISABLE_AFTER_MS, defaults.disable_after)?,
+            // A claim outlives the attempt it covers.
+            claim: self.millis(WEBHOOKS_CLAIM_MS, defaults.claim.max(timeout * 2))?,
+            poll: self.millis(WEBHOOKS_POLL_MS, defaults.poll)?,
+            allow: self.webhook_allow_list()?,
+            envelope: comet_webhooks::Envelope {
+                app_id: self.get(APP_ID)?.unwrap_or_else(|| "comet".to_owned()),
+                region: self.get(REGION)?.unwrap_or_else(|| "local".to_owned()),
+            },
         })
     }
 

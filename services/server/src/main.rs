@@ -40,6 +40,9 @@ pub enum Role {
     Relay,
     /// The WebSocket gateway (`/v3/ws`): live delivery, presence, typing, receipts.
     Gateway,
+    /// Delivers webhooks: reads events in the consumer group `comet-webhooks`, sends them to the registered
+    /// endpoints, retries them from the database.
+    Webhooks,
     /// Applies the database schema and exits.
     Migrate,
     /// Exits 0 when this container's comet-server answers /ready (the container health check).

@@ -10,6 +10,7 @@ mod bootstrap;
 mod edge;
 mod gateway;
 mod support;
+mod webhooks;
 
 use support::{Server, free_port, fresh_mysql_database, migrate, post};
 

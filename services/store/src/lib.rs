@@ -28,6 +28,7 @@ mod reach;
 mod rows;
 mod tx;
 mod users;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ pub use messages::{MessageChange, MessageFilter, MessagePage, ReactionChange, Re
 pub use outbox::{DeadLetter, Lease};
 pub use reach::Reach;
 pub use users::AuthToken;
+pub use webhooks::{AttemptResult, Delivery, DeliveryAttempt, DeliveryFilter, DeliveryState, WebhookRecord};
 
 /// How long a SQLite connection waits for a lock held by another process before failing with `SQLITE_BUSY`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -40,6 +40,7 @@ const STEPS: &[Step] = &[
     step!(6, "conversation keys", "0006_conversation_keys"),
     step!(7, "outbox dead letters", "0007_outbox_dead_letters"),
     step!(8, "worker dead letters", "0008_worker_dead_letters"),
+    step!(9, "webhooks", "0009_webhooks"),
 ];
 
 /// The migrator for one backend's dialect, up to and including `last_version`.

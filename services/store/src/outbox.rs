@@ -280,7 +280,7 @@ impl Store {
 
 /// Appends `ids` as bound parameters and closes the `IN (` list. The statement text depends on the number of
 /// ids, so callers build it with `persistent(false)`: it is not worth a prepared-statement cache slot.
-fn push_ids(query: &mut QueryBuilder<Any>, ids: &[String]) {
+pub(crate) fn push_ids(query: &mut QueryBuilder<Any>, ids: &[String]) {
     let mut separated = query.separated(", ");
     for id in ids {
         separated.push_bind(id.as_str());

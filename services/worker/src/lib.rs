@@ -28,7 +28,7 @@ use comet_store::Store;
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
 
-pub use metrics::WorkerMetrics;
+pub use metrics::{LatencyHistogram, WorkerMetrics};
 
 /// What a handler made of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]

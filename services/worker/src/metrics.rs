@@ -9,6 +9,52 @@ use crate::Outcome;
 /// Upper bounds of the handler-latency histogram, in seconds.
 const LATENCY_BOUNDS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// A latency histogram with fixed bucket bounds (seconds), in Prometheus' text format. The worker's handler
+/// latency uses it, and so do the roles' own latencies (the webhooks role's attempts).
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn new(bounds: &'static [f64]) -> LatencyHistogram {
+        let buckets = bounds.iter().map(|_| AtomicU64::new(0)).collect();
+        LatencyHistogram { bounds, buckets, count: AtomicU64::new(0), micros: AtomicU64::new(0) }
+    }
+
+    pub fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
+            if seconds <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Appends the histogram `name` with its `help`; `labels` (`worker="x"`, or empty) go on every sample.
+    pub fn render(&self, text: &mut String, name: &str, help: &str, labels: &str) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let (with, alone) = if labels.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (format!("{labels},"), format!("{{{labels}}}"))
+        };
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
+            let _ = writeln!(text, "{name}_bucket{{{with}le=\"{bound}\"}} {}", load(bucket));
+        }
+        let count = load(&self.count);
+        let _ = writeln!(text, "{name}_bucket{{{with}le=\"+Inf\"}} {count}");
+        let _ = writeln!(text, "{name}_sum{alone} {}", load(&self.micros) as f64 / 1e6);
+        let _ = writeln!(text, "{name}_count{alone} {count}");
+    }
+}
+
 /// Counters of one worker.
 #[derive(Debug)]
 pub struct WorkerMetrics {
@@ -19,9 +65,7 @@ pub struct WorkerMetrics {
     retried: AtomicU64,
     dead_lettered: AtomicU64,
     bus_errors: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
-    latency_count: AtomicU64,
-    latency_micros: AtomicU64,
+    latency: LatencyHistogram,
 }
 
 impl WorkerMetrics {
@@ -34,9 +78,7 @@ impl WorkerMetrics {
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             bus_errors: AtomicU64::new(0),
-            latency_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            latency_count: AtomicU64::new(0),
-            latency_micros: AtomicU64::new(0),
+            latency: LatencyHistogram::new(&LATENCY_BOUNDS),
         }
     }
 
@@ -63,14 +105,7 @@ impl WorkerMetrics {
             Outcome::RetryLater(_) | Outcome::DeadLetter(_) => &self.retried,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let seconds = took.as_secs_f64();
-        for (bound, bucket) in LATENCY_BOUNDS.iter().zip(&self.latency_buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.latency.observe(took);
     }
 
     /// Events handled to the end as done, so far.
@@ -124,15 +159,35 @@ impl WorkerMetrics {
             "Failures reading from or committing to the bus.",
             &[("", load(&self.bus_errors))],
         );
-        let name = "comet_worker_handler_duration_seconds";
-        let _ = writeln!(text, "# HELP {name} How long one handler call took.\n# TYPE {name} histogram");
-        for (bound, bucket) in LATENCY_BOUNDS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(text, "{name}_bucket{{worker=\"{worker}\",le=\"{bound}\"}} {}", load(bucket));
-        }
-        let count = load(&self.latency_count);
-        let _ = writeln!(text, "{name}_bucket{{worker=\"{worker}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(text, "{name}_sum{{worker=\"{worker}\"}} {}", load(&self.latency_micros) as f64 / 1e6);
-        let _ = writeln!(text, "{name}_count{{worker=\"{worker}\"}} {count}");
+        let labels = format!("worker=\"{worker}\"");
+        self.latency.render(
+            &mut text,
+            "comet_worker_handler_duration_seconds",
+            "How long one handler call took.",
+            &labels,
+        );
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_render_cumulative_buckets_with_or_without_labels() {
+        let histogram = LatencyHistogram::new(&[0.01, 0.1]);
+        histogram.observe(Duration::from_millis(5));
+        histogram.observe(Duration::from_millis(50));
+        let mut labelled = String::new();
+        histogram.render(&mut labelled, "x_seconds", "X.", "worker=\"w\"");
+        assert!(labelled.contains("x_seconds_bucket{worker=\"w\",le=\"0.01\"} 1\n"), "{labelled}");
+        assert!(labelled.contains("x_seconds_bucket{worker=\"w\",le=\"0.1\"} 2\n"), "{labelled}");
+        assert!(labelled.contains("x_seconds_bucket{worker=\"w\",le=\"+Inf\"} 2\n"), "{labelled}");
+        assert!(labelled.contains("x_seconds_sum{worker=\"w\"} 0.055\n"), "{labelled}");
+        assert!(labelled.contains("x_seconds_count{worker=\"w\"} 2\n"), "{labelled}");
+        let mut bare = String::new();
+        histogram.render(&mut bare, "x_seconds", "X.", "");
+        assert!(bare.contains("x_seconds_bucket{le=\"0.1\"} 2\n") && bare.contains("x_seconds_count 2\n"), "{bare}");
     }
 }

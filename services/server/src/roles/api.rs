@@ -20,7 +20,11 @@ pub fn router(settings: &Settings, store: &Store, admission: Arc<Admission>) -> 
     }
     let state = AppState {
         store: store.clone(),
-        config: Arc::new(ApiConfig { full_keys: vec![keys.full], auth_keys: vec![keys.auth_only] }),
+        config: Arc::new(ApiConfig {
+            full_keys: vec![keys.full],
+            auth_keys: vec![keys.auth_only],
+            webhook_guard: settings.webhook_guard()?,
+        }),
         admission,
     };
     Ok(comet_api::router(state))

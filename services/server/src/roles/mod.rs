@@ -7,6 +7,7 @@ mod gateway;
 mod migrate;
 mod relay;
 mod shutdown;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use comet_bus::{InProcessBus, KafkaPublisher};
 use comet_store::Store;
 
 use self::shutdown::{Shutdown, Tasks};
+pub use self::webhooks::WebhooksRunning;
 use crate::Role;
 use crate::admin::{self, AdminState, DEFAULT_ADMIN_LISTEN};
 use crate::config::{self, Settings};
@@ -32,6 +34,7 @@ enum Part {
     Relay,
     Gateway,
     Api,
+    Webhooks,
 }
 
 impl Role {
@@ -42,6 +45,7 @@ impl Role {
             Role::Api => "api",
             Role::Relay => "relay",
             Role::Gateway => "gateway",
+            Role::Webhooks => "webhooks",
             Role::Migrate => "migrate",
             Role::Health => "health",
             Role::Outbox => "outbox",
@@ -50,10 +54,11 @@ impl Role {
 
     fn parts(self) -> &'static [Part] {
         match self {
-            Role::All => &[Part::Migrate, Part::Relay, Part::Gateway, Part::Api],
+            Role::All => &[Part::Migrate, Part::Relay, Part::Gateway, Part::Api, Part::Webhooks],
             Role::Api => &[Part::Api],
             Role::Relay => &[Part::Relay],
             Role::Gateway => &[Part::Gateway],
+            Role::Webhooks => &[Part::Webhooks],
             Role::Migrate => &[Part::Migrate],
             // The container health check is a client (`probe`), not a part of the service; nor is the operator's
             // `outbox` command.
@@ -65,11 +70,17 @@ impl Role {
         self.parts().contains(&part)
     }
 
-    /// The relay and the gateway talk through Kafka unless both run in this process, where the in-process bus
-    /// joins them.
+    /// The relay and the consumers of events (the gateway, the workers) talk through Kafka unless they all
+    /// run in this process, where the in-process bus joins them.
     fn needs_kafka(self) -> bool {
-        let (relay, gateway) = (self.runs(Part::Relay), self.runs(Part::Gateway));
-        (relay || gateway) && !(relay && gateway)
+        let relay = self.runs(Part::Relay);
+        let consumes = self.runs(Part::Gateway) || self.runs(Part::Webhooks);
+        (relay || consumes) && !(relay && consumes)
+    }
+
+    /// Whether this process reads or writes the event bus at all.
+    fn uses_bus(self) -> bool {
+        self.runs(Part::Relay) || self.runs(Part::Gateway) || self.runs(Part::Webhooks)
     }
 }
 
@@ -97,7 +108,7 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         );
     }
     let kafka_config = match brokers {
-        Some(brokers) if role.runs(Part::Relay) || role.runs(Part::Gateway) => Some(settings.kafka(brokers)?),
+        Some(brokers) if role.uses_bus() => Some(settings.kafka(brokers)?),
         _ => None,
     };
     let kafka = match &kafka_config {
@@ -110,6 +121,13 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     let in_process = InProcessBus::new(4096);
 
     let mut tasks = Tasks::new();
+    // The workers join their consumer group before the relay publishes its first batch, so in the embedded
+    // mode (where a group starts at the bus's present end) they see every event.
+    let webhooks = if role.runs(Part::Webhooks) {
+        Some(webhooks::start(&settings, &store, kafka_config.as_ref(), &in_process, &shutdown, &mut tasks).await?)
+    } else {
+        None
+    };
     let relay_stats = role
         .runs(Part::Relay)
         .then(|| relay::start(&settings, &store, kafka.as_ref(), &in_process, &shutdown, &mut tasks))
@@ -137,7 +155,16 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     }
 
     let admin_state =
-        AdminState { role: role.name(), store: Some(store), kafka, metrics, relay: relay_stats, gateway, admission };
+        AdminState {
+            role: role.name(),
+            store: Some(store),
+            kafka,
+            metrics,
+            relay: relay_stats,
+            gateway,
+            admission,
+            webhooks,
+        };
     let admin_address = settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     let stop = shutdown.clone();
     let admin_router = admin::router(admin_state);
@@ -191,6 +218,12 @@ pub fn check(role: Role, settings: &Settings) -> Result<()> {
     if role.runs(Part::Gateway) {
         gateway::check(settings)?;
     }
+    if role.runs(Part::Webhooks) {
+        settings.webhooks()?;
+    }
+    if role.runs(Part::Api) {
+        settings.webhook_guard()?;
+    }
     Ok(())
 }
 
@@ -200,7 +233,7 @@ mod tests {
 
     #[test]
     fn all_is_the_union_of_the_other_roles() {
-        let mut union: Vec<Part> = [Role::Migrate, Role::Relay, Role::Gateway, Role::Api]
+        let mut union: Vec<Part> = [Role::Migrate, Role::Relay, Role::Gateway, Role::Api, Role::Webhooks]
             .iter()
             .flat_map(|role| role.parts())
             .copied()
@@ -213,11 +246,11 @@ mod tests {
 
     #[test]
     fn only_a_process_running_both_ends_of_the_bus_goes_without_kafka() {
-        let needing: Vec<&str> = [Role::All, Role::Api, Role::Relay, Role::Gateway, Role::Migrate]
+        let needing: Vec<&str> = [Role::All, Role::Api, Role::Relay, Role::Gateway, Role::Webhooks, Role::Migrate]
             .into_iter()
             .filter(|role| role.needs_kafka())
             .map(Role::name)
             .collect();
-        assert_eq!(needing, ["relay", "gateway"]);
+        assert_eq!(needing, ["relay", "gateway", "webhooks"]);
     }
 }

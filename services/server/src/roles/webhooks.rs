@@ -1,0 +1,54 @@
+//! The `webhooks` role: the worker base's loop in the consumer group `comet-webhooks` (Kafka, or embedded the
+//! in-process bus) turning events into deliveries, and the dispatcher sending them.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use comet_bus::{GroupSubscription, InProcessBus, KafkaConfig};
+use comet_store::Store;
+use comet_webhooks::{WebhookMetrics, Webhooks};
+use comet_worker::{Worker, WorkerConfig, WorkerMetrics, group_of};
+
+use super::shutdown::{Shutdown, Tasks};
+use crate::config::Settings;
+
+/// The counters the admin port shows for a running webhooks role.
+#[derive(Debug)]
+pub struct WebhooksRunning {
+    pub worker: Arc<WorkerMetrics>,
+    pub deliveries: Arc<WebhookMetrics>,
+}
+
+/// Joins the consumer group and starts the worker and the dispatcher. On shutdown the worker leaves the event
+/// in hand to the group, and the dispatcher finishes and records the attempts in flight.
+pub async fn start(
+    settings: &Settings,
+    store: &Store,
+    kafka: Option<&KafkaConfig>,
+    in_process: &InProcessBus,
+    shutdown: &Shutdown,
+    tasks: &mut Tasks,
+) -> Result<Arc<WebhooksRunning>> {
+    let webhooks = Webhooks::new(store.clone(), settings.webhooks()?).context("starting the webhooks role")?;
+    let worker = Worker::new(webhooks.handler.clone(), store.clone(), WorkerConfig::default());
+    let group = group_of(webhooks.handler.as_ref());
+    let subscription = match kafka {
+        Some(kafka) => GroupSubscription::kafka(kafka, &group)
+            .await
+            .with_context(|| format!("joining the consumer group {group}"))?,
+        None => GroupSubscription::in_process(in_process, &group),
+    };
+    let running = Arc::new(WebhooksRunning { worker: worker.metrics(), deliveries: webhooks.metrics.clone() });
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        worker.run(subscription, stop.wait()).await;
+        Ok(())
+    });
+    let dispatcher = webhooks.dispatcher;
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        dispatcher.run(stop.wait()).await;
+        Ok(())
+    });
+    Ok(running)
+}

@@ -1,0 +1,206 @@
+//! The webhooks role as operators run it: in `all` (embedded, SQLite) from the REST API to a real HTTP receiver,
+//! across a restart with a retry pending; and split (MariaDB + tansu), two `webhooks` replicas sharing the
+//! consumer group, one killed with SIGKILL mid-delivery.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Server, fresh_mysql_database, migrate, post, unique};
+use crate::{AUTH, FULL};
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+#[derive(Default)]
+struct Received {
+    /// (webhook-id, payload, status answered)
+    requests: Vec<(String, Value, u16)>,
+    attempts: HashMap<String, u32>,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    address: SocketAddr,
+    received: Arc<Mutex<Received>>,
+}
+
+#[derive(Clone)]
+struct Behaviour {
+    received: Arc<Mutex<Received>>,
+    fail_first: u32,
+    hold: Duration,
+}
+
+async fn receive(State(behaviour): State<Behaviour>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    tokio::time::sleep(behaviour.hold).await;
+    let id = headers.get("webhook-id").and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut received = behaviour.received.lock().expect("received");
+    let attempt = {
+        let count = received.attempts.entry(id.clone()).or_insert(0);
+        *count += 1;
+        *count
+    };
+    let status = if attempt <= behaviour.fail_first { 500 } else { 200 };
+    received.requests.push((id, payload, status));
+    StatusCode::from_u16(status).expect("status")
+}
+
+impl Receiver {
+    async fn start(fail_first: u32, hold: Duration) -> Receiver {
+        let received = Arc::new(Mutex::new(Received::default()));
+        let behaviour = Behaviour { received: received.clone(), fail_first, hold };
+        let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(behaviour);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { address, received }
+    }
+
+    /// Distinct `webhook-id`s answered 200 whose message was sent by `sender`, and the requests for them.
+    fn delivered_from(&self, sender: &str) -> (HashSet<String>, usize) {
+        let received = self.received.lock().expect("received");
+        let ours: Vec<&(String, Value, u16)> =
+            received.requests.iter().filter(|(_, payload, _)| payload["data"]["message"]["sender"] == sender).collect();
+        let delivered = ours.iter().filter(|(_, _, status)| *status == 200).map(|(id, _, _)| id.clone()).collect();
+        (delivered, ours.len())
+    }
+}
+
+async fn create_webhook(client: &reqwest::Client, app: &str, receiver: &Receiver) {
+    let body = json!({
+        "id": "chat-events", "name": "chat events", "webhookURL": format!("http://{}/hook", receiver.address),
+        "triggers": ["message_sent"],
+    });
+    let (status, reply) = post(client, format!("{app}/v3/webhooks"), &[("apikey", FULL)], body).await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+async fn send_messages(client: &reqwest::Client, app: &str, sender: &str, receiver: &str, count: usize) {
+    for uid in [sender, receiver] {
+        let (status, body) =
+            post(client, format!("{app}/v3/users"), &[("apikey", FULL)], json!({"uid": uid, "name": uid})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for n in 0..count {
+        let (status, body) = post(
+            client,
+            format!("{app}/v3/messages"),
+            &[("apikey", FULL), ("onBehalfOf", sender)],
+            json!({"receiver": receiver, "receiverType": "user", "type": "text", "data": {"text": format!("m{n}")}}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn embedded_all_delivers_from_the_api_and_resumes_a_pending_retry_after_a_restart() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let receiver = Receiver::start(1, Duration::ZERO).await;
+    let env = [
+        ("COMET_API_KEY", FULL.to_owned()),
+        ("COMET_AUTH_KEY", AUTH.to_owned()),
+        ("COMET_WEBHOOKS_ALLOW_HOSTS", "127.0.0.1".to_owned()),
+        // The retry after the first failure waits 3 s: long enough to restart the whole server meanwhile.
+        ("COMET_WEBHOOKS_RETRY_SCHEDULE_MS", "3000".to_owned()),
+        ("COMET_WEBHOOKS_POLL_MS", "50".to_owned()),
+    ];
+    let mut server = Server::start("all", data.path(), &env);
+    server.wait_ready().await;
+    let client = reqwest::Client::new();
+    create_webhook(&client, &server.app, &receiver).await;
+    send_messages(&client, &server.app, "alice", "bob", 1).await;
+    wait_for("the first attempt", || receiver.delivered_from("alice").1 == 1).await;
+    let first_attempt = Instant::now();
+    assert_eq!(server.terminate().code(), Some(0), "SIGTERM stops cleanly with a retry pending");
+
+    let mut server = Server::start("all", data.path(), &env);
+    server.wait_ready().await;
+    wait_for("the retry after the restart", || receiver.delivered_from("alice").0.len() == 1).await;
+    assert!(first_attempt.elapsed() >= Duration::from_millis(2500), "the retry kept its time, less jitter");
+    assert_eq!(receiver.delivered_from("alice").1, 2, "one failure, one success: nothing lost, nothing extra");
+
+    let metrics =
+        client.get(format!("{}/metrics", server.admin)).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("comet_webhook_attempts_total{outcome=\"delivered\"} 1"), "{metrics}");
+    assert!(metrics.contains("comet_worker_events_consumed_total{worker=\"webhooks\"}"), "{metrics}");
+    let log = client
+        .get(format!("{}/v3/webhooks/chat-events/deliveries", server.app))
+        .header("apikey", FULL)
+        .send()
+        .await
+        .expect("log")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(log["data"][0]["state"], "delivered", "{log}");
+    assert_eq!(log["data"][0]["attempts"], 2, "{log}");
+    assert_eq!(server.terminate().code(), Some(0));
+}
+
+#[tokio::test]
+async fn two_webhooks_replicas_share_the_group_and_a_killed_one_loses_nothing() {
+    let database_url = fresh_mysql_database().await;
+    let brokers = std::env::var("COMET_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
+    let data = tempfile::tempdir().expect("temp dir");
+    // Each request is held 100 ms, so a replica is always mid-delivery when it is killed.
+    let receiver = Receiver::start(0, Duration::from_millis(100)).await;
+    let env = [
+        ("COMET_DATABASE_URL", database_url.clone()),
+        ("COMET_KAFKA_BROKERS", brokers),
+        ("COMET_API_KEY", FULL.to_owned()),
+        ("COMET_AUTH_KEY", AUTH.to_owned()),
+        ("COMET_WEBHOOKS_ALLOW_HOSTS", "127.0.0.1".to_owned()),
+        ("COMET_WEBHOOKS_RETRY_SCHEDULE_MS", "50,50,50,50,50".to_owned()),
+        ("COMET_WEBHOOKS_CLAIM_MS", "2000".to_owned()),
+        ("COMET_WEBHOOKS_TIMEOUT_MS", "1000".to_owned()),
+        ("COMET_WEBHOOKS_POLL_MS", "50".to_owned()),
+    ];
+    migrate(&database_url);
+    let mut api = Server::start("api", data.path(), &env);
+    let mut relay = Server::start("relay", data.path(), &env);
+    let mut first = Server::start("webhooks", data.path(), &env);
+    let mut second = Server::start("webhooks", data.path(), &env);
+    for server in [&mut api, &mut relay, &mut first, &mut second] {
+        server.wait_ready().await;
+    }
+    let client = reqwest::Client::new();
+    create_webhook(&client, &api.app, &receiver).await;
+    let sender = unique("wh");
+    let count = 30;
+    send_messages(&client, &api.app, &sender, &format!("{sender}b"), count).await;
+
+    wait_for("deliveries to start", || receiver.delivered_from(&sender).1 >= 3).await;
+    let _ = std::process::Command::new("kill").args(["-KILL", &first.child.id().to_string()]).status();
+    let _ = first.child.wait();
+
+    wait_for("every event delivered by the survivor", || receiver.delivered_from(&sender).0.len() == count).await;
+    let (delivered, requests) = receiver.delivered_from(&sender);
+    assert_eq!(delivered.len(), count, "every message_sent delivered: nothing lost");
+    let received = receiver.received.lock().expect("received");
+    let ids: HashSet<&String> = received
+        .requests
+        .iter()
+        .filter(|(_, payload, _)| payload["data"]["message"]["sender"] == sender.as_str())
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(ids.len(), count, "duplicates ({} requests) only ever repeat a webhook-id", requests);
+    drop(received);
+    assert_eq!(second.terminate().code(), Some(0));
+    assert_eq!(relay.terminate().code(), Some(0));
+    assert_eq!(api.terminate().code(), Some(0));
+}

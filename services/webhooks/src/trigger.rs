@@ -1,0 +1,203 @@
+//! Triggers: CometChat's names for what comet-server does, and the payload a receiver gets for each.
+//!
+//! The payload envelope is CometChat's: `{"trigger", "data", "appId", "region", "webhook"}`, with `data` in
+//! CometChat's shapes (`{"message": …}`, `{"receipt": …}`, `{"reaction": …}`, `{"group": …}`, …) and times in
+//! Unix seconds, as the REST API spells them.
+
+use comet_model::{Event, EventType};
+use serde_json::{Map, Value, json};
+
+/// Every trigger a webhook may subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Trigger {
+    MessageSent,
+    MessageEdited,
+    MessageDeleted,
+    MessageDeliveryReceipt,
+    MessageReadReceipt,
+    MessageReactionAdded,
+    MessageReactionRemoved,
+    UserBlocked,
+    UserUnblocked,
+    GroupCreated,
+    GroupUpdated,
+    GroupDeleted,
+    GroupMemberAdded,
+    GroupMemberKicked,
+    GroupMemberLeft,
+    GroupMemberBanned,
+    GroupMemberUnbanned,
+    GroupMemberScopeChanged,
+    /// A webhook that kept failing was disabled (comet-server's own; CometChat has none).
+    WebhookDisabled,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 19] = [
+        Trigger::MessageSent,
+        Trigger::MessageEdited,
+        Trigger::MessageDeleted,
+        Trigger::MessageDeliveryReceipt,
+        Trigger::MessageReadReceipt,
+        Trigger::MessageReactionAdded,
+        Trigger::MessageReactionRemoved,
+        Trigger::UserBlocked,
+        Trigger::UserUnblocked,
+        Trigger::GroupCreated,
+        Trigger::GroupUpdated,
+        Trigger::GroupDeleted,
+        Trigger::GroupMemberAdded,
+        Trigger::GroupMemberKicked,
+        Trigger::GroupMemberLeft,
+        Trigger::GroupMemberBanned,
+        Trigger::GroupMemberUnbanned,
+        Trigger::GroupMemberScopeChanged,
+        Trigger::WebhookDisabled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::MessageSent => "message_sent",
+            Trigger::MessageEdited => "message_edited",
+            Trigger::MessageDeleted => "message_deleted",
+            Trigger::MessageDeliveryReceipt => "message_delivery_receipt",
+            Trigger::MessageReadReceipt => "message_read_receipt",
+            Trigger::MessageReactionAdded => "message_reaction_added",
+            Trigger::MessageReactionRemoved => "message_reaction_removed",
+            Trigger::UserBlocked => "user_blocked",
+            Trigger::UserUnblocked => "user_unblocked",
+            Trigger::GroupCreated => "group_created",
+            Trigger::GroupUpdated => "group_updated",
+            Trigger::GroupDeleted => "group_deleted",
+            Trigger::GroupMemberAdded => "group_member_added",
+            Trigger::GroupMemberKicked => "group_member_kicked",
+            Trigger::GroupMemberLeft => "group_member_left",
+            Trigger::GroupMemberBanned => "group_member_banned",
+            Trigger::GroupMemberUnbanned => "group_member_unbanned",
+            Trigger::GroupMemberScopeChanged => "group_member_scope_changed",
+            Trigger::WebhookDisabled => "webhook_disabled",
+        }
+    }
+
+    /// The trigger named `name`, or `None` for a name comet-server does not deliver.
+    pub fn parse(name: &str) -> Option<Trigger> {
+        Trigger::ALL.into_iter().find(|trigger| trigger.as_str() == name)
+    }
+
+    /// The trigger an event fires, if any (`user.created` and a few others fire none).
+    pub fn of(event_type: EventType) -> Option<Trigger> {
+        Some(match event_type {
+            EventType::MessageSent => Trigger::MessageSent,
+            EventType::MessageEdited => Trigger::MessageEdited,
+            EventType::MessageDeleted => Trigger::MessageDeleted,
+            EventType::ReceiptDelivered => Trigger::MessageDeliveryReceipt,
+            EventType::ReceiptRead => Trigger::MessageReadReceipt,
+            EventType::ReactionAdded => Trigger::MessageReactionAdded,
+            EventType::ReactionRemoved => Trigger::MessageReactionRemoved,
+            EventType::UserBlocked => Trigger::UserBlocked,
+            EventType::UserUnblocked => Trigger::UserUnblocked,
+            EventType::GroupCreated => Trigger::GroupCreated,
+            EventType::GroupUpdated => Trigger::GroupUpdated,
+            EventType::GroupDeleted => Trigger::GroupDeleted,
+            EventType::GroupMemberAdded => Trigger::GroupMemberAdded,
+            EventType::GroupMemberKicked => Trigger::GroupMemberKicked,
+            EventType::GroupMemberLeft => Trigger::GroupMemberLeft,
+            EventType::GroupMemberBanned => Trigger::GroupMemberBanned,
+            EventType::GroupMemberUnbanned => Trigger::GroupMemberUnbanned,
+            EventType::GroupMemberScopeChanged => Trigger::GroupMemberScopeChanged,
+            EventType::WebhookDisabled => Trigger::WebhookDisabled,
+            EventType::UserCreated
+            | EventType::UserUpdated
+            | EventType::UserDeleted
+            | EventType::UserRestored
+            | EventType::UserAuthTokenRevoked => return None,
+        })
+    }
+}
+
+/// Fields of our event data that hold milliseconds; CometChat's payloads carry Unix seconds.
+const TIME_FIELDS: [&str; 9] =
+    ["sentAt", "updatedAt", "editedAt", "deletedAt", "reactedAt", "at", "createdAt", "failingSince", "joinedAt"];
+
+/// `data` with its time fields in seconds.
+fn in_seconds(data: &Value) -> Value {
+    let Value::Object(fields) = data else { return data.clone() };
+    let converted: Map<String, Value> = fields
+        .iter()
+        .map(|(name, value)| {
+            let value = match value.as_i64() {
+                Some(millis) if TIME_FIELDS.contains(&name.as_str()) => Value::from(millis.div_euclid(1000)),
+                _ => value.clone(),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    Value::Object(converted)
+}
+
+/// The `data` of `trigger`'s payload, in CometChat's shape, from the event's data.
+pub fn payload_data(trigger: Trigger, event: &Event) -> Value {
+    let data = in_seconds(&event.data);
+    let field = |name: &str| data.get(name).cloned().unwrap_or(Value::Null);
+    match trigger {
+        Trigger::MessageSent | Trigger::MessageEdited | Trigger::MessageDeleted => json!({ "message": data }),
+        Trigger::MessageDeliveryReceipt | Trigger::MessageReadReceipt => {
+            let mut receipt = data.clone();
+            let at_name = if trigger == Trigger::MessageReadReceipt { "readAt" } else { "deliveredAt" };
+            if let Value::Object(fields) = &mut receipt {
+                fields.insert(at_name.to_owned(), field("at"));
+                fields.insert("sender".to_owned(), field("uid"));
+            }
+            json!({ "receipt": receipt })
+        }
+        Trigger::MessageReactionAdded | Trigger::MessageReactionRemoved => json!({ "reaction": data }),
+        Trigger::UserBlocked | Trigger::UserUnblocked => json!({
+            "user": { "uid": field("uid") },
+            "blockedUser": { "uid": field("blockedUid") },
+        }),
+        Trigger::GroupCreated | Trigger::GroupUpdated | Trigger::GroupDeleted => json!({ "group": data }),
+        Trigger::GroupMemberAdded
+        | Trigger::GroupMemberKicked
+        | Trigger::GroupMemberLeft
+        | Trigger::GroupMemberBanned
+        | Trigger::GroupMemberUnbanned
+        | Trigger::GroupMemberScopeChanged => {
+            let mut member = Map::new();
+            member.insert("uid".to_owned(), field("uid"));
+            for optional in ["scope", "oldScope", "wasMember"] {
+                if let Some(value) = data.get(optional) {
+                    member.insert(optional.to_owned(), value.clone());
+                }
+            }
+            json!({ "group": { "guid": field("guid") }, "member": member })
+        }
+        Trigger::WebhookDisabled => json!({ "webhook": data }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_none() {
+        for trigger in Trigger::ALL {
+            assert_eq!(Trigger::parse(trigger.as_str()), Some(trigger));
+        }
+        assert_eq!(Trigger::parse("message_sent "), None);
+        assert_eq!(Trigger::parse("before_message"), None);
+    }
+
+    #[test]
+    fn message_payloads_carry_the_message_with_times_in_seconds() {
+        let event = Event {
+            id: "e1".to_owned(),
+            event_type: EventType::MessageSent,
+            time: 1_700_000_000_123,
+            key: "u:a:b".to_owned(),
+            data: json!({ "id": "m1", "sentAt": 1_700_000_000_123_i64, "data": { "text": "hi" } }),
+        };
+        let data = payload_data(Trigger::MessageSent, &event);
+        assert_eq!(data, json!({ "message": { "id": "m1", "sentAt": 1_700_000_000, "data": { "text": "hi" } } }));
+    }
+}
