@@ -154,17 +154,16 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         tasks.spawn(async move { http::serve("app", address, app, limits, connections, stop.wait()).await });
     }
 
-    let admin_state =
-        AdminState {
-            role: role.name(),
-            store: Some(store),
-            kafka,
-            metrics,
-            relay: relay_stats,
-            gateway,
-            admission,
-            webhooks,
-        };
+    let admin_state = AdminState {
+        role: role.name(),
+        store: Some(store),
+        kafka,
+        metrics,
+        relay: relay_stats,
+        gateway,
+        admission,
+        webhooks,
+    };
     let admin_address = settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     let stop = shutdown.clone();
     let admin_router = admin::router(admin_state);
