@@ -180,12 +180,14 @@ struct Cluster {
     api: Server,
     gateways: Vec<Server>,
     relay: Server,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
+    /// The settings every role of this deployment was started with (the gateways' own extras aside).
+    env: Vec<(&'static str, String)>,
     rest: Rest,
     prefix: String,
 }
 
-async fn cluster(gateway_env: &[(&str, &str)]) -> Cluster {
+async fn cluster(gateway_env: &[(&'static str, &str)]) -> Cluster {
     let database_url = fresh_mysql_database().await;
     let brokers = comet_testkit::kafka_brokers();
     let redis = comet_testkit::redis_url();
@@ -200,6 +202,7 @@ async fn cluster(gateway_env: &[(&str, &str)]) -> Cluster {
     migrate(&database_url);
     let mut api = Server::start("api", data.path(), &env);
     let mut relay = Server::start("relay", data.path(), &env);
+    let shared = env.clone();
     env.extend(gateway_env.iter().map(|(name, value)| (*name, (*value).to_owned())));
     // Tests run concurrently on one Redis: each cluster is its own deployment.
     let prefix = unique("t");
@@ -211,10 +214,17 @@ async fn cluster(gateway_env: &[(&str, &str)]) -> Cluster {
         gateway.wait_ready().await;
     }
     let rest = Rest { client: reqwest::Client::new(), base: api.app.clone(), key: FULL.to_owned() };
-    Cluster { api, gateways, relay, _data: data, rest, prefix }
+    Cluster { api, gateways, relay, data, env: shared, rest, prefix }
 }
 
 impl Cluster {
+    /// One more process of this deployment, in `role`, ready.
+    async fn start_role(&self, role: &str) -> Server {
+        let mut server = Server::start(role, self.data.path(), &self.env);
+        server.wait_ready().await;
+        server
+    }
+
     /// Alice, Bob and Carol with their tokens, all three in the group `<prefix>team` (owner Alice).
     async fn team(&self) -> [(String, String); 3] {
         let mut team = Vec::new();
@@ -271,8 +281,10 @@ async fn two_nodes_deliver_every_message_to_every_socket_once_in_seq_order() {
 
     // Issue #17, item 6: every comet_* metric the rendered alert rules and Grafana dashboards name is one that
     // this deployment's roles export, with the labels the rules select on.
+    let webhooks = cluster.start_role("webhooks").await;
     let mut exported = std::collections::BTreeMap::<String, String>::new();
-    for (role, server) in [("api", &cluster.api), ("relay", &cluster.relay), ("gateway", node1), ("gateway", node2)] {
+    let roles = [("api", &cluster.api), ("relay", &cluster.relay), ("gateway", node1), ("gateway", node2)];
+    for (role, server) in roles.into_iter().chain([("webhooks", &webhooks)]) {
         let text =
             reqwest::get(format!("{}/metrics", server.admin)).await.expect("metrics").text().await.expect("text");
         for name in exported_metric_names(&text) {
