@@ -16,6 +16,8 @@ pub struct DeploymentFacts {
     pub target: Target,
     /// One row per service, as `cometctl status` shows them.
     pub services: Vec<ServiceStatus>,
+    /// The one-shot services (migrate, a cluster's init): they complete, and are not counted as running.
+    pub jobs: Vec<String>,
     /// The long-running containers (jobs left out).
     pub containers: Vec<ContainerConfig>,
     /// Containers the kernel killed for memory in the last hour (one name per kill).
@@ -45,7 +47,7 @@ pub fn evaluate(facts: &DeploymentFacts) -> Vec<Check> {
         return checks;
     }
     let long_running: Vec<&ServiceStatus> =
-        facts.services.iter().filter(|service| !(service.completed > 0 && service.running == 0)).collect();
+        facts.services.iter().filter(|service| !facts.jobs.contains(&service.service)).collect();
     let short: Vec<String> = long_running
         .iter()
         .filter(|service| service.running < service.desired.max(service.containers))
@@ -173,6 +175,7 @@ mod tests {
             deployment: "t".into(),
             target: Target::Compose,
             services: vec![row("api", 1, 1, 1, 0), row("redis-1", 1, 1, 1, 0), migrate],
+            jobs: vec!["migrate".into()],
             containers: vec![container("t-api-1", "comet:1"), container("t-redis-1", "redis:7")],
             oom_kills: vec![],
             images: vec!["comet:1".into(), "redis:7".into()],
@@ -186,6 +189,15 @@ mod tests {
         type Change = fn(&mut DeploymentFacts);
         let cases: &[(Change, &str, Outcome)] = &[
             (|f| f.services[0].running = 0, "deployment.running", Outcome::Fail),
+            // A role stopped cleanly exits 0 like a finished job; it is still below its count.
+            (
+                |f| {
+                    f.services[0].running = 0;
+                    f.services[0].completed = 1;
+                },
+                "deployment.running",
+                Outcome::Fail,
+            ),
             (|f| f.services[1].unhealthy = 1, "deployment.healthy", Outcome::Fail),
             (|f| f.containers[0].restart_count = 1, "deployment.restarts", Outcome::Warn),
             (|f| f.containers[0].restart_count = 5, "deployment.restarts", Outcome::Fail),

@@ -69,15 +69,18 @@ pub fn checks(
         let mut images: Vec<String> = compose.services.values().map(|service| service.image.clone()).collect();
         images.sort();
         images.dedup();
+        let jobs: Vec<String> =
+            compose.services.iter().filter(|(_, service)| service.is_job()).map(|(name, _)| name.clone()).collect();
         let long_running = configs
             .iter()
-            .filter(|(container, config)| config.running || container.exit_code != Some(0))
+            .filter(|(container, _)| !jobs.contains(&container.service))
             .map(|(_, config)| config.clone())
             .collect();
         let facts = DeploymentFacts {
             deployment: deployment.to_owned(),
             target,
             services: status.services,
+            jobs,
             containers: long_running,
             oom_kills: engine.oom_kills(deployment, now.saturating_sub(OOM_WINDOW_SECONDS), now)?,
             images,
@@ -203,7 +206,9 @@ fn store_facts(engine: &Engine, spec: &Spec, observed: &[ObservedContainer]) -> 
         of(ServiceKey::Redis).into_iter().map(|c| (c.name.clone(), ask(c, commands::redis(redis_cluster)))).collect();
     let mongodb = first_running(ServiceKey::Mongodb)
         .map(|container| (container.name.clone(), ask(container, commands::mongodb_members())));
-    let roles: Vec<&ObservedContainer> = observed.iter().filter(|container| is_role(&container.service)).collect();
+    // Stopped role containers are `deployment.running`'s finding; these ask the running ones.
+    let roles: Vec<&ObservedContainer> =
+        observed.iter().filter(|container| container.running && is_role(&container.service)).collect();
     let ready: Vec<(String, String, Option<usize>)> =
         roles.iter().map(|c| (c.service.clone(), c.name.clone(), ask(c, commands::comet("/ready")))).collect();
     let metrics: Vec<(String, String, Option<usize>)> =
