@@ -48,10 +48,13 @@ pub fn backend_for<'c>(context: &'c Context<'_>, choice: Choice) -> Result<Box<d
     })
 }
 
-/// The host ports the deployment's own Compose containers publish (its NGINX): held by it, not busy.
+/// The host ports the deployment's own containers publish (its NGINX, a Compose container or a Swarm task's
+/// host-mode ports): held by it, not busy.
 pub fn edge_ports(engine: &crate::engine::Engine, spec: &crate::spec::Spec) -> Result<Vec<u16>> {
-    let ports: Vec<String> =
-        engine.containers(spec.name.as_str())?.into_iter().flat_map(|container| container.ports).collect();
+    let deployment = spec.name.as_str();
+    let mut containers = engine.containers(deployment)?;
+    containers.extend(engine.task_containers(deployment)?);
+    let ports: Vec<String> = containers.into_iter().flat_map(|container| container.ports).collect();
     Ok(checks::preflight::host_ports(&ports))
 }
 
