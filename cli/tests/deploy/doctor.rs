@@ -140,6 +140,18 @@ fn doctor_passes_a_healthy_compose_deployment_and_names_exactly_what_breaks() {
         .collect();
     let ids: Vec<&str> = healthy.checks.iter().filter_map(|check| check["id"].as_str()).collect();
     assert_eq!(ids, catalogue);
+    // The whole doctor (this host's checks too) and the host checks alone, timed for docs/benchmarks.md
+    // (shown with `--nocapture`; their outcomes depend on this machine's kernel settings).
+    for args in [&["doctor", "--output", "json"][..], &["doctor", "--host-only", "--output", "json"][..]] {
+        let started = Instant::now();
+        let run = deployment.run(args);
+        let seconds = started.elapsed().as_secs_f64();
+        assert!(matches!(run.code, 0 | 3 | 4), "{}\n{}", run.stdout, run.stderr);
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("cometctl {} on the running deployment: {seconds:.2} s", args.join(" "));
+        }
+    }
 
     // An eviction policy that drops keys without a TTL: redis.policy fails with the command that restores it.
     redis_cli(&deployment, "CONFIG SET maxmemory-policy allkeys-random");
