@@ -306,24 +306,10 @@ mod tests {
     fn cert(days: i64) -> (Vec<u8>, i64) {
         let now = 1_800_000_000;
         let mut params = rcgen::CertificateParams::new(vec!["chat.example.com".to_owned()]).expect("params");
-        let (year, month, day) = civil(now + days * 86_400 + 3600);
-        params.not_after = rcgen::date_time_ymd(year, month, day);
+        let (year, month, day) = crate::plan::history::civil_from_days((now + days * 86_400 + 3600) / 86_400);
+        params.not_after = rcgen::date_time_ymd(i32::try_from(year).expect("year"), month, day);
         let key = rcgen::KeyPair::generate().expect("key");
         (params.self_signed(&key).expect("certificate").der().to_vec(), now)
-    }
-
-    /// Days since the epoch back to a date (for building test certificates).
-    fn civil(seconds: i64) -> (i32, u8, u8) {
-        let days = seconds.div_euclid(86_400) + 719_468;
-        let era = days.div_euclid(146_097);
-        let day_of_era = days - era * 146_097;
-        let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-        let mp = (5 * day_of_year + 2) / 153;
-        let day = day_of_year - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = year_of_era + era * 400 + i64::from(month <= 2);
-        (i32::try_from(year).expect("year"), u8::try_from(month).expect("month"), u8::try_from(day).expect("day"))
     }
 
     fn answers(certificate: Vec<u8>) -> EdgeAnswers {

@@ -87,17 +87,8 @@ fn redis_cli(deployment: &Deployment, args: &str) {
 fn certificate(domain: &str, days: i64) -> (String, String) {
     let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()]).expect("params");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-    let days_since_epoch = (now + days * 86_400) / 86_400;
-    // Civil date of days_since_epoch (Howard Hinnant's algorithm).
-    let z = days_since_epoch + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+    let (year, month, day) = cometctl::plan::history::civil_from_days((now + days * 86_400) / 86_400);
+    let year = i32::try_from(year).expect("year");
     params.not_after = rcgen::date_time_ymd(year, month, day);
     let key = rcgen::KeyPair::generate().expect("key");
     let cert = params.self_signed(&key).expect("certificate");
