@@ -145,3 +145,19 @@ fn docs_list_every_check() {
         assert!(doc.contains(&format!("`{}`", entry.id)), "docs/operations/doctor.md does not list `{}`", entry.id);
     }
 }
+
+#[test]
+fn without_an_engine_doctor_cannot_run_and_exits_1() {
+    let root = workspace();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cometctl"))
+        .args(["doctor", "--output", "json"])
+        .current_dir(root.path())
+        .env("DOCKER_HOST", format!("unix://{}/no-docker.sock", root.path().display()))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("cometctl runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the Docker Engine does not answer"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no verdict without an Engine");
+}
