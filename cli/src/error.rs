@@ -10,6 +10,12 @@ pub const EXIT_INVALID_INPUT: u8 = 2;
 /// still runs; an upgrade has rolled back).
 pub const EXIT_DEPLOY_FAILED: u8 = 3;
 
+/// Exit code of `doctor` when a check fails (the same code as a deploy that stopped: something is not
+/// healthy).
+pub const EXIT_CHECK_FAILED: u8 = 3;
+/// Exit code of `doctor` when the worst outcome is a warn.
+pub const EXIT_CHECK_WARNED: u8 = 4;
+
 /// An action refused to protect existing state, or input that cannot be used; exits 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

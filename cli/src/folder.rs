@@ -181,6 +181,40 @@ impl DeploymentFolder {
         Ok(notes)
     }
 
+    /// The deployment's secret files: name, content and when each was last written (seconds since the
+    /// epoch). `doctor` compares the contents with the containers' environments and never shows them.
+    pub fn secret_files(&self) -> Result<Vec<(String, Vec<u8>, u64)>> {
+        let dir = self.root.join(SECRETS_DIR);
+        let mut secrets = Vec::new();
+        if !dir.is_dir() {
+            return Ok(secrets);
+        }
+        for entry in fs_err::read_dir(&dir)? {
+            let path = entry?.path();
+            if !path.is_file() {
+                continue;
+            }
+            let written = fs_err::metadata(&path)?
+                .modified()
+                .ok()
+                .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |elapsed| elapsed.as_secs());
+            let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            secrets.push((name, fs_err::read(&path)?, written));
+        }
+        secrets.sort();
+        Ok(secrets)
+    }
+
+    /// A file of the folder as text, or `None` when it does not exist (the deployment's certificate).
+    pub fn read_optional(&self, relative: &str) -> Result<Option<String>> {
+        let path = self.root.join(relative);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(fs_err::read_to_string(&path)?))
+    }
+
     /// Replaces rendered/ with `tree` in one rename, so a failed render leaves the previous one whole.
     pub fn replace_rendered(&self, tree: &RenderedTree) -> Result<Vec<FileChange>> {
         let rendered = self.root.join(RENDERED_DIR);

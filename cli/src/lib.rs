@@ -1,7 +1,7 @@
 //! cometctl: sizes, renders, deploys and operates a Comet in a Box chat platform.
 //!
 //! Data flows one way: `args` → `spec` → `sizing` → `render` → `manifest` → `plan` → `deploy` (through
-//! `checks` and `engine`) → `printer`. `domain`, `spec`, `sizing`, `render`, `manifest`, `plan` and `image`
+//! `checks` and `engine`) → `printer`; `doctor` gathers facts and hands them to `checks`. `domain`, `spec`, `sizing`, `render`, `manifest`, `plan` and `image`
 //! do no IO; `folder` owns the deployment folder on disk; only `engine` talks to the Docker Engine; only
 //! `printer` writes to the terminal. See ARCHITECTURE.md.
 
@@ -10,6 +10,7 @@ pub mod checks;
 mod commands;
 pub mod context;
 pub mod deploy;
+pub mod doctor;
 pub mod domain;
 pub mod engine;
 pub mod env;
@@ -35,7 +36,7 @@ pub fn main_entry() -> ExitCode {
     let cli = args::Cli::parse();
     let printer = printer::Printer::new(&cli.global);
     match commands::run(cli, &printer) {
-        Ok(()) => ExitCode::from(crate::error::EXIT_OK),
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             // A closed pipe (`cometctl sizing ... | head`) is not a failure.
             let broken_pipe = error

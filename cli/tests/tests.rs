@@ -8,6 +8,7 @@ mod support;
 
 mod alert_rules;
 mod bad_input;
+mod doctor;
 mod images;
 mod init;
 mod render;

@@ -15,7 +15,8 @@ use crate::sizing::SizingRequest;
 #[derive(Debug, Parser)]
 #[command(name = "cometctl", version, about = "Size, render, deploy and operate a Comet in a Box chat platform")]
 #[command(
-    after_help = "Exit codes: 0 success; 1 failure (IO, environment); 2 invalid input (arguments, spec, refused action)."
+    after_help = "Exit codes: 0 success; 1 failure (IO, environment); 2 invalid input (arguments, spec, refused action); \
+3 a deploy or upgrade stopped, or a doctor check fails; 4 a doctor check warns."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -77,6 +78,35 @@ pub enum Command {
     /// Build and move container images (no registry needed).
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// One verdict on this host and the running deployment: every check with its evidence, threshold and fix
+    /// (`--output json` for scripts). Without a deployment folder, the host checks against the default 10k plan.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 nothing warns or fails; 4 the worst outcome is a warn; 3 a check fails; 2 invalid arguments (an unknown --only/--skip id lists the ids) or --apply refused; 1 doctor itself cannot run (no Docker Engine). The checks are listed in docs/operations/doctor.md."
+)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub folder: FolderArg,
+    /// Only the host checks (the preflight `deploy` runs), even in a deployment folder.
+    #[arg(long)]
+    pub host_only: bool,
+    /// Only these checks: ids (host.nofile) or areas (host, swarm, deployment, stores, edge, security,
+    /// observability, backups), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub only: Vec<String>,
+    /// Leave out these checks (ids or areas, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub skip: Vec<String>,
+    /// Fix what is safe and local (sysctl values, transparent huge pages; the Docker daemon's open-files
+    /// drop-in is printed), after showing what will change; at a terminal it asks, elsewhere it needs --yes.
+    #[arg(long)]
+    pub apply: bool,
+    /// Confirm --apply without a prompt (scripts).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Where `deploy` and `diff` apply the spec.

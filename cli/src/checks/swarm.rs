@@ -198,3 +198,132 @@ pub fn service_specs(desired: &Desired) -> Check {
     }
     Check::pass("swarm.service-specs", "the Engine client's model takes every service spec")
 }
+
+pub const DOCTOR_IDS: &[&str] = &["swarm.state", "swarm.nodes", "swarm.managers"];
+
+/// `doctor`'s swarm checks for `deployment`, from the Engine: its role, the nodes, the deployment's running
+/// tasks on managers (asked only with more than one node).
+pub fn doctor_checks(engine: &Engine, deployment: &str) -> Result<Vec<Check>> {
+    let role = engine.swarm_role()?;
+    let nodes = match role {
+        SwarmRole::Manager { .. } => engine.nodes()?,
+        _ => Vec::new(),
+    };
+    let mut on_managers = Vec::new();
+    if nodes.len() > 1 {
+        let managers: Vec<&str> = nodes.iter().filter(|node| node.manager).map(|node| node.id.as_str()).collect();
+        for service in engine.services(deployment)? {
+            for task in engine.tasks(&service.id)? {
+                if task.desired_state == "running" && managers.contains(&task.node_id.as_str()) {
+                    let node = nodes.iter().find(|node| node.id == task.node_id).map_or("?", |node| &node.hostname);
+                    on_managers.push(format!("{} on {node}", service.name));
+                }
+            }
+        }
+        on_managers.sort();
+        on_managers.dedup();
+    }
+    Ok(evaluate(&role, &nodes, &on_managers))
+}
+
+/// `doctor`'s swarm checks: the swarm active with a leader, every node Ready and active, an odd number of
+/// managers, and (with more than one node) no application task on a manager. `app_tasks_on_managers`: the
+/// deployment's running tasks placed on manager nodes, as `service on node`.
+pub fn evaluate(role: &SwarmRole, nodes: &[SwarmNode], app_tasks_on_managers: &[String]) -> Vec<Check> {
+    match role {
+        SwarmRole::Inactive => {
+            return super::skip_all(DOCTOR_IDS, "this Docker Engine is in no swarm (Compose, or not yet deployed)");
+        }
+        SwarmRole::Other { state } => {
+            let mut checks = vec![Check::fail(
+                "swarm.state",
+                format!("this Docker Engine is {state} in its swarm, not a manager"),
+                "run cometctl where DOCKER_HOST reaches a manager node",
+            )];
+            checks.extend(DOCTOR_IDS[1..].iter().map(|id| Check::skip(id, "only a manager sees the nodes")));
+            return checks;
+        }
+        SwarmRole::Manager { .. } => {}
+    }
+    let leader = nodes.iter().find(|node| node.leader);
+    let state = match leader {
+        Some(leader) => Check::pass("swarm.state", format!("swarm active; {} leads", leader.hostname)),
+        None => Check::fail(
+            "swarm.state",
+            "the swarm has no leader: a majority of managers is unreachable",
+            "bring the managers back, or `docker swarm init --force-new-cluster` on a surviving one",
+        ),
+    };
+    let down: Vec<String> = nodes
+        .iter()
+        .filter(|node| !node.schedulable)
+        .map(|node| format!("{} ({})", node.hostname, if node.ready { "not active" } else { "not ready" }))
+        .collect();
+    let node_check = if down.is_empty() {
+        Check::pass("swarm.nodes", format!("{} nodes Ready and active", nodes.len()))
+    } else {
+        Check::warn(
+            "swarm.nodes",
+            format!("nodes out of service: {}", down.join(", ")),
+            "`docker node ls`; restart the node's Engine, or `docker node update --availability active <node>`",
+        )
+    };
+    let managers = nodes.iter().filter(|node| node.manager).count();
+    let manager_check = if managers % 2 == 0 {
+        Check::warn(
+            "swarm.managers",
+            format!("{managers} managers: an even count tolerates no more failures than one fewer"),
+            "promote or demote one (`docker node promote|demote <node>`) for 1, 3 or 5 managers",
+        )
+    } else if nodes.len() > 1 && !app_tasks_on_managers.is_empty() {
+        Check::warn(
+            "swarm.managers",
+            format!("application tasks on managers: {}", app_tasks_on_managers.join(", ")),
+            "`docker node update --availability drain <manager>` keeps managers for the control plane",
+        )
+    } else if nodes.len() == 1 {
+        Check::pass("swarm.managers", "a single-node swarm: its one manager runs every task")
+    } else {
+        Check::pass("swarm.managers", format!("{managers} managers, running no application task"))
+    }
+    .with_threshold("odd count; no app tasks on managers with more than one node");
+    vec![state, node_check, manager_check]
+}
+
+#[cfg(test)]
+mod doctor_tests {
+    use super::*;
+    use crate::checks::Outcome;
+
+    fn node(name: &str, manager: bool, leader: bool) -> SwarmNode {
+        SwarmNode {
+            id: name.into(),
+            hostname: name.into(),
+            labels: Default::default(),
+            schedulable: true,
+            ready: true,
+            manager,
+            leader,
+            nano_cpus: 2_000_000_000,
+            memory_bytes: 1 << 33,
+        }
+    }
+
+    #[test]
+    fn swarm_state_from_recorded_nodes() {
+        let manager = SwarmRole::Manager { node_id: "a".into() };
+        let outcomes = |nodes: &[SwarmNode], tasks: &[String]| -> Vec<Outcome> {
+            evaluate(&manager, nodes, tasks).iter().map(|check| check.outcome).collect()
+        };
+        assert_eq!(outcomes(&[node("a", true, true)], &[]), vec![Outcome::Pass; 3]);
+        let three = [node("a", true, true), node("b", true, false), node("c", false, false)];
+        assert_eq!(outcomes(&three, &[]), vec![Outcome::Pass, Outcome::Pass, Outcome::Warn]);
+        let mut down = vec![node("a", true, true), node("b", false, false), node("c", false, false)];
+        down[1].schedulable = false;
+        down[1].ready = false;
+        assert_eq!(outcomes(&down, &["api on a".into()]), vec![Outcome::Pass, Outcome::Warn, Outcome::Warn]);
+        assert_eq!(outcomes(&[node("a", true, false)], &[])[0], Outcome::Fail);
+        let inactive = evaluate(&SwarmRole::Inactive, &[], &[]);
+        assert!(inactive.iter().all(|check| check.outcome == Outcome::Skip));
+    }
+}

@@ -5,6 +5,7 @@
 mod deploy;
 mod destroy;
 mod diff;
+mod doctor;
 mod images;
 mod init;
 mod render;
@@ -20,10 +21,12 @@ use crate::args::{Cli, Command, ImagesCommand};
 use crate::context::Context;
 use crate::printer::Printer;
 
-pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
+/// Runs the command; its exit code on success (0, or `doctor`'s verdict: 4 warn, 3 fail).
+pub fn run(cli: Cli, printer: &Printer) -> Result<u8> {
     let here = Path::new(".");
     let context = |dir: &Path| Context::new(dir, printer);
-    match cli.command {
+    let done = match cli.command {
+        Command::Doctor(args) => return doctor::run(&context(&args.folder.dir), &args),
         Command::Init(args) => init::run(&context(&args.folder.dir), &args),
         Command::Sizing(args) => sizing::run(&context(here), &args),
         Command::Render(args) => render::run(&context(&args.folder.dir), &args),
@@ -35,5 +38,6 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
         Command::Images(ImagesCommand::Build(args)) => images::build(&context(&args.folder.dir), &args),
         Command::Images(ImagesCommand::Save(args)) => images::save(&context(&args.folder.dir), &args),
         Command::Images(ImagesCommand::Load(args)) => images::load(&context(here), &args),
-    }
+    };
+    done.map(|()| crate::error::EXIT_OK)
 }

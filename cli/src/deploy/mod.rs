@@ -20,6 +20,7 @@ pub use upgrade::upgrade;
 
 use upgrade::{first_line, record};
 
+use crate::checks;
 use crate::context::Context;
 use crate::domain::Target;
 use crate::plan::history::Attempt;
@@ -47,6 +48,16 @@ pub fn backend_for<'c>(context: &'c Context<'_>, choice: Choice) -> Result<Box<d
     })
 }
 
+/// The host ports the deployment's own containers publish (its NGINX, a Compose container or a Swarm task's
+/// host-mode ports): held by it, not busy.
+pub fn edge_ports(engine: &crate::engine::Engine, spec: &crate::spec::Spec) -> Result<Vec<u16>> {
+    let deployment = spec.name.as_str();
+    let mut containers = engine.containers(deployment)?;
+    containers.extend(engine.task_containers(deployment)?);
+    let ports: Vec<String> = containers.into_iter().flat_map(|container| container.ports).collect();
+    Ok(checks::preflight::host_ports(&ports))
+}
+
 /// Whether the deployment runs as Swarm services on this Engine: it manages a swarm, and services labelled
 /// with the deployment exist there.
 fn runs_on_swarm(context: &Context<'_>) -> Result<bool> {
@@ -64,10 +75,12 @@ pub fn diff(context: &Context<'_>, backend: &dyn Backend) -> Result<()> {
     Ok(())
 }
 
-/// `deploy`: every check, then the changes in start order (or "no changes"), recorded in history.jsonl.
+/// `deploy`: the host preflight (`checks::preflight`), every check of the backend, then the changes in start order (or "no changes"), recorded in history.jsonl.
 pub fn deploy(context: &Context<'_>, backend: &dyn Backend, init_swarm: bool) -> Result<()> {
     let spec = context.spec()?;
     let target = backend.target();
+    let engine = context.engine()?;
+    checks::preflight::run(engine, spec, &edge_ports(engine, spec)?, context.printer)?;
     let staged = backend.stage(spec, Purpose::Deploy { init_swarm })?;
     let started = Instant::now();
     let title = format!("deploy {target} {}", spec.name);

@@ -1,4 +1,4 @@
-//! The vocabulary every layer shares: targets, services, MAU and concurrency.
+//! The vocabulary every layer shares: targets, services, MAU and concurrency, and the one threshold table.
 //!
 //! These types are parsed once at the edge (arguments, the spec file) and carried as values; nothing after
 //! the parse sees the strings they came from.
@@ -7,6 +7,7 @@ mod concurrency;
 mod mau;
 mod service;
 mod target;
+pub mod thresholds;
 
 pub use concurrency::{Concurrency, ConcurrencyError};
 pub use mau::{Mau, MauError};

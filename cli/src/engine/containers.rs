@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 
 use super::{Engine, EngineError};
 use crate::plan::labels::{SERVICE_LABEL, SWARM_TASK_LABEL};
-use crate::plan::observed::{ContainerDetail, Health, HostCapacity, ObservedContainer};
+use crate::plan::observed::{ContainerConfig, ContainerDetail, Health, HostCapacity, ObservedContainer};
 
 /// `Exited (3) 2 minutes ago` → 3.
 fn exit_code_from_status(status: &str) -> Option<i64> {
@@ -179,16 +179,20 @@ impl Engine {
             .map_err(|error| EngineError(format!("sending SIG{signal} to container {name}: {error}")))
     }
 
-    /// A container's state, or `None` when there is no such container.
-    pub fn container_detail(&self, name: &str) -> Result<Option<ContainerDetail>, EngineError> {
-        let found = match self
+    fn inspect(&self, name: &str) -> Result<Option<bollard::models::ContainerInspectResponse>, EngineError> {
+        match self
             .runtime
             .block_on(self.docker.inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>))
         {
-            Ok(found) => found,
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
-            Err(error) => return Err(EngineError(format!("inspecting container {name}: {error}"))),
-        };
+            Ok(found) => Ok(Some(found)),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(error) => Err(EngineError(format!("inspecting container {name}: {error}"))),
+        }
+    }
+
+    /// A container's state, or `None` when there is no such container.
+    pub fn container_detail(&self, name: &str) -> Result<Option<ContainerDetail>, EngineError> {
+        let Some(found) = self.inspect(name)? else { return Ok(None) };
         let state = found.state.unwrap_or_default();
         let health = state.health.clone().unwrap_or_default();
         let health_status = health.status.map(|status| status.to_string()).unwrap_or_default();
@@ -211,6 +215,33 @@ impl Engine {
                 })
                 .collect(),
             restart_count: found.restart_count.unwrap_or(0),
+        }))
+    }
+
+    /// How a container is configured and has fared; `None` when there is no such container.
+    pub fn container_config(&self, name: &str) -> Result<Option<ContainerConfig>, EngineError> {
+        let Some(found) = self.inspect(name)? else { return Ok(None) };
+        let config = found.config.unwrap_or_default();
+        let host = found.host_config.unwrap_or_default();
+        let state = found.state.unwrap_or_default();
+        Ok(Some(ContainerConfig {
+            name: name.to_owned(),
+            user: config.user.unwrap_or_default(),
+            read_only: host.readonly_rootfs.unwrap_or(false),
+            cap_drop: host.cap_drop.unwrap_or_default(),
+            env: config
+                .env
+                .unwrap_or_default()
+                .into_iter()
+                .map(|entry| match entry.split_once('=') {
+                    Some((key, value)) => (key.to_owned(), value.to_owned()),
+                    None => (entry, String::new()),
+                })
+                .collect(),
+            restart_count: found.restart_count.unwrap_or(0),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            running: state.running.unwrap_or(false),
+            image: config.image.unwrap_or_default(),
         }))
     }
 

@@ -5,11 +5,13 @@
 //! plain data of `plan::observed`, so code that reasons about state never sees bollard's types.
 
 mod containers;
+mod exec;
 mod images;
 mod networks;
 mod objects;
 mod services;
 mod swarm;
+mod system;
 
 use std::collections::HashMap;
 

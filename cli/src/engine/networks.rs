@@ -19,6 +19,25 @@ impl Engine {
         Ok(names)
     }
 
+    /// The deployment's overlay networks and whether each is encrypted (`--opt encrypted`).
+    pub fn overlay_networks(&self, deployment: &str) -> Result<Vec<(String, bool)>, EngineError> {
+        let options = ListNetworksOptionsBuilder::default().filters(&Engine::label_filter(deployment)).build();
+        let found = self
+            .runtime
+            .block_on(self.docker.list_networks(Some(options)))
+            .map_err(|error| EngineError(format!("listing the networks of {deployment}: {error}")))?;
+        let mut networks: Vec<(String, bool)> = found
+            .into_iter()
+            .filter(|network| network.driver.as_deref() == Some("overlay"))
+            .map(|network| {
+                let encrypted = network.options.unwrap_or_default().contains_key("encrypted");
+                (network.name.unwrap_or_default(), encrypted)
+            })
+            .collect();
+        networks.sort();
+        Ok(networks)
+    }
+
     pub fn remove_network(&self, name: &str) -> Result<(), EngineError> {
         self.runtime
             .block_on(self.docker.remove_network(name))

@@ -57,7 +57,11 @@ impl Engine {
                 let ready =
                     node.status.and_then(|status| status.state).is_some_and(|state| state.to_string() == "ready");
                 let active = spec.availability.is_some_and(|availability| availability.to_string() == "active");
+                let manager_status = node.manager_status.unwrap_or_default();
                 SwarmNode {
+                    ready,
+                    manager: spec.role.is_some_and(|role| role.to_string() == "manager"),
+                    leader: manager_status.leader.unwrap_or(false),
                     id: node.id.unwrap_or_default(),
                     hostname: description.hostname.unwrap_or_default(),
                     labels: labels_of(spec.labels),

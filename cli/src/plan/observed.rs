@@ -54,6 +54,49 @@ pub struct ContainerDetail {
     pub restart_count: i64,
 }
 
+/// The Engine's version and its host, as `/version` and `/info` report them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineHost {
+    pub version: String,
+    pub api_version: String,
+    pub os: String,
+    pub kernel: String,
+    pub cpus: i64,
+    pub memory_bytes: i64,
+    /// Where the Engine keeps images, containers and volumes.
+    pub root_dir: String,
+}
+
+/// One command to run in one container (`Engine::exec_all`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    pub container: String,
+    pub command: Vec<String>,
+}
+
+/// What a command run in a container returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: Option<i64>,
+    /// stdout and stderr as they came.
+    pub output: String,
+}
+
+/// How a container is configured and has fared, for the security and restart checks (`GET
+/// /containers/{id}/json`). `env` holds values: it is compared, never shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerConfig {
+    pub name: String,
+    pub user: String,
+    pub read_only: bool,
+    pub cap_drop: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub restart_count: i64,
+    pub oom_killed: bool,
+    pub running: bool,
+    pub image: String,
+}
+
 /// What the Engine's host offers containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostCapacity {
@@ -80,6 +123,11 @@ pub struct SwarmNode {
     pub labels: HashMap<String, String>,
     /// Ready and available for tasks (not paused or drained).
     pub schedulable: bool,
+    /// Ready (whatever its availability).
+    pub ready: bool,
+    pub manager: bool,
+    /// The managers' leader.
+    pub leader: bool,
     pub nano_cpus: i64,
     pub memory_bytes: i64,
 }

@@ -7,7 +7,9 @@ use std::io;
 use comfy_table::{CellAlignment, Table, presets};
 use serde::Serialize;
 
-use super::{BOLD, Printer, RED};
+use super::{BOLD, Printer, RED, YELLOW};
+use crate::checks::Outcome;
+use crate::checks::report::Report;
 use crate::domain::{ServiceKey, Target};
 use crate::plan::lines::ChangeLine;
 use crate::plan::status::ServiceStatus;
@@ -43,6 +45,45 @@ impl Change {
 }
 
 impl Printer {
+    /// `doctor`'s verdict: the checks grouped by area, each with its outcome, id, evidence, threshold and
+    /// fix, then the summary; or the report as JSON.
+    pub fn doctor_report(&self, report: &Report) -> io::Result<()> {
+        if self.is_json() {
+            return self.json(report);
+        }
+        let mut out = String::new();
+        let width = report.checks.iter().map(|finding| finding.id.len()).max().unwrap_or(0);
+        let mut area = None;
+        for finding in &report.checks {
+            if area != Some(finding.area) {
+                area = Some(finding.area);
+                out.push_str(&format!("\n{}\n", self.paint(BOLD, finding.area.as_str())));
+            }
+            let label = match finding.outcome {
+                Outcome::Pass => "pass".to_owned(),
+                Outcome::Warn => self.paint(YELLOW, "WARN"),
+                Outcome::Fail => self.paint(RED, "FAIL"),
+                Outcome::Skip => "skip".to_owned(),
+            };
+            out.push_str(&format!("  {label}  {:<width$}  {}: {}\n", finding.id, finding.title, finding.evidence));
+            let indent = " ".repeat(width + 10);
+            if matches!(finding.outcome, Outcome::Warn | Outcome::Fail) {
+                if !finding.threshold.is_empty() {
+                    out.push_str(&format!("{indent}threshold: {}\n", finding.threshold));
+                }
+                if !finding.fix.is_empty() {
+                    out.push_str(&format!("{indent}fix: {}\n", finding.fix));
+                }
+            }
+        }
+        let summary = &report.summary;
+        out.push_str(&format!(
+            "\n{} pass, {} warn, {} fail, {} skip\n",
+            summary.pass, summary.warn, summary.fail, summary.skip
+        ));
+        self.stdout(&out)
+    }
+
     /// The sizing plan: tables on stdout, or the plan as JSON.
     pub fn plan(&self, plan: &Plan) -> io::Result<()> {
         if self.is_json() {

@@ -57,6 +57,8 @@ pub struct Context<'a> {
     observability: &'a crate::spec::Observability,
     secrets: Vec<SecretView>,
     retention: &'a crate::spec::Retention,
+    /// The one threshold table `doctor` also reads (crate::domain::thresholds): the alert rules use it.
+    thresholds: crate::domain::thresholds::Thresholds,
     backup: &'a crate::spec::Backup,
     edge: &'a crate::spec::Edge,
     kubernetes: &'a crate::spec::Kubernetes,
@@ -298,6 +300,7 @@ impl<'a> Context<'a> {
                 .map(|secret| SecretView { name: secret.name, env: secret.env })
                 .collect(),
             retention: &spec.retention,
+            thresholds: crate::domain::thresholds::THRESHOLDS,
             backup: &spec.backup,
             edge: &spec.edge,
             kubernetes: &spec.kubernetes,

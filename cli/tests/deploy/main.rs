@@ -13,6 +13,7 @@ mod support;
 
 mod chat;
 mod compose;
+mod doctor;
 mod harness;
 mod load;
 mod swarm;

@@ -147,6 +147,17 @@ fn deploy_swarm_serves_chat_through_nginx_and_a_second_deploy_changes_nothing() 
     let nginx = status["services"].as_array().and_then(|all| all.iter().find(|s| s["service"] == "nginx"));
     assert_eq!(nginx.map(|nginx| nginx["ports"].clone()), Some(serde_json::json!(["38080:80/host", "38443:443/host"])));
 
+    // doctor's swarm checks on this single-node swarm, and the deployment checks through Swarm's tasks.
+    let only = "swarm,deployment.running,deployment.healthy,deployment.images,security.published_ports,\
+                security.encrypted_networks,redis.ping,comet.relay_lease";
+    let doctor = deployment.run(&["doctor", "--only", only, "--output", "json"]);
+    let report: Value =
+        serde_json::from_str(&doctor.stdout).unwrap_or_else(|error| panic!("{error}: {}", doctor.stdout));
+    for check in report["checks"].as_array().expect("checks") {
+        assert_eq!(check["outcome"], "pass", "{check}");
+    }
+    assert_eq!(doctor.code, 0, "{}", doctor.stderr);
+
     // Chat through NGINX's published port: two users, a REST send, delivered on the WebSocket.
     assert_one_message_delivered(&deployment, "hello through the swarm");
 

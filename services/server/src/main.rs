@@ -25,7 +25,7 @@ struct Cli {
     /// A file of NAME=value lines presetting COMET_* settings; the environment wins.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// For `outbox` only: `dead-letters` (list them) or `replay ID`.
+    /// For `outbox`: `dead-letters` (list them) or `replay ID`; for `health`: an admin path to print.
     #[arg(value_name = "ACTION")]
     action: Vec<String>,
 }
@@ -45,7 +45,9 @@ pub enum Role {
     Webhooks,
     /// Applies the database schema and exits.
     Migrate,
-    /// Exits 0 when this container's comet-server answers /ready (the container health check).
+    /// Exits 0 when this container's comet-server answers /ready (the container health check); `health
+    /// /metrics` (or `/ready`, `/health`) also prints the admin port's answer (how `cometctl doctor` reads a
+    /// role from inside its container).
     Health,
     /// The outbox's dead letters: `outbox dead-letters` lists them, `outbox replay ID` publishes one again.
     Outbox,
@@ -54,7 +56,7 @@ pub enum Role {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.role == Role::Health {
-        return probe::run();
+        return probe::run(&cli.action);
     }
     let settings = match config::Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,

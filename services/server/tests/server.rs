@@ -81,6 +81,21 @@ async fn embedded_mode_generates_keys_serves_the_api_and_stops_cleanly() {
         .status()
         .expect("health runs");
     assert!(health.success(), "health check failed against a ready server");
+    // `health PATH` prints the admin port's answer (how `cometctl doctor` reads a role inside its container).
+    let admin_only = |path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_comet-server"))
+            .args(["health", path])
+            .env_clear()
+            .env("COMET_ADMIN_LISTEN", server.admin.trim_start_matches("http://"))
+            .output()
+            .expect("health runs")
+    };
+    let printed = admin_only("/metrics");
+    assert!(printed.status.success());
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("comet_build_info"), "{printed:?}");
+    let ready = admin_only("/ready");
+    assert_eq!(String::from_utf8_lossy(&ready.stdout), "ready\n");
+    assert_eq!(admin_only("/secret").status.code(), Some(2), "only the admin paths are asked");
 
     let status = server.terminate();
     assert_eq!(status.code(), Some(0), "SIGTERM must stop comet-server cleanly");

@@ -1,0 +1,59 @@
+//! Commands run inside a deployment's containers (`docker exec`), for the checks that ask a store or a role
+//! something only its own tools answer (`redis-cli INFO`, `comet-server health /metrics`): stores publish no
+//! port, so cometctl never reaches them over the network. Several run at once, each cut off after a timeout;
+//! the output (stdout and stderr) is returned, never printed, because a store's answer can carry data.
+
+use std::time::Duration;
+
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use futures::StreamExt as _;
+
+use super::{Engine, EngineError};
+use crate::plan::observed::{ExecOutput, ExecRequest};
+
+/// At most this much output is kept per command.
+const OUTPUT_LIMIT: usize = 1 << 20;
+
+impl Engine {
+    /// Runs every request concurrently; each result is the command's exit code and output, or why it could
+    /// not run (the container is not running, the program does not exist, the timeout passed).
+    pub fn exec_all(&self, requests: &[ExecRequest], timeout: Duration) -> Vec<Result<ExecOutput, EngineError>> {
+        self.runtime.block_on(futures::future::join_all(requests.iter().map(|request| async move {
+            match tokio::time::timeout(timeout, self.exec(request)).await {
+                Ok(result) => result,
+                Err(_) => Err(EngineError(format!(
+                    "`{}` in container {} did not finish within {} s",
+                    request.command.join(" "),
+                    request.container,
+                    timeout.as_secs()
+                ))),
+            }
+        })))
+    }
+
+    async fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, EngineError> {
+        let what = |error: bollard::errors::Error| {
+            EngineError(format!("running `{}` in container {}: {error}", request.command.join(" "), request.container))
+        };
+        let options = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(request.command.clone()),
+            ..Default::default()
+        };
+        let created = self.docker.create_exec(&request.container, options).await.map_err(what)?;
+        let mut output = String::new();
+        if let StartExecResults::Attached { output: mut stream, .. } =
+            self.docker.start_exec(&created.id, None).await.map_err(what)?
+        {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(what)?;
+                if output.len() < OUTPUT_LIMIT {
+                    output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                }
+            }
+        }
+        let inspected = self.docker.inspect_exec(&created.id).await.map_err(what)?;
+        Ok(ExecOutput { exit_code: inspected.exit_code, output })
+    }
+}
