@@ -13,7 +13,7 @@ use comet_model::Millis;
 use comet_store::{Delivery, DeliveryAttempt, DeliveryFilter, StoreError, WebhookRecord};
 use comet_webhooks::guard::{GuardError, MAX_URL_CHARS};
 use comet_webhooks::signature::new_secret;
-use comet_webhooks::{MAX_WEBHOOKS, Trigger};
+use comet_webhooks::{MAX_WEBHOOKS, Trigger, WebhookConfigs};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -43,6 +43,11 @@ async fn app(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Webhook configurations, through the one interface every implementation (relational today) provides.
+fn configs(state: &AppState) -> &dyn WebhookConfigs {
+    &state.store
+}
+
 fn webhook_not_found(id: &str) -> ApiError {
     ApiError::not_found("ERR_WEBHOOK_NOT_FOUND", format!("webhook `{id}` does not exist"))
 }
@@ -50,7 +55,7 @@ fn webhook_not_found(id: &str) -> ApiError {
 /// The webhook named in the path, after checking the caller.
 async fn webhook(state: &AppState, headers: &HeaderMap, id: &str) -> Result<WebhookRecord, ApiError> {
     app(state, headers).await?;
-    state.store.get_webhook(id).await?.ok_or_else(|| webhook_not_found(id))
+    configs(state).get(id).await?.ok_or_else(|| webhook_not_found(id))
 }
 
 fn seconds(millis: Millis) -> i64 {
@@ -211,7 +216,7 @@ pub async fn create(
     };
     check_basic_auth(&webhook)?;
     check_url(&state, &webhook.url).await?;
-    match state.store.create_webhook(&webhook, MAX_WEBHOOKS).await {
+    match configs(&state).create(&webhook, MAX_WEBHOOKS).await {
         Ok(true) => {}
         Ok(false) => {
             return Err(ApiError::bad_request(
@@ -235,7 +240,7 @@ pub async fn create(
 /// `GET /v3/webhooks`: every webhook, by id (at most 25, so one page).
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     app(&state, &headers).await?;
-    let webhooks = state.store.list_webhooks().await?;
+    let webhooks = configs(&state).list().await?;
     Ok(data(Value::Array(webhooks.iter().map(view).collect())))
 }
 
@@ -290,7 +295,7 @@ pub async fn update(
     webhook.password = request.password.or(webhook.password);
     check_basic_auth(&webhook)?;
     webhook.updated_at = now();
-    if !state.store.save_webhook(&webhook).await? {
+    if !configs(&state).save(&webhook).await? {
         return Err(webhook_not_found(&id));
     }
     Ok(data(view(&webhook)))
@@ -303,7 +308,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     app(&state, &headers).await?;
-    if !state.store.delete_webhook(&id).await? {
+    if !configs(&state).delete(&id).await? {
         return Err(webhook_not_found(&id));
     }
     Ok(data(json!({ "success": true })))
@@ -349,7 +354,7 @@ async fn change_triggers(
     }
     webhook.triggers = trigger_names(&current);
     webhook.updated_at = now();
-    if !state.store.save_webhook(&webhook).await? {
+    if !configs(state).save(&webhook).await? {
         return Err(webhook_not_found(id));
     }
     Ok(triggers_view(&webhook))
@@ -410,7 +415,7 @@ pub async fn rotate_secret(
     let now = now();
     let until = now + overlap * 1000;
     let secret = new_secret().map_err(|error| ApiError::Internal(error.to_string()))?;
-    if !state.store.rotate_webhook_secret(&id, &secret, until, now).await? {
+    if !configs(&state).rotate(&id, &secret, until, now).await? {
         return Err(webhook_not_found(&id));
     }
     Ok(data(json!({ "signingSecret": secret, "previousSecretExpiresAt": seconds(until) })))

@@ -123,13 +123,15 @@ impl Dispatcher {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// How long to wait before looking again: until the next delivery is due, at most the poll interval.
+    /// How long to wait before looking again: until the next delivery is due, at most the poll interval. A
+    /// delivery already due that [`Dispatcher::start_due`] left waiting waits for a free slot, which wakes the
+    /// loop when its attempt ends, so it does not make the loop ask again at once.
     async fn until_next_due(&self) -> Duration {
         let poll = self.inner.settings.poll;
         match self.inner.store.next_webhook_delivery_at().await {
             Ok(Some(at)) => {
                 let millis = u64::try_from(at.saturating_sub(now_millis())).unwrap_or(0);
-                Duration::from_millis(millis).min(poll)
+                if millis == 0 { poll } else { Duration::from_millis(millis).min(poll) }
             }
             Ok(None) => poll,
             Err(error) => {
