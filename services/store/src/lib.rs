@@ -41,6 +41,7 @@ pub use conversations::{ConversationCursor, ConversationSummary, ConversationWit
 pub use dead_letters::WorkerDeadLetter;
 pub use error::{Refusal, StoreError};
 pub use messages::{MessageChange, MessageFilter, MessagePage, ReactionChange, ReactionCount};
+pub use migrations::{Migrated, latest_version};
 pub use outbox::{DeadLetter, Lease};
 pub use reach::Reach;
 pub use users::AuthToken;
@@ -141,14 +142,17 @@ impl Store {
     /// Applied migrations are recorded in `_sqlx_migrations` with a checksum, so an edited migration that
     /// already ran is reported instead of silently skipped. On MySQL an advisory lock (`GET_LOCK`) keeps two
     /// `migrate` jobs from running at once.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    ///
+    /// Applied versions newer than this binary's (a rollback after a newer release migrated) are accepted and
+    /// returned in [`Migrated::newer`]: migrations are expand-then-contract (see the `migrations` module).
+    pub async fn migrate(&self) -> Result<Migrated, StoreError> {
         migrations::run(&self.pool, self.backend, i64::MAX).await
     }
 
     /// Applies the migrations up to and including `version` only: for tests that write data as an older
     /// release did and then migrate it.
     #[doc(hidden)]
-    pub async fn migrate_to(&self, version: i64) -> Result<(), StoreError> {
+    pub async fn migrate_to(&self, version: i64) -> Result<Migrated, StoreError> {
         migrations::run(&self.pool, self.backend, version).await
     }
 

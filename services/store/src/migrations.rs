@@ -2,6 +2,13 @@
 //!
 //! Both folders hold the same versions with the same meaning; a new migration is added to both. They are
 //! compiled into the binary (`include_str!`), so the `migrate` role needs no files beside it.
+//!
+//! Migrations are expand-then-contract so that a rollback works: release N+1's migrations only add (tables,
+//! nullable or defaulted columns, indexes) and release N keeps running on that schema; a table or column that
+//! release N still reads is dropped or renamed only in a later release, by a migration that says so in a
+//! `-- contract:` line (checked by this module's tests). The migrator therefore accepts applied migrations it
+//! does not know — they come from a newer release — and reports them ([`Migrated::newer`]) instead of refusing
+//! to start, which would turn every automatic rollback after a schema change into an outage.
 
 use std::borrow::Cow;
 
@@ -43,6 +50,19 @@ const STEPS: &[Step] = &[
     step!(9, "webhooks", "0009_webhooks"),
 ];
 
+/// What a migration run found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Migrated {
+    /// Applied versions this binary does not know, in order: the schema was migrated by a newer release
+    /// (after a rollback, or while one rolls out). Empty when this binary knows the whole schema.
+    pub newer: Vec<i64>,
+}
+
+/// The newest migration this binary carries.
+pub fn latest_version() -> i64 {
+    STEPS.iter().map(|step| step.version).max().unwrap_or(0)
+}
+
 /// The migrator for one backend's dialect, up to and including `last_version`.
 fn migrator(backend: Backend, last_version: i64) -> Migrator {
     let migrations = STEPS
@@ -62,13 +82,62 @@ fn migrator(backend: Backend, last_version: i64) -> Migrator {
             )
         })
         .collect();
-    Migrator::with_migrations(migrations)
+    let mut migrator = Migrator::with_migrations(migrations);
+    // Versions applied by a newer release are expected after a rollback (see the module's documentation).
+    migrator.set_ignore_missing(true);
+    migrator
 }
 
-/// Applies the pending migrations of `backend`'s dialect up to `last_version` (`i64::MAX`: all).
-pub(crate) async fn run(pool: &AnyPool, backend: Backend, last_version: i64) -> Result<(), StoreError> {
-    migrator(backend, last_version)
+/// Applies the pending migrations of `backend`'s dialect up to `last_version` (`i64::MAX`: all), and says which
+/// applied versions are newer than anything this binary knows.
+pub(crate) async fn run(pool: &AnyPool, backend: Backend, last_version: i64) -> Result<Migrated, StoreError> {
+    let migrator = migrator(backend, last_version);
+    migrator
         .run(pool)
         .await
-        .map_err(|error| StoreError::Migration(format!("applying the {backend:?} schema: {error}")))
+        .map_err(|error| StoreError::Migration(format!("applying the {backend:?} schema: {error}")))?;
+    let known = migrator.iter().map(|migration| migration.version).max().unwrap_or(0);
+    let newer: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE version > ? ORDER BY version")
+        .bind(known)
+        .fetch_all(pool)
+        .await
+        .map_err(|error| StoreError::Migration(format!("reading the applied {backend:?} migrations: {error}")))?;
+    Ok(Migrated { newer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::STEPS;
+
+    /// Statements that take away something a running older release may read.
+    const CONTRACTING: &[&str] = &["DROP COLUMN", "DROP TABLE", "RENAME", "CHANGE COLUMN", "MODIFY COLUMN"];
+
+    /// The last version written before the expand-then-contract rule: its drops and renames only touch tables it
+    /// creates and removes itself, or data the release before it did not read.
+    const BEFORE_THE_RULE: i64 = 9;
+
+    #[test]
+    fn migrations_after_the_rule_only_expand_unless_they_say_what_they_contract() {
+        for step in STEPS.iter().filter(|step| step.version > BEFORE_THE_RULE) {
+            for (dialect, sql) in [("mysql", step.mysql), ("sqlite", step.sqlite)] {
+                let upper = sql.to_ascii_uppercase();
+                let declared = upper.lines().any(|line| line.trim_start().starts_with("-- CONTRACT:"));
+                if let Some(statement) = CONTRACTING.iter().find(|statement| upper.contains(*statement)) {
+                    assert!(
+                        declared,
+                        "migration {} ({dialect}) contains {statement}: an older release may still read what it \
+                         removes. Split it: expand now, contract one release later with a `-- contract:` line \
+                         naming what is removed and the release since which nothing reads it",
+                        step.version
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn versions_are_unique_and_increasing() {
+        let versions: Vec<i64> = STEPS.iter().map(|step| step.version).collect();
+        assert!(versions.windows(2).all(|pair| pair[0] < pair[1]), "{versions:?}");
+    }
 }

@@ -33,7 +33,53 @@ async fn the_backend_follows_the_url(db: &TestDb) {
     assert_eq!(db.store.backend(), expected);
 }
 
-on_both_backends!(migrating_twice_is_a_no_op, ping_answers, the_backend_follows_the_url);
+/// Issue #17 item 7: after an automatic rollback, this release starts on a schema a newer release migrated
+/// further (expand-only: a new table, a new nullable column, its version recorded) and keeps working on it.
+async fn a_schema_migrated_by_a_newer_release_is_accepted(db: &TestDb) {
+    let newer = comet_store::latest_version() + 1000;
+    let mut raw = db.raw().await;
+    for statement in [
+        "CREATE TABLE message_translations (message_id VARCHAR(64) NOT NULL PRIMARY KEY, lang VARCHAR(16) NOT NULL)"
+            .to_owned(),
+        "ALTER TABLE messages ADD COLUMN translated_text TEXT".to_owned(),
+        format!(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ({newer}, 'a newer release', TRUE, x'00', 1)"
+        ),
+    ] {
+        raw.execute(AssertSqlSafe(statement)).await.expect("the newer release's expand migration");
+    }
+    raw.close().await.expect("close");
+
+    let migrated = db.store.migrate().await.expect("this release migrates a schema a newer release went past");
+    assert_eq!(migrated.newer, vec![newer], "the newer versions are reported");
+
+    // A fresh connection (another process of this release) starts on it too, and the store works as before.
+    let again = Store::connect(&db.url).await.expect("connect");
+    assert_eq!(again.migrate().await.expect("again").newer, vec![newer]);
+    again.create_user(&new_user("alice", "Alice"), T0).await.expect("create alice");
+    again.create_user(&new_user("bob", "Bob"), T0).await.expect("create bob");
+    let (sent, _) =
+        again.send_message(&direct_text("alice", "bob", "after the rollback", None), T0 + 1).await.expect("send");
+    assert_eq!(sent.seq, 1);
+    let page = MessagePage { after_seq: None, before_seq: None, limit: 10 };
+    let history = again.list_messages(&sent.conversation_id, &page).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].data["text"], "after the rollback");
+}
+
+/// A schema this release knows completely reports no newer versions.
+async fn a_schema_this_release_knows_reports_nothing_newer(db: &TestDb) {
+    assert_eq!(db.store.migrate().await.expect("migrate").newer, Vec::<i64>::new());
+}
+
+on_both_backends!(
+    migrating_twice_is_a_no_op,
+    ping_answers,
+    the_backend_follows_the_url,
+    a_schema_migrated_by_a_newer_release_is_accepted,
+    a_schema_this_release_knows_reports_nothing_newer
+);
 
 #[tokio::test]
 async fn other_databases_are_refused_with_the_url_redacted() {

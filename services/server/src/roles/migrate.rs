@@ -19,10 +19,20 @@ pub async fn bootstrap(settings: &Settings) -> Result<()> {
     Ok(())
 }
 
-/// Applies the schema.
+/// Applies the schema. A schema a newer release already migrated further is accepted (migrations are
+/// expand-then-contract, so this release runs on it after a rollback) and said in a warning.
 pub async fn migrate(store: &Store) -> Result<()> {
-    store.migrate().await.context("applying the schema")?;
-    tracing::info!("schema is up to date");
+    let migrated = store.migrate().await.context("applying the schema")?;
+    if migrated.newer.is_empty() {
+        tracing::info!(version = comet_store::latest_version(), "schema is up to date");
+    } else {
+        tracing::warn!(
+            version = comet_store::latest_version(),
+            newer = ?migrated.newer,
+            "the schema has migrations from a newer release; this release runs on it (they only add), \
+             and the newer release's next start finds nothing left to apply"
+        );
+    }
     Ok(())
 }
 
