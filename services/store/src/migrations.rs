@@ -116,15 +116,19 @@ mod tests {
     /// creates and removes itself, or data the release before it did not read.
     const BEFORE_THE_RULE: i64 = 9;
 
+    /// The contracting statement `sql` holds without a `-- contract:` line declaring it, if any.
+    fn undeclared_contraction(sql: &str) -> Option<&'static str> {
+        let upper = sql.to_ascii_uppercase();
+        let declared = upper.lines().any(|line| line.trim_start().starts_with("-- CONTRACT:"));
+        if declared { None } else { CONTRACTING.iter().copied().find(|statement| upper.contains(statement)) }
+    }
+
     #[test]
     fn migrations_after_the_rule_only_expand_unless_they_say_what_they_contract() {
         for step in STEPS.iter().filter(|step| step.version > BEFORE_THE_RULE) {
             for (dialect, sql) in [("mysql", step.mysql), ("sqlite", step.sqlite)] {
-                let upper = sql.to_ascii_uppercase();
-                let declared = upper.lines().any(|line| line.trim_start().starts_with("-- CONTRACT:"));
-                if let Some(statement) = CONTRACTING.iter().find(|statement| upper.contains(*statement)) {
-                    assert!(
-                        declared,
+                if let Some(statement) = undeclared_contraction(sql) {
+                    panic!(
                         "migration {} ({dialect}) contains {statement}: an older release may still read what it \
                          removes. Split it: expand now, contract one release later with a `-- contract:` line \
                          naming what is removed and the release since which nothing reads it",
@@ -133,6 +137,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_expand_check_tells_contractions_from_expansions() {
+        assert_eq!(undeclared_contraction("ALTER TABLE messages ADD COLUMN lang VARCHAR(16);"), None);
+        assert_eq!(undeclared_contraction("alter table messages drop column lang;"), Some("DROP COLUMN"));
+        assert_eq!(undeclared_contraction("ALTER TABLE users RENAME TO people;"), Some("RENAME"));
+        assert_eq!(
+            undeclared_contraction(
+                "-- contract: drops users.legacy_flag, unread since release 9\nALTER TABLE users DROP COLUMN legacy_flag;"
+            ),
+            None
+        );
     }
 
     #[test]
