@@ -38,7 +38,7 @@ pub struct AdmissionLimits {
 
 impl Default for AdmissionLimits {
     fn default() -> AdmissionLimits {
-        AdmissionLimits { max_in_flight: 64, queue_wait: Duration::from_millis(5), user_rate: None, key_rate: None }
+        AdmissionLimits { max_in_flight: 32, queue_wait: Duration::ZERO, user_rate: None, key_rate: None }
     }
 }
 

@@ -54,6 +54,8 @@ impl std::fmt::Debug for ApiConfig {
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
+    /// Where the webhook configurations live (MongoDB when deployed, else `store`).
+    pub webhooks: std::sync::Arc<dyn comet_webhooks::WebhookConfigs>,
     pub config: std::sync::Arc<ApiConfig>,
     /// The process's bound on requests in flight and the callers' rates.
     pub admission: std::sync::Arc<Admission>,

@@ -43,9 +43,9 @@ async fn app(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Webhook configurations, through the one interface every implementation (relational today) provides.
+/// Webhook configurations, through the one interface both implementations (MongoDB, relational) provide.
 fn configs(state: &AppState) -> &dyn WebhookConfigs {
-    &state.store
+    state.webhooks.as_ref()
 }
 
 fn webhook_not_found(id: &str) -> ApiError {

@@ -46,6 +46,22 @@ async fn mysql_app() -> App {
     app_on(TestDatabase::mariadb().await).await
 }
 
+/// An app on SQLite whose webhook configurations live in a fresh database on the test MongoDB server; the
+/// MongoDB database is returned so the test can drop it.
+async fn mongo_app() -> (App, comet_documents::Documents) {
+    let url = comet_testkit::mongo_url();
+    comet_testkit::require_mongo(&url);
+    let documents = comet_documents::Documents::connect(&url, None, &comet_testkit::mongo_database())
+        .await
+        .expect("connecting to MongoDB");
+    let database = TestDatabase::sqlite();
+    let store = Store::connect(&database.url).await.expect("connecting to the test database");
+    store.migrate().await.expect("migrate");
+    let webhooks = std::sync::Arc::new(comet_webhooks::MongoWebhookConfigs::new(&documents, store.clone()));
+    let router = app_router_with(store, webhooks, comet_api::AdmissionLimits::default());
+    (App { router, _database: database }, documents)
+}
+
 async fn app_on(database: TestDatabase) -> App {
     app_limited(database, comet_api::AdmissionLimits::default()).await
 }
@@ -58,8 +74,19 @@ async fn app_limited(database: TestDatabase, limits: comet_api::AdmissionLimits)
 }
 
 fn app_router(store: Store, limits: comet_api::AdmissionLimits) -> axum::Router {
+    let webhooks = std::sync::Arc::new(store.clone());
+    app_router_with(store, webhooks, limits)
+}
+
+/// The router with the webhook configurations in `webhooks` (MongoDB, or the store itself).
+fn app_router_with(
+    store: Store,
+    webhooks: std::sync::Arc<dyn comet_webhooks::WebhookConfigs>,
+    limits: comet_api::AdmissionLimits,
+) -> axum::Router {
     router(AppState {
         store,
+        webhooks,
         config: std::sync::Arc::new(ApiConfig {
             full_keys: vec![FULL.to_owned()],
             auth_keys: vec![AUTH_ONLY.to_owned()],

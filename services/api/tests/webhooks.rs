@@ -4,7 +4,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{App, FULL, mysql_app, sqlite_app};
+use crate::{App, FULL, mongo_app, mysql_app, sqlite_app};
 
 const KEY: [(&str, &str); 1] = [("apikey", FULL)];
 
@@ -159,6 +159,20 @@ async fn management_on_sqlite() {
 #[tokio::test]
 async fn management_on_mariadb() {
     management_scenario(mysql_app().await).await;
+}
+
+#[tokio::test]
+async fn management_with_the_configurations_in_mongodb() {
+    let (app, documents) = mongo_app().await;
+    management_scenario(app).await;
+    documents.drop_database().await.expect("dropping the test database");
+}
+
+#[tokio::test]
+async fn bad_input_with_the_configurations_in_mongodb() {
+    let (app, documents) = mongo_app().await;
+    bad_input_scenario(app).await;
+    documents.drop_database().await.expect("dropping the test database");
 }
 
 #[tokio::test]

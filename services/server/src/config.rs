@@ -21,6 +21,9 @@ pub const KAFKA_REPLICATION_FACTOR: &str = "COMET_KAFKA_REPLICATION_FACTOR";
 pub const REDIS_URL: &str = "COMET_REDIS_URL";
 pub const REDIS_PASSWORD: &str = "COMET_REDIS_PASSWORD";
 pub const REDIS_MODE: &str = "COMET_REDIS_MODE";
+pub const MONGO_URL: &str = "COMET_MONGO_URL";
+pub const MONGO_PASSWORD: &str = "COMET_MONGO_PASSWORD";
+pub const MONGO_DATABASE: &str = "COMET_MONGO_DATABASE";
 pub const API_KEY: &str = "COMET_API_KEY";
 pub const AUTH_KEY: &str = "COMET_AUTH_KEY";
 pub const LOG_FORMAT: &str = "COMET_LOG_FORMAT";
@@ -73,7 +76,7 @@ pub const ADMISSION: [&str; 6] =
 
 /// Every name this program reads, for `--help` and the unknown-name check on config files (with `EDGE` and
 /// `ADMISSION`).
-pub const ALL: [&str; 43] = [
+pub const ALL: [&str; 46] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
@@ -87,6 +90,9 @@ pub const ALL: [&str; 43] = [
     REDIS_URL,
     REDIS_PASSWORD,
     REDIS_MODE,
+    MONGO_URL,
+    MONGO_PASSWORD,
+    MONGO_DATABASE,
     API_KEY,
     AUTH_KEY,
     LOG_FORMAT,
@@ -220,6 +226,18 @@ impl Settings {
                 Ok(format!("sqlite://{}", dir.join("comet.db").display()))
             }
         }
+    }
+
+    /// The MongoDB database (`COMET_MONGO_URL`, `COMET_MONGO_PASSWORD` for the URL's user when the URL has
+    /// none, `COMET_MONGO_DATABASE`, default `comet`), connected and answering; `None` when no URL is set.
+    pub async fn documents(&self) -> Result<Option<comet_documents::Documents>> {
+        let Some(url) = self.get(MONGO_URL)? else { return Ok(None) };
+        let password = self.get(MONGO_PASSWORD)?;
+        let database = self.get(MONGO_DATABASE)?.unwrap_or_else(|| "comet".to_owned());
+        let documents = comet_documents::Documents::connect(&url, password.as_deref(), &database)
+            .await
+            .with_context(|| format!("connecting to MongoDB ({MONGO_URL})"))?;
+        Ok(Some(documents))
     }
 
     /// What `migrate` makes as the database's root user before it applies the schema, when

@@ -21,6 +21,10 @@ pub enum StoreError {
     /// The embedded migrations could not be applied.
     #[error("migration: {0}")]
     Migration(String),
+    /// The document store (MongoDB) that holds some of the app's configuration failed; its message, which
+    /// never holds the server's URL.
+    #[error("document store: {0}")]
+    Documents(String),
     /// The rules refused the change, decided inside its transaction (see `access`).
     #[error("refused: {0}")]
     Refused(Refusal),

@@ -269,16 +269,18 @@ impl Store {
     /// Removes a webhook with its deliveries and their attempts; false when there was none.
     pub async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
         let mut transaction = self.begin_write().await?;
-        sqlx::query(
-            "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ?)",
-        )
-        .bind(id)
-        .execute(&mut *transaction)
-        .await?;
-        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = ?").bind(id).execute(&mut *transaction).await?;
+        delete_deliveries(&mut transaction, id).await?;
         let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ?").bind(id).execute(&mut *transaction).await?;
         transaction.commit().await?;
         Ok(deleted.rows_affected() == 1)
+    }
+
+    /// Removes the deliveries owed to webhook `id` and their attempts (its configuration lives elsewhere).
+    pub async fn delete_webhook_deliveries(&self, id: &str) -> Result<(), StoreError> {
+        let mut transaction = self.begin_write().await?;
+        delete_deliveries(&mut transaction, id).await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// Disables webhook `id` because of `reason` and, in the same transaction, writes a `webhook.disabled`
@@ -298,17 +300,23 @@ impl Store {
         }
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut *transaction).await?;
-        let webhook = webhook_from_row(&row)?;
-        let data = json!({
-            "id": webhook.id,
-            "name": webhook.name,
-            "url": webhook.url,
-            "reason": reason,
-            "failingSince": webhook.failing_since,
-        });
-        outbox::insert(&mut transaction, EventType::WebhookDisabled, id, 0, now, &data).await?;
+        insert_disabled_event(&mut transaction, &webhook_from_row(&row)?, reason, now).await?;
         transaction.commit().await?;
         Ok(true)
+    }
+
+    /// Writes the `webhook.disabled` event of a webhook whose configuration lives outside this store and was
+    /// just disabled there.
+    pub async fn emit_webhook_disabled(
+        &self,
+        webhook: &WebhookRecord,
+        reason: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.begin_write().await?;
+        insert_disabled_event(&mut transaction, webhook, reason, now).await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// Makes the delivery `delivery.id` unless it exists (a redelivered event): true when it was made.
@@ -397,15 +405,13 @@ impl Store {
         row.as_ref().map(delivery_from_row).transpose()
     }
 
-    /// Records `attempt` of its delivery and what it leads to, in one transaction, and keeps the webhook's
-    /// `failing_since` (cleared by a success, set by the first failure after one). Returns the webhook's
-    /// `failing_since` afterwards (`None` also when the webhook is gone).
+    /// Records `attempt` of its delivery and what it leads to, in one transaction. The webhook's own health
+    /// (`failing_since`) is kept by its configuration store ([`Store::note_webhook_attempt`] here).
     pub async fn record_webhook_attempt(
         &self,
-        webhook_id: &str,
         attempt: &DeliveryAttempt,
         result: AttemptResult,
-    ) -> Result<Option<Millis>, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut transaction = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status, latency_ms, response, error) \
@@ -438,15 +444,27 @@ impl Store {
         .bind(attempt.delivery_id.as_str())
         .execute(&mut *transaction)
         .await?;
-        let failing = if result == AttemptResult::Delivered {
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Keeps webhook `id`'s `failing_since` after an attempt at `at`: cleared by a delivery, set by the first
+    /// failure after one. Returns it afterwards (`None` also when the webhook is gone).
+    pub async fn note_webhook_attempt(
+        &self,
+        id: &str,
+        delivered: bool,
+        at: Millis,
+    ) -> Result<Option<Millis>, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let failing = if delivered {
             sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = ?")
         } else {
-            sqlx::query("UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?")
-                .bind(attempt.attempted_at)
+            sqlx::query("UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?").bind(at)
         };
-        failing.bind(webhook_id).execute(&mut *transaction).await?;
+        failing.bind(id).execute(&mut *transaction).await?;
         let failing_since: Option<Option<i64>> = sqlx::query_scalar("SELECT failing_since FROM webhooks WHERE id = ?")
-            .bind(webhook_id)
+            .bind(id)
             .fetch_optional(&mut *transaction)
             .await?;
         transaction.commit().await?;
@@ -608,6 +626,35 @@ fn webhook_from_row(row: &AnyRow) -> Result<WebhookRecord, StoreError> {
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
     })
+}
+
+async fn delete_deliveries(transaction: &mut sqlx::Transaction<'_, Any>, id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ?)",
+    )
+    .bind(id)
+    .execute(&mut **transaction)
+    .await?;
+    sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = ?").bind(id).execute(&mut **transaction).await?;
+    Ok(())
+}
+
+/// The `webhook.disabled` event (data: `id`, `name`, `url`, `reason`, `failingSince`).
+async fn insert_disabled_event(
+    transaction: &mut sqlx::Transaction<'_, Any>,
+    webhook: &WebhookRecord,
+    reason: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let data = json!({
+        "id": webhook.id,
+        "name": webhook.name,
+        "url": webhook.url,
+        "reason": reason,
+        "failingSince": webhook.failing_since,
+    });
+    outbox::insert(transaction, EventType::WebhookDisabled, &webhook.id, 0, now, &data).await?;
+    Ok(())
 }
 
 fn delivery_from_row(row: &AnyRow) -> Result<Delivery, StoreError> {

@@ -13,6 +13,9 @@ const REDIS_URL: (&str, &str) = ("COMET_TEST_REDIS_URL", "redis://127.0.0.1:6379
 const REDIS_CLUSTER_URLS: (&str, &str) =
     ("COMET_TEST_REDIS_CLUSTER_URLS", "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003");
 
+/// The MongoDB-protocol server (SecantusDB in tests).
+const MONGO_URL: (&str, &str) = ("COMET_TEST_MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true");
+
 fn setting((name, default): (&str, &str)) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
@@ -33,6 +36,24 @@ pub fn redis_url() -> String {
 
 pub fn redis_cluster_urls() -> String {
     setting(REDIS_CLUSTER_URLS)
+}
+
+pub fn mongo_url() -> String {
+    setting(MONGO_URL)
+}
+
+/// A database name no other test uses, for a test's own MongoDB documents (drop it when done).
+pub fn mongo_database() -> String {
+    format!("comet_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Fails the test at once, with what to do, when the MongoDB server of `url` does not accept connections.
+pub fn require_mongo(url: &str) {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = authority.split(['/', '?']).next().unwrap_or(authority);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hosts)| hosts);
+    let first = host_port.split(',').next().unwrap_or(host_port);
+    require_listening(&format!("MongoDB ({})", MONGO_URL.0), first);
 }
 
 /// Fails the test at once, with what to do, when a Kafka broker of `brokers` does not accept connections.

@@ -118,7 +118,7 @@ fn deliveries(database_url: &str) {
             assert!(store.create_webhook(&webhook, MAX_WEBHOOKS).await.unwrap(), "a fresh database");
         }
         let settings = WebhookSettings { allow: AllowList::parse("127.0.0.1").unwrap(), ..WebhookSettings::default() };
-        let webhooks = Webhooks::new(store.clone(), settings).unwrap();
+        let webhooks = Webhooks::new(store.clone(), std::sync::Arc::new(store.clone()), settings).unwrap();
         let worker = Worker::new(webhooks.handler.clone(), store.clone(), WorkerConfig::default());
         let subscription = GroupSubscription::in_process(&bus, &group_of(webhooks.handler.as_ref()));
         let until = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {

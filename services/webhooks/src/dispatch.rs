@@ -276,12 +276,22 @@ impl Inner {
         };
         self.metrics.attempt(outcome, took);
         tracing::debug!(delivery = %delivery.id, status = ?attempt.status, ?outcome, "webhook attempt");
-        let failing_since = match self.store.record_webhook_attempt(&webhook.id, &attempt, result).await {
-            Ok(failing_since) => failing_since,
-            Err(error) => {
-                self.metrics.store_error();
-                tracing::warn!(delivery = %delivery.id, %error, "recording a webhook attempt failed");
-                return;
+        if let Err(error) = self.store.record_webhook_attempt(&attempt, result).await {
+            self.metrics.store_error();
+            tracing::warn!(delivery = %delivery.id, %error, "recording a webhook attempt failed");
+            return;
+        }
+        // A delivery to a webhook that was not failing changes nothing: no write on the common path.
+        let failing_since = if delivered && webhook.failing_since.is_none() {
+            None
+        } else {
+            match self.configs.note_attempt(&webhook.id, delivered, at).await {
+                Ok(failing_since) => failing_since,
+                Err(error) => {
+                    self.metrics.store_error();
+                    tracing::warn!(webhook = %webhook.id, %error, "recording the webhook's health failed");
+                    return;
+                }
             }
         };
         let window = millis(self.settings.disable_after);
@@ -290,7 +300,7 @@ impl Inner {
             && at.saturating_sub(since) >= window
         {
             let reason = format!("every delivery failed for {} s", window / 1000);
-            match self.store.disable_webhook(&webhook.id, &reason, at).await {
+            match self.configs.disable(&webhook.id, &reason, at).await {
                 Ok(true) => {
                     self.metrics.disabled();
                     tracing::warn!(webhook = %webhook.id, %reason, "webhook disabled");

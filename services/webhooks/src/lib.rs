@@ -28,7 +28,7 @@ use std::time::Duration;
 use comet_store::Store;
 use tokio::sync::Notify;
 
-pub use configs::WebhookConfigs;
+pub use configs::{MongoWebhookConfigs, WebhookConfigs};
 pub use dispatch::Dispatcher;
 pub use guard::{AllowList, Guard, GuardError};
 pub use handler::{Envelope, WebhooksHandler, delivery_id};
@@ -96,12 +96,16 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    /// The handler (for the worker base) and the dispatcher over `store`.
-    pub fn new(store: Store, settings: WebhookSettings) -> Result<Webhooks, StartError> {
+    /// The handler (for the worker base) and the dispatcher, with the webhooks' configurations in `configs`
+    /// and their deliveries in `store`.
+    pub fn new(
+        store: Store,
+        configs: Arc<dyn WebhookConfigs>,
+        settings: WebhookSettings,
+    ) -> Result<Webhooks, StartError> {
         if settings.timeout > MAX_TIMEOUT {
             return Err(StartError::Timeout);
         }
-        let configs: Arc<dyn WebhookConfigs> = Arc::new(store.clone());
         let wake = Arc::new(Notify::new());
         let metrics = Arc::new(WebhookMetrics::default());
         let handler = Arc::new(WebhooksHandler {

@@ -13,11 +13,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use comet_bus::{GroupSubscription, InProcessBus, Publisher};
+use comet_documents::Documents;
 use comet_model::{Event, EventType, now_millis};
 use comet_store::{DeliveryState, Store, WebhookRecord};
 use comet_testkit::TestDatabase;
 use comet_webhooks::signature::new_secret;
-use comet_webhooks::{AllowList, Guard, GuardError, MAX_WEBHOOKS, RetrySchedule, WebhookSettings, Webhooks};
+use comet_webhooks::{
+    AllowList, Guard, GuardError, MAX_WEBHOOKS, MongoWebhookConfigs, RetrySchedule, WebhookConfigs, WebhookSettings,
+    Webhooks,
+};
 use comet_worker::{Worker, WorkerConfig, WorkerMetrics, group_of};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
@@ -160,8 +164,18 @@ fn settings(schedule_ms: &str) -> WebhookSettings {
 }
 
 impl Role {
+    /// The role with its configurations in the relational store.
     async fn start(store: &Store, bus: &InProcessBus, settings: WebhookSettings) -> Role {
-        let webhooks = Webhooks::new(store.clone(), settings).expect("webhooks");
+        Role::start_with(store, Arc::new(store.clone()), bus, settings).await
+    }
+
+    async fn start_with(
+        store: &Store,
+        configs: Arc<dyn WebhookConfigs>,
+        bus: &InProcessBus,
+        settings: WebhookSettings,
+    ) -> Role {
+        let webhooks = Webhooks::new(store.clone(), configs, settings).expect("webhooks");
         let worker_config = WorkerConfig {
             attempts: 3,
             first_backoff: Duration::from_millis(10),
@@ -206,7 +220,17 @@ async fn store_on(database: &TestDatabase) -> Store {
     store
 }
 
-async fn register(store: &Store, id: &str, url: &str, triggers: &[&str]) -> WebhookRecord {
+/// A test database on the MongoDB server (`bash .ci/services.sh`), with the webhook configurations in it.
+async fn mongo_configs(store: &Store) -> (Documents, Arc<MongoWebhookConfigs>) {
+    let url = comet_testkit::mongo_url();
+    comet_testkit::require_mongo(&url);
+    let documents =
+        Documents::connect(&url, None, &comet_testkit::mongo_database()).await.expect("connecting to MongoDB");
+    let configs = Arc::new(MongoWebhookConfigs::new(&documents, store.clone()));
+    (documents, configs)
+}
+
+async fn register(configs: &dyn WebhookConfigs, id: &str, url: &str, triggers: &[&str]) -> WebhookRecord {
     let triggers = triggers.iter().map(|name| (*name).to_owned()).collect();
     let webhook = WebhookRecord::new(
         id.to_owned(),
@@ -216,7 +240,7 @@ async fn register(store: &Store, id: &str, url: &str, triggers: &[&str]) -> Webh
         new_secret().expect("secret"),
         now_millis(),
     );
-    assert!(store.create_webhook(&webhook, MAX_WEBHOOKS).await.expect("create"), "under the limit");
+    assert!(configs.create(&webhook, MAX_WEBHOOKS).await.expect("create"), "under the limit");
     webhook
 }
 
@@ -257,14 +281,29 @@ fn reference_library_accepts(secret: &str, captured: &Captured, folder: &Path) -
 async fn deliveries_carry_the_envelope_and_signatures_the_reference_library_verifies() {
     let database = TestDatabase::sqlite();
     let store = store_on(&database).await;
+    signed_deliveries(&store, Arc::new(store.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_signed_with_the_configuration_kept_in_mongodb() {
+    let database = TestDatabase::sqlite();
+    let store = store_on(&database).await;
+    let (documents, configs) = mongo_configs(&store).await;
+    signed_deliveries(&store, configs).await;
+    assert!(store.get_webhook("signed").await.expect("read").is_none(), "nothing in the relational table");
+    documents.drop_database().await.expect("dropping the test database");
+}
+
+/// Basic auth and a secret rotation saved through `configs`, seen by the deliveries and the reference library.
+async fn signed_deliveries(store: &Store, configs: Arc<dyn WebhookConfigs>) {
     let bus = InProcessBus::new(1024);
     let receiver = Receiver::start(Mode::Ok).await;
-    let mut webhook = register(&store, "signed", &receiver.url(), &["message_sent", "group_created"]).await;
+    let mut webhook = register(configs.as_ref(), "signed", &receiver.url(), &["message_sent", "group_created"]).await;
     webhook.use_basic_auth = true;
     webhook.username = Some("hook-user".to_owned());
     webhook.password = Some("hook-pass".to_owned());
-    assert!(store.save_webhook(&webhook).await.expect("save"));
-    let role = Role::start(&store, &bus, settings("10")).await;
+    assert!(configs.save(&webhook).await.expect("save"));
+    let role = Role::start_with(store, configs.clone(), &bus, settings("10")).await;
 
     let sent = message_sent(1);
     let unsubscribed = Event { event_type: EventType::ReactionAdded, ..message_sent(2) };
@@ -293,7 +332,7 @@ async fn deliveries_carry_the_envelope_and_signatures_the_reference_library_veri
     // Rotation: while the old secret overlaps, both signatures are sent and either secret verifies.
     let rotated = new_secret().expect("secret");
     let now = now_millis();
-    assert!(store.rotate_webhook_secret("signed", &rotated, now + 3_600_000, now).await.expect("rotate"));
+    assert!(configs.rotate("signed", &rotated, now + 3_600_000, now).await.expect("rotate"));
     let after_rotation = message_sent(4);
     role.publish(std::slice::from_ref(&after_rotation)).await;
     let id = format!("{}_signed", after_rotation.id);
@@ -379,19 +418,34 @@ async fn a_slow_receiver_does_not_delay_a_fast_one() {
 async fn a_webhook_failing_for_the_whole_window_is_disabled_with_an_event() {
     let database = TestDatabase::sqlite();
     let store = store_on(&database).await;
+    disabled_after_the_window(&store, Arc::new(store.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_kept_in_mongodb_is_disabled_with_an_event() {
+    let database = TestDatabase::mariadb().await;
+    let store = store_on(&database).await;
+    let (documents, configs) = mongo_configs(&store).await;
+    disabled_after_the_window(&store, configs).await;
+    documents.drop_database().await.expect("dropping the test database");
+    database.finish().await;
+}
+
+/// A receiver that is always down: the webhook in `configs` is disabled once the window has passed.
+async fn disabled_after_the_window(store: &Store, configs: Arc<dyn WebhookConfigs>) {
     let bus = InProcessBus::new(1024);
     let down = Receiver::start(Mode::Down).await;
-    register(&store, "down", &down.url(), &["message_sent"]).await;
+    register(configs.as_ref(), "down", &down.url(), &["message_sent"]).await;
     let mut settings = settings(&["20"; 200].join(","));
     settings.disable_after = Duration::from_millis(300);
-    let role = Role::start(&store, &bus, settings).await;
+    let role = Role::start_with(store, configs.clone(), &bus, settings).await;
 
     role.publish(&[message_sent(1)]).await;
     wait_for("the webhook to be disabled", || async {
-        store.get_webhook("down").await.expect("read").is_some_and(|webhook| !webhook.enabled)
+        configs.get("down").await.expect("read").is_some_and(|webhook| !webhook.enabled)
     })
     .await;
-    let webhook = store.get_webhook("down").await.expect("read").expect("webhook");
+    let webhook = configs.get("down").await.expect("read").expect("webhook");
     assert!(webhook.disabled_reason.is_some_and(|reason| reason.contains("failed")));
     let events = store.unpublished_events(100).await.expect("outbox");
     let disabled: Vec<&Event> = events.iter().filter(|event| event.event_type == EventType::WebhookDisabled).collect();

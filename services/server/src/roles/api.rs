@@ -6,13 +6,19 @@ use anyhow::Result;
 use axum::Router;
 use comet_api::{Admission, ApiConfig, AppState};
 use comet_store::Store;
+use comet_webhooks::WebhookConfigs;
 
 use crate::config::Settings;
 use crate::keys;
 
 /// The `/v3` router with the configured (or generated) keys and the process's admission bounds (whose
 /// counts the admin port exports).
-pub fn router(settings: &Settings, store: &Store, admission: Arc<Admission>) -> Result<Router> {
+pub fn router(
+    settings: &Settings,
+    store: &Store,
+    webhooks: Arc<dyn WebhookConfigs>,
+    admission: Arc<Admission>,
+) -> Result<Router> {
     let data_dir = settings.data_dir()?;
     let (keys, generated) = keys::load_or_create(settings, &data_dir)?;
     if generated {
@@ -20,6 +26,7 @@ pub fn router(settings: &Settings, store: &Store, admission: Arc<Admission>) -> 
     }
     let state = AppState {
         store: store.clone(),
+        webhooks,
         config: Arc::new(ApiConfig {
             full_keys: vec![keys.full],
             auth_keys: vec![keys.auth_only],

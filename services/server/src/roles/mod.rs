@@ -123,10 +123,25 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     let mut tasks = Tasks::new();
     // The workers join their consumer group before the relay publishes its first batch, so in the embedded
     // mode (where a group starts at the bus's present end) they see every event.
-    let webhooks = if role.runs(Part::Webhooks) {
-        Some(webhooks::start(&settings, &store, kafka_config.as_ref(), &in_process, &shutdown, &mut tasks).await?)
+    let webhook_configs = if role.runs(Part::Webhooks) || role.runs(Part::Api) {
+        Some(webhooks::configs(&settings, &store).await?)
     } else {
         None
+    };
+    let webhooks = match &webhook_configs {
+        Some(configs) if role.runs(Part::Webhooks) => Some(
+            webhooks::start(
+                &settings,
+                &store,
+                configs.clone(),
+                kafka_config.as_ref(),
+                &in_process,
+                &shutdown,
+                &mut tasks,
+            )
+            .await?,
+        ),
+        _ => None,
     };
     let relay_stats = role
         .runs(Part::Relay)
@@ -139,9 +154,9 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     };
     let admission_limits = settings.admission()?;
     let admission = role.runs(Part::Api).then(|| Arc::new(comet_api::Admission::new(admission_limits)));
-    let api = match &admission {
-        Some(admission) => Some(api::router(&settings, &store, admission.clone())?),
-        None => None,
+    let api = match (&admission, &webhook_configs) {
+        (Some(admission), Some(configs)) => Some(api::router(&settings, &store, configs.clone(), admission.clone())?),
+        _ => None,
     };
     let limits = settings.http_limits()?;
     let shutdown_timeout = settings.shutdown_timeout()?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use comet_bus::{GroupSubscription, InProcessBus, KafkaConfig};
 use comet_store::Store;
-use comet_webhooks::{WebhookMetrics, Webhooks};
+use comet_webhooks::{MongoWebhookConfigs, WebhookConfigs, WebhookMetrics, Webhooks};
 use comet_worker::{Worker, WorkerConfig, WorkerMetrics, group_of};
 
 use super::shutdown::{Shutdown, Tasks};
@@ -24,12 +24,13 @@ pub struct WebhooksRunning {
 pub async fn start(
     settings: &Settings,
     store: &Store,
+    configs: Arc<dyn WebhookConfigs>,
     kafka: Option<&KafkaConfig>,
     in_process: &InProcessBus,
     shutdown: &Shutdown,
     tasks: &mut Tasks,
 ) -> Result<Arc<WebhooksRunning>> {
-    let webhooks = Webhooks::new(store.clone(), settings.webhooks()?).context("starting the webhooks role")?;
+    let webhooks = Webhooks::new(store.clone(), configs, settings.webhooks()?).context("starting the webhooks role")?;
     let worker = Worker::new(webhooks.handler.clone(), store.clone(), WorkerConfig::default());
     let group = group_of(webhooks.handler.as_ref());
     let subscription = match kafka {
@@ -51,4 +52,13 @@ pub async fn start(
         Ok(())
     });
     Ok(running)
+}
+
+/// Where the webhook configurations live: MongoDB when `COMET_MONGO_URL` is set (a deployment with MongoDB, as
+/// CometChat's bundle keeps them), the relational store otherwise. Deliveries are always in `store`.
+pub async fn configs(settings: &Settings, store: &Store) -> Result<Arc<dyn WebhookConfigs>> {
+    match settings.documents().await? {
+        Some(documents) => Ok(Arc::new(MongoWebhookConfigs::new(&documents, store.clone()))),
+        None => Ok(Arc::new(store.clone())),
+    }
 }
