@@ -21,9 +21,9 @@ pub const KAFKA_REPLICATION_FACTOR: &str = "COMET_KAFKA_REPLICATION_FACTOR";
 pub const REDIS_URL: &str = "COMET_REDIS_URL";
 pub const REDIS_PASSWORD: &str = "COMET_REDIS_PASSWORD";
 pub const REDIS_MODE: &str = "COMET_REDIS_MODE";
-pub const MONGO_URL: &str = "COMET_MONGO_URL";
-pub const MONGO_PASSWORD: &str = "COMET_MONGO_PASSWORD";
-pub const MONGO_DATABASE: &str = "COMET_MONGO_DATABASE";
+pub const MONGODB_URL: &str = "COMET_MONGODB_URL";
+pub const MONGODB_PASSWORD: &str = "COMET_MONGODB_PASSWORD";
+pub const MONGODB_DATABASE: &str = "COMET_MONGODB_DATABASE";
 pub const API_KEY: &str = "COMET_API_KEY";
 pub const AUTH_KEY: &str = "COMET_AUTH_KEY";
 pub const LOG_FORMAT: &str = "COMET_LOG_FORMAT";
@@ -90,9 +90,9 @@ pub const ALL: [&str; 46] = [
     REDIS_URL,
     REDIS_PASSWORD,
     REDIS_MODE,
-    MONGO_URL,
-    MONGO_PASSWORD,
-    MONGO_DATABASE,
+    MONGODB_URL,
+    MONGODB_PASSWORD,
+    MONGODB_DATABASE,
     API_KEY,
     AUTH_KEY,
     LOG_FORMAT,
@@ -228,15 +228,15 @@ impl Settings {
         }
     }
 
-    /// The MongoDB database (`COMET_MONGO_URL`, `COMET_MONGO_PASSWORD` for the URL's user when the URL has
-    /// none, `COMET_MONGO_DATABASE`, default `comet`), connected and answering; `None` when no URL is set.
+    /// The MongoDB database (`COMET_MONGODB_URL`, `COMET_MONGODB_PASSWORD` for the URL's user when the URL has
+    /// none, `COMET_MONGODB_DATABASE`, default `comet`), connected and answering; `None` when no URL is set.
     pub async fn documents(&self) -> Result<Option<comet_documents::Documents>> {
-        let Some(url) = self.get(MONGO_URL)? else { return Ok(None) };
-        let password = self.get(MONGO_PASSWORD)?;
-        let database = self.get(MONGO_DATABASE)?.unwrap_or_else(|| "comet".to_owned());
+        let Some(url) = self.get(MONGODB_URL)? else { return Ok(None) };
+        let password = self.get(MONGODB_PASSWORD)?;
+        let database = self.get(MONGODB_DATABASE)?.unwrap_or_else(|| "comet".to_owned());
         let documents = comet_documents::Documents::connect(&url, password.as_deref(), &database)
             .await
-            .with_context(|| format!("connecting to MongoDB ({MONGO_URL})"))?;
+            .with_context(|| format!("connecting to MongoDB ({MONGODB_URL})"))?;
         Ok(Some(documents))
     }
 

@@ -204,3 +204,66 @@ async fn two_webhooks_replicas_share_the_group_and_a_killed_one_loses_nothing() 
     assert_eq!(relay.terminate().code(), Some(0));
     assert_eq!(api.terminate().code(), Some(0));
 }
+
+#[tokio::test]
+async fn with_mongodb_configured_the_webhooks_live_there_and_deliveries_still_flow() {
+    let mongo_url = comet_testkit::mongo_url();
+    comet_testkit::require_mongo(&mongo_url);
+    let database = comet_testkit::mongo_database();
+    let data = tempfile::tempdir().expect("temp dir");
+    let receiver = Receiver::start(0, Duration::ZERO).await;
+    let env = [
+        ("COMET_API_KEY", FULL.to_owned()),
+        ("COMET_AUTH_KEY", AUTH.to_owned()),
+        ("COMET_WEBHOOKS_ALLOW_HOSTS", "127.0.0.1".to_owned()),
+        ("COMET_WEBHOOKS_POLL_MS", "50".to_owned()),
+        ("COMET_MONGODB_URL", mongo_url.clone()),
+        ("COMET_MONGODB_DATABASE", database.clone()),
+    ];
+    let mut server = Server::start("all", data.path(), &env);
+    server.wait_ready().await;
+    let client = reqwest::Client::new();
+    create_webhook(&client, &server.app, &receiver).await;
+    send_messages(&client, &server.app, "carol", "dave", 2).await;
+    wait_for("both deliveries", || receiver.delivered_from("carol").0.len() == 2).await;
+    assert_eq!(server.terminate().code(), Some(0));
+
+    let documents = comet_documents::Documents::connect(&mongo_url, None, &database).await.expect("MongoDB");
+    let stored: Vec<comet_documents::bson::Document> = {
+        use futures::TryStreamExt as _;
+        let collection = documents.collection::<comet_documents::bson::Document>("webhooks");
+        collection.find(comet_documents::bson::doc! {}).await.expect("find").try_collect().await.expect("read")
+    };
+    assert_eq!(stored.len(), 1, "the webhook is a MongoDB document: {stored:?}");
+    assert_eq!(stored[0].get_str("_id").ok(), Some("chat-events"));
+
+    // Without MongoDB's configuration the same data folder has no webhook: it was never in SQLite.
+    let mut plain = Server::start("all", data.path(), &env[..4]);
+    plain.wait_ready().await;
+    let reply = client.get(format!("{}/v3/webhooks", plain.app)).header("apikey", FULL).send().await.expect("list");
+    assert_eq!(reply.status(), 200);
+    let listed: Value = reply.json().await.expect("json");
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(0), "{listed}");
+    assert_eq!(plain.terminate().code(), Some(0));
+    documents.drop_database().await.expect("dropping the test database");
+}
+
+#[tokio::test]
+async fn an_unreachable_mongodb_stops_the_start_with_the_setting_named() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let port = crate::support::free_port();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_comet-server"))
+        .arg("all")
+        .env_clear()
+        .env("COMET_DATA_DIR", data.path())
+        .env("COMET_LISTEN", format!("127.0.0.1:{}", crate::support::free_port()))
+        .env("COMET_ADMIN_LISTEN", format!("127.0.0.1:{}", crate::support::free_port()))
+        .env("COMET_MONGODB_URL", format!("mongodb://comet@127.0.0.1:{port}/?directConnection=true"))
+        .env("COMET_MONGODB_PASSWORD", "s3cret-value")
+        .output()
+        .expect("comet-server runs");
+    assert!(!output.status.success(), "it must not start without its MongoDB");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("COMET_MONGODB_URL"), "names the setting: {stderr}");
+    assert!(!stderr.contains("s3cret-value"), "never prints the password: {stderr}");
+}

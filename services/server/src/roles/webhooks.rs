@@ -54,7 +54,7 @@ pub async fn start(
     Ok(running)
 }
 
-/// Where the webhook configurations live: MongoDB when `COMET_MONGO_URL` is set (a deployment with MongoDB, as
+/// Where the webhook configurations live: MongoDB when `COMET_MONGODB_URL` is set (a deployment with MongoDB, as
 /// CometChat's bundle keeps them), the relational store otherwise. Deliveries are always in `store`.
 pub async fn configs(settings: &Settings, store: &Store) -> Result<Arc<dyn WebhookConfigs>> {
     match settings.documents().await? {
