@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod copy;
 mod http;
 mod keys;
 mod outbox;
@@ -51,6 +52,10 @@ pub enum Role {
     Health,
     /// The outbox's dead letters: `outbox dead-letters` lists them, `outbox replay ID` publishes one again.
     Outbox,
+    /// Writes a consistent copy of the database to stdout (docs/operations/backup.md).
+    Dump,
+    /// Loads a copy from stdin into an empty database and prints its summary (docs/operations/backup.md).
+    Load,
 }
 
 fn main() -> ExitCode {
@@ -87,9 +92,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let outcome = match outbox_action {
-        Some(action) => runtime.block_on(outbox::run(&settings, action)),
-        None => runtime.block_on(roles::run(cli.role, settings)),
+    let outcome = match (outbox_action, cli.role) {
+        (Some(action), _) => runtime.block_on(outbox::run(&settings, action)),
+        (None, Role::Dump) => runtime.block_on(copy::dump(&settings)),
+        (None, Role::Load) => runtime.block_on(copy::load(&settings)),
+        (None, role) => runtime.block_on(roles::run(role, settings)),
     };
     // Tasks cut by the shutdown deadline are dropped here; a blocking call still running does not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod bootstrap;
+mod copy;
 mod edge;
 mod gateway;
 mod support;

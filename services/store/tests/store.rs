@@ -9,6 +9,7 @@ mod support;
 
 mod blocks;
 mod conversations;
+mod dump;
 mod groups;
 mod message_changes;
 mod messages;

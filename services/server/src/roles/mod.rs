@@ -49,6 +49,8 @@ impl Role {
             Role::Migrate => "migrate",
             Role::Health => "health",
             Role::Outbox => "outbox",
+            Role::Dump => "dump",
+            Role::Load => "load",
         }
     }
 
@@ -62,7 +64,7 @@ impl Role {
             Role::Migrate => &[Part::Migrate],
             // The container health check is a client (`probe`), not a part of the service; nor is the operator's
             // `outbox` command.
-            Role::Health | Role::Outbox => &[],
+            Role::Health | Role::Outbox | Role::Dump | Role::Load => &[],
         }
     }
 
