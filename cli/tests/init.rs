@@ -2,7 +2,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::support::{cometctl, init, tree, workspace};
 
-const SECRETS: [&str; 9] = [
+const SECRETS: [&str; 8] = [
     "api_key",
     "auth_key",
     "db_password",
@@ -11,7 +11,6 @@ const SECRETS: [&str; 9] = [
     "mongodb_password",
     "redis_password",
     "token_signing_key",
-    "webhook_signing_secret",
 ];
 
 #[test]
@@ -100,5 +99,5 @@ fn init_json_reports_plan_and_files() {
     assert_eq!(report["plan"]["mau"], 25_000);
     let files = report["files"].as_array().expect("files");
     assert!(files.iter().any(|f| f["path"] == "cometctl.yaml" && f["change"] == "created"), "{files:?}");
-    assert_eq!(files.iter().filter(|f| f["path"].as_str().is_some_and(|p| p.starts_with("secrets/"))).count(), 9);
+    assert_eq!(files.iter().filter(|f| f["path"].as_str().is_some_and(|p| p.starts_with("secrets/"))).count(), 8);
 }

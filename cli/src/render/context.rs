@@ -29,7 +29,7 @@ const fn secret(name: &'static str, env: &'static str) -> Secret {
     Secret { name, env, only_for: None }
 }
 
-pub const SECRETS: [Secret; 9] = [
+pub const SECRETS: [Secret; 8] = [
     secret("db_password", "COMET_DATABASE_PASSWORD"),
     secret("db_root_password", "COMET_DATABASE_ROOT_PASSWORD"),
     secret("redis_password", "COMET_REDIS_PASSWORD"),
@@ -37,7 +37,6 @@ pub const SECRETS: [Secret; 9] = [
     secret("api_key", "COMET_API_KEY"),
     secret("auth_key", "COMET_AUTH_KEY"),
     secret("token_signing_key", "COMET_TOKEN_SIGNING_KEY"),
-    secret("webhook_signing_secret", "COMET_WEBHOOK_SIGNING_SECRET"),
     secret("grafana_admin_password", "GF_SECURITY_ADMIN_PASSWORD"),
 ];
 
@@ -234,7 +233,13 @@ impl<'a> Context<'a> {
             format!("https://{}:{https_port}", spec.domain)
         };
         let mongodb_url = plan.deploys(ServiceKey::Mongodb).then(|| {
-            format!("mongodb://{}/?replicaSet={}", joined("mongodb", 27017, ","), plan.stores.mongodb.replica_set)
+            // The user MongoDB's image creates (MONGO_INITDB_ROOT_USERNAME, in `admin`); its password is the
+            // mongodb_password secret, which comet-server reads from COMET_MONGODB_PASSWORD_FILE.
+            format!(
+                "mongodb://comet@{}/?replicaSet={}&authSource=admin",
+                joined("mongodb", 27017, ","),
+                plan.stores.mongodb.replica_set
+            )
         });
         let env = [
             ("COMET_LISTEN", format!("0.0.0.0:{APP_PORT}")),

@@ -41,13 +41,16 @@ pub struct Documents {
 
 impl Documents {
     /// Connects to `url` (with `password` for the URL's user when the URL has none, so the password can come
-    /// from a secret file), uses `database`, and checks the server answers.
+    /// from a secret file; ignored when the URL names no user), uses `database`, and checks the server answers.
     pub async fn connect(url: &str, password: Option<&str>, database: &str) -> Result<Documents, DocumentsError> {
         let mut options = ClientOptions::parse(url).await.map_err(|error| DocumentsError::Url(url_error(&error)))?;
-        if let (Some(password), Some(credential)) = (password, options.credential.as_mut())
-            && credential.password.is_none()
-        {
-            credential.password = Some(password.to_owned());
+        if let Some(password) = password {
+            match options.credential.as_mut() {
+                Some(credential) if credential.password.is_none() => credential.password = Some(password.to_owned()),
+                // No user in the URL: a server without access control (the rendered Kubernetes manifests run
+                // MongoDB so); the password has no one to sign in as.
+                Some(_) | None => {}
+            }
         }
         options.server_selection_timeout.get_or_insert(SERVER_SELECTION_TIMEOUT);
         options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
