@@ -21,6 +21,9 @@ use crate::spec::{self, SPEC_FILE, Spec};
 
 pub const SECRETS_DIR: &str = "secrets";
 pub const RENDERED_DIR: &str = "rendered";
+pub const TLS_DIR: &str = "tls";
+/// The key backup sets are encrypted with, in secrets/ (never rendered, never backed up).
+pub const BACKUP_KEY_FILE: &str = "backup.key";
 /// One JSON object per line: every deploy, upgrade and rollback with its outcome.
 pub const HISTORY_FILE: &str = "history.jsonl";
 
@@ -179,6 +182,40 @@ impl DeploymentFolder {
             }
         }
         Ok(notes)
+    }
+
+    /// The deployment's backup key (`secrets/backup.key`, hex), made on first use; true when it was just made.
+    /// It never goes into rendered manifests or into a backup set.
+    pub fn backup_key(&self, generate: impl FnOnce() -> Result<String>) -> Result<(String, bool)> {
+        let path = self.root.join(SECRETS_DIR).join(BACKUP_KEY_FILE);
+        if path.is_file() {
+            return Ok((fs_err::read_to_string(&path)?, false));
+        }
+        let key = generate()?;
+        self.write_file(&format!("{SECRETS_DIR}/{BACKUP_KEY_FILE}"), format!("{key}\n").as_bytes(), 0o600)?;
+        Ok((key, true))
+    }
+
+    /// What a backup's `config` part holds: cometctl.yaml, history.jsonl, secrets/ (but the backup key),
+    /// tls/ and rendered/, as (path in the folder, file), sorted.
+    pub fn config_files(&self) -> Result<Vec<(String, PathBuf)>> {
+        let mut files = Vec::new();
+        for single in [SPEC_FILE, HISTORY_FILE] {
+            let path = self.root.join(single);
+            if path.is_file() {
+                files.push((single.to_owned(), path));
+            }
+        }
+        for dir in [SECRETS_DIR, TLS_DIR, RENDERED_DIR] {
+            for relative in list_files(&self.root.join(dir))? {
+                if dir == SECRETS_DIR && relative == BACKUP_KEY_FILE {
+                    continue;
+                }
+                files.push((format!("{dir}/{relative}"), self.root.join(dir).join(&relative)));
+            }
+        }
+        files.sort();
+        Ok(files)
     }
 
     /// The deployment's secret files: name, content and when each was last written (seconds since the

@@ -6,6 +6,7 @@
 //! `printer` writes to the terminal. See ARCHITECTURE.md.
 
 pub mod args;
+pub mod backup;
 pub mod checks;
 mod commands;
 pub mod context;

@@ -7,6 +7,7 @@
 mod support;
 
 mod alert_rules;
+mod backup;
 mod bad_input;
 mod doctor;
 mod images;

@@ -75,6 +75,9 @@ pub enum Command {
     /// Remove the deployment's containers, Swarm services and networks from the Docker Engine; volumes stay
     /// unless --volumes, Swarm secrets and configs unless --secrets.
     Destroy(DestroyArgs),
+    /// Back up the deployment: the database (one consistent snapshot) and the deployment folder, encrypted,
+    /// with an authenticated manifest; `backup list` and `backup verify ID` read sets back.
+    Backup(BackupArgs),
     /// Build and move container images (no registry needed).
     #[command(subcommand)]
     Images(ImagesCommand),
@@ -167,6 +170,54 @@ pub struct UpgradeArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub folder: FolderArg,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Exit codes: 0 the set is complete (or verified); 1 failure (IO, the Docker Engine); 2 invalid input \
+(an unknown part or id, no running deployment to copy the database from); 3 `verify` found a part that was changed, \
+cut or made with another key. Sets live in <dir>/backups/<id>/ (docs/operations/backup.md)."
+)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub action: Option<BackupAction>,
+    #[command(flatten)]
+    pub folder: FolderArg,
+    /// The folder backup sets go to (default <dir>/backups).
+    #[arg(long, value_name = "PATH")]
+    pub to: Option<PathBuf>,
+    /// Only these parts, comma-separated: tidb, redis, kafka, mongodb, config.
+    #[arg(long, value_delimiter = ',', value_name = "PART")]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// The backup sets, oldest first: id, parts, size, complete or not (`--output json` for scripts).
+    List(BackupListArgs),
+    /// Re-hash every part of a set against its manifest, decrypt every chunk and check the manifest's MAC.
+    Verify(BackupVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupListArgs {
+    #[command(flatten)]
+    pub folder: FolderArg,
+    /// The folder of backup sets (default <dir>/backups).
+    #[arg(long, value_name = "PATH")]
+    pub from: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupVerifyArgs {
+    /// The set's id (`cometctl backup list`).
+    pub id: String,
+    #[command(flatten)]
+    pub folder: FolderArg,
+    /// The folder of backup sets (default <dir>/backups).
+    #[arg(long, value_name = "PATH")]
+    pub from: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

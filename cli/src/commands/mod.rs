@@ -2,6 +2,7 @@
 //! core (`deploy`, `render`, `sizing`, …) with one shared `Context` (folder, spec, Engine, printer, clock).
 //! No command imports another, nor this dispatcher: what two share lives below them.
 
+mod backup;
 mod deploy;
 mod destroy;
 mod diff;
@@ -21,12 +22,14 @@ use crate::args::{Cli, Command, ImagesCommand};
 use crate::context::Context;
 use crate::printer::Printer;
 
-/// Runs the command; its exit code on success (0, or `doctor`'s verdict: 4 warn, 3 fail).
+/// Runs the command; its exit code on success (0, or `doctor`'s verdict: 4 warn, 3 fail; `backup verify`: 3
+/// when a part fails).
 pub fn run(cli: Cli, printer: &Printer) -> Result<u8> {
     let here = Path::new(".");
     let context = |dir: &Path| Context::new(dir, printer);
     let done = match cli.command {
         Command::Doctor(args) => return doctor::run(&context(&args.folder.dir), &args),
+        Command::Backup(args) => return backup::run(&context(&args.folder.dir), &args),
         Command::Init(args) => init::run(&context(&args.folder.dir), &args),
         Command::Sizing(args) => sizing::run(&context(here), &args),
         Command::Render(args) => render::run(&context(&args.folder.dir), &args),

@@ -3,8 +3,10 @@
 //! port, so cometctl never reaches them over the network. Several run at once, each cut off after a timeout;
 //! the output (stdout and stderr) is returned, never printed, because a store's answer can carry data.
 
+use std::io::Write;
 use std::time::Duration;
 
+use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures::StreamExt as _;
 
@@ -13,6 +15,19 @@ use crate::plan::observed::{ExecOutput, ExecRequest};
 
 /// At most this much output is kept per command.
 const OUTPUT_LIMIT: usize = 1 << 20;
+
+/// At most this much of a streamed command's stderr is kept.
+const STDERR_LIMIT: usize = 64 * 1024;
+
+/// How a command whose stdout was streamed ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamedExec {
+    pub exit_code: Option<i64>,
+    /// The start of what it wrote to stderr (its log), for the error when it failed.
+    pub stderr: String,
+    /// Bytes of stdout passed on.
+    pub stdout_bytes: u64,
+}
 
 impl Engine {
     /// Runs every request concurrently; each result is the command's exit code and output, or why it could
@@ -29,6 +44,47 @@ impl Engine {
                 ))),
             }
         })))
+    }
+
+    /// Runs `command` in `container` and passes its stdout to `out` as it comes (a backup part: nothing of
+    /// it is kept in memory); stderr is kept apart, up to 64 KiB. A failing `out` stops the command's reading.
+    pub fn exec_streaming(
+        &self,
+        container: &str,
+        command: &[String],
+        out: &mut dyn Write,
+    ) -> Result<StreamedExec, EngineError> {
+        let what =
+            |error: String| EngineError(format!("running `{}` in container {container}: {error}", command.join(" ")));
+        self.runtime.block_on(async {
+            let options = CreateExecOptions {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(command.to_vec()),
+                ..Default::default()
+            };
+            let created = self.docker.create_exec(container, options).await.map_err(|error| what(error.to_string()))?;
+            let mut stderr = String::new();
+            let mut stdout_bytes = 0u64;
+            if let StartExecResults::Attached { output: mut stream, .. } =
+                self.docker.start_exec(&created.id, None).await.map_err(|error| what(error.to_string()))?
+            {
+                while let Some(chunk) = stream.next().await {
+                    match chunk.map_err(|error| what(error.to_string()))? {
+                        LogOutput::StdOut { message } => {
+                            out.write_all(&message).map_err(|error| what(format!("writing its output: {error}")))?;
+                            stdout_bytes += message.len() as u64;
+                        }
+                        LogOutput::StdErr { message } if stderr.len() < STDERR_LIMIT => {
+                            stderr.push_str(&String::from_utf8_lossy(&message));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let inspected = self.docker.inspect_exec(&created.id).await.map_err(|error| what(error.to_string()))?;
+            Ok(StreamedExec { exit_code: inspected.exit_code, stderr, stdout_bytes })
+        })
     }
 
     async fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, EngineError> {

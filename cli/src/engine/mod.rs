@@ -6,6 +6,7 @@
 
 mod containers;
 mod exec;
+pub use exec::StreamedExec;
 mod images;
 mod networks;
 mod objects;

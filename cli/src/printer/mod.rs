@@ -4,6 +4,7 @@
 //! warnings and errors go to stderr. Colour follows `--color`, `NO_COLOR` and whether stderr is a terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod backups;
 pub mod views;
 
 use std::io::{self, IsTerminal, Write};

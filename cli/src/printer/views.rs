@@ -348,7 +348,7 @@ fn assumptions_table(plan: &Plan) -> Table {
     table
 }
 
-fn new_table(header: &[&str]) -> Table {
+pub(super) fn new_table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table.load_preset(presets::NOTHING);
     table.set_header(header.iter().map(|cell| cell.to_uppercase()).collect::<Vec<_>>());

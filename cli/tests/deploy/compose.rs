@@ -1,5 +1,5 @@
 //! `deploy compose` end to end: a 10k spec on the stand-in stores → every service healthy → chat through
-//! NGINX (REST in, WebSocket out) → deploy again changes nothing → a second deployment whose store cannot
+//! NGINX (REST in, WebSocket out) → a verified backup of it → deploy again changes nothing → a second deployment whose store cannot
 //! start fails, naming it, and leaves the first untouched → destroy keeps only the volumes.
 
 use serde_json::Value;
@@ -32,6 +32,23 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
 
     // Chat through the published NGINX port: two users, a REST send, delivered on the WebSocket.
     assert_one_message_delivered(&deployment, "hello through nginx");
+
+    // A backup of the running deployment: the database copied in one snapshot through a role's container,
+    // encrypted, counted in the manifest, and verified part by part.
+    let backup = deployment.run(&["backup", "--output", "json"]);
+    assert_eq!(backup.code, 0, "backup failed\nstdout:\n{}\nstderr:\n{}", backup.stdout, backup.stderr);
+    let manifest: Value = serde_json::from_str(&backup.stdout).expect("the manifest");
+    let parts = manifest["parts"].as_array().expect("parts");
+    let tidb = parts.iter().find(|part| part["name"] == "tidb").expect("a tidb part");
+    assert!(tidb["items"]["users"].as_u64() >= Some(2), "the chat's users are in it: {tidb}");
+    assert!(tidb["items"]["messages"].as_u64() >= Some(1), "and its message: {tidb}");
+    assert!(tidb["items"]["outbox"].as_u64() >= tidb["items"]["messages"].as_u64(), "with their events: {tidb}");
+    assert!(tidb["snapshotAt"].as_i64().is_some() && tidb["schema"].as_i64() >= Some(9), "{tidb}");
+    assert!(tidb["engine"].as_str().is_some_and(|engine| engine.contains("MariaDB")), "the stand-in's engine: {tidb}");
+    assert!(parts.iter().any(|part| part["name"] == "config"), "{manifest}");
+    let id = manifest["id"].as_str().expect("id");
+    let verified = deployment.run(&["backup", "verify", id]);
+    assert_eq!(verified.code, 0, "verify failed\nstdout:\n{}\nstderr:\n{}", verified.stdout, verified.stderr);
 
     let before = deployment.containers();
     let again = deployment.run(&["deploy", "compose"]).success();

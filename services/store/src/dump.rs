@@ -6,7 +6,7 @@
 //! format is JSON lines (docs/operations/backup.md, "The database part"):
 //!
 //! ```text
-//! {"format":"comet-dump","version":1,"schema":9,"backend":"mysql","snapshotAt":1733000000000}
+//! {"format":"comet-dump","version":1,"schema":9,"backend":"mysql","engine":"10.11.6-MariaDB","snapshotAt":…}
 //! {"table":"users","columns":["uid","name",...]}
 //! ["alice","Alice",null,...]                  one JSON array per row, values in the columns' order
 //! {"end":"users","rows":2}
@@ -111,6 +111,9 @@ struct Header {
     version: u32,
     schema: i64,
     backend: String,
+    /// The database server's own version (`VERSION()`, `sqlite_version()`).
+    #[serde(default)]
+    engine: String,
     snapshot_at: Millis,
 }
 
@@ -200,11 +203,18 @@ impl Store {
         let schema: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
             .fetch_one(&mut *connection)
             .await?;
+        let engine: String = match self.backend {
+            Backend::MySql => sqlx::query_scalar("SELECT CAST(VERSION() AS CHAR)"),
+            Backend::Sqlite => sqlx::query_scalar("SELECT 'SQLite ' || sqlite_version()"),
+        }
+        .fetch_one(&mut *connection)
+        .await?;
         let header = Header {
             format: FORMAT.to_owned(),
             version: FORMAT_VERSION,
             schema: schema.unwrap_or(0),
             backend: backend_name(self.backend).to_owned(),
+            engine,
             snapshot_at: now,
         };
         write_line(out, &header).await?;

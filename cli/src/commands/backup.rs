@@ -1,0 +1,50 @@
+//! `cometctl backup`, `backup list`, `backup verify ID`: thin wiring to `backup`; the result on stdout (a table
+//! or `--output json`), progress and notes on stderr.
+
+use anyhow::Result;
+
+use crate::args::{BackupAction, BackupArgs};
+use crate::backup::{self, Request};
+use crate::context::Context;
+use crate::error::{EXIT_CHECK_FAILED, EXIT_OK};
+
+pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
+    let printer = context.printer;
+    match &args.action {
+        None => {
+            let request = Request { only: args.only.clone(), to: args.to.clone() };
+            let manifest = backup::create(context, &request)?;
+            if printer.is_json() {
+                printer.json(&manifest)?;
+            } else {
+                printer.backup_manifest(&manifest)?;
+            }
+            Ok(EXIT_OK)
+        }
+        Some(BackupAction::List(list)) => {
+            let context = Context::new(&list.folder.dir, printer);
+            let target = list.from.clone().unwrap_or_else(|| backup::default_target(&context));
+            let sets = backup::list(&target)?;
+            if printer.is_json() {
+                printer.json(&sets.iter().map(backup::ListedView::from).collect::<Vec<_>>())?;
+            } else if sets.is_empty() {
+                printer.note(&format!("no backup sets in {}", target.display()));
+            } else {
+                printer.backup_sets(&sets)?;
+            }
+            Ok(EXIT_OK)
+        }
+        Some(BackupAction::Verify(verify)) => {
+            let context = Context::new(&verify.folder.dir, printer);
+            let target = verify.from.clone().unwrap_or_else(|| backup::default_target(&context));
+            let key = backup::key(&context)?;
+            let verification = backup::verify(&target, &verify.id, &key)?;
+            if printer.is_json() {
+                printer.json(&verification)?;
+            } else {
+                printer.backup_verification(&verification)?;
+            }
+            Ok(if verification.ok { EXIT_OK } else { EXIT_CHECK_FAILED })
+        }
+    }
+}

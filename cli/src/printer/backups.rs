@@ -1,0 +1,53 @@
+//! The views of `cometctl backup`: the set just taken, the sets of a target, what `verify` found.
+
+use std::io;
+
+use super::views::new_table;
+use super::{Printer, RED};
+use crate::backup::manifest::Manifest;
+use crate::backup::{Listed, ListedView, Verification, human_bytes};
+
+impl Printer {
+    pub fn backup_manifest(&self, manifest: &Manifest) -> io::Result<()> {
+        let mut table = new_table(&["part", "size", "items", "consistency point"]);
+        for part in &manifest.parts {
+            let items: u64 = part.items.values().sum();
+            let point = match (part.snapshot_at, part.schema) {
+                (Some(at), Some(schema)) => format!("snapshot at {at} ms, schema {schema}"),
+                _ => "-".to_owned(),
+            };
+            table.add_row(vec![part.name.clone(), human_bytes(part.bytes), items.to_string(), point]);
+        }
+        for skipped in &manifest.skipped {
+            table.add_row(vec![skipped.name.clone(), "skipped".to_owned(), "-".to_owned(), skipped.reason.clone()]);
+        }
+        self.stdout(&format!("backup set {} (key {})\n{table}\n", manifest.id, manifest.encryption.key_id))
+    }
+
+    pub fn backup_sets(&self, sets: &[Listed]) -> io::Result<()> {
+        let mut table = new_table(&["id", "complete", "parts", "size", "key"]);
+        for set in sets {
+            let view = ListedView::from(set);
+            let complete =
+                if view.complete { "yes".to_owned() } else { self.paint(RED, view.reason.as_deref().unwrap_or("no")) };
+            table.add_row(vec![
+                view.id,
+                complete,
+                view.parts.join(", "),
+                human_bytes(view.bytes),
+                view.key_id.unwrap_or_else(|| "-".to_owned()),
+            ]);
+        }
+        self.stdout(&format!("{table}\n"))
+    }
+
+    pub fn backup_verification(&self, verification: &Verification) -> io::Result<()> {
+        let mut table = new_table(&["part", "result", "detail"]);
+        for check in &verification.checks {
+            let result = if check.ok { "ok".to_owned() } else { self.paint(RED, "FAILED") };
+            table.add_row(vec![check.part.clone(), result, check.detail.clone()]);
+        }
+        let verdict = if verification.ok { "verified" } else { "NOT verified" };
+        self.stdout(&format!("backup set {}: {verdict}\n{table}\n", verification.id))
+    }
+}

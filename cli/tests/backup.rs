@@ -1,0 +1,129 @@
+//! `cometctl backup --only config`, `backup list` and `backup verify` on a deployment folder (no Docker needed
+//! for this part; the database part is tested end to end in tests/deploy): what a set holds, that it opens
+//! only with the deployment's key, and that a changed, cut or interrupted set is never taken for a good one.
+
+use std::io::BufReader;
+use std::path::Path;
+
+use cometctl::backup::crypt::{self, BackupKey};
+use serde_json::Value;
+
+use crate::support::{cometctl, init, workspace};
+
+fn set_dir(dir: &Path, id: &str) -> std::path::PathBuf {
+    dir.join("backups").join(id)
+}
+
+fn key_of(dir: &Path) -> BackupKey {
+    BackupKey::from_hex(&std::fs::read_to_string(dir.join("secrets/backup.key")).expect("the key")).expect("hex")
+}
+
+/// The names inside the set's config part, decrypted with `key`.
+fn archived_names(part: &Path, key: &BackupKey) -> Vec<String> {
+    let mut plain = Vec::new();
+    crypt::decrypt(&mut BufReader::new(std::fs::File::open(part).expect("part")), key, &mut plain).expect("opens");
+    let mut archive = tar::Archive::new(plain.as_slice());
+    archive
+        .entries()
+        .expect("a tar")
+        .map(|entry| entry.expect("entry").path().expect("path").to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn a_config_backup_holds_the_folder_but_its_key_and_verifies_until_touched() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "10k"]);
+    let dir_text = dir.to_string_lossy().into_owned();
+    let run = cometctl(root.path(), &["backup", "--dir", &dir_text, "--only", "config", "--output", "json"]).success();
+    assert!(run.stderr.contains("keep a copy outside this host"), "the new key is announced: {}", run.stderr);
+    let manifest: Value = serde_json::from_str(&run.stdout).expect("the manifest on stdout");
+    let id = manifest["id"].as_str().expect("an id").to_owned();
+    assert_eq!(manifest["parts"][0]["name"], "config");
+    let skipped: Vec<&str> = manifest["skipped"]
+        .as_array()
+        .map_or(vec![], |list| list.iter().filter_map(|item| item["name"].as_str()).collect());
+    assert!(skipped.is_empty(), "--only config asks for nothing else: {skipped:?}");
+
+    let key = key_of(&dir);
+    let names = archived_names(&set_dir(&dir, &id).join("config.tar.enc"), &key);
+    for expected in ["cometctl.yaml", "secrets/api_key", "secrets/db_password", "tls/cert.pem", "tls/key.pem"] {
+        assert!(names.iter().any(|name| name == expected), "{expected} is in the set: {names:?}");
+    }
+    assert!(!names.iter().any(|name| name.contains("backup.key")), "the key never goes into its own backup");
+    assert_eq!(manifest["parts"][0]["items"]["files"], names.len(), "the manifest counts what is there");
+    let stored = std::fs::read(set_dir(&dir, &id).join("config.tar.enc")).expect("part");
+    let secret = std::fs::read_to_string(dir.join("secrets/api_key")).expect("secret");
+    assert!(!String::from_utf8_lossy(&stored).contains(secret.trim()), "parts are encrypted at rest");
+
+    let listed = cometctl(root.path(), &["backup", "list", "--dir", &dir_text, "--output", "json"]).success();
+    let listed: Value = serde_json::from_str(&listed.stdout).expect("json");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["complete"], true);
+
+    let verified = cometctl(root.path(), &["backup", "verify", &id, "--dir", &dir_text]);
+    assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
+    assert!(verified.stdout.contains("verified"), "{}", verified.stdout);
+
+    // One changed byte in the part: verify fails and names it.
+    let mut changed = stored.clone();
+    let middle = changed.len() / 2;
+    changed[middle] ^= 0x40;
+    std::fs::write(set_dir(&dir, &id).join("config.tar.enc"), &changed).expect("tamper");
+    let refused = cometctl(root.path(), &["backup", "verify", &id, "--dir", &dir_text, "--output", "json"]);
+    assert_eq!(refused.code, 3, "{}\n{}", refused.stdout, refused.stderr);
+    let report: Value = serde_json::from_str(&refused.stdout).expect("json");
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|check| check["ok"] == false)
+        .filter_map(|check| check["part"].as_str())
+        .collect();
+    assert_eq!(failed, ["config"], "{report}");
+
+    // A manifest rewritten to match the changed part: its MAC no longer matches.
+    let manifest_path = set_dir(&dir, &id).join("manifest.json");
+    let mut rewritten: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("read")).expect("json");
+    let digest = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(&changed).iter().map(|byte| format!("{byte:02x}")).collect::<String>()
+    };
+    rewritten["parts"][0]["sha256"] = Value::from(digest);
+    std::fs::write(&manifest_path, rewritten.to_string()).expect("rewrite");
+    let refused = cometctl(root.path(), &["backup", "verify", &id, "--dir", &dir_text]);
+    assert_eq!(refused.code, 3, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stdout.contains("MAC does not match"), "{}", refused.stdout);
+
+    // Another deployment's key opens nothing.
+    std::fs::write(&manifest_path, serde_json::to_string(&manifest).expect("json")).expect("restore the manifest");
+    std::fs::write(set_dir(&dir, &id).join("config.tar.enc"), &stored).expect("restore the part");
+    std::fs::write(dir.join("secrets/backup.key"), BackupKey::generate().expect("key").to_hex()).expect("other key");
+    let refused = cometctl(root.path(), &["backup", "verify", &id, "--dir", &dir_text]);
+    assert_eq!(refused.code, 3, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stdout.contains("not this deployment's key"), "{}", refused.stdout);
+}
+
+#[test]
+fn an_interrupted_set_is_listed_as_incomplete_and_bad_requests_change_nothing() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "10k"]);
+    let dir_text = dir.to_string_lossy().into_owned();
+    std::fs::create_dir_all(dir.join("backups/20261207T000000Z.partial")).expect("an interrupted set");
+    let listed = cometctl(root.path(), &["backup", "list", "--dir", &dir_text, "--output", "json"]).success();
+    let listed: Value = serde_json::from_str(&listed.stdout).expect("json");
+    assert_eq!(listed[0]["complete"], false, "{listed}");
+
+    let unknown = cometctl(root.path(), &["backup", "--dir", &dir_text, "--only", "tidb,floppy"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("floppy"), "{}", unknown.stderr);
+    let missing = cometctl(root.path(), &["backup", "verify", "20990101T000000Z", "--dir", &dir_text]);
+    assert_ne!(missing.code, 0);
+    assert!(missing.stderr.contains("no backup set 20990101T000000Z"), "{}", missing.stderr);
+    // The database part needs a running deployment: without one the backup fails and leaves no set behind.
+    let no_deployment = cometctl(root.path(), &["backup", "--dir", &dir_text, "--only", "tidb,config"]);
+    assert_ne!(no_deployment.code, 0, "{}", no_deployment.stdout);
+    let entries = std::fs::read_dir(dir.join("backups")).expect("backups").count();
+    assert_eq!(entries, 1, "refused and failed requests wrote no set");
+}
