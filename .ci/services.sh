@@ -203,9 +203,12 @@ else
   cat >"$state_dir/s3.json" <<JSON
 {"identities":[{"name":"ci","credentials":[{"accessKey":"$s3_access_key","secretKey":"$s3_secret_key"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
+  # Its internal ports (and their gRPC twins, 10000 above each) stay clear of the ports the end-to-end
+  # deployments publish (18080-18453, 28080-28443, 38080-38444, 48080-48443): an earlier choice of 18080 for
+  # the volume server made `deploy compose` refuse its edge port as "in use by another process".
   setsid "$services_venv/bin/weed" mini -dir="$state_dir/seaweedfs" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -admin.ui=false -webdav=false -master.telemetry=false -s3.config="$state_dir/s3.json" -s3.port="$s3_port" \
-    -master.port=19333 -filer.port=18888 -volume.port=18080 >"$state_dir/weed.log" 2>&1 </dev/null &
+    -master.port=47333 -filer.port=47888 -volume.port=47080 >"$state_dir/weed.log" 2>&1 </dev/null &
   echo "$!" >"$state_dir/weed.pid"
   wait_until "SeaweedFS S3" "$state_dir/weed.log" port_open 127.0.0.1 "$s3_port"
 fi
