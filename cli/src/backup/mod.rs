@@ -278,11 +278,10 @@ impl<W: Write> Write for Ends<W> {
 fn role_container(context: &Context<'_>, spec: &crate::spec::Spec) -> Result<ObservedContainer> {
     let engine = context.engine()?;
     let deployment = spec.name.as_str();
-    let observed = if spec.target == Target::Swarm {
-        engine.task_containers(deployment)?
-    } else {
-        engine.containers(deployment)?
-    };
+    // Where the deployment runs, as the Engine says (the one place that decides it).
+    let target = crate::deploy::backend_for(context, crate::deploy::Choice::Observed)?.target();
+    let observed =
+        if target == Target::Swarm { engine.task_containers(deployment)? } else { engine.containers(deployment)? };
     let roles = [ServiceKey::Api, ServiceKey::Relay, ServiceKey::Gateway, ServiceKey::Webhooks];
     observed
         .into_iter()

@@ -11,23 +11,13 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures::StreamExt as _;
 
 use super::{Engine, EngineError};
-use crate::plan::observed::{ExecOutput, ExecRequest};
+use crate::plan::observed::{ExecOutput, ExecRequest, StreamedExec};
 
 /// At most this much output is kept per command.
 const OUTPUT_LIMIT: usize = 1 << 20;
 
 /// At most this much of a streamed command's stderr is kept.
 const STDERR_LIMIT: usize = 64 * 1024;
-
-/// How a command whose stdout was streamed ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamedExec {
-    pub exit_code: Option<i64>,
-    /// The start of what it wrote to stderr (its log), for the error when it failed.
-    pub stderr: String,
-    /// Bytes of stdout passed on.
-    pub stdout_bytes: u64,
-}
 
 impl Engine {
     /// Runs every request concurrently; each result is the command's exit code and output, or why it could

@@ -6,7 +6,6 @@
 
 mod containers;
 mod exec;
-pub use exec::StreamedExec;
 mod images;
 mod networks;
 mod objects;

@@ -74,6 +74,16 @@ pub struct ExecRequest {
     pub command: Vec<String>,
 }
 
+/// How a command whose stdout was streamed ended (`Engine::exec_streaming`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamedExec {
+    pub exit_code: Option<i64>,
+    /// The start of what it wrote to stderr (its log), for the error when it failed.
+    pub stderr: String,
+    /// Bytes of stdout passed on.
+    pub stdout_bytes: u64,
+}
+
 /// What a command run in a container returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOutput {
