@@ -26,9 +26,15 @@ pub struct Refusal(pub String);
 #[error("{0}")]
 pub struct DeployFailed(pub String);
 
+/// A check that found something wrong after the work began (a restored database whose counts differ from its
+/// backup's manifest). Exits 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckFailed(pub String);
+
 /// The exit code of a command's error: the first refusal or deploy failure in its chain decides.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.chain().any(|cause| cause.is::<DeployFailed>()) {
+    if error.chain().any(|cause| cause.is::<DeployFailed>() || cause.is::<CheckFailed>()) {
         EXIT_DEPLOY_FAILED
     } else if error.chain().any(|cause| cause.is::<Refusal>()) {
         EXIT_INVALID_INPUT

@@ -196,6 +196,26 @@ impl DeploymentFolder {
         Ok((key, true))
     }
 
+    /// The backup key's text when the folder has one, and where it is (or would be).
+    pub fn existing_backup_key(&self) -> Result<(Option<String>, PathBuf)> {
+        let path = self.root.join(SECRETS_DIR).join(BACKUP_KEY_FILE);
+        let text = if path.is_file() { Some(fs_err::read_to_string(&path)?) } else { None };
+        Ok((text, path))
+    }
+
+    /// Writes `bytes` at `relative` in the folder (atomically), as a restore puts back a backed-up file;
+    /// files below secrets/ and tls/ get mode 0600, others 0644.
+    pub fn restore_file(&self, relative: &str, bytes: &[u8]) -> Result<Change> {
+        let private = relative.starts_with(&format!("{SECRETS_DIR}/")) || relative.starts_with(&format!("{TLS_DIR}/"));
+        self.write_file(relative, bytes, if private { 0o600 } else { 0o644 })
+    }
+
+    /// The bytes of the folder's file `relative`, if it exists.
+    pub fn read_existing(&self, relative: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join(relative);
+        Ok(if path.is_file() { Some(fs_err::read(&path)?) } else { None })
+    }
+
     /// What a backup's `config` part holds: cometctl.yaml, history.jsonl, secrets/ (but the backup key),
     /// tls/ and rendered/, as (path in the folder, file), sorted.
     pub fn config_files(&self) -> Result<Vec<(String, PathBuf)>> {

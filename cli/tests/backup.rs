@@ -127,3 +127,53 @@ fn an_interrupted_set_is_listed_as_incomplete_and_bad_requests_change_nothing() 
     let entries = std::fs::read_dir(dir.join("backups")).expect("backups").count();
     assert_eq!(entries, 1, "refused and failed requests wrote no set");
 }
+
+#[test]
+fn a_config_part_restores_a_folder_on_a_new_host_and_never_overwrites_silently() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "10k"]);
+    let dir_text = dir.to_string_lossy().into_owned();
+    let run = cometctl(root.path(), &["backup", "--dir", &dir_text, "--only", "config", "--output", "json"]).success();
+    let id = serde_json::from_str::<Value>(&run.stdout).expect("json")["id"].as_str().expect("id").to_owned();
+    let backups = dir.join("backups").to_string_lossy().into_owned();
+
+    // A new host: an empty folder with only the key the operator kept.
+    let fresh = root.path().join("fresh");
+    let fresh_text = fresh.to_string_lossy().into_owned();
+    let no_key = cometctl(root.path(), &["restore", &id, "--from", &backups, "--dir", &fresh_text]);
+    assert_eq!(no_key.code, 2, "{}", no_key.stderr);
+    assert!(no_key.stderr.contains("no backup key"), "{}", no_key.stderr);
+    std::fs::create_dir_all(fresh.join("secrets")).expect("secrets");
+    std::fs::copy(dir.join("secrets/backup.key"), fresh.join("secrets/backup.key")).expect("the kept key");
+    let restored =
+        cometctl(root.path(), &["restore", &id, "--from", &backups, "--dir", &fresh_text, "--only", "config"])
+            .success();
+    assert!(restored.stdout.contains("restored config"), "{}", restored.stdout);
+    for file in ["cometctl.yaml", "secrets/api_key", "secrets/db_password", "tls/cert.pem", "tls/key.pem"] {
+        assert_eq!(std::fs::read(fresh.join(file)).expect(file), std::fs::read(dir.join(file)).expect(file), "{file}");
+    }
+    let history = std::fs::read_to_string(fresh.join("history.jsonl")).expect("history");
+    assert!(history.contains("\"action\":\"restore\""), "{history}");
+
+    // A file that differs is never overwritten without --yes, and nothing is written then.
+    let spec = std::fs::read_to_string(fresh.join("cometctl.yaml")).expect("spec");
+    std::fs::write(fresh.join("cometctl.yaml"), format!("{spec}# an operator's edit\n")).expect("edit");
+    let refused = cometctl(root.path(), &["restore", &id, "--from", &backups, "--dir", &fresh_text]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("cometctl.yaml") && refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(std::fs::read_to_string(fresh.join("cometctl.yaml")).expect("spec").ends_with("# an operator's edit\n"));
+    cometctl(root.path(), &["restore", &id, "--from", &backups, "--dir", &fresh_text, "--yes"]).success();
+    assert_eq!(std::fs::read_to_string(fresh.join("cometctl.yaml")).expect("spec"), spec);
+
+    // A set that does not verify restores nothing.
+    let part = set_dir(&dir, &id).join("config.tar.enc");
+    let mut bytes = std::fs::read(&part).expect("part");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&part, bytes).expect("tamper");
+    std::fs::write(fresh.join("cometctl.yaml"), "changed").expect("edit");
+    let refused = cometctl(root.path(), &["restore", &id, "--from", &backups, "--dir", &fresh_text, "--yes"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("does not verify"), "{}", refused.stderr);
+    assert_eq!(std::fs::read_to_string(fresh.join("cometctl.yaml")).expect("spec"), "changed", "nothing restored");
+}

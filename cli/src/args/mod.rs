@@ -78,6 +78,9 @@ pub enum Command {
     /// Back up the deployment: the database (one consistent snapshot) and the deployment folder, encrypted,
     /// with an authenticated manifest; `backup list` and `backup verify ID` read sets back.
     Backup(BackupArgs),
+    /// Put a verified backup set back: the deployment folder's files (`config`) and the database (`tidb`,
+    /// into a fresh deployment's empty database), each count checked against the manifest.
+    Restore(RestoreArgs),
     /// Build and move container images (no registry needed).
     #[command(subcommand)]
     Images(ImagesCommand),
@@ -190,6 +193,26 @@ pub struct BackupArgs {
     /// Only these parts, comma-separated: tidb, redis, kafka, mongodb, config.
     #[arg(long, value_delimiter = ',', value_name = "PART")]
     pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 restored; 1 failure (IO, the Docker Engine); 2 refused, nothing changed (the \
+set does not verify, no backup key, files that differ without --yes, a database that is not empty); 3 the restored \
+database's counts differ from the manifest. On a new host: restore --only config, deploy, then restore --only tidb.")]
+pub struct RestoreArgs {
+    /// The set's id (`cometctl backup list`).
+    pub id: String,
+    #[command(flatten)]
+    pub folder: FolderArg,
+    /// The folder of backup sets (default <dir>/backups).
+    #[arg(long, value_name = "PATH")]
+    pub from: Option<PathBuf>,
+    /// Only these parts, comma-separated: config, tidb.
+    #[arg(long, value_delimiter = ',', value_name = "PART")]
+    pub only: Vec<String>,
+    /// Overwrite files of the deployment folder that differ from the set's.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]

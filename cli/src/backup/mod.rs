@@ -15,6 +15,7 @@
 
 pub mod crypt;
 pub mod manifest;
+mod restore;
 mod target;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ use crate::error::Refusal;
 use crate::plan::observed::ObservedContainer;
 use crypt::{BackupKey, CHUNK_BYTES, Encryptor};
 use manifest::{Encryption, MANIFEST_VERSION, Manifest, Part, Skipped};
+pub use restore::{RestoreRequest, Restored, RestoredPart, restore};
 pub use target::{Listed, LocalTarget};
 
 /// The parts a set can hold, as `--only` names them.
@@ -62,20 +64,23 @@ pub fn key(context: &Context<'_>) -> Result<BackupKey> {
     BackupKey::from_hex(&text).context("secrets/backup.key")
 }
 
+/// The deployment's backup key, which must exist (verifying or restoring never makes one).
+pub fn existing_key(context: &Context<'_>) -> Result<BackupKey> {
+    let (text, path) = context.folder.existing_backup_key()?;
+    let text = text.ok_or_else(|| {
+        Refusal(format!(
+            "no backup key at {}: put there the copy of the key you kept (the one that made the set)",
+            path.display()
+        ))
+    })?;
+    BackupKey::from_hex(&text).with_context(|| path.display().to_string())
+}
+
 /// A set id from a time: `YYYYMMDDTHHMMSSZ` (UTC).
 pub fn id_at(unix_seconds: u64) -> String {
-    let days = (unix_seconds / 86_400) as i64;
+    let days = i64::try_from(unix_seconds / 86_400).unwrap_or(0);
     let seconds = unix_seconds % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::plan::history::civil_from_days(days);
     format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", seconds / 3_600, (seconds % 3_600) / 60, seconds % 60)
 }
 
@@ -303,7 +308,7 @@ fn database_part(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -
     let sink = set.part(file)?;
     let mut ends = Ends::new(Encryptor::new(sink, key)?);
     let command = ["comet-server".to_owned(), "dump".to_owned()];
-    let ran = context.engine()?.exec_streaming(&container.id, &command, &mut ends)?;
+    let ran = context.engine()?.exec_streaming(&container.id, &command, None, &mut ends)?;
     if ran.exit_code != Some(0) {
         bail!(
             "`comet-server dump` in {} exited with {:?}: {}",

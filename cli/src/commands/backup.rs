@@ -1,10 +1,10 @@
-//! `cometctl backup`, `backup list`, `backup verify ID`: thin wiring to `backup`; the result on stdout (a table
+//! `cometctl backup`, `backup list`, `backup verify ID` and `cometctl restore ID`: thin wiring to `backup`; the result on stdout (a table
 //! or `--output json`), progress and notes on stderr.
 
 use anyhow::Result;
 
-use crate::args::{BackupAction, BackupArgs};
-use crate::backup::{self, Request};
+use crate::args::{BackupAction, BackupArgs, RestoreArgs};
+use crate::backup::{self, Request, RestoreRequest};
 use crate::context::Context;
 use crate::error::{EXIT_CHECK_FAILED, EXIT_OK};
 
@@ -37,7 +37,9 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
         Some(BackupAction::Verify(verify)) => {
             let context = Context::new(&verify.folder.dir, printer);
             let target = verify.from.clone().unwrap_or_else(|| backup::default_target(&context));
-            let key = backup::key(&context)?;
+            // An unknown id is named before a missing key.
+            backup::LocalTarget::new(&target).manifest(&verify.id)?;
+            let key = backup::existing_key(&context)?;
             let verification = backup::verify(&target, &verify.id, &key)?;
             if printer.is_json() {
                 printer.json(&verification)?;
@@ -47,4 +49,19 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
             Ok(if verification.ok { EXIT_OK } else { EXIT_CHECK_FAILED })
         }
     }
+}
+
+pub fn restore(context: &Context<'_>, args: &RestoreArgs) -> Result<u8> {
+    let from = args.from.clone().unwrap_or_else(|| backup::default_target(context));
+    let request = RestoreRequest { id: args.id.clone(), from, only: args.only.clone(), yes: args.yes };
+    let restored = backup::restore(context, &request)?;
+    let printer = context.printer;
+    if printer.is_json() {
+        printer.json(&restored)?;
+    } else {
+        for part in &restored.parts {
+            printer.result(&format!("restored {}: {}", part.part, part.detail))?;
+        }
+    }
+    Ok(EXIT_OK)
 }

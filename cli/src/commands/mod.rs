@@ -30,6 +30,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<u8> {
     let done = match cli.command {
         Command::Doctor(args) => return doctor::run(&context(&args.folder.dir), &args),
         Command::Backup(args) => return backup::run(&context(&args.folder.dir), &args),
+        Command::Restore(args) => return backup::restore(&context(&args.folder.dir), &args),
         Command::Init(args) => init::run(&context(&args.folder.dir), &args),
         Command::Sizing(args) => sizing::run(&context(here), &args),
         Command::Render(args) => render::run(&context(&args.folder.dir), &args),

@@ -1,10 +1,10 @@
 //! `deploy compose` end to end: a 10k spec on the stand-in stores → every service healthy → chat through
-//! NGINX (REST in, WebSocket out) → a verified backup of it → deploy again changes nothing → a second deployment whose store cannot
+//! NGINX (REST in, WebSocket out) → a verified backup of it, restored into a fresh deployment → deploy again changes nothing → a second deployment whose store cannot
 //! start fails, naming it, and leaves the first untouched → destroy keeps only the volumes.
 
 use serde_json::Value;
 
-use crate::chat::assert_one_message_delivered;
+use crate::chat::{Chat, assert_one_message_delivered};
 use crate::harness::{Deployment, assert_all_healthy, serial};
 
 #[test]
@@ -49,6 +49,23 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
     let id = manifest["id"].as_str().expect("id");
     let verified = deployment.run(&["backup", "verify", id]);
     assert_eq!(verified.code, 0, "verify failed\nstdout:\n{}\nstderr:\n{}", verified.stdout, verified.stderr);
+
+    // The database goes with its volumes; a fresh deployment gets the backup's copy and serves the same history
+    // with the same keys. Restoring into a database that has data is refused.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let history = || runtime.block_on(Chat::new(&deployment).history_ids("bob", "alice"));
+    let before = history();
+    assert_eq!(before.len(), 1, "the one message sent through nginx");
+    let refused = deployment.run(&["restore", id, "--only", "tidb"]);
+    assert_eq!(refused.code, 2, "into a database with data\nstdout:\n{}\nstderr:\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("not a fresh one"), "{}", refused.stderr);
+    deployment.run(&["destroy", "--volumes", "--yes"]).success();
+    let fresh = deployment.run(&["deploy", "compose"]);
+    assert_eq!(fresh.code, 0, "redeploy failed\nstdout:\n{}\nstderr:\n{}", fresh.stdout, fresh.stderr);
+    let restored = deployment.run(&["restore", id, "--only", "tidb"]);
+    assert_eq!(restored.code, 0, "restore failed\nstdout:\n{}\nstderr:\n{}", restored.stdout, restored.stderr);
+    assert!(restored.stdout.contains("every count as in the manifest"), "{}", restored.stdout);
+    assert_eq!(history(), before, "the restored deployment serves the same history");
 
     let before = deployment.containers();
     let again = deployment.run(&["deploy", "compose"]).success();
