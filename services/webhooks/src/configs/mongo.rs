@@ -105,26 +105,6 @@ impl MongoWebhookConfigs {
         MongoWebhookConfigs { collection: documents.collection(COLLECTION), store }
     }
 
-    async fn create_webhook(&self, webhook: &WebhookRecord, max: u32) -> Result<bool, StoreError> {
-        // Like the relational store's: two concurrent creations may both see max - 1 (a guard against runaway
-        // configuration, not an invariant).
-        let count = self.collection.count_documents(doc! {}).await.map_err(failed)?;
-        if count >= u64::from(max) {
-            return Ok(false);
-        }
-        match self.collection.insert_one(WebhookDocument::from(webhook)).await {
-            Ok(_) => Ok(true),
-            Err(error) if is_duplicate_key(&error) => Err(StoreError::Conflict("webhook")),
-            Err(error) => Err(failed(error)),
-        }
-    }
-
-    async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
-        let cursor = self.collection.find(doc! {}).sort(doc! { "_id": 1 }).await.map_err(failed)?;
-        let documents: Vec<WebhookDocument> = cursor.try_collect().await.map_err(failed)?;
-        Ok(documents.into_iter().map(WebhookRecord::from).collect())
-    }
-
     async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
         let found = self.collection.find_one(doc! { "_id": id }).await.map_err(failed)?;
         Ok(found.map(WebhookRecord::from))
@@ -134,81 +114,31 @@ impl MongoWebhookConfigs {
         let updated = self.collection.update_one(filter, doc! { "$set": set }).await.map_err(failed)?;
         Ok(updated.matched_count == 1)
     }
-
-    async fn save_webhook(&self, webhook: &WebhookRecord) -> Result<bool, StoreError> {
-        let set = doc! {
-            "name": &webhook.name,
-            "url": &webhook.url,
-            "enabled": webhook.enabled,
-            "useBasicAuth": webhook.use_basic_auth,
-            "username": webhook.username.as_deref(),
-            "password": webhook.password.as_deref(),
-            "triggers": &webhook.triggers,
-            "failingSince": webhook.failing_since,
-            "disabledReason": webhook.disabled_reason.as_deref(),
-            "updatedAt": webhook.updated_at,
-        };
-        self.update(doc! { "_id": &webhook.id }, set).await
-    }
-
-    async fn rotate_secret(
-        &self,
-        id: &str,
-        secret: &str,
-        previous_until: Millis,
-        now: Millis,
-    ) -> Result<bool, StoreError> {
-        for _ in 0..ROTATE_TRIES {
-            let Some(current) = self.collection.find_one(doc! { "_id": id }).await.map_err(failed)? else {
-                return Ok(false);
-            };
-            let set = doc! {
-                "previousSecret": &current.secret,
-                "previousUntil": previous_until,
-                "secret": secret,
-                "updatedAt": now,
-            };
-            if self.update(doc! { "_id": id, "secret": &current.secret }, set).await? {
-                return Ok(true);
-            }
-        }
-        Err(StoreError::Documents(format!("webhook `{id}`'s secret kept changing during its rotation")))
-    }
-
-    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
-        let deleted = self.collection.delete_one(doc! { "_id": id }).await.map_err(failed)?;
-        self.store.delete_webhook_deliveries(id).await?;
-        Ok(deleted.deleted_count == 1)
-    }
-
-    async fn note_webhook_attempt(&self, id: &str, delivered: bool, at: Millis) -> Result<Option<Millis>, StoreError> {
-        if delivered {
-            self.update(doc! { "_id": id }, doc! { "failingSince": null }).await?;
-            return Ok(None);
-        }
-        // Set only by the first failure after a success: the filter matches only while it is unset.
-        self.update(doc! { "_id": id, "failingSince": null }, doc! { "failingSince": at }).await?;
-        Ok(self.get_webhook(id).await?.and_then(|webhook| webhook.failing_since))
-    }
-
-    async fn disable_webhook(&self, id: &str, reason: &str, now: Millis) -> Result<bool, StoreError> {
-        let set = doc! { "enabled": false, "disabledReason": reason, "updatedAt": now };
-        if !self.update(doc! { "_id": id, "enabled": true }, set).await? {
-            return Ok(false);
-        }
-        let Some(webhook) = self.get_webhook(id).await? else { return Ok(true) };
-        self.store.emit_webhook_disabled(&webhook, reason, now).await?;
-        Ok(true)
-    }
 }
 
 impl WebhookConfigs for MongoWebhookConfigs {
     fn create<'a>(&'a self, webhook: &'a WebhookRecord, max: u32) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.create_webhook(webhook, max))
+        Box::pin(async move {
+            // Like the relational store's: two concurrent creations may both see max - 1 (a guard against runaway
+            // configuration, not an invariant).
+            let count = self.collection.count_documents(doc! {}).await.map_err(failed)?;
+            if count >= u64::from(max) {
+                return Ok(false);
+            }
+            match self.collection.insert_one(WebhookDocument::from(webhook)).await {
+                Ok(_) => Ok(true),
+                Err(error) if is_duplicate_key(&error) => Err(StoreError::Conflict("webhook")),
+                Err(error) => Err(failed(error)),
+            }
+        })
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<WebhookRecord>, StoreError>> {
-        Box::pin(self.list_webhooks())
+        Box::pin(async move {
+            let cursor = self.collection.find(doc! {}).sort(doc! { "_id": 1 }).await.map_err(failed)?;
+            let documents: Vec<WebhookDocument> = cursor.try_collect().await.map_err(failed)?;
+            Ok(documents.into_iter().map(WebhookRecord::from).collect())
+        })
     }
 
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<WebhookRecord>, StoreError>> {
@@ -216,11 +146,29 @@ impl WebhookConfigs for MongoWebhookConfigs {
     }
 
     fn save<'a>(&'a self, webhook: &'a WebhookRecord) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.save_webhook(webhook))
+        Box::pin(async move {
+            let set = doc! {
+                "name": &webhook.name,
+                "url": &webhook.url,
+                "enabled": webhook.enabled,
+                "useBasicAuth": webhook.use_basic_auth,
+                "username": webhook.username.as_deref(),
+                "password": webhook.password.as_deref(),
+                "triggers": &webhook.triggers,
+                "failingSince": webhook.failing_since,
+                "disabledReason": webhook.disabled_reason.as_deref(),
+                "updatedAt": webhook.updated_at,
+            };
+            self.update(doc! { "_id": &webhook.id }, set).await
+        })
     }
 
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.delete_webhook(id))
+        Box::pin(async move {
+            let deleted = self.collection.delete_one(doc! { "_id": id }).await.map_err(failed)?;
+            self.store.delete_webhook_deliveries(id).await?;
+            Ok(deleted.deleted_count == 1)
+        })
     }
 
     fn rotate<'a>(
@@ -230,7 +178,23 @@ impl WebhookConfigs for MongoWebhookConfigs {
         previous_until: Millis,
         now: Millis,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.rotate_secret(id, secret, previous_until, now))
+        Box::pin(async move {
+            for _ in 0..ROTATE_TRIES {
+                let Some(current) = self.collection.find_one(doc! { "_id": id }).await.map_err(failed)? else {
+                    return Ok(false);
+                };
+                let set = doc! {
+                    "previousSecret": &current.secret,
+                    "previousUntil": previous_until,
+                    "secret": secret,
+                    "updatedAt": now,
+                };
+                if self.update(doc! { "_id": id, "secret": &current.secret }, set).await? {
+                    return Ok(true);
+                }
+            }
+            Err(StoreError::Documents(format!("webhook `{id}`'s secret kept changing during its rotation")))
+        })
     }
 
     fn note_attempt<'a>(
@@ -239,10 +203,26 @@ impl WebhookConfigs for MongoWebhookConfigs {
         delivered: bool,
         at: Millis,
     ) -> BoxFuture<'a, Result<Option<Millis>, StoreError>> {
-        Box::pin(self.note_webhook_attempt(id, delivered, at))
+        Box::pin(async move {
+            if delivered {
+                self.update(doc! { "_id": id }, doc! { "failingSince": null }).await?;
+                return Ok(None);
+            }
+            // Set only by the first failure after a success: the filter matches only while it is unset.
+            self.update(doc! { "_id": id, "failingSince": null }, doc! { "failingSince": at }).await?;
+            Ok(self.get_webhook(id).await?.and_then(|webhook| webhook.failing_since))
+        })
     }
 
     fn disable<'a>(&'a self, id: &'a str, reason: &'a str, now: Millis) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.disable_webhook(id, reason, now))
+        Box::pin(async move {
+            let set = doc! { "enabled": false, "disabledReason": reason, "updatedAt": now };
+            if !self.update(doc! { "_id": id, "enabled": true }, set).await? {
+                return Ok(false);
+            }
+            let Some(webhook) = self.get_webhook(id).await? else { return Ok(true) };
+            self.store.emit_webhook_disabled(&webhook, reason, now).await?;
+            Ok(true)
+        })
     }
 }
