@@ -187,7 +187,7 @@ pub struct BackupArgs {
     pub action: Option<BackupAction>,
     #[command(flatten)]
     pub folder: FolderArg,
-    /// The folder backup sets go to (default <dir>/backups).
+    /// The folder backup sets go to (default: the spec's backup.destination, <dir>/backups).
     #[arg(long, value_name = "PATH")]
     pub to: Option<PathBuf>,
     /// Only these parts, comma-separated: tidb, redis, kafka, mongodb, config.
@@ -204,7 +204,7 @@ pub struct RestoreArgs {
     pub id: String,
     #[command(flatten)]
     pub folder: FolderArg,
-    /// The folder of backup sets (default <dir>/backups).
+    /// The folder of backup sets (default: the spec's backup.destination, <dir>/backups).
     #[arg(long, value_name = "PATH")]
     pub from: Option<PathBuf>,
     /// Only these parts, comma-separated: config, tidb.
@@ -227,7 +227,7 @@ pub enum BackupAction {
 pub struct BackupListArgs {
     #[command(flatten)]
     pub folder: FolderArg,
-    /// The folder of backup sets (default <dir>/backups).
+    /// The folder of backup sets (default: the spec's backup.destination, <dir>/backups).
     #[arg(long, value_name = "PATH")]
     pub from: Option<PathBuf>,
 }
@@ -238,7 +238,7 @@ pub struct BackupVerifyArgs {
     pub id: String,
     #[command(flatten)]
     pub folder: FolderArg,
-    /// The folder of backup sets (default <dir>/backups).
+    /// The folder of backup sets (default: the spec's backup.destination, <dir>/backups).
     #[arg(long, value_name = "PATH")]
     pub from: Option<PathBuf>,
 }

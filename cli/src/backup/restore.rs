@@ -9,9 +9,11 @@ use std::io::Read as _;
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
+use super::access::{existing_key, role_container};
 use super::crypt::{self, BackupKey};
 use super::manifest::{Manifest, Part};
-use super::{LocalTarget, existing_key, role_container, verify};
+use super::target::LocalTarget;
+use super::verify::verify;
 use crate::context::Context;
 use crate::error::{CheckFailed, Refusal};
 

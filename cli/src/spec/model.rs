@@ -222,7 +222,8 @@ pub struct Backup {
     /// Cron expression (five fields) for scheduled backups.
     pub schedule: String,
     pub retention_days: u32,
-    /// Where backups are written: a path on the backup host.
+    /// Where `cometctl backup` writes sets (and `backup list`, `verify`, `restore` read them) when no
+    /// `--to` / `--from` is given: a folder, relative to the deployment folder unless absolute.
     pub destination: String,
 }
 
@@ -452,11 +453,7 @@ impl Spec {
             },
             images: Images::defaults(&initial.comet_version),
             observability: Observability { prometheus: true, grafana: true, loki: true },
-            backup: Backup {
-                schedule: "0 3 * * *".to_owned(),
-                retention_days: 14,
-                destination: "/var/backups/comet".to_owned(),
-            },
+            backup: Backup { schedule: "0 3 * * *".to_owned(), retention_days: 14, destination: "backups".to_owned() },
             edge: Edge {
                 rate_limit_per_second: 20,
                 rate_limit_burst: 40,

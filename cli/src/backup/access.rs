@@ -1,0 +1,67 @@
+//! What the backup commands need from the deployment: where its sets go, its backup key, a running role
+//! container to run `comet-server dump` / `load` in.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+
+use super::crypt::BackupKey;
+use crate::context::Context;
+use crate::domain::{ServiceKey, Target};
+use crate::error::Refusal;
+use crate::plan::observed::ObservedContainer;
+
+/// The default folder of backup sets: the spec's `backup.destination` (relative to the deployment folder),
+/// or `<dir>/backups` when the folder has no readable spec (a new host before its config is restored).
+pub fn default_target(context: &Context<'_>) -> PathBuf {
+    match context.spec() {
+        Ok(spec) => context.folder.root().join(&spec.backup.destination),
+        Err(_) => context.folder.root().join("backups"),
+    }
+}
+
+/// The deployment's backup key; made (and announced) when the folder has none.
+pub fn key(context: &Context<'_>) -> Result<BackupKey> {
+    let (text, created) = context.folder.backup_key(|| Ok(BackupKey::generate()?.to_hex()))?;
+    if created {
+        context.printer.warning(&format!(
+            "made the backup key {}/secrets/backup.key: keep a copy outside this host and outside the backups \
+             (a backup is useless without it, and it is never inside a backup set)",
+            context.folder.root().display()
+        ));
+    }
+    BackupKey::from_hex(&text).context("secrets/backup.key")
+}
+
+/// The deployment's backup key, which must exist (verifying or restoring never makes one).
+pub fn existing_key(context: &Context<'_>) -> Result<BackupKey> {
+    let (text, path) = context.folder.existing_backup_key()?;
+    let text = text.ok_or_else(|| {
+        Refusal(format!(
+            "no backup key at {}: put there the copy of the key you kept (the one that made the set)",
+            path.display()
+        ))
+    })?;
+    BackupKey::from_hex(&text).with_context(|| path.display().to_string())
+}
+
+/// A running container of a comet-server role (they all reach the database with its credentials).
+pub(super) fn role_container(context: &Context<'_>, spec: &crate::spec::Spec) -> Result<ObservedContainer> {
+    let engine = context.engine()?;
+    let deployment = spec.name.as_str();
+    // Where the deployment runs, as the Engine says (the one place that decides it).
+    let target = crate::deploy::backend_for(context, crate::deploy::Choice::Observed)?.target();
+    let observed =
+        if target == Target::Swarm { engine.task_containers(deployment)? } else { engine.containers(deployment)? };
+    let roles = [ServiceKey::Api, ServiceKey::Relay, ServiceKey::Gateway, ServiceKey::Webhooks];
+    observed
+        .into_iter()
+        .find(|container| container.running && roles.iter().any(|role| role.key() == container.service))
+        .ok_or_else(|| {
+            Refusal(format!(
+                "no running comet-server container of deployment `{deployment}` to take the database copy in: \
+                 `cometctl status` shows what runs; deploy first, or back up only the config (--only config)"
+            ))
+            .into()
+        })
+}

@@ -1,0 +1,300 @@
+//! Taking a backup set: each part streamed through encryption and hashing into the target, then the
+//! manifest sealed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+
+use super::access::{key, role_container};
+use super::crypt::{BackupKey, CHUNK_BYTES, Encryptor};
+use super::manifest::{Encryption, MANIFEST_VERSION, Manifest, Part, Skipped};
+use super::target::{self, LocalTarget};
+use crate::context::Context;
+use crate::domain::ServiceKey;
+use crate::error::Refusal;
+
+/// The parts a set can hold, as `--only` names them.
+pub const PART_NAMES: [&str; 5] = ["tidb", "redis", "kafka", "mongodb", "config"];
+
+/// What `cometctl backup` was asked for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Parts to take (empty: every part this version can take).
+    pub only: Vec<String>,
+    /// The target folder (default: the spec's `backup.destination`).
+    pub to: Option<PathBuf>,
+}
+
+/// A set id from a time: `YYYYMMDDTHHMMSSZ` (UTC).
+pub fn id_at(unix_seconds: u64) -> String {
+    let days = i64::try_from(unix_seconds / 86_400).unwrap_or(0);
+    let seconds = unix_seconds % 86_400;
+    let (year, month, day) = crate::plan::history::civil_from_days(days);
+    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", seconds / 3_600, (seconds % 3_600) / 60, seconds % 60)
+}
+
+fn wanted(request: &Request) -> Result<Vec<&'static str>> {
+    for name in &request.only {
+        if !PART_NAMES.contains(&name.as_str()) {
+            return Err(Refusal(format!("--only: unknown part `{name}` (parts: {})", PART_NAMES.join(", "))).into());
+        }
+    }
+    let chosen: Vec<&'static str> = PART_NAMES
+        .iter()
+        .copied()
+        .filter(|name| request.only.is_empty() || request.only.iter().any(|only| only == name))
+        .collect();
+    Ok(chosen)
+}
+
+/// Takes a backup set; returns its manifest.
+pub fn create(context: &Context<'_>, request: &Request) -> Result<Manifest> {
+    let spec = context.spec()?;
+    let parts = wanted(request)?;
+    let key = key(context)?;
+    let target = LocalTarget::new(&request.to.clone().unwrap_or_else(|| super::access::default_target(context)));
+    if target.dir().to_string_lossy().contains("://") {
+        return Err(Refusal(format!(
+            "backup target {}: only folders are supported by this version (S3 is not written yet)",
+            target.dir().display()
+        ))
+        .into());
+    }
+    let started_at = context.clock.now_unix_seconds();
+    let id = id_at(started_at);
+    let set = target.begin(&id)?;
+    let progress = context.printer.progress();
+    let mut manifest = Manifest {
+        version: MANIFEST_VERSION,
+        id: id.clone(),
+        deployment: spec.name.as_str().to_owned(),
+        cometctl_version: env!("CARGO_PKG_VERSION").to_owned(),
+        comet_server_version: spec.images.comet.tag.clone(),
+        target: spec.target.to_string(),
+        started_at,
+        finished_at: started_at,
+        encryption: Encryption { cipher: "AES-256-GCM".to_owned(), chunk_bytes: CHUNK_BYTES as u64, key_id: key.id() },
+        parts: Vec::new(),
+        skipped: Vec::new(),
+        mac: String::new(),
+    };
+    if let Err(error) = take_parts(context, &set, &key, &parts, &progress, &mut manifest) {
+        set.abandon();
+        return Err(error);
+    }
+    manifest.finished_at = context.clock.now_unix_seconds();
+    manifest.seal(&key);
+    set.finish(&manifest)?;
+    Ok(manifest)
+}
+
+/// Takes each part into `set`, recording it (or why it was skipped) in `manifest`.
+fn take_parts(
+    context: &Context<'_>,
+    set: &target::NewSet,
+    key: &BackupKey,
+    parts: &[&'static str],
+    progress: &crate::printer::Progress,
+    manifest: &mut Manifest,
+) -> Result<()> {
+    let spec = context.spec()?;
+    for &name in parts {
+        let line = progress.line(name);
+        let part = match name {
+            "config" => {
+                line.set("archiving the deployment folder");
+                Some(config_part(context, set, key)?)
+            }
+            "tidb" => {
+                line.set("comet-server dump");
+                Some(database_part(context, set, key).with_context(|| "the tidb part")?)
+            }
+            _ => None,
+        };
+        match part {
+            Some(part) => {
+                line.finish(&format!("{} in {} s", human_bytes(part.bytes), part.finished_at - part.started_at));
+                manifest.parts.push(part);
+            }
+            None => {
+                let reason = skip_reason(name, spec);
+                line.finish(&format!("skipped: {reason}"));
+                manifest.skipped.push(Skipped { name: name.to_owned(), reason });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn skip_reason(name: &str, spec: &crate::spec::Spec) -> String {
+    match name {
+        "redis" => "Redis holds presence and typing only; the gateways rebuild it (restore is not needed)".to_owned(),
+        "kafka" => "topic configurations and consumer-group offsets are not backed up yet; every event is in the \
+                    database's outbox until published"
+            .to_owned(),
+        "mongodb" if !spec.plan.deploys(ServiceKey::Mongodb) => "MongoDB is not deployed".to_owned(),
+        _ => "not backed up yet by this version".to_owned(),
+    }
+}
+
+pub fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        0..1_024 => format!("{bytes} B"),
+        1_024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1_024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
+}
+
+/// Counts what passes through it into `inner`.
+struct Counted<W: Write> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn config_part(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -> Result<Part> {
+    let started_at = context.clock.now_unix_seconds();
+    let file = "config.tar.enc";
+    let files = context.folder.config_files()?;
+    let sink = set.part(file)?;
+    let mut archive = tar::Builder::new(Counted { inner: Encryptor::new(sink, key)?, bytes: 0 });
+    archive.mode(tar::HeaderMode::Deterministic);
+    for (name, path) in &files {
+        archive.append_path_with_name(path, name).with_context(|| format!("archiving {name}"))?;
+    }
+    let counted = archive.into_inner()?;
+    let (bytes, sha256) = counted.inner.finish()?.finish()?;
+    Ok(Part {
+        name: "config".to_owned(),
+        file: file.to_owned(),
+        bytes,
+        sha256,
+        plain_bytes: counted.bytes,
+        engine: None,
+        snapshot_at: None,
+        schema: None,
+        items: BTreeMap::from([("files".to_owned(), files.len() as u64)]),
+        started_at,
+        finished_at: context.clock.now_unix_seconds(),
+    })
+}
+
+/// Keeps the first line and the last complete line of what passes through it (the dump's header and
+/// trailer), without holding the rest.
+pub(super) struct Ends<W: Write> {
+    inner: W,
+    first: Vec<u8>,
+    first_done: bool,
+    current: Vec<u8>,
+    pub(super) last: Vec<u8>,
+    bytes: u64,
+}
+
+/// A line longer than this is not a header or trailer worth keeping.
+const END_LINE_LIMIT: usize = 1 << 20;
+
+impl<W: Write> Ends<W> {
+    pub(super) fn new(inner: W) -> Ends<W> {
+        Ends { inner, first: Vec::new(), first_done: false, current: Vec::new(), last: Vec::new(), bytes: 0 }
+    }
+}
+
+impl<W: Write> Write for Ends<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        for &byte in &bytes[..written] {
+            if byte == b'\n' {
+                if !self.first_done {
+                    self.first = std::mem::take(&mut self.current);
+                    self.first_done = true;
+                } else {
+                    self.last = std::mem::take(&mut self.current);
+                }
+                self.current.clear();
+            } else if self.current.len() < END_LINE_LIMIT {
+                self.current.push(byte);
+            }
+        }
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn database_part(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -> Result<Part> {
+    let spec = context.spec()?;
+    let container = role_container(context, spec)?;
+    let started_at = context.clock.now_unix_seconds();
+    let file = "tidb.jsonl.enc";
+    let sink = set.part(file)?;
+    let mut ends = Ends::new(Encryptor::new(sink, key)?);
+    let command = ["comet-server".to_owned(), "dump".to_owned()];
+    let ran = context.engine()?.exec_streaming(&container.id, &command, None, &mut ends)?;
+    if ran.exit_code != Some(0) {
+        bail!(
+            "`comet-server dump` in {} exited with {:?}: {}",
+            container.name,
+            ran.exit_code,
+            ran.stderr.lines().last().unwrap_or("no output")
+        );
+    }
+    let header: serde_json::Value = serde_json::from_slice(&ends.first).context("the copy's first line")?;
+    let trailer: serde_json::Value = serde_json::from_slice(&ends.last).context("the copy's last line")?;
+    if trailer["done"] != true {
+        bail!("the database copy from {} ended before its last line", container.name);
+    }
+    let items: BTreeMap<String, u64> =
+        serde_json::from_value(trailer["tables"].clone()).context("the copy's table counts")?;
+    let plain_bytes = ends.bytes;
+    let (bytes, sha256) = ends.inner.finish()?.finish()?;
+    Ok(Part {
+        name: "tidb".to_owned(),
+        file: file.to_owned(),
+        bytes,
+        sha256,
+        plain_bytes,
+        engine: header["engine"].as_str().map(str::to_owned),
+        snapshot_at: header["snapshotAt"].as_i64(),
+        schema: header["schema"].as_i64(),
+        items,
+        started_at,
+        finished_at: context.clock.now_unix_seconds(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_utc_times_that_sort() {
+        assert_eq!(id_at(0), "19700101T000000Z");
+        assert_eq!(id_at(951_782_400), "20000229T000000Z");
+        assert_eq!(id_at(1_796_625_296), "20261207T063456Z");
+        assert!(id_at(1_796_625_296) < id_at(1_796_625_297));
+    }
+
+    #[test]
+    fn only_names_known_parts() {
+        let request = |only: &[&str]| Request { only: only.iter().map(|name| (*name).to_owned()).collect(), to: None };
+        assert_eq!(wanted(&request(&[])).expect("all"), PART_NAMES.to_vec());
+        assert_eq!(wanted(&request(&["config"])).expect("one"), vec!["config"]);
+        assert!(wanted(&request(&["tidb", "nope"])).is_err());
+    }
+}
