@@ -17,6 +17,7 @@ mod access;
 pub mod crypt;
 mod listing;
 pub mod manifest;
+pub mod prune;
 mod restore;
 mod take;
 mod target;
