@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 mod bootstrap;
 mod edge;
 mod gateway;
+mod openapi;
 mod support;
 mod webhooks;
 
