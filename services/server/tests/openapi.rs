@@ -17,6 +17,9 @@ use crate::support::{Server, post};
 const SCHEMATHESIS_VENV_BIN: &str = "/opt/comet-tools/schemathesis-venv/bin/schemathesis";
 /// The user the operations that act as a user act as (`onBehalfOf`, set in schemathesis.toml).
 const ACTING_USER: &str = "schemathesis-user";
+/// The uid and guid the dictionaries in schemathesis.toml name.
+const FRIEND: &str = "schemathesis-friend";
+const GROUP: &str = "schemathesis-group";
 /// Examples per operation and the seed: enough to meet every kind of disagreement found so far, in well
 /// under two minutes on a debug build.
 const MAX_EXAMPLES: &str = "20";
@@ -59,6 +62,23 @@ async fn schemathesis_finds_the_served_document_and_the_server_in_agreement() {
     )
     .await;
     assert_eq!(status, 200, "creating the acting user: {body}");
+    // What the dictionaries of schemathesis.toml name: a second user, and a public group of both with a message.
+    let app = server.app.clone();
+    let acting = [("apikey", key.as_str()), ("onBehalfOf", ACTING_USER)];
+    let setup = [
+        (format!("{app}/v3/users"), &acting[..1], json!({ "uid": FRIEND, "name": "Friend" })),
+        (format!("{app}/v3/groups"), &acting[..], json!({ "guid": GROUP, "name": "Schemathesis", "type": "public" })),
+        (format!("{app}/v3/groups/{GROUP}/members"), &acting[..], json!({ "participants": [FRIEND] })),
+        (
+            format!("{app}/v3/messages"),
+            &acting[..],
+            json!({ "receiver": GROUP, "receiverType": "group", "type": "text", "data": { "text": "hello" } }),
+        ),
+    ];
+    for (url, headers, body) in setup {
+        let (status, answer) = post(&client, url.clone(), headers, body).await;
+        assert_eq!(status, 200, "POST {url}: {answer}");
+    }
 
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openapi/schemathesis.toml");
     let document = format!("{}/v3/openapi.json", server.app);
