@@ -43,4 +43,14 @@ if ! "$venv/bin/python" -c "import standardwebhooks" >/dev/null 2>&1; then
   echo "installing standardwebhooks into $venv" >&2
   "$venv/bin/pip" install -q "standardwebhooks==1.3.0"
 fi
-echo "validators ready: nginx promtool docker-compose shellcheck; in $venv/bin: kubernetes-validate trivy compose-lint hadolint, python (standardwebhooks)" >&2
+# schemathesis (property-based tests of the served /v3/openapi.json against comet-server) in a venv of its own,
+# so its dependencies (hypothesis, pytest) never meet the validators'.
+schemathesis_venv="${COMET_SCHEMATHESIS_VENV:-/opt/comet-tools/schemathesis-venv}"
+schemathesis_version="4.32.5"
+[ -x "$schemathesis_venv/bin/pip" ] || python3 -m venv "$schemathesis_venv"
+schemathesis_installed="$("$schemathesis_venv/bin/pip" show schemathesis 2>/dev/null || true)"
+if [ ! -x "$schemathesis_venv/bin/schemathesis" ] || ! grep -qx "Version: $schemathesis_version" <<<"$schemathesis_installed"; then
+  echo "installing schemathesis==$schemathesis_version into $schemathesis_venv" >&2
+  "$schemathesis_venv/bin/pip" install -q "schemathesis==$schemathesis_version"
+fi
+echo "validators ready: nginx promtool docker-compose shellcheck; in $venv/bin: kubernetes-validate trivy compose-lint hadolint, python (standardwebhooks); $schemathesis_venv/bin/schemathesis" >&2

@@ -10,15 +10,46 @@ use crate::ApiError;
 pub const MAX_PER_PAGE: u32 = 100;
 pub const DEFAULT_PER_PAGE: u32 = 50;
 
-/// Parses a JSON body; malformed JSON and wrong types are 400 with the field named.
+/// Longest `searchKey`, in characters.
+pub const MAX_SEARCH_KEY_CHARS: usize = 100;
+
+/// Parses a JSON body; malformed JSON and wrong types are 400 with the field named. A field whose value is
+/// `null` is refused (400 `ERR_BODY_INVALID`) in every body alike: null is neither "leave as it is" nor
+/// "clear" (an update clears with `unset`), so it is not guessed at.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("ERR_BODY_MISSING", "the request needs a JSON body"));
     }
-    serde_json::from_slice(bytes).map_err(|error| {
+    let parsed = serde_json::from_slice(bytes).map_err(|error| {
         let code = if error.is_syntax() || error.is_eof() { "ERR_BODY_MALFORMED" } else { "ERR_BODY_INVALID" };
         ApiError::bad_request(code, format!("request body: {error}"))
-    })
+    })?;
+    if let Some(field) = null_field(bytes) {
+        return Err(ApiError::bad_request(
+            "ERR_BODY_INVALID",
+            format!("request body: `{field}` is null; leave the field out (an update clears a field with `unset`)"),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// The first top-level field of a JSON object whose value is `null` (the body parsed already).
+fn null_field(bytes: &[u8]) -> Option<String> {
+    let fields: std::collections::BTreeMap<String, Option<serde::de::IgnoredAny>> =
+        serde_json::from_slice(bytes).ok()?;
+    fields.into_iter().find(|(_, value)| value.is_none()).map(|(field, _)| field)
+}
+
+/// `searchKey` trimmed (empty is no search); over 100 characters is 400 `ERR_SEARCH_KEY_INVALID`, on every list.
+pub fn search_key(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
+    let search = raw.map(str::trim).filter(|key| !key.is_empty());
+    if search.is_some_and(|key| key.chars().count() > MAX_SEARCH_KEY_CHARS) {
+        return Err(ApiError::bad_request(
+            "ERR_SEARCH_KEY_INVALID",
+            format!("searchKey may be at most {MAX_SEARCH_KEY_CHARS} characters"),
+        ));
+    }
+    Ok(search)
 }
 
 /// `perPage` checked against the limit.
@@ -78,13 +109,31 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
         {
             return Err(too_large());
         }
+        let content_type = request.headers().get(axum::http::header::CONTENT_TYPE).cloned();
         match bytes::Bytes::from_request(request, state).await {
-            Ok(bytes) => Ok(RawBody(bytes)),
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) || is_json(content_type.as_ref()) => {
+                Ok(RawBody(bytes))
+            }
+            Ok(_) => Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "ERR_CONTENT_TYPE_UNSUPPORTED",
+                "a request body must be JSON, sent with `Content-Type: application/json`",
+            )),
             Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
             Err(rejection) if timed_out(&rejection) => Err(crate::edge::request_timeout()),
             Err(rejection) => Err(ApiError::bad_request("ERR_BODY_UNREADABLE", rejection.body_text())),
         }
     }
+}
+
+/// Whether the `Content-Type` names JSON: `application/json` or `application/<something>+json`, parameters
+/// (`; charset=utf-8`) allowed, case-insensitive.
+fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
+    let Some(essence) = content_type.and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let essence = essence.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Whether reading the body failed because the server's body deadline passed (comet-server's

@@ -9,7 +9,8 @@ use comet_model::{Departure, Group, GroupChanges, GroupType, Guid, NewGroup, New
 use serde::Deserialize;
 
 use crate::auth::{Caller, identify};
-use crate::body::{Path, Query, RawBody, data, keyed_page, parse, per_page};
+use crate::body::{Path, Query, RawBody, data, keyed_page, parse, per_page, search_key};
+use crate::names::valid_name;
 use crate::users::parse_uid;
 use crate::{ApiError, AppState, now, views};
 
@@ -52,10 +53,7 @@ pub async fn create(
     let guid = parse_guid(&request.guid)?;
     let group_type = GroupType::parse(&request.group_type)
         .ok_or_else(|| ApiError::bad_request("ERR_GROUP_TYPE_INVALID", "type must be public, private or password"))?;
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request("ERR_NAME_INVALID", "name must be 1 to 100 characters"));
-    }
+    let name = valid_name(&request.name)?;
     let password_hash = match (group_type, request.password.as_deref()) {
         (GroupType::Password, Some(password)) if !password.is_empty() => Some(hash_password(password)?),
         (GroupType::Password, _) => {
@@ -84,7 +82,7 @@ pub async fn create(
     }
     let new_group = NewGroup {
         guid,
-        name: name.to_owned(),
+        name,
         group_type,
         password_hash,
         description: request.description,
@@ -456,10 +454,7 @@ pub async fn update(
             })
         })
         .transpose()?;
-    let name = request.name.as_deref().map(str::trim);
-    if name.is_some_and(|name| name.is_empty() || name.chars().count() > 100) {
-        return Err(ApiError::bad_request("ERR_NAME_INVALID", "name must be 1 to 100 characters"));
-    }
+    let name = request.name.as_deref().map(valid_name).transpose()?;
     let nothing = name.is_none()
         && request.description.is_none()
         && request.icon.is_none()
@@ -490,7 +485,7 @@ pub async fn update(
         (_, None) => PasswordChange::Clear,
     };
     let changes = GroupChanges {
-        name: name.map(str::to_owned),
+        name,
         description: request.description,
         icon: request.icon,
         metadata: request.metadata,
@@ -535,10 +530,7 @@ pub async fn list(
     caller.full_access()?;
     let limit = per_page(query.per_page)?;
     let after = query.after.as_deref().map(parse_guid).transpose()?;
-    let search = query.search_key.as_deref().map(str::trim).filter(|key| !key.is_empty());
-    if search.is_some_and(|key| key.chars().count() > 100) {
-        return Err(ApiError::bad_request("ERR_SEARCH_KEY_INVALID", "searchKey may be at most 100 characters"));
-    }
+    let search = search_key(query.search_key.as_deref())?;
     let viewer = match &caller {
         Caller::User(uid) => Some(uid),
         _ => None,

@@ -11,6 +11,7 @@ mod edge;
 mod error;
 mod groups;
 mod messages;
+mod names;
 mod openapi;
 mod reactions;
 mod users;

@@ -9,7 +9,8 @@ use comet_store::StoreError;
 use serde::Deserialize;
 
 use crate::auth::{Caller, identify, new_token};
-use crate::body::{Path, Query, RawBody, data, keyed_page, parse, per_page};
+use crate::body::{Path, Query, RawBody, data, keyed_page, parse, per_page, search_key};
+use crate::names::valid_name;
 use crate::{ApiError, AppState, now, views};
 
 #[derive(Debug, Deserialize)]
@@ -27,15 +28,6 @@ struct CreateUser {
 
 pub fn parse_uid(raw: &str) -> Result<Uid, ApiError> {
     Uid::parse(raw).map_err(|error| ApiError::bad_request("ERR_UID_INVALID", error.to_string()))
-}
-
-/// A user's display name, trimmed: 1 to 100 characters.
-fn valid_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request("ERR_NAME_INVALID", "name must be 1 to 100 characters"));
-    }
-    Ok(name.to_owned())
 }
 
 /// 404 for a uid that names no user (or a deleted one, where the request needs a live user).
@@ -110,7 +102,8 @@ pub async fn list(
     identify(&state, &headers).await?.full_access()?;
     let limit = per_page(query.per_page)?;
     let after = query.after.as_deref().map(parse_uid).transpose()?;
-    let users = state.store.list_users(query.search_key.as_deref(), after.as_ref(), limit).await?;
+    let search = search_key(query.search_key.as_deref())?;
+    let users = state.store.list_users(search, after.as_ref(), limit).await?;
     Ok(keyed_page(&users, limit, views::user, |user| user.uid.to_string()))
 }
 

@@ -120,13 +120,14 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.chars().count() > MAX_WEBHOOK_ID_CHARS {
-        return Err(ApiError::bad_request(
+    crate::names::display_name(name, MAX_WEBHOOK_ID_CHARS).map(|_| ()).map_err(|_| {
+        ApiError::bad_request(
             "ERR_WEBHOOK_NAME_INVALID",
-            format!("name must be 1 to {MAX_WEBHOOK_ID_CHARS} characters"),
-        ));
-    }
-    Ok(())
+            format!(
+                "name must be 1 to {MAX_WEBHOOK_ID_CHARS} characters, not only white space, without control characters"
+            ),
+        )
+    })
 }
 
 /// The URL checked by the SSRF guard (syntax, scheme, no credentials, no private address).

@@ -10,9 +10,11 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use self::contract::{content_type_scenario, names_scenario, nulls_scenario, search_key_scenario};
 use self::edge::{error_envelope_scenario, identity_headers_scenario};
 
 mod admission;
+mod contract;
 mod edge;
 mod openapi;
 mod webhooks;
@@ -168,6 +170,10 @@ both_backends!(conversation_list, conversation_list_scenario);
 both_backends!(conversations_that_display_alike_stay_apart, display_collision_scenario);
 both_backends!(malformed_or_repeated_identity_headers_are_refused, identity_headers_scenario);
 both_backends!(every_error_carries_the_envelope, error_envelope_scenario);
+both_backends!(names_refuse_control_characters, names_scenario);
+both_backends!(null_fields_are_refused_alike, nulls_scenario);
+both_backends!(search_keys_are_bounded_on_every_list, search_key_scenario);
+both_backends!(bodies_must_be_sent_as_json, content_type_scenario);
 
 async fn users_and_tokens_scenario(app: App) {
     app.create_user("alice").await;
