@@ -177,3 +177,41 @@ fn a_config_part_restores_a_folder_on_a_new_host_and_never_overwrites_silently()
     assert!(refused.stderr.contains("does not verify"), "{}", refused.stderr);
     assert_eq!(std::fs::read_to_string(fresh.join("cometctl.yaml")).expect("spec"), "changed", "nothing restored");
 }
+
+#[test]
+fn prune_shows_what_goes_and_deletes_only_with_yes() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "10k"]);
+    let dir_text = dir.to_string_lossy().into_owned();
+    let run = cometctl(root.path(), &["backup", "--dir", &dir_text, "--only", "config", "--output", "json"]).success();
+    let newest = serde_json::from_str::<Value>(&run.stdout).expect("json")["id"].as_str().expect("id").to_owned();
+    // Older sets, copies of the real one under older ids, and an interrupted one.
+    for old in ["20250101T030000Z", "20250102T030000Z", "20250102T150000Z"] {
+        let target = set_dir(&dir, old);
+        std::fs::create_dir_all(&target).expect("set");
+        for file in ["manifest.json", "config.tar.enc"] {
+            std::fs::copy(set_dir(&dir, &newest).join(file), target.join(file)).expect("copy");
+        }
+    }
+    std::fs::create_dir_all(dir.join("backups/20250103T000000Z.partial")).expect("interrupted");
+    let args =
+        ["backup", "prune", "--dir", &dir_text, "--keep-daily", "2", "--keep-weekly", "0", "--keep-monthly", "0"];
+    let shown = cometctl(root.path(), &[&args[..], &["--output", "json"]].concat()).success();
+    let plan: Value = serde_json::from_str(&shown.stdout).expect("json");
+    let going: Vec<&str> = plan
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .filter(|decision| decision["keep"] == false)
+        .filter_map(|decision| decision["id"].as_str())
+        .collect();
+    assert_eq!(going, ["20250103T000000Z", "20250102T030000Z", "20250101T030000Z"], "{plan}");
+    assert_eq!(std::fs::read_dir(dir.join("backups")).expect("backups").count(), 5, "nothing deleted without --yes");
+    cometctl(root.path(), &[&args[..], &["--yes"]].concat()).success();
+    let mut left: Vec<String> = std::fs::read_dir(dir.join("backups"))
+        .expect("backups")
+        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["20250102T150000Z".to_owned(), newest], "the newest of each of two days");
+}

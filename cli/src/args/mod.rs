@@ -221,6 +221,29 @@ pub enum BackupAction {
     List(BackupListArgs),
     /// Re-hash every part of a set against its manifest, decrypt every chunk and check the manifest's MAC.
     Verify(BackupVerifyArgs),
+    /// Show which sets a retention policy keeps and which go; delete those with --yes.
+    Prune(BackupPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupPruneArgs {
+    #[command(flatten)]
+    pub folder: FolderArg,
+    /// The folder of backup sets (default: the spec's backup.destination, <dir>/backups).
+    #[arg(long, value_name = "PATH")]
+    pub from: Option<PathBuf>,
+    /// Keep the newest set of each of the last N days that have one.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub keep_daily: u32,
+    /// Keep the newest set of each of the last N ISO weeks that have one.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub keep_weekly: u32,
+    /// Keep the newest set of each of the last N months that have one.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub keep_monthly: u32,
+    /// Delete the sets that go (without it, prune only shows them).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

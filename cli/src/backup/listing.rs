@@ -31,8 +31,8 @@ pub struct ListedView {
 impl From<&Listed> for ListedView {
     fn from(listed: &Listed) -> ListedView {
         match listed {
-            Listed::Complete(manifest) => ListedView {
-                id: manifest.id.clone(),
+            Listed::Complete { id, manifest } => ListedView {
+                id: id.clone(),
                 complete: true,
                 reason: None,
                 started_at: Some(manifest.started_at),

@@ -105,9 +105,8 @@ mod tests {
     fn the_newest_of_each_period_is_kept_up_to_each_rule() {
         // Two sets a day for ten days in January 2026 (1 Jan was a Thursday), one in each of Nov and Dec 2025.
         let mut list = vec!["20251115T030000Z", "20251215T030000Z"];
-        let days: Vec<String> = (1..=10)
-            .flat_map(|day| [format!("202601{day:02}T030000Z"), format!("202601{day:02}T150000Z")])
-            .collect();
+        let days: Vec<String> =
+            (1..=10).flat_map(|day| [format!("202601{day:02}T030000Z"), format!("202601{day:02}T150000Z")]).collect();
         list.extend(days.iter().map(String::as_str));
         let plan = plan(&ids(&list), Policy { daily: 3, weekly: 2, monthly: 2 });
         assert_eq!(

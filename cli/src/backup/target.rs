@@ -22,8 +22,8 @@ pub struct LocalTarget {
 /// One set of a target, as listed.
 #[derive(Debug, Clone)]
 pub enum Listed {
-    /// A complete set and its manifest.
-    Complete(Box<Manifest>),
+    /// A complete set (its folder's name) and its manifest.
+    Complete { id: String, manifest: Box<Manifest> },
     /// A set that was interrupted (no manifest) or whose manifest cannot be read.
     Incomplete { id: String, why: String },
 }
@@ -129,7 +129,7 @@ impl LocalTarget {
                 continue;
             }
             sets.push(match self.manifest(&name) {
-                Ok(manifest) => Listed::Complete(Box::new(manifest)),
+                Ok(manifest) => Listed::Complete { id: name, manifest: Box::new(manifest) },
                 Err(error) => Listed::Incomplete { id: name, why: format!("{error:#}") },
             });
         }
@@ -148,6 +148,20 @@ impl LocalTarget {
         serde_json::from_str(&text).with_context(|| format!("{} is not a backup manifest", path.display()))
     }
 
+    /// Deletes set `id`, complete or not.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            anyhow::bail!("`{id}` is not a backup id");
+        }
+        for name in [id.to_owned(), format!("{id}{PARTIAL_SUFFIX}")] {
+            let path = self.dir.join(name);
+            if path.is_dir() {
+                fs_err::remove_dir_all(&path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A part's stored bytes, for reading.
     pub fn open_part(&self, id: &str, file: &str) -> Result<BufReader<fs_err::File>> {
         Ok(BufReader::with_capacity(256 * 1024, fs_err::File::open(self.dir.join(id).join(file))?))
@@ -157,7 +171,7 @@ impl LocalTarget {
 impl Listed {
     pub fn id(&self) -> &str {
         match self {
-            Listed::Complete(manifest) => &manifest.id,
+            Listed::Complete { id, .. } => id,
             Listed::Incomplete { id, .. } => id,
         }
     }

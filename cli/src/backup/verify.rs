@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::crypt::{self, BackupKey};
-use super::manifest::{Manifest, Part};
+use super::manifest::Part;
 use super::take::Ends;
 use super::target::{self, LocalTarget};
 
@@ -36,11 +36,13 @@ pub fn verify(target: &Path, id: &str, key: &BackupKey) -> Result<Verification> 
     let target = LocalTarget::new(target);
     let manifest = target.manifest(id)?;
     let mut checks = Vec::new();
-    let authentic = manifest.is_authentic(key);
+    let authentic = manifest.is_authentic(key) && manifest.id == id;
     checks.push(PartCheck {
         part: "manifest".to_owned(),
         ok: authentic,
-        detail: if authentic {
+        detail: if manifest.id != id {
+            format!("the manifest is set {}'s, not {id}'s: it was copied or renamed", manifest.id)
+        } else if authentic {
             format!("authentic (key {})", key.id())
         } else if manifest.encryption.key_id != key.id() {
             format!("made with key {}, not this deployment's key {}", manifest.encryption.key_id, key.id())
@@ -49,16 +51,16 @@ pub fn verify(target: &Path, id: &str, key: &BackupKey) -> Result<Verification> 
         },
     });
     for part in &manifest.parts {
-        checks.push(verify_part(&target, &manifest, part, key));
+        checks.push(verify_part(&target, id, part, key));
     }
     let ok = checks.iter().all(|check| check.ok);
-    Ok(Verification { id: manifest.id, ok, checks })
+    Ok(Verification { id: id.to_owned(), ok, checks })
 }
 
-fn verify_part(target: &LocalTarget, manifest: &Manifest, part: &Part, key: &BackupKey) -> PartCheck {
+fn verify_part(target: &LocalTarget, id: &str, part: &Part, key: &BackupKey) -> PartCheck {
     let check = |ok: bool, detail: String| PartCheck { part: part.name.clone(), ok, detail };
     let mut hashed = target::Hashed::new(std::io::sink());
-    let stored = target.open_part(&manifest.id, &part.file).and_then(|mut file| {
+    let stored = target.open_part(id, &part.file).and_then(|mut file| {
         std::io::copy(&mut file, &mut hashed)?;
         Ok(())
     });
@@ -74,7 +76,7 @@ fn verify_part(target: &LocalTarget, manifest: &Manifest, part: &Part, key: &Bac
     }
     let mut plain = Ends::new(std::io::sink());
     let opened = target
-        .open_part(&manifest.id, &part.file)
+        .open_part(id, &part.file)
         .map_err(|error| format!("{error:#}"))
         .and_then(|mut file| crypt::decrypt(&mut file, key, &mut plain).map_err(|error| error.to_string()));
     match opened {

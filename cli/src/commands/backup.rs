@@ -34,6 +34,32 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
             }
             Ok(EXIT_OK)
         }
+        Some(BackupAction::Prune(prune)) => {
+            let context = Context::new(&prune.folder.dir, printer);
+            let target = prune.from.clone().unwrap_or_else(|| backup::default_target(&context));
+            let sets: Vec<(String, bool)> = backup::list(&target)?
+                .iter()
+                .map(|set| (set.id().to_owned(), matches!(set, backup::Listed::Complete { .. })))
+                .collect();
+            let policy = backup::prune::Policy {
+                daily: prune.keep_daily,
+                weekly: prune.keep_weekly,
+                monthly: prune.keep_monthly,
+            };
+            let decisions = backup::prune::plan(&sets, policy);
+            if prune.yes {
+                let store = backup::LocalTarget::new(&target);
+                for decision in decisions.iter().filter(|decision| !decision.keep) {
+                    store.remove(&decision.id)?;
+                }
+            }
+            if printer.is_json() {
+                printer.json(&decisions)?;
+            } else {
+                printer.backup_prune(&decisions, prune.yes)?;
+            }
+            Ok(EXIT_OK)
+        }
         Some(BackupAction::Verify(verify)) => {
             let context = Context::new(&verify.folder.dir, printer);
             let target = verify.from.clone().unwrap_or_else(|| backup::default_target(&context));

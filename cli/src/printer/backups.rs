@@ -41,6 +41,22 @@ impl Printer {
         self.stdout(&format!("{table}\n"))
     }
 
+    pub fn backup_prune(&self, decisions: &[crate::backup::prune::Decision], deleted: bool) -> io::Result<()> {
+        let mut table = new_table(&["id", "fate", "why"]);
+        let going = if deleted { "deleted" } else { "would go" };
+        for decision in decisions {
+            let fate = if decision.keep { "keep".to_owned() } else { self.paint(RED, going) };
+            table.add_row(vec![decision.id.clone(), fate, decision.why.join(", ")]);
+        }
+        let gone = decisions.iter().filter(|decision| !decision.keep).count();
+        let footer = match (gone, deleted) {
+            (0, _) => "nothing to prune".to_owned(),
+            (n, true) => format!("{n} set(s) deleted"),
+            (n, false) => format!("{n} set(s) would go: add --yes to delete them"),
+        };
+        self.stdout(&format!("{table}\n{footer}\n"))
+    }
+
     pub fn backup_verification(&self, verification: &Verification) -> io::Result<()> {
         let mut table = new_table(&["part", "result", "detail"]);
         for check in &verification.checks {
