@@ -143,6 +143,19 @@ pub struct Images {
     pub promtail: ImageRef,
     pub node_exporter: ImageRef,
     pub cadvisor: ImageRef,
+    /// Exporters added after the first specs were written: a spec without them gets the pinned default.
+    #[serde(default = "default_kafka_exporter")]
+    pub kafka_exporter: ImageRef,
+    #[serde(default = "default_nginx_exporter")]
+    pub nginx_exporter: ImageRef,
+}
+
+fn default_kafka_exporter() -> ImageRef {
+    ImageRef::new("docker.io/danielqsj/kafka-exporter", "v1.8.0")
+}
+
+fn default_nginx_exporter() -> ImageRef {
+    ImageRef::new("docker.io/nginx/nginx-prometheus-exporter", "1.4.0")
 }
 
 impl Images {
@@ -163,6 +176,8 @@ impl Images {
             promtail: ImageRef::new("docker.io/grafana/promtail", "3.3.2"),
             node_exporter: ImageRef::new("docker.io/prom/node-exporter", "v1.8.2"),
             cadvisor: ImageRef::new("gcr.io/cadvisor/cadvisor", "v0.49.2"),
+            kafka_exporter: default_kafka_exporter(),
+            nginx_exporter: default_nginx_exporter(),
         }
     }
 
@@ -183,12 +198,14 @@ impl Images {
             "promtail" => &mut self.promtail,
             "node_exporter" => &mut self.node_exporter,
             "cadvisor" => &mut self.cadvisor,
+            "kafka_exporter" => &mut self.kafka_exporter,
+            "nginx_exporter" => &mut self.nginx_exporter,
             _ => return None,
         })
     }
 
     /// Every image with its key, in file order.
-    pub fn named(&self) -> [(&'static str, &ImageRef); 14] {
+    pub fn named(&self) -> [(&'static str, &ImageRef); 16] {
         [
             ("comet", &self.comet),
             ("nginx", &self.nginx),
@@ -204,6 +221,8 @@ impl Images {
             ("promtail", &self.promtail),
             ("node_exporter", &self.node_exporter),
             ("cadvisor", &self.cadvisor),
+            ("kafka_exporter", &self.kafka_exporter),
+            ("nginx_exporter", &self.nginx_exporter),
         ]
     }
 }
