@@ -58,7 +58,7 @@ fn bad_specs_name_file_line_column_and_the_problem() {
     check("  key_file: tls/key.pem", "  key_file: /etc/key.pem", "", "relative path");
     check("  ingress_class: nginx", "  ingress_class: \"x: y\"", "", "IngressClass");
     check("  storage_class: \"\"", "  storage_class: \"fast #ssd\"", "", "StorageClass");
-    check("  destination: /var/backups/comet", "  destination: \"x\\ny\"", "", "backup.destination");
+    check("  destination: backups", "  destination: \"x\\ny\"", "", "backup.destination");
     for (from, to) in [("  http_port: 80", "  http_port: 0"), ("  http_port: 80", "  http_port: 70000")] {
         check(from, to, &format!("{}:", line_of("  http_port:")), "use 1 to 65535");
     }
