@@ -148,10 +148,17 @@ pub struct Images {
     pub kafka_exporter: ImageRef,
     #[serde(default = "default_nginx_exporter")]
     pub nginx_exporter: ImageRef,
+    #[serde(default = "default_redis_exporter")]
+    pub redis_exporter: ImageRef,
 }
 
 fn default_kafka_exporter() -> ImageRef {
     ImageRef::new("docker.io/danielqsj/kafka-exporter", "v1.8.0")
+}
+
+/// The Alpine variant: its shell reads the Redis password from the secret file (the scratch variant has none).
+fn default_redis_exporter() -> ImageRef {
+    ImageRef::new("docker.io/oliver006/redis_exporter", "v1.67.0-alpine")
 }
 
 fn default_nginx_exporter() -> ImageRef {
@@ -178,6 +185,7 @@ impl Images {
             cadvisor: ImageRef::new("gcr.io/cadvisor/cadvisor", "v0.49.2"),
             kafka_exporter: default_kafka_exporter(),
             nginx_exporter: default_nginx_exporter(),
+            redis_exporter: default_redis_exporter(),
         }
     }
 
@@ -200,12 +208,13 @@ impl Images {
             "cadvisor" => &mut self.cadvisor,
             "kafka_exporter" => &mut self.kafka_exporter,
             "nginx_exporter" => &mut self.nginx_exporter,
+            "redis_exporter" => &mut self.redis_exporter,
             _ => return None,
         })
     }
 
     /// Every image with its key, in file order.
-    pub fn named(&self) -> [(&'static str, &ImageRef); 16] {
+    pub fn named(&self) -> [(&'static str, &ImageRef); 17] {
         [
             ("comet", &self.comet),
             ("nginx", &self.nginx),
@@ -223,6 +232,7 @@ impl Images {
             ("cadvisor", &self.cadvisor),
             ("kafka_exporter", &self.kafka_exporter),
             ("nginx_exporter", &self.nginx_exporter),
+            ("redis_exporter", &self.redis_exporter),
         ]
     }
 }
