@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::labels::{COMPOSE_SERVICE_LABEL, CONFIG_HASH_LABEL, DEPLOYMENT_LABEL, SERVICE_LABEL};
 use super::observed::ObservedContainer;
-use super::{Ready, Reason, sha256_hex};
+use super::{Ready, Reason, json_hash};
 use crate::manifest::compose::{ComposeFile, Condition, Healthcheck, Service};
 use crate::manifest::values;
 use crate::manifest::values::Mount;
@@ -356,9 +356,7 @@ fn service_containers(
     body["StopTimeout"] = grace.into();
     // Directories (the host root for node-exporter) are mounted, not hashed.
     let contents: Vec<String> = sources.iter().filter(|source| !source.is_dir()).map(|source| digest(source)).collect();
-    let config_hash = sha256_hex(
-        serde_json::to_string(&json!([body, attachments, contents])).map_err(|error| error.to_string())?.as_bytes(),
-    );
+    let config_hash = json_hash(&json!([body, attachments, contents]))?;
     body["Labels"][CONFIG_HASH_LABEL] = config_hash.clone().into();
 
     let (ready, ready_timeout_seconds) = readiness_of(service.healthcheck.as_ref(), service.is_job());

@@ -20,6 +20,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// The SHA-256 of a JSON value in canonical form: object keys sorted at every level, so the hash does not
+/// depend on the order values were inserted in. (serde_json keeps insertion order when any crate of the build
+/// enables its `preserve_order` feature — the MongoDB driver's bson does — and labels come from hash maps.)
+pub fn json_hash(value: &serde_json::Value) -> Result<String, String> {
+    fn canonical(value: &serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                serde_json::Value::Object(
+                    entries.into_iter().map(|(key, item)| (key.clone(), canonical(item))).collect(),
+                )
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(canonical).collect()),
+            other => other.clone(),
+        }
+    }
+    let text = serde_json::to_string(&canonical(value)).map_err(|error| error.to_string())?;
+    Ok(sha256_hex(text.as_bytes()))
+}
+
 /// How `deploy` knows a container or service is ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -20,7 +20,7 @@ use super::labels::{
     TASK_HASH_LABEL,
 };
 use super::observed::{ObjectKind, ObservedService, SwarmObject};
-use super::{Ready, Reason, sha256_hex};
+use super::{Ready, Reason, json_hash};
 use crate::manifest::compose;
 use crate::manifest::stack::{EndpointMode, FileMount, StackFile, StackService, UpdateConfig};
 use crate::manifest::values;
@@ -447,9 +447,7 @@ fn desired_service(
     let endpoint_mode = deploy_block.and_then(|deploy| deploy.endpoint_mode).unwrap_or(EndpointMode::Vip);
     let endpoint = json!({ "Mode": endpoint_mode, "Ports": ports });
     // Swarm replaces a service's tasks when its task template or its endpoint changes.
-    let task_hash = sha256_hex(
-        serde_json::to_string(&json!([template, endpoint, image_id])).map_err(|error| error.to_string())?.as_bytes(),
-    );
+    let task_hash = json_hash(&json!([template, endpoint, image_id]))?;
     let mut service_labels =
         deployment_labels(deployment, name, &deploy_block.map(|deploy| deploy.labels.clone()).unwrap_or_default());
     service_labels.insert(STACK_IMAGE_LABEL.to_owned(), service.image.clone());
@@ -469,7 +467,7 @@ fn desired_service(
             spec["RollbackConfig"] = update_config_body(config)?;
         }
     }
-    let config_hash = sha256_hex(serde_json::to_string(&spec).map_err(|error| error.to_string())?.as_bytes());
+    let config_hash = json_hash(&spec)?;
     spec["TaskTemplate"]["ContainerSpec"]["Labels"][TASK_HASH_LABEL] = task_hash.clone().into();
     spec["Labels"][CONFIG_HASH_LABEL] = config_hash.clone().into();
     spec["Labels"][IMAGE_ID_LABEL] = image_id.clone().into();
@@ -593,6 +591,7 @@ pub fn changes(
 mod tests {
     use super::*;
     use crate::plan::observed::ServiceMode;
+    use crate::plan::sha256_hex;
 
     const FILE: &str = r#"
 services:
