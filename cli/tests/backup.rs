@@ -126,6 +126,12 @@ fn an_interrupted_set_is_listed_as_incomplete_and_bad_requests_change_nothing() 
     assert_ne!(no_deployment.code, 0, "{}", no_deployment.stdout);
     let entries = std::fs::read_dir(dir.join("backups")).expect("backups").count();
     assert_eq!(entries, 1, "refused and failed requests wrote no set");
+
+    // A cometctl.yaml that does not parse is named, never replaced by a default target.
+    std::fs::write(dir.join("cometctl.yaml"), "backup: [\n").expect("break the spec");
+    let broken = cometctl(root.path(), &["backup", "list", "--dir", &dir_text]);
+    assert_eq!(broken.code, 2, "{}\n{}", broken.stdout, broken.stderr);
+    assert!(broken.stderr.contains("cometctl.yaml"), "{}", broken.stderr);
 }
 
 #[test]

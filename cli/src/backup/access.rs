@@ -12,12 +12,13 @@ use crate::error::Refusal;
 use crate::plan::observed::ObservedContainer;
 
 /// The default folder of backup sets: the spec's `backup.destination` (relative to the deployment folder),
-/// or `<dir>/backups` when the folder has no readable spec (a new host before its config is restored).
-pub fn default_target(context: &Context<'_>) -> PathBuf {
-    match context.spec() {
-        Ok(spec) => context.folder.root().join(&spec.backup.destination),
-        Err(_) => context.folder.root().join("backups"),
+/// or `<dir>/backups` when the folder has no spec yet (a new host before its config is restored). A spec that
+/// exists but does not parse is an error, never a silent fallback.
+pub fn default_target(context: &Context<'_>) -> Result<PathBuf> {
+    if !context.folder.has_spec() {
+        return Ok(context.folder.root().join("backups"));
     }
+    Ok(context.folder.root().join(&context.spec()?.backup.destination))
 }
 
 /// The deployment's backup key; made (and announced) when the folder has none.

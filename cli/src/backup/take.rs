@@ -54,7 +54,10 @@ pub fn create(context: &Context<'_>, request: &Request) -> Result<Manifest> {
     let spec = context.spec()?;
     let parts = wanted(request)?;
     let key = key(context)?;
-    let target = LocalTarget::new(&request.to.clone().unwrap_or_else(|| super::access::default_target(context)));
+    let target = LocalTarget::new(&match &request.to {
+        Some(to) => to.clone(),
+        None => super::access::default_target(context)?,
+    });
     if target.dir().to_string_lossy().contains("://") {
         return Err(Refusal(format!(
             "backup target {}: only folders are supported by this version (S3 is not written yet)",
@@ -147,42 +150,24 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// Counts what passes through it into `inner`.
-struct Counted<W: Write> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counted<W> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let written = self.inner.write(bytes)?;
-        self.bytes += written as u64;
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 fn config_part(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -> Result<Part> {
     let started_at = context.clock.now_unix_seconds();
     let file = "config.tar.enc";
     let files = context.folder.config_files()?;
     let sink = set.part(file)?;
-    let mut archive = tar::Builder::new(Counted { inner: Encryptor::new(sink, key)?, bytes: 0 });
+    let mut archive = tar::Builder::new(Ends::new(Encryptor::new(sink, key)?));
     archive.mode(tar::HeaderMode::Deterministic);
     for (name, path) in &files {
         archive.append_path_with_name(path, name).with_context(|| format!("archiving {name}"))?;
     }
-    let counted = archive.into_inner()?;
-    let (bytes, sha256) = counted.inner.finish()?.finish()?;
+    let archived = archive.into_inner()?;
+    let (bytes, sha256) = archived.inner.finish()?.finish()?;
     Ok(Part {
         name: "config".to_owned(),
         file: file.to_owned(),
         bytes,
         sha256,
-        plain_bytes: counted.bytes,
+        plain_bytes: archived.bytes,
         engine: None,
         snapshot_at: None,
         schema: None,
@@ -192,7 +177,7 @@ fn config_part(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -> 
     })
 }
 
-/// Keeps the first line and the last complete line of what passes through it (the dump's header and
+/// Counts what passes through it and keeps its first line and last complete line (the dump's header and
 /// trailer), without holding the rest.
 pub(super) struct Ends<W: Write> {
     inner: W,

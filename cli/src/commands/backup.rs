@@ -23,7 +23,7 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
         }
         Some(BackupAction::List(list)) => {
             let context = Context::new(&list.folder.dir, printer);
-            let target = list.from.clone().unwrap_or_else(|| backup::default_target(&context));
+            let target = list.from.clone().map_or_else(|| backup::default_target(&context), Ok)?;
             let sets = backup::list(&target)?;
             if printer.is_json() {
                 printer.json(&sets.iter().map(backup::ListedView::from).collect::<Vec<_>>())?;
@@ -36,7 +36,7 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
         }
         Some(BackupAction::Prune(prune)) => {
             let context = Context::new(&prune.folder.dir, printer);
-            let target = prune.from.clone().unwrap_or_else(|| backup::default_target(&context));
+            let target = prune.from.clone().map_or_else(|| backup::default_target(&context), Ok)?;
             let sets: Vec<(String, bool)> = backup::list(&target)?
                 .iter()
                 .map(|set| (set.id().to_owned(), matches!(set, backup::Listed::Complete { .. })))
@@ -62,7 +62,7 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
         }
         Some(BackupAction::Verify(verify)) => {
             let context = Context::new(&verify.folder.dir, printer);
-            let target = verify.from.clone().unwrap_or_else(|| backup::default_target(&context));
+            let target = verify.from.clone().map_or_else(|| backup::default_target(&context), Ok)?;
             // An unknown id is named before a missing key.
             backup::LocalTarget::new(&target).manifest(&verify.id)?;
             let key = backup::existing_key(&context)?;
@@ -78,7 +78,7 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
 }
 
 pub fn restore(context: &Context<'_>, args: &RestoreArgs) -> Result<u8> {
-    let from = args.from.clone().unwrap_or_else(|| backup::default_target(context));
+    let from = args.from.clone().map_or_else(|| backup::default_target(context), Ok)?;
     let request = RestoreRequest { id: args.id.clone(), from, only: args.only.clone(), yes: args.yes };
     let restored = backup::restore(context, &request)?;
     let printer = context.printer;
