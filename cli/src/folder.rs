@@ -138,13 +138,13 @@ impl DeploymentFolder {
         Ok(())
     }
 
-    /// Writes the spec after its images changed from `from` to `to`, editing only those values in the file
-    /// as it is, so the operator's comments and layout survive. Returns `false` when the file could not be
-    /// edited in place (not block style) and was written whole instead.
-    pub fn write_upgraded_spec(&self, from: &Spec, to: &Spec) -> Result<bool> {
+    /// Writes the spec after it changed from `from` to `to` (`upgrade`'s images, `scale`'s plan), editing only
+    /// those values in the file as it is, so the operator's comments and layout survive. Returns `false` when
+    /// the file could not be edited in place (not block style, or keys added) and was written whole instead.
+    pub fn write_changed_spec(&self, from: &Spec, to: &Spec) -> Result<bool> {
         let path = self.spec_path();
         let current = fs_err::read_to_string(&path)?;
-        match spec::with_images(&path.display().to_string(), &current, from, to) {
+        match spec::edited(&path.display().to_string(), &current, from, to) {
             Some(edited) => {
                 self.write_file(SPEC_FILE, edited.as_bytes(), 0o644)?;
                 Ok(true)

@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod plan;
 pub mod printer;
 pub mod render;
+pub mod scale;
 mod secrets;
 pub mod sizing;
 pub mod spec;

@@ -75,6 +75,9 @@ pub enum Command {
     /// Remove the deployment's containers, Swarm services and networks from the Docker Engine; volumes stay
     /// unless --volumes, Swarm secrets and configs unless --secrets.
     Destroy(DestroyArgs),
+    /// Re-size the deployment for a new number of users (`--mau`) or set replicas (`api=4`): shows the plan
+    /// diff and the deploy diff, asks (`--yes` for scripts), deploys, rolls back by itself on failure.
+    Scale(ScaleArgs),
     /// Back up the deployment: the database (one consistent snapshot) and the deployment folder, encrypted,
     /// with an authenticated manifest; `backup list` and `backup verify ID` read sets back.
     Backup(BackupArgs),
@@ -165,6 +168,32 @@ pub struct UpgradeArgs {
     /// Override one image of the spec: KEY=REPOSITORY:TAG (keys as under `images:` in cometctl.yaml).
     #[arg(long, value_name = "KEY=REF")]
     pub image: Vec<String>,
+    #[command(flatten)]
+    pub folder: FolderArg,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 scaled (or nothing to change); 1 failure of the environment; 2 invalid input or \
+refused, nothing changed (not confirmed, a Redis mode change, a drifted or unhealthy deployment); 3 the new plan did not \
+become ready and the previous one runs again. What scale keeps as it is and why: docs/operations/scaling.md."
+)]
+pub struct ScaleArgs {
+    /// Replicas of stateless services to set directly: SERVICE=REPLICAS (api=4 gateway=3), after any re-size.
+    #[arg(value_name = "SERVICE=REPLICAS")]
+    pub replicas: Vec<String>,
+    /// Re-size for this many monthly active users: 10k, 250k, 1.5m or 100000.
+    #[arg(long, value_parser = parse_mau)]
+    pub mau: Option<Mau>,
+    /// Re-size for this peak concurrency: baseline, high or a percent such as 7.5%.
+    #[arg(long, value_parser = parse_concurrency)]
+    pub concurrency: Option<Concurrency>,
+    /// A sizing profile (YAML) instead of the embedded profiles/default.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Confirm without a prompt (scripts).
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub folder: FolderArg,
 }

@@ -4,7 +4,6 @@
 //! prompt). Whatever target made them, everything labelled with the deployment goes, so destroy asks no
 //! backend which one the deployment has.
 
-use std::io::{BufRead as _, IsTerminal as _};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -15,8 +14,8 @@ use crate::deploy::wait::POLL;
 use crate::engine::EngineError;
 use crate::error::Refusal;
 use crate::plan::observed::ObjectKind;
-use crate::printer::Printer;
 use crate::printer::views::{Change, FileChange};
+use crate::printer::{Confirmation, Printer};
 
 /// How long removed services may take to stop their containers (their stop grace periods are at most 60 s).
 const STOP_DEADLINE: Duration = Duration::from_secs(120);
@@ -33,21 +32,17 @@ fn confirmed(
     if args.yes {
         return Ok(true);
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(Refusal(format!(
+    let question = format!("{flag} deletes {} for good", names.join(", "));
+    match printer.confirm(&question, deployment)? {
+        Confirmation::Confirmed => Ok(true),
+        Confirmation::Declined => Ok(false),
+        Confirmation::NoTerminal => Err(Refusal(format!(
             "{flag} deletes {what} of `{deployment}` ({} objects) for good: add --yes to confirm when not at a \
              terminal",
             names.len()
         ))
-        .into());
+        .into()),
     }
-    printer.warning(&format!(
-        "{flag} deletes {} for good; type the deployment name `{deployment}` to confirm:",
-        names.join(", ")
-    ));
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(answer.trim() == deployment)
 }
 
 /// Retries `attempt` until it succeeds or the deadline passes (a network stays busy for a moment after the

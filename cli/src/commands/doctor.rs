@@ -2,8 +2,6 @@
 //! and exits 0, 4 (worst is a warn) or 3 (a fail). `--apply` shows the safe local fixes, asks (or needs
 //! `--yes` off a terminal), applies them and runs the checks again.
 
-use std::io::{BufRead as _, IsTerminal as _};
-
 use anyhow::Result;
 
 use crate::args::DoctorArgs;
@@ -11,6 +9,7 @@ use crate::checks::catalog::Selection;
 use crate::context::Context;
 use crate::doctor::{self, Request, apply};
 use crate::error::Refusal;
+use crate::printer::Confirmation;
 
 pub fn run(context: &Context<'_>, args: &DoctorArgs) -> Result<u8> {
     let selection = Selection::new(&args.only, &args.skip).map_err(|error| Refusal(error.to_string()))?;
@@ -34,16 +33,15 @@ pub fn run(context: &Context<'_>, args: &DoctorArgs) -> Result<u8> {
     let lines: Vec<String> = fixes.iter().map(apply::Fix::describe).collect();
     printer.note(&format!("--apply will:\n  {}", lines.join("\n  ")));
     if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(
-                Refusal("--apply changes this host: add --yes to confirm when not at a terminal".to_owned()).into()
-            );
-        }
-        printer.warning("apply these changes? type `yes` to confirm:");
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            return Err(Refusal("--apply not confirmed; nothing changed".to_owned()).into());
+        match printer.confirm("apply these changes?", "yes")? {
+            Confirmation::Confirmed => {}
+            Confirmation::NoTerminal => {
+                return Err(Refusal(
+                    "--apply changes this host: add --yes to confirm when not at a terminal".to_owned(),
+                )
+                .into());
+            }
+            Confirmation::Declined => return Err(Refusal("--apply not confirmed; nothing changed".to_owned()).into()),
         }
     }
     for line in apply::apply(&fixes)? {

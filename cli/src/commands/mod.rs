@@ -10,6 +10,7 @@ mod doctor;
 mod images;
 mod init;
 mod render;
+mod scale;
 mod sizing;
 mod status;
 mod upgrade;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<u8> {
         Command::Diff(args) => diff::run(&context(&args.folder.dir), &args),
         Command::Deploy(args) => deploy::run(&context(&args.folder.dir), &args),
         Command::Upgrade(args) => upgrade::run(&context(&args.folder.dir), &args),
+        Command::Scale(args) => scale::run(&context(&args.folder.dir), &args),
         Command::Destroy(args) => destroy::run(&context(&args.folder.dir), &args),
         Command::Images(ImagesCommand::Build(args)) => images::build(&context(&args.folder.dir), &args),
         Command::Images(ImagesCommand::Save(args)) => images::save(&context(&args.folder.dir), &args),

@@ -1,13 +1,13 @@
 //! Deploying a spec to the Docker Engine, with Compose or Swarm behind one `Backend` trait:
 //! render → read the manifest back → preflight checks → changes → apply in start order, waiting for each
 //! group (`wait`) → history. `backend_for` is the one place that decides which backend a deployment has.
-//! `upgrade` is one flow over `dyn Backend`: its refusals, the new spec, and the previous one again on
-//! failure.
+//! `change` is one flow over `dyn Backend` for `upgrade` and `scale`: its refusals, the new spec, and the
+//! previous one again on failure.
 
 mod backend;
+mod change;
 mod compose;
 mod swarm;
-mod upgrade;
 pub mod wait;
 
 use std::time::Instant;
@@ -15,10 +15,10 @@ use std::time::Instant;
 use anyhow::Result;
 
 pub use backend::{Backend, Jobs, Purpose, Staged};
+pub use change::{Move, change, upgrade};
 pub use compose::deployed_images;
-pub use upgrade::upgrade;
 
-use upgrade::{first_line, record};
+use change::{first_line, record};
 
 use crate::checks;
 use crate::context::Context;

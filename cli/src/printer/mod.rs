@@ -5,9 +5,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod backups;
+mod growth;
 pub mod views;
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, BufRead as _, IsTerminal, Write};
 
 use serde::Serialize;
 
@@ -134,4 +135,26 @@ impl Printer {
         let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
         self.stdout(&format!("{text}\n"))
     }
+
+    /// Asks the operator to type `answer` to go on (`question` says what will happen): the one place that
+    /// reads an answer from the terminal. Off a terminal nobody can answer, and the caller decides (usually a
+    /// refusal naming `--yes`).
+    pub fn confirm(&self, question: &str, answer: &str) -> io::Result<Confirmation> {
+        if !io::stdin().is_terminal() {
+            return Ok(Confirmation::NoTerminal);
+        }
+        self.warning(&format!("{question}; type `{answer}` to confirm:"));
+        let mut typed = String::new();
+        io::stdin().lock().read_line(&mut typed)?;
+        Ok(if typed.trim() == answer { Confirmation::Confirmed } else { Confirmation::Declined })
+    }
+}
+
+/// What the operator answered to `Printer::confirm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    Confirmed,
+    Declined,
+    /// stdin is not a terminal: nobody was asked.
+    NoTerminal,
 }

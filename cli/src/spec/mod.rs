@@ -3,11 +3,13 @@
 //! Pure: text in, `Spec` or a located error out. Unknown keys are rejected; every error names
 //! `file:line:col` and what was expected.
 
+mod compare;
 mod edit;
 mod locate;
 mod model;
 mod write;
 
+pub use compare::{Difference, differences};
 pub use model::{
     Backup, DeploymentName, Edge, Host, ImageRef, Images, InitialSpec, Kubernetes, Observability, Port, Retention,
     SPEC_VERSION, Spec, Tls, TlsMode,
@@ -29,10 +31,10 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecError> {
     Ok(spec)
 }
 
-/// `text` with the images that differ between `from` and `to` changed in place (comments and layout kept),
+/// `text` with the values that differ between `from` and `to` changed in place (comments and layout kept),
 /// checked to read back as exactly `to`; `None` when it cannot be edited so (the caller writes the spec whole).
-pub fn with_images(file: &str, text: &str, from: &Spec, to: &Spec) -> Option<String> {
-    let edited = edit::images_in_place(text, from, to)?;
+pub fn edited(file: &str, text: &str, from: &Spec, to: &Spec) -> Option<String> {
+    let edited = edit::in_place(text, from, to)?;
     (parse(file, &edited).ok()? == *to).then_some(edited)
 }
 

@@ -111,7 +111,7 @@ fn an_image_change_keeps_every_other_line_and_the_operators_comments() {
     let mut next = spec.clone();
     next.images.comet = ImageRef::new("registry.local:5000/comet-server", "9.9.9");
 
-    let edited = with_images("cometctl.yaml", &text, &spec, &next).expect("edited in place");
+    let edited = edited("cometctl.yaml", &text, &spec, &next).expect("edited in place");
     assert_eq!(parse("cometctl.yaml", &edited).expect("parses"), next);
     assert!(edited.contains("# pinned by the platform team, ticket OPS-12\n"), "{edited}");
     let changed: Vec<(&str, &str)> =
@@ -126,7 +126,25 @@ fn text_that_does_not_spell_the_keys_in_block_style_is_left_to_a_whole_write() {
     let spec = sized_for_tests("10k", Target::Compose);
     let mut next = spec.clone();
     next.images.comet.tag = "9.9.9".to_owned();
-    assert_eq!(with_images("cometctl.yaml", "version: 1\n", &spec, &next), None);
-    assert_eq!(with_scalar("  tag: 1", 6, "2").as_deref(), Some("  tag: \"2\""));
-    assert_eq!(with_scalar("  tag: 1 # c", 6, "2").as_deref(), Some("  tag: \"2\" # c"));
+    assert_eq!(edited("cometctl.yaml", "version: 1\n", &spec, &next), None);
+    assert_eq!(with_scalar("  tag: 1", 6, "\"2\"").as_deref(), Some("  tag: \"2\""));
+    assert_eq!(with_scalar("  replicas: 1 # c", 11, "3").as_deref(), Some("  replicas: 3 # c"));
+}
+
+#[test]
+fn a_plan_change_edits_only_the_changed_numbers() {
+    let spec = sized_for_tests("10k", Target::Compose);
+    let text = to_yaml(&spec).expect("yaml").replacen("plan:\n", "plan:\n  # sized with the platform team\n", 1);
+    let mut next = spec.clone();
+    next.mau = "50k".parse().expect("mau");
+    if let Some(api) = next.plan.services.get_mut(&crate::domain::ServiceKey::Api) {
+        api.replicas += 2;
+        api.cpu_millis.limit += 500;
+    }
+    let edited = edited("cometctl.yaml", &text, &spec, &next).expect("edited in place");
+    assert_eq!(parse("cometctl.yaml", &edited).expect("parses"), next);
+    assert!(edited.contains("# sized with the platform team\n"), "{edited}");
+    let changed = text.lines().zip(edited.lines()).filter(|(before, after)| before != after).count();
+    assert_eq!(changed, 3, "mau, the api's replicas and its CPU limit");
+    assert_eq!(differences(&spec, &next).len(), 3);
 }
