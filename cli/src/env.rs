@@ -4,6 +4,8 @@
 pub const COMETCTL_DIR: &str = "COMETCTL_DIR";
 /// Default for `--templates`: a folder whose templates override the embedded ones.
 pub const COMETCTL_TEMPLATES: &str = "COMETCTL_TEMPLATES";
+/// Default for `--playbooks`: a folder whose playbooks override or add to the embedded ones.
+pub const COMETCTL_PLAYBOOKS: &str = "COMETCTL_PLAYBOOKS";
 /// The Docker Engine to talk to (`unix:///var/run/docker.sock` when unset); bollard reads it too.
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// Any non-empty value turns colour off (https://no-color.org).

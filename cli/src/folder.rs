@@ -26,6 +26,9 @@ pub const TLS_DIR: &str = "tls";
 pub const BACKUP_KEY_FILE: &str = "backup.key";
 /// One JSON object per line: every deploy, upgrade and rollback with its outcome.
 pub const HISTORY_FILE: &str = "history.jsonl";
+/// Playbook run journals (one `<run>.jsonl` each) and the playbook lock.
+pub const JOURNAL_DIR: &str = "journal";
+const LOCK_FILE: &str = "lock";
 
 #[derive(Debug, Clone)]
 pub struct DeploymentFolder {
@@ -113,17 +116,75 @@ impl DeploymentFolder {
 
     /// Appends one record to history.jsonl (created 0644 on first use).
     pub fn append_history<T: serde::Serialize>(&self, record: &T) -> Result<()> {
-        let mut line = serde_json::to_string(record)?;
-        line.push('\n');
-        let mut file =
-            fs_err::OpenOptions::new().create(true).append(true).mode(0o644).open(self.root.join(HISTORY_FILE))?;
-        file.write_all(line.as_bytes())?;
-        Ok(())
+        self.append_line(HISTORY_FILE, record)
     }
 
     /// The records of history.jsonl, oldest first (a line that does not parse is skipped).
     pub fn history<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>> {
-        let path = self.root.join(HISTORY_FILE);
+        self.read_lines(HISTORY_FILE)
+    }
+
+    /// Appends one record to the playbook run journal `run` (journal/<run>.jsonl).
+    pub fn append_journal<T: serde::Serialize>(&self, run: &str, record: &T) -> Result<()> {
+        fs_err::create_dir_all(self.root.join(JOURNAL_DIR))?;
+        self.append_line(&format!("{JOURNAL_DIR}/{run}.jsonl"), record)
+    }
+
+    /// The records of the run journal `run`, oldest first.
+    pub fn journal<T: serde::de::DeserializeOwned>(&self, run: &str) -> Result<Vec<T>> {
+        self.read_lines(&format!("{JOURNAL_DIR}/{run}.jsonl"))
+    }
+
+    /// The run journals, by run id, oldest first (ids begin with their start time).
+    pub fn journals(&self) -> Result<Vec<String>> {
+        let dir = self.root.join(JOURNAL_DIR);
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut runs: Vec<String> = fs_err::read_dir(dir)?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_suffix(".jsonl").map(str::to_owned))
+            .collect();
+        runs.sort();
+        Ok(runs)
+    }
+
+    /// Takes the playbook lock (journal/lock, created only if absent) with `holder` as its content; the text
+    /// of the lock that is already there otherwise.
+    pub fn take_lock(&self, holder: &str) -> Result<Result<(), String>> {
+        fs_err::create_dir_all(self.root.join(JOURNAL_DIR))?;
+        let path = self.root.join(JOURNAL_DIR).join(LOCK_FILE);
+        match fs_err::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&path) {
+            Ok(mut file) => {
+                file.write_all(holder.as_bytes())?;
+                file.sync_all()?;
+                Ok(Ok(()))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                Ok(Err(fs_err::read_to_string(&path).unwrap_or_default()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Removes the playbook lock (whoever holds it).
+    pub fn release_lock(&self) -> Result<()> {
+        match fs_err::remove_file(self.root.join(JOURNAL_DIR).join(LOCK_FILE)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn append_line<T: serde::Serialize>(&self, relative: &str, record: &T) -> Result<()> {
+        let mut line = serde_json::to_string(record)?;
+        line.push('\n');
+        let mut file =
+            fs_err::OpenOptions::new().create(true).append(true).mode(0o644).open(self.root.join(relative))?;
+        file.write_all(line.as_bytes())?;
+        Ok(())
+    }
+
+    fn read_lines<T: serde::de::DeserializeOwned>(&self, relative: &str) -> Result<Vec<T>> {
+        let path = self.root.join(relative);
         if !path.exists() {
             return Ok(Vec::new());
         }
@@ -412,33 +473,68 @@ pub fn is_file(path: &Path) -> bool {
     path.is_file()
 }
 
-/// Why a folder of template overrides could not be read.
+/// What a folder of overrides holds: templates (`*.j2`, `render --templates`) or playbooks (`*.yaml`,
+/// `playbook --playbooks`), each overriding the embedded one of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overrides {
+    Templates,
+    Playbooks,
+}
+
+impl Overrides {
+    fn extension(self) -> &'static str {
+        match self {
+            Overrides::Templates => "j2",
+            Overrides::Playbooks => "yaml",
+        }
+    }
+}
+
+impl std::fmt::Display for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Overrides::Templates => "templates",
+            Overrides::Playbooks => "playbooks",
+        })
+    }
+}
+
+/// Why a folder of overrides could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateFolderError {
-    #[error("reading templates from {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("template {path} is not UTF-8 text")]
+    #[error("reading {kind} from {path}: {source}")]
+    Io { kind: Overrides, path: PathBuf, source: std::io::Error },
+    #[error("{path} is not UTF-8 text")]
     NotText { path: PathBuf },
-    #[error("{path} holds no templates (*.j2 files); point --templates at a copy of the project's templates/ folder")]
-    Empty { path: PathBuf },
+    #[error(
+        "{path} holds no {kind} (*.{ext} files); point --{kind} at a copy of the project's {kind}/ folder",
+        ext = kind.extension()
+    )]
+    Empty { kind: Overrides, path: PathBuf },
 }
 
 /// Every `*.j2` file below `root`, by name (its path below `root` with `/` separators): the templates that
 /// override the embedded ones of the same name.
 pub fn read_templates(root: &Path) -> Result<BTreeMap<String, String>, TemplateFolderError> {
+    read_overrides(root, Overrides::Templates)
+}
+
+/// Every file of `kind` below `root`, by its path below `root` with `/` separators.
+pub fn read_overrides(root: &Path, kind: Overrides) -> Result<BTreeMap<String, String>, TemplateFolderError> {
     let mut found = BTreeMap::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(folder) = pending.pop() {
-        let entries =
-            fs_err::read_dir(&folder).map_err(|source| TemplateFolderError::Io { path: folder.clone(), source })?;
-        for entry in entries {
-            let entry = entry.map_err(|source| TemplateFolderError::Io { path: folder.clone(), source })?;
-            let path = entry.path();
+        let io = |source| TemplateFolderError::Io { kind, path: folder.clone(), source };
+        for entry in fs_err::read_dir(&folder).map_err(io)? {
+            let path = entry.map_err(io)?.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path.extension().is_some_and(|extension| extension == "j2") {
-                let bytes =
-                    fs_err::read(&path).map_err(|source| TemplateFolderError::Io { path: path.clone(), source })?;
+            } else if path.extension().is_some_and(|extension| extension == kind.extension()) {
+                let bytes = fs_err::read(&path).map_err(|source| TemplateFolderError::Io {
+                    kind,
+                    path: path.clone(),
+                    source,
+                })?;
                 let text = String::from_utf8(bytes).map_err(|_| TemplateFolderError::NotText { path: path.clone() })?;
                 let name = path
                     .strip_prefix(root)
@@ -452,7 +548,7 @@ pub fn read_templates(root: &Path) -> Result<BTreeMap<String, String>, TemplateF
         }
     }
     if found.is_empty() {
-        return Err(TemplateFolderError::Empty { path: root.to_path_buf() });
+        return Err(TemplateFolderError::Empty { kind, path: root.to_path_buf() });
     }
     Ok(found)
 }

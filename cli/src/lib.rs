@@ -20,6 +20,7 @@ pub mod folder;
 pub mod image;
 pub mod manifest;
 pub mod plan;
+pub mod playbook;
 pub mod printer;
 pub mod render;
 pub mod scale;

@@ -12,6 +12,7 @@ mod bad_input;
 mod doctor;
 mod images;
 mod init;
+mod playbook;
 mod render;
 mod security;
 mod snapshots;

@@ -78,6 +78,10 @@ pub enum Command {
     /// Re-size the deployment for a new number of users (`--mau`) or set replicas (`api=4`): shows the plan
     /// diff and the deploy diff, asks (`--yes` for scripts), deploys, rolls back by itself on failure.
     Scale(ScaleArgs),
+    /// Playbooks: routine procedures as typed step lists (grow, rolling-restart, troubleshooting), with a dry
+    /// run, a journal and resume.
+    #[command(subcommand)]
+    Playbook(PlaybookCommand),
     /// Back up the deployment: the database (one consistent snapshot) and the deployment folder, encrypted,
     /// with an authenticated manifest; `backup list` and `backup verify ID` read sets back.
     Backup(BackupArgs),
@@ -196,6 +200,72 @@ pub struct ScaleArgs {
     pub yes: bool,
     #[command(flatten)]
     pub folder: FolderArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlaybookCommand {
+    /// The playbooks cometctl knows: name, description, steps (`--output json` for scripts).
+    List(PlaybookListArgs),
+    /// One playbook: its inputs and steps.
+    Show(PlaybookShowArgs),
+    /// Run a playbook (by name, or the path of a playbook file), or with --dry-run say what each step would do.
+    Run(PlaybookRunArgs),
+}
+
+/// Where playbooks come from besides the embedded ones.
+#[derive(Debug, Args)]
+pub struct PlaybookSourceArgs {
+    /// A folder of playbooks (`NAME.yaml`) overriding or adding to the embedded ones.
+    #[arg(long, env = env::COMETCTL_PLAYBOOKS, value_name = "DIR")]
+    pub playbooks: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlaybookListArgs {
+    #[command(flatten)]
+    pub source: PlaybookSourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlaybookShowArgs {
+    /// A playbook's name, or the path of a playbook file.
+    pub playbook: String,
+    #[command(flatten)]
+    pub source: PlaybookSourceArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every step done (or the dry run printed); 1 failure of the environment; 2 invalid \
+input or refused, nothing run (a malformed playbook names file:line:col, an unknown or missing input, the lock held, \
+nothing to resume); 3 a step failed: the run stopped there, and --resume continues from it. The journal of each run is \
+<dir>/journal/<run>.jsonl (docs/operations/playbooks.md)."
+)]
+pub struct PlaybookRunArgs {
+    /// A playbook's name, or the path of a playbook file.
+    pub playbook: String,
+    #[command(flatten)]
+    pub folder: FolderArg,
+    #[command(flatten)]
+    pub source: PlaybookSourceArgs,
+    /// A value for one of the playbook's inputs: NAME=VALUE (repeatable).
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Say what each step would do; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Continue the newest run of this playbook from its first step that did not finish.
+    #[arg(long)]
+    pub resume: bool,
+    /// Remove a playbook lock that a run left behind (a run that was killed) before starting.
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Confirm every step that asks (scripts).
+    #[arg(long)]
+    pub yes: bool,
+    /// A sizing profile (YAML) for scale steps instead of the embedded profiles/default.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod diff;
 mod doctor;
 mod images;
 mod init;
+mod playbook;
 mod render;
 mod scale;
 mod sizing;
@@ -19,7 +20,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command, ImagesCommand};
+use crate::args::{Cli, Command, ImagesCommand, PlaybookCommand};
 use crate::context::Context;
 use crate::printer::Printer;
 
@@ -40,6 +41,9 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<u8> {
         Command::Deploy(args) => deploy::run(&context(&args.folder.dir), &args),
         Command::Upgrade(args) => upgrade::run(&context(&args.folder.dir), &args),
         Command::Scale(args) => scale::run(&context(&args.folder.dir), &args),
+        Command::Playbook(PlaybookCommand::List(args)) => playbook::list(printer, &args),
+        Command::Playbook(PlaybookCommand::Show(args)) => playbook::show(printer, &args),
+        Command::Playbook(PlaybookCommand::Run(args)) => playbook::run(printer, &args),
         Command::Destroy(args) => destroy::run(&context(&args.folder.dir), &args),
         Command::Images(ImagesCommand::Build(args)) => images::build(&context(&args.folder.dir), &args),
         Command::Images(ImagesCommand::Save(args)) => images::save(&context(&args.folder.dir), &args),

@@ -17,5 +17,5 @@ pub fn run(context: &Context<'_>, args: &ScaleArgs) -> Result<()> {
         .map_err(|error| Refusal(error.to_string()))?;
     let request = Request { mau: args.mau, concurrency: args.concurrency, replicas };
     let profile = folder::read_profile(args.profile.as_deref())?;
-    scale::run(context, &profile, &request, args.yes)
+    scale::run(context, &profile, &request, args.yes).map(|_| ())
 }

@@ -40,6 +40,9 @@ pub trait Staged {
     /// The long-running services of the deployment that do not run all their containers or tasks healthy,
     /// each with why.
     fn unhealthy(&self) -> Result<Vec<String>>;
+    /// Restarts the containers (compose) or tasks (swarm) of `service` one at a time, each ready before the
+    /// next; how many.
+    fn restart(&self, service: &str) -> Result<usize>;
 }
 
 /// A way of running a deployment on the Docker Engine.

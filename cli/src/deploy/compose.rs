@@ -168,6 +168,22 @@ impl Staged for ComposeStaged<'_> {
             })
             .collect())
     }
+
+    /// Stop, start and wait for each container of `service` in turn: the others keep serving meanwhile (one
+    /// container alone is briefly away).
+    fn restart(&self, service: &str) -> Result<usize> {
+        let containers = self.desired.containers.get(service).map(Vec::as_slice).unwrap_or_default();
+        let progress = self.printer.progress();
+        for container in containers {
+            let line = progress.line(&format!("restart {}", container.name));
+            line.set("stopping");
+            self.engine.stop_container(&container.name, container.grace_seconds)?;
+            self.engine.start_container(&container.name)?;
+            wait::wait_one(self.engine, container, &line)?;
+            line.finish("ready");
+        }
+        Ok(containers.len())
+    }
 }
 
 /// The images the spec's deployment runs (services at 0 replicas and observability turned off have none),

@@ -10,7 +10,7 @@ mod compose;
 mod swarm;
 pub mod wait;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -22,7 +22,8 @@ use change::{first_line, record};
 
 use crate::checks;
 use crate::context::Context;
-use crate::domain::Target;
+use crate::domain::{ServiceKey, Target};
+use crate::error::{DeployFailed, Refusal};
 use crate::plan::history::Attempt;
 
 /// Which backend a command wants.
@@ -64,6 +65,45 @@ fn runs_on_swarm(context: &Context<'_>) -> Result<bool> {
     let engine = context.engine()?;
     let deployment = context.spec()?.name.as_str();
     Ok(engine.manages_swarm()? && !engine.services(deployment)?.is_empty())
+}
+
+/// Waits until every long-running service of the deployment runs all its containers or tasks healthy, at
+/// most `timeout`; how long it took. What is still not healthy then is the error.
+pub fn wait_healthy(context: &Context<'_>, timeout: Duration) -> Result<Duration> {
+    let spec = context.spec()?;
+    let backend = backend_for(context, Choice::Observed)?;
+    if backend.status(spec)?.services.is_empty() {
+        return Err(Refusal(format!("nothing of `{}` runs on this Docker Engine: deploy it first", spec.name)).into());
+    }
+    let staged = backend.stage(spec, Purpose::Drift)?;
+    let started = Instant::now();
+    let line = context.printer.progress().line("wait until every service is healthy");
+    loop {
+        let sick = staged.unhealthy()?;
+        if sick.is_empty() {
+            line.finish("every service healthy");
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() >= timeout {
+            line.finish("timed out");
+            return Err(DeployFailed(format!("not healthy after {}s: {}", timeout.as_secs(), sick.join(", "))).into());
+        }
+        line.set(&format!("waiting for {}", sick.join(", ")));
+        std::thread::sleep(wait::POLL.max(Duration::from_secs(2)).min(timeout.saturating_sub(started.elapsed())));
+    }
+}
+
+/// Restarts `service`'s containers or tasks one at a time, each ready before the next; how many.
+pub fn rolling_restart(context: &Context<'_>, service: ServiceKey) -> Result<usize> {
+    let spec = context.spec()?;
+    if !spec.plan.deploys(service) {
+        return Err(Refusal(format!("{service} has 0 replicas in cometctl.yaml: nothing to restart")).into());
+    }
+    let backend = backend_for(context, Choice::Observed)?;
+    if backend.status(spec)?.services.is_empty() {
+        return Err(Refusal(format!("nothing of `{}` runs on this Docker Engine: deploy it first", spec.name)).into());
+    }
+    backend.stage(spec, Purpose::Drift)?.restart(service.dns_name())
 }
 
 /// `diff`: what `deploy` would change, as lines under `diff <target> <name>`.

@@ -203,6 +203,31 @@ impl Staged for SwarmStaged<'_> {
     fn unhealthy(&self) -> Result<Vec<String>> {
         sick_services(self.engine, &self.desired.deployment)
     }
+
+    /// A forced update of the service: Swarm replaces its tasks as its update config says (one at a time,
+    /// start-first for the roles), and this waits until the update completed and every task runs healthy.
+    fn restart(&self, service: &str) -> Result<usize> {
+        let desired = self
+            .desired
+            .services
+            .get(service)
+            .ok_or_else(|| Refusal(format!("{service} is not deployed (0 replicas in cometctl.yaml)")))?;
+        let observed = self
+            .engine
+            .service(&desired.name)?
+            .ok_or_else(|| Refusal(format!("service {} does not run: deploy first", desired.name)))?;
+        let known_tasks: HashSet<String> = self.engine.tasks(&observed.id)?.into_iter().map(|task| task.id).collect();
+        let previous_update = observed.update.as_ref().map(|update| update.started_at.clone());
+        self.engine.force_update_service(&desired.name)?;
+        let line = self.printer.progress().line(&format!("restart {}", desired.name));
+        wait::wait_one(
+            self.engine,
+            &ServiceWait::new(desired, Action::Updated { previous_update }, known_tasks),
+            &line,
+        )?;
+        line.finish("ready");
+        Ok(desired.tasks.map_or(1, |tasks| tasks as usize))
+    }
 }
 
 /// The observed state and the changes that would take it to `desired`; everything is new on an Engine that

@@ -48,6 +48,16 @@ impl Engine {
     pub fn update_service(&self, id: &str, version: u64, spec: serde_json::Value) -> Result<(), EngineError> {
         let name = spec["Name"].as_str().unwrap_or(id).to_owned();
         let spec: bollard::models::ServiceSpec = typed(&format!("service {name}"), spec)?;
+        self.replace_service_spec(id, &name, version, spec)
+    }
+
+    fn replace_service_spec(
+        &self,
+        id: &str,
+        name: &str,
+        version: u64,
+        spec: bollard::models::ServiceSpec,
+    ) -> Result<(), EngineError> {
         let version = i32::try_from(version)
             .map_err(|_| EngineError(format!("service {name}: version {version} does not fit the Engine client")))?;
         let options = bollard::query_parameters::UpdateServiceOptionsBuilder::default().version(version).build();
@@ -55,6 +65,21 @@ impl Engine {
             .block_on(self.docker.update_service(id, spec, options, None))
             .map(|_| ())
             .map_err(|error| EngineError(format!("updating service {name}: {error}")))
+    }
+
+    /// Makes Swarm replace every task of a service without changing its spec (`docker service update
+    /// --force`): its `ForceUpdate` counter goes up by one, and the service's own update config rolls it.
+    pub fn force_update_service(&self, name: &str) -> Result<(), EngineError> {
+        let options = None::<bollard::query_parameters::InspectServiceOptions>;
+        let found = self
+            .runtime
+            .block_on(self.docker.inspect_service(name, options))
+            .map_err(|error| EngineError(format!("inspecting service {name}: {error}")))?;
+        let version = found.version.and_then(|version| version.index).unwrap_or_default();
+        let mut spec = found.spec.ok_or_else(|| EngineError(format!("service {name} has no spec")))?;
+        let task = spec.task_template.get_or_insert_with(Default::default);
+        task.force_update = Some(task.force_update.unwrap_or(0) + 1);
+        self.replace_service_spec(name, name, version, spec)
     }
 
     pub fn remove_service(&self, name: &str) -> Result<(), EngineError> {

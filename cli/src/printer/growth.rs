@@ -4,6 +4,7 @@ use std::io;
 
 use super::Printer;
 use super::views::new_table;
+use crate::playbook::Loaded;
 use crate::spec::Difference;
 
 impl Printer {
@@ -17,5 +18,63 @@ impl Printer {
             table.add_row(vec![difference.path.clone(), difference.from_text(), difference.to_text()]);
         }
         self.stdout(&format!("{title}: {} values change\n{table}\n", differences.len()))
+    }
+}
+
+/// A playbook as `list --output json` shows it.
+#[derive(Debug, serde::Serialize)]
+struct PlaybookView<'a> {
+    name: &'a str,
+    description: &'a str,
+    origin: &'a str,
+    inputs: &'a [crate::playbook::model::Input],
+    steps: Vec<String>,
+}
+
+impl<'a> From<&'a Loaded> for PlaybookView<'a> {
+    fn from(loaded: &'a Loaded) -> PlaybookView<'a> {
+        let playbook = &loaded.playbook;
+        PlaybookView {
+            name: &playbook.name,
+            description: playbook.description.trim(),
+            origin: &loaded.origin,
+            inputs: &playbook.inputs,
+            steps: playbook.steps.iter().map(crate::playbook::Step::title).collect(),
+        }
+    }
+}
+
+impl Printer {
+    pub fn playbooks(&self, loaded: &[Loaded]) -> io::Result<()> {
+        if self.is_json() {
+            return self.json(&loaded.iter().map(PlaybookView::from).collect::<Vec<_>>());
+        }
+        let mut table = new_table(&["playbook", "steps", "description"]);
+        for one in loaded {
+            let first_line = one.playbook.description.lines().next().unwrap_or_default().to_owned();
+            table.add_row(vec![one.playbook.name.clone(), one.playbook.steps.len().to_string(), first_line]);
+        }
+        self.stdout(&format!("{table}\n"))
+    }
+
+    pub fn playbook(&self, loaded: &Loaded) -> io::Result<()> {
+        let view = PlaybookView::from(loaded);
+        if self.is_json() {
+            return self.json(&view);
+        }
+        let mut text = format!("{} ({})\n{}\n", view.name, view.origin, view.description);
+        if !view.inputs.is_empty() {
+            text.push_str("\ninputs:\n");
+            for input in view.inputs {
+                let default =
+                    input.default.as_ref().map_or(" (required)".to_owned(), |value| format!(" (default {value})"));
+                text.push_str(&format!("  {}{default}: {}\n", input.name, input.description));
+            }
+        }
+        text.push_str("\nsteps:\n");
+        for (index, step) in view.steps.iter().enumerate() {
+            text.push_str(&format!("  {}. {step}\n", index + 1));
+        }
+        self.stdout(&text)
     }
 }

@@ -10,7 +10,7 @@ mod resize;
 
 use anyhow::Result;
 
-pub use resize::{Request, ResizeError, Resized, assignment, resize};
+pub use resize::{Request, ResizeError, Resized, assignment, resize, scalable_service};
 
 use crate::context::Context;
 use crate::deploy::{self, Choice, Move, Purpose};
@@ -44,8 +44,8 @@ pub fn preview(context: &Context<'_>, profile: &Profile, request: &Request) -> R
     Ok(Preview { next, warnings, differences, lines, deployed })
 }
 
-/// Scales the deployment as `request` says; `yes` confirms without asking.
-pub fn run(context: &Context<'_>, profile: &Profile, request: &Request, yes: bool) -> Result<()> {
+/// Scales the deployment as `request` says; `yes` confirms without asking. Returns what changed, in a line.
+pub fn run(context: &Context<'_>, profile: &Profile, request: &Request, yes: bool) -> Result<String> {
     let printer = context.printer;
     let spec = context.spec()?;
     let Resized { next, warnings } = resize(spec, profile, request).map_err(|error| Refusal(error.to_string()))?;
@@ -56,7 +56,7 @@ pub fn run(context: &Context<'_>, profile: &Profile, request: &Request, yes: boo
     let differences = spec::differences(spec, &next);
     if differences.is_empty() {
         printer.result(&format!("{title}: the plan is already this; no changes"))?;
-        return Ok(());
+        return Ok("no changes".to_owned());
     }
     printer.plan_differences(&format!("plan {}", spec.name), &differences)?;
     let detail = summary(&differences);
@@ -70,11 +70,12 @@ pub fn run(context: &Context<'_>, profile: &Profile, request: &Request, yes: boo
             spec.name,
             spec.target.as_str()
         ))?;
-        return Ok(());
+        return Ok(format!("cometctl.yaml only: {detail}"));
     }
     let ask = |_: &[ChangeLine]| confirm(printer, yes, "apply this plan to the running deployment");
     let how = Move { action: "scale", title, previous: "the previous plan".to_owned(), detail, confirm: &ask };
-    deploy::change(context, backend.as_ref(), spec, &next, &how)
+    deploy::change(context, backend.as_ref(), spec, &next, &how)?;
+    Ok(how.detail)
 }
 
 /// Goes on with `yes`, at a terminal when the operator types `yes`; refuses otherwise (nothing changed).

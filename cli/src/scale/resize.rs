@@ -56,6 +56,11 @@ pub enum ResizeError {
 pub fn assignment(text: &str) -> Result<(ServiceKey, u32), ResizeError> {
     let (name, count) = text.split_once('=').ok_or_else(|| ResizeError::Assignment(text.to_owned()))?;
     let replicas: u32 = count.trim().parse().map_err(|_| ResizeError::Assignment(text.to_owned()))?;
+    Ok((scalable_service(name)?, replicas))
+}
+
+/// The service `name` (`api`, `node-exporter`) if its replicas are interchangeable and keep no data.
+pub fn scalable_service(name: &str) -> Result<ServiceKey, ResizeError> {
     let name = name.trim();
     let scalable =
         || ServiceKey::ALL.iter().filter(|key| stateless(**key)).map(|key| key.key()).collect::<Vec<_>>().join(", ");
@@ -71,7 +76,7 @@ pub fn assignment(text: &str) -> Result<(ServiceKey, u32), ResizeError> {
         };
         return Err(ResizeError::NotStateless(key, kind, key.key()));
     }
-    Ok((key, replicas))
+    Ok(key)
 }
 
 /// Services whose replicas are interchangeable and keep no data.
