@@ -22,7 +22,7 @@ use crate::engine::Engine;
 use crate::error::Refusal;
 use crate::folder;
 use crate::manifest::compose::ComposeFile;
-use crate::plan::Ready;
+use crate::plan::{Ready, Reason};
 use crate::plan::compose::{self, Changes, ContainerChange, Desired, DesiredContainer, REPLACED_SUFFIX};
 use crate::plan::lines::ChangeLine;
 use crate::plan::observed::Health;
@@ -169,19 +169,22 @@ impl Staged for ComposeStaged<'_> {
             .collect())
     }
 
-    /// Stop, start and wait for each container of `service` in turn: the others keep serving meanwhile (one
-    /// container alone is briefly away).
+    /// Each container of `service` replaced by a new one from the same configuration, one at a time, the way
+    /// a deploy replaces them: start-first for the stateless roles (the old one serves until its successor is
+    /// ready and NGINX knows it), stop-first for the rest.
     fn restart(&self, service: &str) -> Result<usize> {
-        let containers = self.desired.containers.get(service).map(Vec::as_slice).unwrap_or_default();
-        let progress = self.printer.progress();
-        for container in containers {
-            let line = progress.line(&format!("restart {}", container.name));
-            line.set("stopping");
-            self.engine.stop_container(&container.name, container.grace_seconds)?;
-            self.engine.start_container(&container.name)?;
-            wait::wait_one(self.engine, container, &line)?;
-            line.finish("ready");
-        }
+        let containers = self.desired.containers.get(service).cloned().unwrap_or_default();
+        let replacements: Vec<ContainerChange> = containers
+            .iter()
+            .map(|desired| ContainerChange::Replace { desired: desired.clone(), reason: Reason::Restart })
+            .collect();
+        let changes = Changes {
+            networks_to_create: vec![],
+            volumes_to_create: vec![],
+            services: vec![(service.to_owned(), replacements)],
+            containers_to_remove: vec![],
+        };
+        apply(self.engine, &self.desired, &changes, self.printer, Jobs::Run)?;
         Ok(containers.len())
     }
 }

@@ -62,6 +62,8 @@ pub enum Reason {
     ImageChanged,
     NotRunning,
     JobFailed,
+    /// A rolling restart asked for it (`rolling-restart` playbook step).
+    Restart,
 }
 
 impl Reason {
@@ -72,6 +74,7 @@ impl Reason {
             Reason::ImageChanged => "image changed",
             Reason::NotRunning => "not running",
             Reason::JobFailed => "last run failed",
+            Reason::Restart => "restart",
         }
     }
 }

@@ -69,4 +69,38 @@ fn upgrade_under_load_drops_no_request_and_a_broken_version_rolls_back() {
         .map(|record| (record["action"].as_str().unwrap_or_default(), record["result"].as_str().unwrap_or_default()))
         .collect();
     assert_eq!(outcomes, [("deploy", "ok"), ("upgrade", "ok"), ("upgrade", "rolled-back")], "{history}");
+
+    // `scale` under load, through the same flow as upgrade: the plan diff, a second API container behind
+    // NGINX, cometctl.yaml edited in place, no failed request.
+    let scaled = load::during(&runtime, &deployment, &chat, &["scale", "api=2", "--yes"]);
+    let run = &scaled.run;
+    assert_eq!(run.code, 0, "scale failed\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("plan.services.api.replicas"), "the plan diff: {}", run.stdout);
+    assert!(scaled.failures.is_empty(), "during the scale: {}", scaled.explain(&deployment));
+    assert_eq!(deployment.spec().plan.replicas(cometctl::domain::ServiceKey::Api), 2);
+    let api_containers = || -> Vec<(String, String, bool)> {
+        deployment.containers().into_iter().filter(|(name, _, _)| name.starts_with("e2e-upgrade-api-")).collect()
+    };
+    let before = api_containers();
+    assert_eq!(before.len(), 2, "two API containers: {before:?}");
+    assert_all_healthy(&deployment.status());
+
+    // The rolling-restart playbook under load: each API container replaced start-first, one at a time.
+    let restart =
+        load::during(&runtime, &deployment, &chat, &["playbook", "run", "rolling-restart", "--input", "service=api", "--yes"]);
+    let run = &restart.run;
+    assert_eq!(run.code, 0, "rolling restart failed\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(restart.failures.is_empty(), "during the rolling restart: {}", restart.explain(&deployment));
+    let after = api_containers();
+    assert_eq!(after.len(), 2, "{after:?}");
+    for (name, id, _) in &before {
+        assert!(!after.iter().any(|(_, new_id, _)| new_id == id), "{name} was not replaced: {after:?}");
+    }
+    let history = runtime.block_on(chat.history_ids("alice", "bob"));
+    let tail: Vec<_> = scaled.acknowledged.iter().chain(&restart.acknowledged).cloned().collect();
+    assert!(history.ends_with(&tail), "every send acknowledged during scale and restart is in history, in order");
+    let journal = std::fs::read_dir(deployment.dir.join("journal")).expect("the run's journal").count();
+    assert_eq!(journal, 1, "one run journal (the lock is gone)");
+    let records = std::fs::read_to_string(deployment.dir.join("history.jsonl")).expect("history.jsonl");
+    assert!(records.lines().last().is_some_and(|line| line.contains("\"action\":\"scale\"")), "{records}");
 }
