@@ -242,3 +242,22 @@ fn a_killed_run_leaves_its_lock_which_refuses_a_second_run_until_forced_and_resu
     );
     assert!(!dir.join("journal/lock").exists());
 }
+
+#[test]
+fn bench_refuses_what_it_cannot_measure_before_it_begins() {
+    let root = workspace();
+    let (_dir, dir_text) = folder(root.path(), "10k");
+    for (args, expected) in [
+        (vec!["bench", "--rate", "1000"], "edge.rate_limit_per_second"),
+        (vec!["bench", "--sockets", "1"], "edge.ws_connections_per_ip"),
+        (vec!["bench", "--duration", "11m"], "--duration"),
+        (vec!["bench", "--duration", "soon"], "duration"),
+        (vec!["bench"], "deploy it first"),
+    ] {
+        let mut args = args;
+        args.extend(["--dir", &dir_text]);
+        let run = cometctl(root.path(), &args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
+    }
+}

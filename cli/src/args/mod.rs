@@ -78,6 +78,9 @@ pub enum Command {
     /// Re-size the deployment for a new number of users (`--mau`) or set replicas (`api=4`): shows the plan
     /// diff and the deploy diff, asks (`--yes` for scripts), deploys, rolls back by itself on failure.
     Scale(ScaleArgs),
+    /// Load the running deployment through its NGINX (HTTPS and WSS, on this host): sockets, 1:1 sends at a
+    /// rate, send→deliver latency, against what the plan was sized for (`--output json` for scripts).
+    Bench(BenchArgs),
     /// Playbooks: routine procedures as typed step lists (grow, rolling-restart, troubleshooting), with a dry
     /// run, a journal and resume.
     #[command(subcommand)]
@@ -200,6 +203,33 @@ pub struct ScaleArgs {
     pub yes: bool,
     #[command(flatten)]
     pub folder: FolderArg,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 the run passed; 3 it ran and did not pass (the notes say why); 2 refused before it \
+began (nothing deployed, a bound exceeded); 1 failure of the environment. Users named bench-<time>-<n> are created for the \
+run and soft-deleted after it."
+)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub folder: FolderArg,
+    /// WebSockets to hold, one per user (default: the plan's peak connections, at most 1000 and the edge's per-IP cap).
+    #[arg(long)]
+    pub sockets: Option<u32>,
+    /// 1:1 sends per second (default: the plan's peak, within 80% of the edge's per-IP rate limit).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// How long to send: 30s, 2m (default 30s, at most 10m).
+    #[arg(long, value_parser = parse_span)]
+    pub duration: Option<std::time::Duration>,
+    /// A sizing profile (YAML) for the plan's figures instead of the embedded profiles/default.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+}
+
+fn parse_span(input: &str) -> Result<std::time::Duration, String> {
+    input.parse::<crate::playbook::model::Span>().map(|span| span.0)
 }
 
 #[derive(Debug, Subcommand)]

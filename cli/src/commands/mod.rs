@@ -3,6 +3,7 @@
 //! No command imports another, nor this dispatcher: what two share lives below them.
 
 mod backup;
+mod bench;
 mod deploy;
 mod destroy;
 mod diff;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<u8> {
     let context = |dir: &Path| Context::new(dir, printer);
     let done = match cli.command {
         Command::Doctor(args) => return doctor::run(&context(&args.folder.dir), &args),
+        Command::Bench(args) => return bench::run(&context(&args.folder.dir), &args),
         Command::Backup(args) => return backup::run(&context(&args.folder.dir), &args),
         Command::Restore(args) => return backup::restore(&context(&args.folder.dir), &args),
         Command::Init(args) => init::run(&context(&args.folder.dir), &args),

@@ -58,6 +58,8 @@ pub enum Step {
     RollingRestart(RestartStep),
     /// Waits a while (a settle time before checking again).
     Pause(PauseStep),
+    /// Loads the deployment through NGINX (`cometctl bench`); the step fails when the bench does not pass.
+    Bench(BenchStep),
     /// Asks the operator to go on (`--yes` answers it).
     Confirm(String),
 }
@@ -113,6 +115,20 @@ pub struct WaitStep {
     /// How long to wait at most (default 10m).
     #[serde(default = "ten_minutes")]
     pub timeout: Param<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchStep {
+    /// WebSockets to hold (default: the plan's peak connections within the edge's limits).
+    #[serde(default)]
+    pub sockets: Option<Param<u32>>,
+    /// Sends per second (default: the plan's peak within the edge's limits).
+    #[serde(default)]
+    pub rate: Option<Param<f64>>,
+    /// How long to send (default 30s).
+    #[serde(default)]
+    pub duration: Option<Param<Span>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -308,6 +324,7 @@ impl Step {
             Step::WaitHealthy(_) => "wait-healthy",
             Step::RollingRestart(_) => "rolling-restart",
             Step::Pause(_) => "pause",
+            Step::Bench(_) => "bench",
             Step::Confirm(_) => "confirm",
         }
     }
@@ -324,6 +341,12 @@ impl Step {
             Step::WaitHealthy(wait) => wait.timeout.input().into_iter().collect(),
             Step::RollingRestart(restart) => restart.service.input().into_iter().collect(),
             Step::Pause(pause) => pause.duration.input().into_iter().collect(),
+            Step::Bench(bench) => {
+                let mut names: Vec<&str> = bench.sockets.iter().filter_map(Param::input).collect();
+                names.extend(bench.rate.iter().filter_map(Param::input));
+                names.extend(bench.duration.iter().filter_map(Param::input));
+                names
+            }
             Step::Doctor(_) | Step::Backup(_) | Step::Deploy(_) | Step::Confirm(_) => vec![],
         }
     }
@@ -365,6 +388,19 @@ impl Step {
             }
             Step::RollingRestart(restart) => format!("rolling restart of {}", shown(&restart.service)),
             Step::Pause(pause) => format!("pause {}: {}", shown(&pause.duration), pause.reason),
+            Step::Bench(bench) => {
+                let mut parts = vec!["bench".to_owned()];
+                if let Some(sockets) = &bench.sockets {
+                    parts.push(format!("--sockets {}", shown(sockets)));
+                }
+                if let Some(rate) = &bench.rate {
+                    parts.push(format!("--rate {}", shown(rate)));
+                }
+                if let Some(duration) = &bench.duration {
+                    parts.push(format!("--duration {}", shown(duration)));
+                }
+                parts.join(" ")
+            }
             Step::Confirm(question) => format!("confirm: {question}"),
         }
     }

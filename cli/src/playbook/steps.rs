@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use super::model::{Allow, DoctorStep, Param, Step};
 use crate::backup;
+use crate::bench;
 use crate::checks::Outcome;
 use crate::checks::catalog::Selection;
 use crate::context::Context;
@@ -90,6 +91,18 @@ pub fn execute(context: &Context<'_>, profile: &Profile, step: &Step, inputs: &I
             line.finish("done");
             Ok(format!("paused {span}"))
         }
+        Step::Bench(bench_step) => {
+            let report = bench::run(context, profile, &bench_request(bench_step, inputs)?)?;
+            printer.bench_report(&report)?;
+            let line = format!(
+                "{:.1} sends/s acknowledged, p99 {:.0} ms, {} of {} sockets",
+                report.sends.acknowledged_per_second,
+                report.latency_ms.p99,
+                report.sockets.held,
+                report.sockets.requested
+            );
+            if report.pass { Ok(line) } else { Err(CheckFailed(format!("{line}: {}", report.notes.join("; "))).into()) }
+        }
         Step::Confirm(question) => {
             if yes {
                 return Ok("confirmed by --yes".to_owned());
@@ -159,6 +172,16 @@ pub fn describe(context: &Context<'_>, profile: &Profile, step: &Step, inputs: &
             vec![format!("would restart each container or task of {service} in turn, each healthy before the next")]
         }
         Step::Pause(pause) => vec![format!("would wait {}", resolve(&pause.duration, inputs)?)],
+        Step::Bench(bench_step) => {
+            let request = bench_request(bench_step, inputs)?;
+            let or_plan = |value: Option<String>| value.unwrap_or_else(|| "the plan's figure".to_owned());
+            vec![format!(
+                "would hold {} sockets and send {} per second for {} through NGINX",
+                or_plan(request.sockets.map(|sockets| sockets.to_string())),
+                or_plan(request.rate.map(|rate| rate.to_string())),
+                request.duration.map_or_else(|| "30s".to_owned(), |duration| format!("{}s", duration.as_secs()))
+            )]
+        }
         Step::Confirm(question) => vec![format!("would ask: {question}")],
     })
 }
@@ -168,6 +191,14 @@ fn doctor_request(step: &DoctorStep) -> Result<doctor::Request> {
     let skip: Vec<String> = step.skip.iter().map(|name| name.0.clone()).collect();
     let selection = Selection::new(&only, &skip).map_err(|error| Refusal(error.to_string()))?;
     Ok(doctor::Request { selection, host_only: false })
+}
+
+fn bench_request(step: &super::model::BenchStep, inputs: &Inputs) -> Result<bench::Request> {
+    Ok(bench::Request {
+        sockets: step.sockets.as_ref().map(|sockets| resolve(sockets, inputs)).transpose()?,
+        rate: step.rate.as_ref().map(|rate| resolve(rate, inputs)).transpose()?,
+        duration: step.duration.as_ref().map(|duration| resolve(duration, inputs).map(|span| span.0)).transpose()?,
+    })
 }
 
 fn scale_request(step: &Step, inputs: &Inputs) -> Result<Request> {

@@ -78,3 +78,56 @@ impl Printer {
         self.stdout(&text)
     }
 }
+
+impl Printer {
+    /// A bench's figures beside the plan's, then the verdict and its notes.
+    pub fn bench_report(&self, report: &crate::bench::Report) -> io::Result<()> {
+        if self.is_json() {
+            return self.json(report);
+        }
+        let mut table = new_table(&["figure", "measured", "sized for"]);
+        let sockets = &report.sockets;
+        table.add_row(vec![
+            "sockets held".to_owned(),
+            format!("{} of {} ({} dropped)", sockets.held, sockets.requested, sockets.dropped),
+            format!("{} peak connections", report.plan.peak_connections),
+        ]);
+        let sends = &report.sends;
+        table.add_row(vec![
+            "sends acknowledged".to_owned(),
+            format!(
+                "{:.1}/s of {:.1}/s offered ({} errors)",
+                sends.acknowledged_per_second, sends.offered_per_second, sends.errors
+            ),
+            format!("{:.1}/s at the peak", report.plan.peak_sends_per_second),
+        ]);
+        let deliveries = &report.deliveries;
+        table.add_row(vec![
+            "deliveries".to_owned(),
+            format!(
+                "{:.1}/s ({} missing, {} duplicated)",
+                deliveries.per_second, deliveries.missing, deliveries.duplicates
+            ),
+            String::new(),
+        ]);
+        let latency = &report.latency_ms;
+        table.add_row(vec![
+            "send → deliver".to_owned(),
+            format!(
+                "p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                latency.p50, latency.p90, latency.p99, latency.max
+            ),
+            format!("p99 ≤ {} ms", crate::bench::report::P99_LIMIT.as_millis()),
+        ]);
+        let verdict = if report.pass { "pass" } else { "fail" };
+        let mut text =
+            format!("bench ({} MAU plan, {:.0}s): {verdict}\n{table}\n", report.plan.mau, report.duration_seconds);
+        for error in &sends.first_errors {
+            text.push_str(&format!("  error: {error}\n"));
+        }
+        for note in &report.notes {
+            text.push_str(&format!("  {note}\n"));
+        }
+        self.stdout(&text)
+    }
+}

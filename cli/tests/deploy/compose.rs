@@ -1,5 +1,5 @@
 //! `deploy compose` end to end: a 10k spec on the stand-in stores → every service healthy → chat through
-//! NGINX (REST in, WebSocket out) → a verified backup of it, restored into a fresh deployment → deploy again changes nothing → a second deployment whose store cannot
+//! NGINX (REST in, WebSocket out) → `bench` through NGINX → a verified backup of it, restored into a fresh deployment → deploy again changes nothing → a second deployment whose store cannot
 //! start fails, naming it, and leaves the first untouched → destroy keeps only the volumes.
 
 use serde_json::Value;
@@ -32,6 +32,19 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
 
     // Chat through the published NGINX port: two users, a REST send, delivered on the WebSocket.
     assert_one_message_delivered(&deployment, "hello through nginx");
+
+    // `bench` through NGINX: 20 sockets of their own users, 10 sends/s for 5 s, each timed to its recipient.
+    let bench = deployment.run(&["bench", "--sockets", "20", "--rate", "10", "--duration", "5s", "--output", "json"]);
+    assert_eq!(bench.code, 0, "bench did not pass\nstdout:\n{}\nstderr:\n{}", bench.stdout, bench.stderr);
+    let report: Value = serde_json::from_str(&bench.stdout).expect("the bench report");
+    assert_eq!(report["sockets"]["held"], 20, "{report}");
+    assert!(report["sends"]["acknowledged"].as_u64() >= Some(45), "{report}");
+    assert_eq!(report["deliveries"]["delivered"], report["sends"]["acknowledged"], "{report}");
+    assert!(report["latencyMs"]["p99"].as_f64().is_some_and(|p99| p99 > 0.0), "{report}");
+    assert!(report["plan"]["peakConnections"].as_u64() > Some(0), "{report}");
+    let over = deployment.run(&["bench", "--sockets", "500"]);
+    assert_eq!(over.code, 2, "more sockets than the edge allows one address: {}", over.stderr);
+    assert!(over.stderr.contains("edge.ws_connections_per_ip"), "{}", over.stderr);
 
     // A backup of the running deployment: the database copied in one snapshot through a role's container,
     // encrypted, counted in the manifest, and verified part by part.

@@ -86,8 +86,12 @@ fn upgrade_under_load_drops_no_request_and_a_broken_version_rolls_back() {
     assert_all_healthy(&deployment.status());
 
     // The rolling-restart playbook under load: each API container replaced start-first, one at a time.
-    let restart =
-        load::during(&runtime, &deployment, &chat, &["playbook", "run", "rolling-restart", "--input", "service=api", "--yes"]);
+    let restart = load::during(
+        &runtime,
+        &deployment,
+        &chat,
+        &["playbook", "run", "rolling-restart", "--input", "service=api", "--yes"],
+    );
     let run = &restart.run;
     assert_eq!(run.code, 0, "rolling restart failed\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     assert!(restart.failures.is_empty(), "during the rolling restart: {}", restart.explain(&deployment));
