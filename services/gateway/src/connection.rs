@@ -205,6 +205,14 @@ async fn run(
     if let Some((code, reason)) = ending {
         tracing::info!(%uid, socket = id, code, reason, "WebSocket closed by the server");
     }
+    if let Some((close::GOING_AWAY, _)) = ending {
+        // Where to go next: another node, after a random wait, so a drained node's clients do not all arrive there
+        // at once.
+        let jitter = u64::try_from(shared.config.reconnect_jitter.as_millis()).unwrap_or(u64::MAX);
+        let after = u64::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(jitter.saturating_add(1))).unwrap_or(0);
+        let hint = protocol::server_frame("reconnect", json!({ "afterMs": after, "reason": "the node is draining" }));
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::text(hint))).await;
+    }
     if let Some((code, reason)) = ending
         && let Ok(Ok(())) = tokio::time::timeout(WRITE_TIMEOUT, socket.send(close_message(code, reason))).await
     {

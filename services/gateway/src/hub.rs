@@ -58,7 +58,7 @@ impl SocketHandle {
     }
 
     /// Asks the socket to close with `code` and wakes it.
-    fn close_with(&self, code: u16) {
+    pub(crate) fn close_with(&self, code: u16) {
         let _ = self.kick.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
         let _ = self.queue.try_send(Arc::new(Frame { text: Utf8Bytes::from_static(""), order: None, event_time: 0 }));
     }
@@ -308,11 +308,9 @@ impl Hub {
         }
     }
 
-    /// Closes every socket with `code` (shutdown).
-    pub fn close_all(&self, code: u16) {
-        for entry in self.lock().users.values() {
-            entry.sockets.iter().for_each(|socket| socket.close_with(code));
-        }
+    /// Every socket of this node (a drain closes them batch by batch).
+    pub fn sockets(&self) -> Vec<SocketHandle> {
+        self.lock().users.values().flat_map(|entry| entry.sockets.iter().cloned()).collect()
     }
 }
 

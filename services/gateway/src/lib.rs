@@ -44,6 +44,8 @@ use crate::typing::Typing;
 
 /// How long a shutdown waits for sockets to send their close frames.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+/// How often a drain closes its next batch of sockets.
+const DRAIN_TICK: Duration = Duration::from_millis(100);
 
 /// The route the gateway serves.
 pub const WS_PATH: &str = "/v3/ws";
@@ -79,6 +81,11 @@ pub struct GatewayConfig {
     pub resync_max_conversations: usize,
     /// Live events wait at most this long for the client's first frame (its resync).
     pub hold_live_for: Duration,
+    /// A shutdown closes the node's sockets in batches spread over this long, so their reconnects reach the
+    /// other nodes as a stream rather than a storm.
+    pub drain: Duration,
+    /// The `reconnect` frame before each drain close tells the client to wait a random time up to this long.
+    pub reconnect_jitter: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -99,6 +106,8 @@ impl Default for GatewayConfig {
             resync_max_messages: 500,
             resync_max_conversations: 100,
             hold_live_for: Duration::from_secs(5),
+            drain: Duration::from_secs(10),
+            reconnect_jitter: Duration::from_secs(5),
         }
     }
 }
@@ -284,13 +293,23 @@ impl Gateway {
         self.shared.cluster.ping().await.map_err(|error| error.to_string())
     }
 
-    /// Refuses new sockets, closes every socket with 1001 (clients reconnect elsewhere and resync), waits up to
+    /// Drains the node: refuses new sockets, closes every socket with 1001 after a `reconnect` frame (clients
+    /// reconnect elsewhere after its jittered delay and resync), in batches spread over `drain`, waits up to
     /// `SHUTDOWN_WAIT` for the close frames to go out, and takes the node's users off presence, announcing
     /// offline those no other node holds.
     pub async fn shutdown(&self) {
         self.shared.stopping.store(true, Ordering::Release);
         let users = self.shared.hub.online_users();
-        self.shared.hub.close_all(protocol::close::GOING_AWAY);
+        let sockets = self.shared.hub.sockets();
+        let ticks = (self.shared.config.drain.as_millis() / DRAIN_TICK.as_millis()).max(1);
+        let per_tick = sockets.len().div_ceil(usize::try_from(ticks).unwrap_or(usize::MAX)).max(1);
+        let mut batches = sockets.chunks(per_tick).peekable();
+        while let Some(batch) = batches.next() {
+            batch.iter().for_each(|socket| socket.close_with(protocol::close::GOING_AWAY));
+            if batches.peek().is_some() {
+                tokio::time::sleep(DRAIN_TICK).await;
+            }
+        }
         let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
         while self.shared.metrics.connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -42,6 +42,8 @@ pub const GATEWAY_PRESENCE_TTL_MS: &str = "COMET_GATEWAY_PRESENCE_TTL_MS";
 pub const GATEWAY_TYPING_TTL_MS: &str = "COMET_GATEWAY_TYPING_TTL_MS";
 pub const GATEWAY_RESYNC_MAX_MESSAGES: &str = "COMET_GATEWAY_RESYNC_MAX_MESSAGES";
 pub const GATEWAY_HOLD_LIVE_MS: &str = "COMET_GATEWAY_HOLD_LIVE_MS";
+pub const GATEWAY_DRAIN_MS: &str = "COMET_GATEWAY_DRAIN_MS";
+pub const GATEWAY_RECONNECT_JITTER_MS: &str = "COMET_GATEWAY_RECONNECT_JITTER_MS";
 pub const OUTBOX_RETENTION_MS: &str = "COMET_OUTBOX_RETENTION_MS";
 pub const OUTBOX_MAX_ATTEMPTS: &str = "COMET_OUTBOX_MAX_ATTEMPTS";
 pub const APP_ID: &str = "COMET_APP_ID";
@@ -76,7 +78,7 @@ pub const ADMISSION: [&str; 6] =
 
 /// Every name this program reads, for `--help` and the unknown-name check on config files (with `EDGE` and
 /// `ADMISSION`).
-pub const ALL: [&str; 46] = [
+pub const ALL: [&str; 48] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
@@ -111,6 +113,8 @@ pub const ALL: [&str; 46] = [
     GATEWAY_TYPING_TTL_MS,
     GATEWAY_RESYNC_MAX_MESSAGES,
     GATEWAY_HOLD_LIVE_MS,
+    GATEWAY_DRAIN_MS,
+    GATEWAY_RECONNECT_JITTER_MS,
     OUTBOX_RETENTION_MS,
     OUTBOX_MAX_ATTEMPTS,
     APP_ID,

@@ -85,6 +85,23 @@ impl Client {
         }
     }
 
+    /// The text frames up to the server's close, the close code, and when it came.
+    async fn until_closed(&mut self) -> (Vec<Value>, u16, Instant) {
+        let deadline = Instant::now() + FRAME_WAIT;
+        let mut frames = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Err(_) => panic!("{}: not closed within {FRAME_WAIT:?}", self.name),
+                Ok(Some(Ok(Message::Text(text)))) => frames.push(serde_json::from_str(&text).expect("JSON frame")),
+                Ok(Some(Ok(Message::Close(Some(frame))))) => return (frames, u16::from(frame.code), Instant::now()),
+                Ok(Some(Ok(Message::Close(None)))) => return (frames, u16::from(CloseCode::Status), Instant::now()),
+                Ok(None) | Ok(Some(Err(_))) => panic!("{}: dropped without a close frame", self.name),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// The close code the server ends the socket with (frames before it are skipped).
     async fn close_code(&mut self) -> u16 {
         let deadline = Instant::now() + FRAME_WAIT;
@@ -135,6 +152,7 @@ async fn embedded(extra: &[(&str, &str)]) -> (Server, Rest, tempfile::TempDir) {
 }
 
 /// REST calls with the app key.
+#[derive(Clone)]
 struct Rest {
     client: reqwest::Client,
     base: String,
@@ -412,6 +430,68 @@ async fn a_killed_node_s_users_resync_on_the_other_node_exactly_once_and_its_lon
         !frames.iter().any(|frame| frame["type"] == "presence.offline" && frame["data"]["uid"] == bob.as_str()),
         "bob reconnected elsewhere and must not go offline: {frames:?}"
     );
+}
+
+#[tokio::test]
+async fn a_draining_node_closes_in_batches_with_a_reconnect_hint_and_its_clients_resync_elsewhere_exactly_once() {
+    let cluster = cluster(&[("COMET_GATEWAY_DRAIN_MS", "2000"), ("COMET_GATEWAY_RECONNECT_JITTER_MS", "300")]).await;
+    let rest = &cluster.rest;
+    let [(alice, _), (bob, bob_token), _] = cluster.team().await;
+    let [node1, node2]: [Server; 2] = cluster.gateways.try_into().ok().expect("two gateways");
+    let mut sockets = Vec::new();
+    for n in 0..8 {
+        sockets.push(Client::join(&node1, &bob_token, &format!("bob@1#{n}"), json!([])).await.0);
+    }
+    rest.send(&alice, &bob, "user", "before").await;
+    let mut seen: Vec<Vec<i64>> = Vec::new();
+    let mut conversation = String::new();
+    for socket in &mut sockets {
+        let frames = socket.until(is_text("before")).await;
+        conversation = frames.last().expect("frame")["data"]["conversationId"].as_str().expect("id").to_owned();
+        seen.push(seqs(&frames));
+    }
+
+    // Node 1 drains while Alice keeps sending.
+    let stop = tokio::task::spawn_blocking(move || node1.terminate());
+    let sender = {
+        let (rest, alice, bob) = (cluster.rest.clone(), alice.clone(), bob.clone());
+        tokio::spawn(async move {
+            for n in 1..=20 {
+                rest.send(&alice, &bob, "user", &format!("during {n}")).await;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let mut closes = Vec::new();
+    for (socket, seqs_seen) in sockets.iter_mut().zip(&mut seen) {
+        let (frames, code, at) = socket.until_closed().await;
+        assert_eq!(code, 1001, "{}: {frames:?}", socket.name);
+        let hint = frames.last().expect("a frame before the close");
+        assert_eq!(hint["type"], "reconnect", "{}: the last frame is the hint: {frames:?}", socket.name);
+        assert!(hint["data"]["afterMs"].as_u64().is_some_and(|after| after <= 300), "{hint}");
+        seqs_seen.extend(seqs(&frames));
+        closes.push(at);
+    }
+    assert_eq!(stop.await.expect("joined").code(), Some(0));
+    let (first, last) = (closes.iter().min().expect("closes"), closes.iter().max().expect("closes"));
+    assert!(
+        last.duration_since(*first) >= std::time::Duration::from_millis(400),
+        "8 sockets closed in batches one per 100 ms, not at once: {:?}",
+        last.duration_since(*first)
+    );
+    sender.await.expect("sender");
+
+    // Each reconnects to node 2 from the last seq it holds: the rest, once, in order.
+    for (n, seqs_seen) in seen.iter_mut().enumerate() {
+        let last = seqs_seen.last().copied().unwrap_or(0);
+        let cursor = json!([{"conversationId": conversation, "lastSeq": last}]);
+        let (mut again, replayed) = Client::join(&node2, &bob_token, &format!("bob@2#{n}"), cursor).await;
+        seqs_seen.extend(seqs(&replayed));
+        if seqs_seen.last() != Some(&21) {
+            seqs_seen.extend(seqs(&again.until(is_text("during 20")).await));
+        }
+        assert_eq!(*seqs_seen, (1..=21).collect::<Vec<_>>(), "socket {n}: no gap, no duplicate");
+    }
 }
 
 #[tokio::test]

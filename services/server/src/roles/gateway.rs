@@ -79,6 +79,8 @@ fn gateway_config(settings: &Settings) -> Result<GatewayConfig> {
         )
         .with_context(|| format!("{} is too large", config::GATEWAY_RESYNC_MAX_MESSAGES))?,
         hold_live_for: settings.millis(config::GATEWAY_HOLD_LIVE_MS, defaults.hold_live_for)?,
+        drain: settings.millis(config::GATEWAY_DRAIN_MS, defaults.drain)?,
+        reconnect_jitter: settings.millis(config::GATEWAY_RECONNECT_JITTER_MS, defaults.reconnect_jitter)?,
         ..defaults
     })
 }
