@@ -221,3 +221,122 @@ fn prune_shows_what_goes_and_deletes_only_with_yes() {
     left.sort();
     assert_eq!(left, ["20250102T150000Z".to_owned(), newest], "the newest of each of two days");
 }
+
+/// A bucket of its own on the test S3 store, and the variables cometctl reads to reach it.
+fn test_bucket() -> (String, Vec<(&'static str, String)>, rusty_s3::Bucket, rusty_s3::Credentials) {
+    let (url, key, secret) = comet_testkit::s3();
+    comet_testkit::require_s3(&url);
+    let name = format!("cometctl-{}", std::process::id())
+        + &format!(
+            "-{:x}",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").subsec_nanos()
+        );
+    let bucket = rusty_s3::Bucket::new(url.parse().expect("url"), rusty_s3::UrlStyle::Path, name.clone(), "us-east-1")
+        .expect("bucket");
+    let credentials = rusty_s3::Credentials::new(key.clone(), secret.clone());
+    let create = rusty_s3::actions::CreateBucket::new(&bucket, &credentials);
+    use rusty_s3::S3Action as _;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let status = runtime
+        .block_on(reqwest::Client::new().put(create.sign(std::time::Duration::from_secs(60))).send())
+        .expect("create bucket")
+        .status();
+    assert!(status.is_success(), "creating bucket {name}: {status}");
+    let vars = vec![
+        ("AWS_ACCESS_KEY_ID", key),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("AWS_ENDPOINT_URL", url),
+        ("AWS_REGION", "us-east-1".to_owned()),
+    ];
+    (name, vars, bucket, credentials)
+}
+
+fn put_object(bucket: &rusty_s3::Bucket, credentials: &rusty_s3::Credentials, key: &str, bytes: Vec<u8>) {
+    use rusty_s3::S3Action as _;
+    let url = bucket.put_object(Some(credentials), key).sign(std::time::Duration::from_secs(60));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let status = runtime.block_on(reqwest::Client::new().put(url).body(bytes).send()).expect("put").status();
+    assert!(status.is_success(), "PUT {key}: {status}");
+}
+
+#[test]
+fn a_set_on_s3_lists_verifies_restores_and_a_changed_object_fails_verify() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "10k"]);
+    let dir_text = dir.to_string_lossy().into_owned();
+    let (name, vars, bucket, credentials) = test_bucket();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let target = format!("s3://{name}/prod/eu");
+    let run = |args: &[&str]| crate::support::cometctl_with(root.path(), args, &vars);
+
+    let taken = run(&["backup", "--dir", &dir_text, "--only", "config", "--to", &target, "--output", "json"]).success();
+    let manifest: Value = serde_json::from_str(&taken.stdout).expect("the manifest");
+    let id = manifest["id"].as_str().expect("id").to_owned();
+    assert!(!dir.join("backups").exists(), "nothing was written locally");
+
+    // An interrupted set: a part without its manifest.
+    put_object(&bucket, &credentials, "prod/eu/20000101T000000Z/config.tar.enc", b"cut short".to_vec());
+    let listed = run(&["backup", "list", "--dir", &dir_text, "--from", &target, "--output", "json"]).success();
+    let listed: Value = serde_json::from_str(&listed.stdout).expect("json");
+    let sets: Vec<(&str, bool)> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|set| (set["id"].as_str().unwrap_or_default(), set["complete"].as_bool().unwrap_or(true)))
+        .collect();
+    assert_eq!(sets, [("20000101T000000Z", false), (id.as_str(), true)], "{listed}");
+
+    let verified = run(&["backup", "verify", &id, "--dir", &dir_text, "--from", &target]).success();
+    assert!(verified.stdout.contains("config"), "{}", verified.stdout);
+
+    // The set restores into a new host's folder that has only the kept key.
+    let fresh = root.path().join("new-host");
+    std::fs::create_dir_all(fresh.join("secrets")).expect("folder");
+    std::fs::copy(dir.join("secrets/backup.key"), fresh.join("secrets/backup.key")).expect("the kept key");
+    let fresh_text = fresh.to_string_lossy().into_owned();
+    run(&["restore", &id, "--only", "config", "--from", &target, "--dir", &fresh_text]).success();
+    assert_eq!(
+        std::fs::read(fresh.join("cometctl.yaml")).expect("restored spec"),
+        std::fs::read(dir.join("cometctl.yaml")).expect("spec")
+    );
+
+    // A part changed in the bucket fails verify (exit 3), naming it.
+    put_object(&bucket, &credentials, &format!("prod/eu/{id}/config.tar.enc"), b"not what was written".to_vec());
+    let changed = run(&["backup", "verify", &id, "--dir", &dir_text, "--from", &target]);
+    assert_eq!(changed.code, 3, "{}\n{}", changed.stdout, changed.stderr);
+    assert!(changed.stdout.contains("config"), "{}", changed.stdout);
+
+    // Without credentials nothing is attempted, and the error names the variables.
+    let bare = cometctl(root.path(), &["backup", "list", "--dir", &dir_text, "--from", &target]);
+    assert_eq!(bare.code, 2, "{}", bare.stderr);
+    assert!(bare.stderr.contains("AWS_ACCESS_KEY_ID") && bare.stderr.contains("AWS_ENDPOINT_URL"), "{}", bare.stderr);
+}
+
+#[test]
+fn a_part_larger_than_one_upload_goes_up_in_pieces_and_verifies() {
+    let root = workspace();
+    let dir = init(root.path(), &["--mau", "10k"]);
+    let dir_text = dir.to_string_lossy().into_owned();
+    // 20 MiB that does not compress: the config part is bigger than one 16 MiB upload.
+    let mut blob = vec![0_u8; 20 * 1024 * 1024];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for byte in &mut blob {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = (state >> 24) as u8;
+    }
+    std::fs::create_dir_all(dir.join("rendered")).expect("rendered/");
+    std::fs::write(dir.join("rendered/blob.bin"), &blob).expect("blob");
+    let (name, vars, _bucket, _credentials) = test_bucket();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let target = format!("s3://{name}");
+    let run = |args: &[&str]| crate::support::cometctl_with(root.path(), args, &vars);
+    let taken = run(&["backup", "--dir", &dir_text, "--only", "config", "--to", &target, "--output", "json"]).success();
+    let manifest: Value = serde_json::from_str(&taken.stdout).expect("the manifest");
+    assert!(manifest["parts"][0]["bytes"].as_u64() > Some(20 * 1024 * 1024), "{manifest}");
+    let id = manifest["id"].as_str().expect("id");
+    let verified = run(&["backup", "verify", id, "--dir", &dir_text, "--from", &target, "--output", "json"]).success();
+    let verification: Value = serde_json::from_str(&verified.stdout).expect("json");
+    assert_eq!(verification["ok"], true, "{verification}");
+}

@@ -28,15 +28,23 @@ impl Run {
 
 /// Runs cometctl with `args` in `cwd`, colour off and no inherited COMETCTL_ variables.
 pub fn cometctl(cwd: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_cometctl"))
+    cometctl_with(cwd, args, &[])
+}
+
+/// `cometctl` with variables of its own set (and no inherited AWS_ ones).
+pub fn cometctl_with(cwd: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cometctl"));
+    command
         .args(args)
         .current_dir(cwd)
         .env_remove("COMETCTL_DIR")
         .env_remove("COMETCTL_TEMPLATES")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("cometctl runs");
-    Run::from(output)
+        .env("NO_COLOR", "1");
+    for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_ENDPOINT_URL"] {
+        command.env_remove(name);
+    }
+    command.envs(vars.iter().copied());
+    Run::from(command.output().expect("cometctl runs"))
 }
 
 /// A temporary folder that lives as long as the value.

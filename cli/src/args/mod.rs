@@ -309,16 +309,16 @@ pub struct StatusArgs {
     args_conflicts_with_subcommands = true,
     after_help = "Exit codes: 0 the set is complete (or verified); 1 failure (IO, the Docker Engine); 2 invalid input \
 (an unknown part or id, no running deployment to copy the database from); 3 `verify` found a part that was changed, \
-cut or made with another key. Sets live in <dir>/backups/<id>/ (docs/operations/backup.md)."
+cut or made with another key. Sets live in <dir>/backups/<id>/ or s3://bucket/prefix/<id>/ (docs/operations/backup.md)."
 )]
 pub struct BackupArgs {
     #[command(subcommand)]
     pub action: Option<BackupAction>,
     #[command(flatten)]
     pub folder: FolderArg,
-    /// The folder backup sets go to (default: the spec's backup.destination, <dir>/backups).
-    #[arg(long, value_name = "PATH")]
-    pub to: Option<PathBuf>,
+    /// Where backup sets go: a folder or s3://bucket/prefix (default: the spec's backup.destination).
+    #[arg(long, value_name = "PATH|s3://BUCKET/PREFIX")]
+    pub to: Option<String>,
     /// Only these parts, comma-separated: tidb, redis, kafka, mongodb, config.
     #[arg(long, value_delimiter = ',', value_name = "PART")]
     pub only: Vec<String>,
@@ -333,9 +333,9 @@ pub struct RestoreArgs {
     pub id: String,
     #[command(flatten)]
     pub folder: FolderArg,
-    /// The folder of backup sets (default: the spec's backup.destination, <dir>/backups).
-    #[arg(long, value_name = "PATH")]
-    pub from: Option<PathBuf>,
+    /// Where the backup sets are: a folder or s3://bucket/prefix (default: the spec's backup.destination).
+    #[arg(long, value_name = "PATH|s3://BUCKET/PREFIX")]
+    pub from: Option<String>,
     /// Only these parts, comma-separated: config, tidb.
     #[arg(long, value_delimiter = ',', value_name = "PART")]
     pub only: Vec<String>,
@@ -358,9 +358,9 @@ pub enum BackupAction {
 pub struct BackupPruneArgs {
     #[command(flatten)]
     pub folder: FolderArg,
-    /// The folder of backup sets (default: the spec's backup.destination, <dir>/backups).
-    #[arg(long, value_name = "PATH")]
-    pub from: Option<PathBuf>,
+    /// Where the backup sets are: a folder or s3://bucket/prefix (default: the spec's backup.destination).
+    #[arg(long, value_name = "PATH|s3://BUCKET/PREFIX")]
+    pub from: Option<String>,
     /// Keep the newest set of each of the last N days that have one.
     #[arg(long, default_value_t = 30, value_name = "N")]
     pub keep_daily: u32,
@@ -379,9 +379,9 @@ pub struct BackupPruneArgs {
 pub struct BackupListArgs {
     #[command(flatten)]
     pub folder: FolderArg,
-    /// The folder of backup sets (default: the spec's backup.destination, <dir>/backups).
-    #[arg(long, value_name = "PATH")]
-    pub from: Option<PathBuf>,
+    /// Where the backup sets are: a folder or s3://bucket/prefix (default: the spec's backup.destination).
+    #[arg(long, value_name = "PATH|s3://BUCKET/PREFIX")]
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -390,9 +390,9 @@ pub struct BackupVerifyArgs {
     pub id: String,
     #[command(flatten)]
     pub folder: FolderArg,
-    /// The folder of backup sets (default: the spec's backup.destination, <dir>/backups).
-    #[arg(long, value_name = "PATH")]
-    pub from: Option<PathBuf>,
+    /// Where the backup sets are: a folder or s3://bucket/prefix (default: the spec's backup.destination).
+    #[arg(long, value_name = "PATH|s3://BUCKET/PREFIX")]
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,24 +1,27 @@
 //! What the backup commands need from the deployment: where its sets go, its backup key, a running role
 //! container to run `comet-server dump` / `load` in.
 
-use std::path::PathBuf;
-
 use anyhow::{Context as _, Result};
 
 use super::crypt::BackupKey;
+use super::target::Location;
 use crate::context::Context;
 use crate::domain::{ServiceKey, Target};
 use crate::error::Refusal;
 use crate::plan::observed::ObservedContainer;
 
-/// The default folder of backup sets: the spec's `backup.destination` (relative to the deployment folder),
-/// or `<dir>/backups` when the folder has no spec yet (a new host before its config is restored). A spec that
-/// exists but does not parse is an error, never a silent fallback.
-pub fn default_target(context: &Context<'_>) -> Result<PathBuf> {
-    if !context.folder.has_spec() {
-        return Ok(context.folder.root().join("backups"));
-    }
-    Ok(context.folder.root().join(&context.spec()?.backup.destination))
+/// Where backup sets are: `given` (`--to`, `--from`), else the spec's `backup.destination` (a folder relative
+/// to the deployment folder, or `s3://bucket/prefix`), else `<dir>/backups` when the folder has no spec yet (a
+/// new host before its config is restored). A spec that exists but does not parse is an error, never a silent
+/// fallback.
+pub fn location(context: &Context<'_>, given: Option<&str>) -> Result<Location> {
+    let root = context.folder.root();
+    let text = match given {
+        Some(text) => text.to_owned(),
+        None if !context.folder.has_spec() => "backups".to_owned(),
+        None => context.spec()?.backup.destination.clone(),
+    };
+    Location::parse(&text, root).map_err(|error| Refusal(error).into())
 }
 
 /// The deployment's backup key; made (and announced) when the folder has none.

@@ -1,16 +1,8 @@
 //! `backup list`: the sets of a target as the printer and `--output json` show them.
 
-use std::path::Path;
-
-use anyhow::Result;
 use serde::Serialize;
 
-use super::target::{Listed, LocalTarget};
-
-/// Every set of the target, oldest first.
-pub fn list(target: &Path) -> Result<Vec<Listed>> {
-    LocalTarget::new(target).list()
-}
+use super::target::Listed;
 
 /// A listed set as `backup list --output json` shows it.
 #[derive(Debug, Clone, Serialize)]

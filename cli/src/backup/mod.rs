@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Redis (presence and typing: rebuilt by the gateways), Kafka (topic configurations and consumer offsets)
-//! and MongoDB are recorded as skipped with the reason; S3 targets, `prune`, `restore` and the restore drill
-//! are the rest of the issue.
+//! and MongoDB are recorded as skipped with the reason; the restore drill is the rest of the issue. Sets go to
+//! a folder or an S3-compatible bucket (`target`).
 
 mod access;
 pub mod crypt;
@@ -23,9 +23,9 @@ mod take;
 mod target;
 mod verify;
 
-pub use access::{default_target, existing_key, key};
-pub use listing::{ListedView, list};
+pub use access::{existing_key, key, location};
+pub use listing::ListedView;
 pub use restore::{RestoreRequest, Restored, RestoredPart, restore};
 pub use take::{PART_NAMES, Request, create, human_bytes, id_at};
-pub use target::{Listed, LocalTarget};
+pub use target::{Listed, Location, Target};
 pub use verify::{PartCheck, Verification, verify};

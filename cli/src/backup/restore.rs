@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::access::{existing_key, role_container};
 use super::crypt::{self, BackupKey};
 use super::manifest::{Manifest, Part};
-use super::target::LocalTarget;
+use super::target::{Location, Target};
 use super::verify::verify;
 use crate::context::Context;
 use crate::error::{CheckFailed, Refusal};
@@ -22,7 +22,7 @@ use crate::error::{CheckFailed, Refusal};
 pub struct RestoreRequest {
     pub id: String,
     /// The folder of backup sets (default `<dir>/backups`).
-    pub from: std::path::PathBuf,
+    pub from: Location,
     /// Parts to restore (empty: every part of the set).
     pub only: Vec<String>,
     /// Overwrite deployment-folder files that differ from the set's.
@@ -46,7 +46,8 @@ pub struct RestoredPart {
 
 pub fn restore(context: &Context<'_>, request: &RestoreRequest) -> Result<Restored> {
     let key = existing_key(context)?;
-    let verification = verify(&request.from, &request.id, &key)?;
+    let target = Target::open(&request.from)?;
+    let verification = verify(&target, &request.id, &key)?;
     if !verification.ok {
         let failed: Vec<String> = verification
             .checks
@@ -61,7 +62,6 @@ pub fn restore(context: &Context<'_>, request: &RestoreRequest) -> Result<Restor
         ))
         .into());
     }
-    let target = LocalTarget::new(&request.from);
     let manifest = target.manifest(&request.id)?;
     for name in &request.only {
         if !manifest.parts.iter().any(|part| &part.name == name) {
@@ -88,7 +88,7 @@ pub fn restore(context: &Context<'_>, request: &RestoreRequest) -> Result<Restor
     Ok(Restored { id: manifest.id, parts: restored })
 }
 
-fn plaintext(target: &LocalTarget, manifest: &Manifest, part: &Part, key: &BackupKey) -> Result<Vec<u8>> {
+fn plaintext(target: &Target, manifest: &Manifest, part: &Part, key: &BackupKey) -> Result<Vec<u8>> {
     let mut plain = Vec::new();
     crypt::decrypt(&mut target.open_part(&manifest.id, &part.file)?, key, &mut plain)
         .with_context(|| format!("decrypting {}", part.file))?;
@@ -97,7 +97,7 @@ fn plaintext(target: &LocalTarget, manifest: &Manifest, part: &Part, key: &Backu
 
 fn restore_config(
     context: &Context<'_>,
-    target: &LocalTarget,
+    target: &Target,
     manifest: &Manifest,
     part: &Part,
     key: &BackupKey,
@@ -146,7 +146,7 @@ fn restore_config(
 
 fn restore_database(
     context: &Context<'_>,
-    target: &LocalTarget,
+    target: &Target,
     manifest: &Manifest,
     part: &Part,
     key: &BackupKey,

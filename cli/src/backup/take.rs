@@ -3,14 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 
 use super::access::{key, role_container};
 use super::crypt::{BackupKey, CHUNK_BYTES, Encryptor};
 use super::manifest::{Encryption, MANIFEST_VERSION, Manifest, Part, Skipped};
-use super::target::{self, LocalTarget};
+use super::target::{self, Target};
 use crate::context::Context;
 use crate::domain::ServiceKey;
 use crate::error::Refusal;
@@ -23,8 +22,8 @@ pub const PART_NAMES: [&str; 5] = ["tidb", "redis", "kafka", "mongodb", "config"
 pub struct Request {
     /// Parts to take (empty: every part this version can take).
     pub only: Vec<String>,
-    /// The target folder (default: the spec's `backup.destination`).
-    pub to: Option<PathBuf>,
+    /// The target, a folder or `s3://bucket/prefix` (default: the spec's `backup.destination`).
+    pub to: Option<String>,
 }
 
 /// A set id from a time: `YYYYMMDDTHHMMSSZ` (UTC).
@@ -54,17 +53,7 @@ pub fn create(context: &Context<'_>, request: &Request) -> Result<Manifest> {
     let spec = context.spec()?;
     let parts = wanted(request)?;
     let key = key(context)?;
-    let target = LocalTarget::new(&match &request.to {
-        Some(to) => to.clone(),
-        None => super::access::default_target(context)?,
-    });
-    if target.dir().to_string_lossy().contains("://") {
-        return Err(Refusal(format!(
-            "backup target {}: only folders are supported by this version (S3 is not written yet)",
-            target.dir().display()
-        ))
-        .into());
-    }
+    let target = Target::open(&super::access::location(context, request.to.as_deref())?)?;
     let started_at = context.clock.now_unix_seconds();
     let id = id_at(started_at);
     let set = target.begin(&id)?;

@@ -1,16 +1,14 @@
 //! `backup verify`: a set checked without trusting it — the manifest's MAC, every part's size and SHA-256,
 //! every chunk opened, and the database copy's own counts against the manifest's.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use anyhow::Result;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 use super::crypt::{self, BackupKey};
 use super::manifest::Part;
 use super::take::Ends;
-use super::target::{self, LocalTarget};
+use super::target::{self, Target};
 
 /// One finding of `backup verify`.
 #[derive(Debug, Clone, Serialize)]
@@ -32,8 +30,7 @@ pub struct Verification {
 
 /// Checks set `id`: the manifest is authentic (this key, unchanged), every part has its size and SHA-256,
 /// every chunk decrypts, and the database part's own counts agree with the manifest's.
-pub fn verify(target: &Path, id: &str, key: &BackupKey) -> Result<Verification> {
-    let target = LocalTarget::new(target);
+pub fn verify(target: &Target, id: &str, key: &BackupKey) -> Result<Verification> {
     let manifest = target.manifest(id)?;
     let mut checks = Vec::new();
     let authentic = manifest.is_authentic(key) && manifest.id == id;
@@ -51,13 +48,13 @@ pub fn verify(target: &Path, id: &str, key: &BackupKey) -> Result<Verification> 
         },
     });
     for part in &manifest.parts {
-        checks.push(verify_part(&target, id, part, key));
+        checks.push(verify_part(target, id, part, key));
     }
     let ok = checks.iter().all(|check| check.ok);
     Ok(Verification { id: id.to_owned(), ok, checks })
 }
 
-fn verify_part(target: &LocalTarget, id: &str, part: &Part, key: &BackupKey) -> PartCheck {
+fn verify_part(target: &Target, id: &str, part: &Part, key: &BackupKey) -> PartCheck {
     let check = |ok: bool, detail: String| PartCheck { part: part.name.clone(), ok, detail };
     let mut hashed = target::Hashed::new(std::io::sink());
     let stored = target.open_part(id, &part.file).and_then(|mut file| {

@@ -23,12 +23,12 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
         }
         Some(BackupAction::List(list)) => {
             let context = Context::new(&list.folder.dir, printer);
-            let target = list.from.clone().map_or_else(|| backup::default_target(&context), Ok)?;
-            let sets = backup::list(&target)?;
+            let location = backup::location(&context, list.from.as_deref())?;
+            let sets = backup::Target::open(&location)?.list()?;
             if printer.is_json() {
                 printer.json(&sets.iter().map(backup::ListedView::from).collect::<Vec<_>>())?;
             } else if sets.is_empty() {
-                printer.note(&format!("no backup sets in {}", target.display()));
+                printer.note(&format!("no backup sets in {location}"));
             } else {
                 printer.backup_sets(&sets)?;
             }
@@ -36,8 +36,9 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
         }
         Some(BackupAction::Prune(prune)) => {
             let context = Context::new(&prune.folder.dir, printer);
-            let target = prune.from.clone().map_or_else(|| backup::default_target(&context), Ok)?;
-            let sets: Vec<(String, bool)> = backup::list(&target)?
+            let target = backup::Target::open(&backup::location(&context, prune.from.as_deref())?)?;
+            let sets: Vec<(String, bool)> = target
+                .list()?
                 .iter()
                 .map(|set| (set.id().to_owned(), matches!(set, backup::Listed::Complete { .. })))
                 .collect();
@@ -48,9 +49,8 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
             };
             let decisions = backup::prune::plan(&sets, policy);
             if prune.yes {
-                let store = backup::LocalTarget::new(&target);
                 for decision in decisions.iter().filter(|decision| !decision.keep) {
-                    store.remove(&decision.id)?;
+                    target.remove(&decision.id)?;
                 }
             }
             if printer.is_json() {
@@ -62,9 +62,9 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
         }
         Some(BackupAction::Verify(verify)) => {
             let context = Context::new(&verify.folder.dir, printer);
-            let target = verify.from.clone().map_or_else(|| backup::default_target(&context), Ok)?;
+            let target = backup::Target::open(&backup::location(&context, verify.from.as_deref())?)?;
             // An unknown id is named before a missing key.
-            backup::LocalTarget::new(&target).manifest(&verify.id)?;
+            target.manifest(&verify.id)?;
             let key = backup::existing_key(&context)?;
             let verification = backup::verify(&target, &verify.id, &key)?;
             if printer.is_json() {
@@ -78,7 +78,7 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
 }
 
 pub fn restore(context: &Context<'_>, args: &RestoreArgs) -> Result<u8> {
-    let from = args.from.clone().map_or_else(|| backup::default_target(context), Ok)?;
+    let from = backup::location(context, args.from.as_deref())?;
     let request = RestoreRequest { id: args.id.clone(), from, only: args.only.clone(), yes: args.yes };
     let restored = backup::restore(context, &request)?;
     let printer = context.printer;

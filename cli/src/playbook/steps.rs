@@ -127,10 +127,10 @@ pub fn describe(context: &Context<'_>, profile: &Profile, step: &Step, inputs: &
             vec![format!("would run {} checks: {}", request.selection.ids().len(), request.selection.ids().join(", "))]
         }
         Step::Backup(backup_step) => {
-            let target = backup::default_target(context)?;
+            let target = backup::location(context, None)?;
             let parts: Vec<&str> = backup_step.only.iter().map(|part| part.0.as_str()).collect();
             let parts = if parts.is_empty() { "every part".to_owned() } else { parts.join(", ") };
-            vec![format!("would back up {parts} into {}", target.display())]
+            vec![format!("would back up {parts} into {target}")]
         }
         Step::Scale(_) => {
             let preview = scale::preview(context, profile, &scale_request(step, inputs)?)?;

@@ -8,7 +8,7 @@ mod servers;
 pub use database::TestDatabase;
 pub use servers::{
     kafka_brokers, mongo_database, mongo_url, mysql_url, redis_cluster_urls, redis_url, require_kafka, require_mongo,
-    require_mysql,
+    require_mysql, require_s3, s3,
 };
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -16,6 +16,11 @@ const REDIS_CLUSTER_URLS: (&str, &str) =
 /// The MongoDB-protocol server (SecantusDB in tests).
 const MONGO_URL: (&str, &str) = ("COMET_TEST_MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true");
 
+/// The S3-compatible store (SeaweedFS in tests) and its test credentials.
+const S3_URL: (&str, &str) = ("COMET_TEST_S3_URL", "http://127.0.0.1:18333");
+const S3_ACCESS_KEY: (&str, &str) = ("COMET_TEST_S3_ACCESS_KEY", "citestkey");
+const S3_SECRET_KEY: (&str, &str) = ("COMET_TEST_S3_SECRET_KEY", "citestsecret");
+
 fn setting((name, default): (&str, &str)) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
@@ -40,6 +45,17 @@ pub fn redis_cluster_urls() -> String {
 
 pub fn mongo_url() -> String {
     setting(MONGO_URL)
+}
+
+/// The S3 endpoint, access key and secret key.
+pub fn s3() -> (String, String, String) {
+    (setting(S3_URL), setting(S3_ACCESS_KEY), setting(S3_SECRET_KEY))
+}
+
+/// Fails the test at once, with what to do, when the S3 store does not accept connections.
+pub fn require_s3(url: &str) {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    require_listening(&format!("S3 ({})", S3_URL.0), authority.split('/').next().unwrap_or(authority));
 }
 
 /// A database name no other test uses, for a test's own MongoDB documents (drop it when done).
