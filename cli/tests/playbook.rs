@@ -106,6 +106,8 @@ fn the_shipped_playbooks_list_show_and_dry_run() {
     let shown = cometctl(root.path(), &["playbook", "show", "grow"]).success();
     assert!(shown.stdout.contains("to (required)") && shown.stdout.contains("scale --mau ${to}"), "{}", shown.stdout);
 
+    // A set for the restore drill to name (a dry run says which it would restore).
+    cometctl(root.path(), &["backup", "--only", "config", "--dir", &dir_text]).success();
     let spec = std::fs::read_to_string(dir.join("cometctl.yaml")).expect("spec");
     for name in names {
         let mut args = vec!["playbook", "run", name, "--dry-run", "--dir", &dir_text];

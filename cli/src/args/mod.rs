@@ -229,7 +229,8 @@ pub struct BenchArgs {
 }
 
 fn parse_span(input: &str) -> Result<std::time::Duration, String> {
-    input.parse::<crate::playbook::model::Span>().map(|span| span.0)
+    let nanos = crate::manifest::values::parse_duration_nanos(input.trim())?;
+    u64::try_from(nanos).map(std::time::Duration::from_nanos).map_err(|_| format!("`{input}` is negative"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,7 +328,8 @@ pub struct BackupArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Exit codes: 0 restored; 1 failure (IO, the Docker Engine); 2 refused, nothing changed (the \
 set does not verify, no backup key, files that differ without --yes, a database that is not empty); 3 the restored \
-database's counts differ from the manifest. On a new host: restore --only config, deploy, then restore --only tidb.")]
+database's counts differ from the manifest, or a drill (--verify) failed. On a new host: restore --only config, deploy, then \
+restore --only tidb.")]
 pub struct RestoreArgs {
     /// The set's id (`cometctl backup list`).
     pub id: String,
@@ -340,8 +342,18 @@ pub struct RestoreArgs {
     #[arg(long, value_delimiter = ',', value_name = "PART")]
     pub only: Vec<String>,
     /// Overwrite files of the deployment folder that differ from the set's.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "verify")]
     pub yes: bool,
+    /// The restore drill: restore the set into a scratch deployment beside this one (Compose), check every count,
+    /// smoke-test it through its NGINX, remove it; exit 0 only when every step passes within --rto.
+    #[arg(long, conflicts_with = "only")]
+    pub verify: bool,
+    /// The recovery time objective the drill is held to: 30m, 1h (default 1h).
+    #[arg(long, value_parser = parse_span, requires = "verify")]
+    pub rto: Option<std::time::Duration>,
+    /// Leave the drill's scratch deployment running to look at it.
+    #[arg(long, requires = "verify")]
+    pub keep_scratch: bool,
 }
 
 #[derive(Debug, Subcommand)]

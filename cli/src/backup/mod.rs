@@ -15,6 +15,7 @@
 
 mod access;
 pub mod crypt;
+mod drill;
 mod listing;
 pub mod manifest;
 pub mod prune;
@@ -24,6 +25,7 @@ mod target;
 mod verify;
 
 pub use access::{existing_key, key, location};
+pub use drill::{Drill, DrillRequest, DrillStep, drill};
 pub use listing::ListedView;
 pub use restore::{RestoreRequest, Restored, RestoredPart, restore};
 pub use take::{PART_NAMES, Request, create, human_bytes, id_at};

@@ -7,6 +7,7 @@ use crate::args::{BackupAction, BackupArgs, RestoreArgs};
 use crate::backup::{self, Request, RestoreRequest};
 use crate::context::Context;
 use crate::error::{EXIT_CHECK_FAILED, EXIT_OK};
+use crate::folder;
 
 pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
     let printer = context.printer;
@@ -79,9 +80,20 @@ pub fn run(context: &Context<'_>, args: &BackupArgs) -> Result<u8> {
 
 pub fn restore(context: &Context<'_>, args: &RestoreArgs) -> Result<u8> {
     let from = backup::location(context, args.from.as_deref())?;
+    let printer = context.printer;
+    if args.verify {
+        let request = backup::DrillRequest {
+            id: args.id.clone(),
+            from,
+            rto: args.rto.unwrap_or(std::time::Duration::from_secs(3600)),
+            keep_scratch: args.keep_scratch,
+        };
+        let drill = backup::drill(context, &folder::read_profile(None)?, &request)?;
+        printer.restore_drill(&drill)?;
+        return Ok(if drill.pass { EXIT_OK } else { EXIT_CHECK_FAILED });
+    }
     let request = RestoreRequest { id: args.id.clone(), from, only: args.only.clone(), yes: args.yes };
     let restored = backup::restore(context, &request)?;
-    let printer = context.printer;
     if printer.is_json() {
         printer.json(&restored)?;
     } else {

@@ -4,21 +4,14 @@
 //! prompt). Whatever target made them, everything labelled with the deployment goes, so destroy asks no
 //! backend which one the deployment has.
 
-use std::time::{Duration, Instant};
-
 use anyhow::Result;
 
 use crate::args::DestroyArgs;
 use crate::context::Context;
-use crate::deploy::wait::POLL;
-use crate::engine::EngineError;
+use crate::deploy::{self, Keep};
 use crate::error::Refusal;
 use crate::plan::observed::ObjectKind;
-use crate::printer::views::{Change, FileChange};
 use crate::printer::{Confirmation, Printer};
-
-/// How long removed services may take to stop their containers (their stop grace periods are at most 60 s).
-const STOP_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Whether the operator confirmed deleting `names` (`what`: "the data", "the secrets and configs") for good.
 fn confirmed(
@@ -45,18 +38,6 @@ fn confirmed(
     }
 }
 
-/// Retries `attempt` until it succeeds or the deadline passes (a network stays busy for a moment after the
-/// containers on it are gone).
-fn retry(deadline: Instant, mut attempt: impl FnMut() -> Result<(), EngineError>) -> Result<(), EngineError> {
-    loop {
-        match attempt() {
-            Ok(()) => return Ok(()),
-            Err(error) if Instant::now() >= deadline => return Err(error),
-            Err(_) => std::thread::sleep(POLL),
-        }
-    }
-}
-
 pub fn run(context: &Context<'_>, args: &DestroyArgs) -> Result<()> {
     let (spec, printer) = (context.spec()?, context.printer);
     let deployment = spec.name.as_str();
@@ -80,64 +61,13 @@ pub fn run(context: &Context<'_>, args: &DestroyArgs) -> Result<()> {
             return Err(Refusal("not confirmed: nothing was removed".to_owned()).into());
         }
     }
-    let mut changes = Vec::new();
-    let mut removed = |what: &str, name: &str, change: Change| {
-        changes.push(FileChange { path: format!("{what} {name}"), change });
-    };
-    for name in engine.remove_containers(deployment)? {
-        removed("container", &name, Change::Removed);
-    }
-    if manager {
-        for service in engine.services(deployment)? {
-            engine.remove_service(&service.id)?;
-            removed("service", &service.name, Change::Removed);
-        }
-        // Swarm stops the tasks after the services are gone; networks and volumes are free once they stopped.
-        // Containers of finished tasks (a completed job) may stay behind: they go with the deployment.
-        let deadline = Instant::now() + STOP_DEADLINE;
-        loop {
-            let left = engine.task_containers(deployment)?;
-            if left.is_empty() {
-                break;
-            }
-            if left.iter().all(|container| !container.running) {
-                // Swarm may be removing them too: what fails here is looked at again on the next round.
-                for container in left {
-                    engine.remove_container(&container.id).ok();
-                }
-                continue;
-            }
-            if Instant::now() >= deadline {
-                return Err(anyhow::anyhow!(
-                    "the services of {deployment} are removed but their containers still exist after {}s: see \
-                     `docker ps -a --filter label=io.comet.deployment={deployment}`",
-                    STOP_DEADLINE.as_secs()
-                ));
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for name in engine.networks(deployment)? {
-        retry(deadline, || engine.remove_network(&name))?;
-        removed("network", &name, Change::Removed);
-    }
-    for name in &volumes {
-        if args.volumes {
-            engine.remove_volume(name)?;
-            removed("volume", name, Change::Removed);
-        } else {
-            removed("volume", name, Change::Kept);
-        }
-    }
-    for (kind, object) in &objects {
-        if args.secrets {
-            engine.remove_swarm_object(*kind, &object.id)?;
-            removed(kind.as_str(), &object.name, Change::Removed);
-        } else {
-            removed(kind.as_str(), &object.name, Change::Kept);
-        }
-    }
+    let changes = deploy::remove(
+        engine,
+        deployment,
+        &volumes,
+        &objects,
+        Keep { volumes: !args.volumes, secrets: !args.secrets },
+    )?;
     printer.changes(&format!("destroy {deployment}"), &changes)?;
     Ok(())
 }

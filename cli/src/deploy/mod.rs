@@ -7,6 +7,7 @@
 mod backend;
 mod change;
 mod compose;
+mod destroy;
 mod swarm;
 pub mod wait;
 
@@ -17,6 +18,7 @@ use anyhow::Result;
 pub use backend::{Backend, Jobs, Purpose, Staged};
 pub use change::{Move, change, upgrade};
 pub use compose::deployed_images;
+pub use destroy::{Keep, remove};
 
 use change::{first_line, record};
 

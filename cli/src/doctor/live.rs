@@ -145,8 +145,34 @@ pub fn checks(
         };
         checks.extend(edge::evaluate_security(&facts));
     }
-    checks.push(observability::backups());
+    if selection.contains("backups.age") {
+        checks.push(observability::backups(&backup_facts(context, now)));
+    }
     Ok(checks)
+}
+
+/// The newest complete backup set of the spec's destination, and the last restore drill of history.jsonl.
+fn backup_facts(context: &Context<'_>, now: u64) -> observability::BackupFacts {
+    let location = crate::backup::location(context, None);
+    let shown = location.as_ref().map_or_else(|error| format!("{error:#}"), ToString::to_string);
+    let newest = location
+        .and_then(|location| crate::backup::Target::open(&location)?.list())
+        .map(|sets| {
+            sets.into_iter().rev().find_map(|set| match set {
+                crate::backup::Listed::Complete { id, manifest } => {
+                    Some((id, manifest.finished_at, manifest.parts.iter().map(|part| part.name.clone()).collect()))
+                }
+                crate::backup::Listed::Incomplete { .. } => None,
+            })
+        })
+        .map_err(|error| format!("{error:#}"));
+    let records: Vec<serde_json::Value> = context.folder.history().unwrap_or_default();
+    let last_drill = records
+        .iter()
+        .rev()
+        .find(|record| record["action"] == "restore-drill")
+        .and_then(|record| Some((record["at"].as_u64()?, record["result"] == "ok")));
+    observability::BackupFacts { location: shown, newest, last_drill, now }
 }
 
 /// Whether a service name is a node of `key`: `redis-1` of redis, `tidb` of tidb.

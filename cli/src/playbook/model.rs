@@ -58,6 +58,8 @@ pub enum Step {
     RollingRestart(RestartStep),
     /// Waits a while (a settle time before checking again).
     Pause(PauseStep),
+    /// The restore drill of a backup set (`cometctl restore ID --verify`); fails when the drill does.
+    RestoreDrill(DrillStep),
     /// Loads the deployment through NGINX (`cometctl bench`); the step fails when the bench does not pass.
     Bench(BenchStep),
     /// Asks the operator to go on (`--yes` answers it).
@@ -129,6 +131,17 @@ pub struct BenchStep {
     /// How long to send (default 30s).
     #[serde(default)]
     pub duration: Option<Param<Span>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillStep {
+    /// The set's id, or `latest` (the default): the newest complete set of the spec's destination.
+    #[serde(default)]
+    pub backup: Option<String>,
+    /// The recovery time objective the drill is held to (default 1h).
+    #[serde(default)]
+    pub rto: Option<Param<Span>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -325,6 +338,7 @@ impl Step {
             Step::RollingRestart(_) => "rolling-restart",
             Step::Pause(_) => "pause",
             Step::Bench(_) => "bench",
+            Step::RestoreDrill(_) => "restore-drill",
             Step::Confirm(_) => "confirm",
         }
     }
@@ -341,6 +355,7 @@ impl Step {
             Step::WaitHealthy(wait) => wait.timeout.input().into_iter().collect(),
             Step::RollingRestart(restart) => restart.service.input().into_iter().collect(),
             Step::Pause(pause) => pause.duration.input().into_iter().collect(),
+            Step::RestoreDrill(drill) => drill.rto.iter().filter_map(Param::input).collect(),
             Step::Bench(bench) => {
                 let mut names: Vec<&str> = bench.sockets.iter().filter_map(Param::input).collect();
                 names.extend(bench.rate.iter().filter_map(Param::input));
@@ -400,6 +415,10 @@ impl Step {
                     parts.push(format!("--duration {}", shown(duration)));
                 }
                 parts.join(" ")
+            }
+            Step::RestoreDrill(drill) => {
+                let rto = drill.rto.as_ref().map_or_else(|| "1h".to_owned(), |rto| shown(rto));
+                format!("restore drill of {} (RTO {rto})", drill.backup.as_deref().unwrap_or("latest"))
             }
             Step::Confirm(question) => format!("confirm: {question}"),
         }

@@ -103,6 +103,19 @@ pub fn execute(context: &Context<'_>, profile: &Profile, step: &Step, inputs: &I
             );
             if report.pass { Ok(line) } else { Err(CheckFailed(format!("{line}: {}", report.notes.join("; "))).into()) }
         }
+        Step::RestoreDrill(drill_step) => {
+            let request = drill_request(context, drill_step, inputs)?;
+            let drill = backup::drill(context, profile, &request)?;
+            printer.restore_drill(&drill)?;
+            let line =
+                format!("{} restored and checked in {:.0}s (RTO {:.0}s)", drill.id, drill.seconds, drill.rto_seconds);
+            if drill.pass {
+                Ok(line)
+            } else {
+                let failed: Vec<&str> = drill.steps.iter().filter(|step| !step.ok).map(|step| step.step).collect();
+                Err(CheckFailed(format!("{line}: failed at {}", failed.join(", "))).into())
+            }
+        }
         Step::Confirm(question) => {
             if yes {
                 return Ok("confirmed by --yes".to_owned());
@@ -182,6 +195,13 @@ pub fn describe(context: &Context<'_>, profile: &Profile, step: &Step, inputs: &
                 request.duration.map_or_else(|| "30s".to_owned(), |duration| format!("{}s", duration.as_secs()))
             )]
         }
+        Step::RestoreDrill(drill_step) => {
+            let request = drill_request(context, drill_step, inputs)?;
+            vec![format!(
+                "would restore set {} from {} into a scratch deployment, check and smoke-test it, and remove it",
+                request.id, request.from
+            )]
+        }
         Step::Confirm(question) => vec![format!("would ask: {question}")],
     })
 }
@@ -191,6 +211,26 @@ fn doctor_request(step: &DoctorStep) -> Result<doctor::Request> {
     let skip: Vec<String> = step.skip.iter().map(|name| name.0.clone()).collect();
     let selection = Selection::new(&only, &skip).map_err(|error| Refusal(error.to_string()))?;
     Ok(doctor::Request { selection, host_only: false })
+}
+
+fn drill_request(
+    context: &Context<'_>,
+    step: &super::model::DrillStep,
+    inputs: &Inputs,
+) -> Result<backup::DrillRequest> {
+    let from = backup::location(context, None)?;
+    let id = match step.backup.as_deref() {
+        Some(id) if id != "latest" => id.to_owned(),
+        _ => backup::Target::open(&from)?
+            .list()?
+            .into_iter()
+            .rev()
+            .find(|set| matches!(set, backup::Listed::Complete { .. }))
+            .map(|set| set.id().to_owned())
+            .ok_or_else(|| Refusal(format!("no complete backup set in {from} to drill: `cometctl backup` first")))?,
+    };
+    let rto = step.rto.as_ref().map(|rto| resolve(rto, inputs).map(|span| span.0)).transpose()?;
+    Ok(backup::DrillRequest { id, from, rto: rto.unwrap_or(Duration::from_secs(3600)), keep_scratch: false })
 }
 
 fn bench_request(step: &super::model::BenchStep, inputs: &Inputs) -> Result<bench::Request> {

@@ -5,7 +5,7 @@ use std::io;
 use super::views::new_table;
 use super::{Printer, RED};
 use crate::backup::manifest::Manifest;
-use crate::backup::{Listed, ListedView, Verification, human_bytes};
+use crate::backup::{Drill, Listed, ListedView, Verification, human_bytes};
 
 impl Printer {
     pub fn backup_manifest(&self, manifest: &Manifest) -> io::Result<()> {
@@ -65,5 +65,22 @@ impl Printer {
         }
         let verdict = if verification.ok { "verified" } else { "NOT verified" };
         self.stdout(&format!("backup set {}: {verdict}\n{table}\n", verification.id))
+    }
+
+    /// The drill's steps with their times, then the verdict against the RTO.
+    pub fn restore_drill(&self, drill: &Drill) -> io::Result<()> {
+        if self.is_json() {
+            return self.json(drill);
+        }
+        let mut table = new_table(&["step", "result", "seconds", "detail"]);
+        for step in &drill.steps {
+            let result = if step.ok { "pass".to_owned() } else { self.paint(RED, "FAIL") };
+            table.add_row(vec![step.step.to_owned(), result, format!("{:.1}", step.seconds), step.detail.clone()]);
+        }
+        let verdict = if drill.pass { "pass" } else { "FAIL" };
+        self.stdout(&format!(
+            "restore drill of {} into `{}`: {verdict} in {:.0}s (RTO {:.0}s)\n{table}\n",
+            drill.id, drill.scratch, drill.seconds, drill.rto_seconds
+        ))
     }
 }

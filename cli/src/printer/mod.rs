@@ -21,6 +21,9 @@ pub struct Printer {
     quiet: bool,
     /// Progress bars: on a terminal, without `--no-progress` and `--quiet`.
     bars: bool,
+    /// The results of work nested in another command (the restore drill's deploy) go to stderr as notes,
+    /// so stdout holds only the outer command's result.
+    nested: bool,
 }
 
 /// Live progress of long work, one line per item (indicatif on a terminal; otherwise each finished line is
@@ -85,7 +88,12 @@ impl Printer {
             ColorChoice::Auto => !crate::env::no_color() && io::stderr().is_terminal(),
         };
         let bars = !global.quiet && !global.no_progress && io::stderr().is_terminal();
-        Printer { format: global.output, color, quiet: global.quiet, bars }
+        Printer { format: global.output, color, quiet: global.quiet, bars, nested: false }
+    }
+
+    /// A printer for work nested in this command: tables and lines (never JSON) on stderr.
+    pub fn nested(&self) -> Printer {
+        Printer { format: OutputFormat::Table, nested: true, ..self.clone() }
     }
 
     /// A group of progress lines on stderr.
@@ -121,6 +129,12 @@ impl Printer {
     }
 
     fn stdout(&self, text: &str) -> io::Result<()> {
+        if self.nested {
+            if !self.quiet {
+                eprint!("{text}");
+            }
+            return Ok(());
+        }
         let mut out = io::stdout().lock();
         out.write_all(text.as_bytes())?;
         out.flush()

@@ -1,5 +1,5 @@
 //! `deploy compose` end to end: a 10k spec on the stand-in stores → every service healthy → chat through
-//! NGINX (REST in, WebSocket out) → `bench` through NGINX → a verified backup of it, restored into a fresh deployment → deploy again changes nothing → a second deployment whose store cannot
+//! NGINX (REST in, WebSocket out) → `bench` through NGINX → a verified backup and its restore drill of it, restored into a fresh deployment → deploy again changes nothing → a second deployment whose store cannot
 //! start fails, naming it, and leaves the first untouched → destroy keeps only the volumes.
 
 use serde_json::Value;
@@ -62,6 +62,25 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
     let id = manifest["id"].as_str().expect("id");
     let verified = deployment.run(&["backup", "verify", id]);
     assert_eq!(verified.code, 0, "verify failed\nstdout:\n{}\nstderr:\n{}", verified.stdout, verified.stderr);
+
+    // The restore drill: the set restored into a scratch deployment beside this one, its counts checked, a
+    // smoke test through its own NGINX, then removed; the live deployment is not touched.
+    let live = deployment.containers();
+    let drill = deployment.run(&["restore", id, "--verify", "--output", "json"]);
+    assert_eq!(drill.code, 0, "the drill failed\nstdout:\n{}\nstderr:\n{}", drill.stdout, drill.stderr);
+    let report: Value = serde_json::from_str(&drill.stdout).expect("the drill report");
+    let steps = report["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 6, "{report}");
+    assert!(steps.iter().all(|step| step["ok"] == true), "{report}");
+    assert_eq!(report["scratch"], "e2e-compose-drill");
+    assert_eq!(deployment.containers(), live, "the drill left the live deployment as it was");
+    let filter = "label=io.comet.deployment=e2e-compose-drill";
+    let (_, left, _) = crate::harness::docker(&["ps", "-aq", "--filter", filter]);
+    let (_, volumes, _) = crate::harness::docker(&["volume", "ls", "-q", "--filter", filter]);
+    assert!(left.trim().is_empty() && volumes.trim().is_empty(), "the scratch deployment is gone: {left} {volumes}");
+    assert!(!deployment.dir.join("drill").join(id).exists(), "and its folder");
+    let age = deployment.run(&["doctor", "--only", "backups.age", "--output", "json"]);
+    assert_eq!(age.code, 0, "a fresh set and a passed drill: {}\n{}", age.stdout, age.stderr);
 
     // The database goes with its volumes; a fresh deployment gets the backup's copy and serves the same history
     // with the same keys. Restoring into a database that has data is refused.

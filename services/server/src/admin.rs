@@ -25,7 +25,14 @@ pub struct AdminState {
     pub gateway: Option<Arc<comet_gateway::Gateway>>,
     /// The API's admission bounds, when this role serves the API.
     pub admission: Option<Arc<comet_api::Admission>>,
-    pub webhooks: Option<Arc<crate::roles::WebhooksRunning>>,
+    pub webhooks: Option<Arc<WebhooksRunning>>,
+}
+
+/// The counters the admin port shows for a running webhooks role.
+#[derive(Debug)]
+pub struct WebhooksRunning {
+    pub worker: Arc<comet_worker::WorkerMetrics>,
+    pub deliveries: Arc<comet_webhooks::WebhookMetrics>,
 }
 
 pub fn router(state: AdminState) -> Router {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use super::{Listed, MANIFEST_FILE, PartReader};
+use super::set::{Listed, MANIFEST_FILE, PartReader};
 
 const PARTIAL_SUFFIX: &str = ".partial";
 

@@ -6,16 +6,17 @@
 
 mod local;
 mod s3;
+mod set;
 
-use std::io::{BufRead, Write};
+pub use set::{Listed, PartReader};
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use sha2::{Digest as _, Sha256};
 
 use super::manifest::Manifest;
-
-pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// Where sets are, as the operator wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,27 +64,6 @@ pub enum Target {
     Folder(local::Folder),
     S3(Box<s3::Bucket>),
 }
-
-/// One set of a target, as listed.
-#[derive(Debug, Clone)]
-pub enum Listed {
-    /// A complete set and its manifest.
-    Complete { id: String, manifest: Box<Manifest> },
-    /// A set that was interrupted (no manifest) or whose manifest cannot be read.
-    Incomplete { id: String, why: String },
-}
-
-impl Listed {
-    pub fn id(&self) -> &str {
-        match self {
-            Listed::Complete { id, .. } => id,
-            Listed::Incomplete { id, .. } => id,
-        }
-    }
-}
-
-/// A part being read back.
-pub type PartReader = Box<dyn BufRead + Send>;
 
 impl Target {
     /// Opens `location` (for a bucket: credentials and endpoint from the environment, nothing asked yet).

@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result, bail};
 use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
 use rusty_s3::{Credentials, S3Action as _, UrlStyle};
 
-use super::{Listed, MANIFEST_FILE, PartReader};
+use super::set::{Listed, MANIFEST_FILE, PartReader};
 use crate::env;
 use crate::error::Refusal;
 

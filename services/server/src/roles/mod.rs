@@ -17,7 +17,6 @@ use comet_bus::{InProcessBus, KafkaPublisher};
 use comet_store::Store;
 
 use self::shutdown::{Shutdown, Tasks};
-pub use self::webhooks::WebhooksRunning;
 use crate::Role;
 use crate::admin::{self, AdminState, DEFAULT_ADMIN_LISTEN};
 use crate::config::{self, Settings};

@@ -6,18 +6,12 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use comet_bus::{GroupSubscription, InProcessBus, KafkaConfig};
 use comet_store::Store;
-use comet_webhooks::{MongoWebhookConfigs, WebhookConfigs, WebhookMetrics, Webhooks};
-use comet_worker::{Worker, WorkerConfig, WorkerMetrics, group_of};
+use comet_webhooks::{MongoWebhookConfigs, WebhookConfigs, Webhooks};
+use comet_worker::{Worker, WorkerConfig, group_of};
 
 use super::shutdown::{Shutdown, Tasks};
+use crate::admin::WebhooksRunning;
 use crate::config::Settings;
-
-/// The counters the admin port shows for a running webhooks role.
-#[derive(Debug)]
-pub struct WebhooksRunning {
-    pub worker: Arc<WorkerMetrics>,
-    pub deliveries: Arc<WebhookMetrics>,
-}
 
 /// Joins the consumer group and starts the worker and the dispatcher. On shutdown the worker leaves the event
 /// in hand to the group, and the dispatcher finishes and records the attempts in flight.
