@@ -114,6 +114,7 @@ fn the_shipped_playbooks_list_show_and_dry_run() {
         match name {
             "grow" => args.extend(["--input", "to=25k"]),
             "rolling-restart" => args.extend(["--input", "service=api"]),
+            "rotate-secrets" => args.extend(["--input", "secret=api_key"]),
             _ => {}
         }
         let run = cometctl(root.path(), &args).success();

@@ -49,18 +49,24 @@ pub fn existing_key(context: &Context<'_>) -> Result<BackupKey> {
     BackupKey::from_hex(&text).with_context(|| path.display().to_string())
 }
 
-/// A running container of a comet-server role (they all reach the database with its credentials).
-pub(super) fn role_container(context: &Context<'_>, spec: &crate::spec::Spec) -> Result<ObservedContainer> {
+/// The running containers of the deployment (Compose containers or Swarm task containers, as the Engine says).
+fn running(context: &Context<'_>, spec: &crate::spec::Spec) -> Result<Vec<ObservedContainer>> {
     let engine = context.engine()?;
     let deployment = spec.name.as_str();
     // Where the deployment runs, as the Engine says (the one place that decides it).
     let target = crate::deploy::backend_for(context, crate::deploy::Choice::Observed)?.target();
     let observed =
         if target == Target::Swarm { engine.task_containers(deployment)? } else { engine.containers(deployment)? };
+    Ok(observed.into_iter().filter(|container| container.running).collect())
+}
+
+/// A running container of a comet-server role (they all reach the database with its credentials).
+pub(super) fn role_container(context: &Context<'_>, spec: &crate::spec::Spec) -> Result<ObservedContainer> {
+    let deployment = spec.name.as_str();
     let roles = [ServiceKey::Api, ServiceKey::Relay, ServiceKey::Gateway, ServiceKey::Webhooks];
-    observed
+    running(context, spec)?
         .into_iter()
-        .find(|container| container.running && roles.iter().any(|role| role.key() == container.service))
+        .find(|container| roles.iter().any(|role| role.key() == container.service))
         .ok_or_else(|| {
             Refusal(format!(
                 "no running comet-server container of deployment `{deployment}` to take the database copy in: \
@@ -68,4 +74,16 @@ pub(super) fn role_container(context: &Context<'_>, spec: &crate::spec::Spec) ->
             ))
             .into()
         })
+}
+
+/// The running containers of a store's nodes (`redis-1`, `redis-2`, … or `redis`), in name order.
+pub(super) fn store_containers(
+    context: &Context<'_>,
+    spec: &crate::spec::Spec,
+    store: ServiceKey,
+) -> Result<Vec<ObservedContainer>> {
+    let mut nodes: Vec<ObservedContainer> =
+        running(context, spec)?.into_iter().filter(|container| store.has_node(&container.service)).collect();
+    nodes.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
+    Ok(nodes)
 }

@@ -77,6 +77,14 @@ pub fn restore(context: &Context<'_>, request: &RestoreRequest) -> Result<Restor
     for part in manifest.parts.iter().filter(chosen).filter(|part| part.name == "tidb") {
         restored.push(restore_database(context, &target, &manifest, part, &key)?);
     }
+    if manifest.parts.iter().filter(chosen).any(|part| part.name == "redis") {
+        restored.push(RestoredPart {
+            part: "redis".to_owned(),
+            detail: "not loaded: presence, typing and caches are rebuilt by the gateways and clients; to load the RDB \
+                     anyway, see docs/operations/backup.md"
+                .to_owned(),
+        });
+    }
     let record = serde_json::json!({
         "time": crate::plan::history::rfc3339(context.clock.now_unix_seconds()),
         "action": "restore",

@@ -10,9 +10,11 @@ use super::access::{key, role_container};
 use super::crypt::{BackupKey, CHUNK_BYTES, Encryptor};
 use super::manifest::{Encryption, MANIFEST_VERSION, Manifest, Part, Skipped};
 use super::target::{self, Target};
+use crate::checks::stores;
 use crate::context::Context;
 use crate::domain::ServiceKey;
 use crate::error::Refusal;
+use crate::plan::observed::ExecRequest;
 
 /// The parts a set can hold, as `--only` names them.
 pub const PART_NAMES: [&str; 5] = ["tidb", "redis", "kafka", "mongodb", "config"];
@@ -94,35 +96,38 @@ fn take_parts(
     let spec = context.spec()?;
     for &name in parts {
         let line = progress.line(name);
-        let part = match name {
+        let taken = match name {
             "config" => {
                 line.set("archiving the deployment folder");
-                Some(config_part(context, set, key)?)
+                vec![config_part(context, set, key)?]
             }
             "tidb" => {
                 line.set("comet-server dump");
-                Some(database_part(context, set, key).with_context(|| "the tidb part")?)
+                vec![database_part(context, set, key).with_context(|| "the tidb part")?]
             }
-            _ => None,
+            "redis" => {
+                line.set("redis-cli --rdb");
+                redis_parts(context, set, key).with_context(|| "the redis part")?
+            }
+            _ => vec![],
         };
-        match part {
-            Some(part) => {
-                line.finish(&format!("{} in {} s", human_bytes(part.bytes), part.finished_at - part.started_at));
-                manifest.parts.push(part);
-            }
-            None => {
-                let reason = skip_reason(name, spec);
-                line.finish(&format!("skipped: {reason}"));
-                manifest.skipped.push(Skipped { name: name.to_owned(), reason });
-            }
+        if taken.is_empty() {
+            let reason = skip_reason(name, spec);
+            line.finish(&format!("skipped: {reason}"));
+            manifest.skipped.push(Skipped { name: name.to_owned(), reason });
         }
+        if let (Some(first), Some(last)) = (taken.first(), taken.last()) {
+            let bytes = taken.iter().map(|part| part.bytes).sum();
+            line.finish(&format!("{} in {} s", human_bytes(bytes), last.finished_at - first.started_at));
+        }
+        manifest.parts.extend(taken);
     }
     Ok(())
 }
 
 fn skip_reason(name: &str, spec: &crate::spec::Spec) -> String {
     match name {
-        "redis" => "Redis holds presence and typing only; the gateways rebuild it (restore is not needed)".to_owned(),
+        "redis" => "no Redis node runs".to_owned(),
         "kafka" => "topic configurations and consumer-group offsets are not backed up yet; every event is in the \
                     database's outbox until published"
             .to_owned(),
@@ -183,6 +188,11 @@ const END_LINE_LIMIT: usize = 1 << 20;
 impl<W: Write> Ends<W> {
     pub(super) fn new(inner: W) -> Ends<W> {
         Ends { inner, first: Vec::new(), first_done: false, current: Vec::new(), last: Vec::new(), bytes: 0 }
+    }
+
+    /// The start of what passed (its first line, or as much of it as was kept).
+    pub(super) fn head(&self) -> &[u8] {
+        if self.first_done { &self.first } else { &self.current }
     }
 }
 
@@ -250,6 +260,56 @@ fn database_part(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -
         started_at,
         finished_at: context.clock.now_unix_seconds(),
     })
+}
+
+/// One part per Redis primary: its RDB (`redis-cli --rdb -`, a point-in-time snapshot forked by the server),
+/// with its key count. Replicas hold what their primary does and are left out.
+fn redis_parts(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -> Result<Vec<Part>> {
+    let spec = context.spec()?;
+    let engine = context.engine()?;
+    let mut parts = Vec::new();
+    for container in super::access::store_containers(context, spec, ServiceKey::Redis)? {
+        let identity = engine.exec_all(
+            &[ExecRequest { container: container.id.clone(), command: stores::commands::redis_identity() }],
+            std::time::Duration::from_secs(30),
+        );
+        let answer = identity.into_iter().next().transpose()?.filter(|answer| answer.exit_code == Some(0));
+        let answer = answer.ok_or_else(|| anyhow::anyhow!("{} did not answer ROLE / DBSIZE", container.name))?;
+        let mut lines = answer.output.lines();
+        let (role, keys, version) = (lines.next().unwrap_or_default(), lines.next(), lines.next());
+        if role.trim() != "master" {
+            continue;
+        }
+        let keys: u64 = keys.and_then(|keys| keys.trim().parse().ok()).unwrap_or_default();
+        let started_at = context.clock.now_unix_seconds();
+        let file = format!("{}.rdb.enc", container.service);
+        let mut ends = Ends::new(Encryptor::new(set.part(&file)?, key)?);
+        let ran = engine.exec_streaming(&container.id, &stores::commands::redis_rdb(), None, &mut ends)?;
+        if ran.exit_code != Some(0) || !ends.head().starts_with(b"REDIS") {
+            bail!(
+                "`redis-cli --rdb` in {} exited with {:?} and no RDB: {}",
+                container.name,
+                ran.exit_code,
+                ran.stderr.lines().last().unwrap_or("no output")
+            );
+        }
+        let plain_bytes = ends.bytes;
+        let (bytes, sha256) = ends.inner.finish()?.finish()?;
+        parts.push(Part {
+            name: "redis".to_owned(),
+            file,
+            bytes,
+            sha256,
+            plain_bytes,
+            engine: version.map(|version| format!("Redis {}", version.trim())),
+            snapshot_at: None,
+            schema: None,
+            items: BTreeMap::from([("keys".to_owned(), keys)]),
+            started_at,
+            finished_at: context.clock.now_unix_seconds(),
+        });
+    }
+    Ok(parts)
 }
 
 #[cfg(test)]

@@ -81,6 +81,13 @@ fn verify_part(target: &Target, id: &str, part: &Part, key: &BackupKey) -> PartC
         Ok(plain_bytes) if plain_bytes != part.plain_bytes => {
             check(false, format!("decrypts to {plain_bytes} bytes, the manifest says {}", part.plain_bytes))
         }
+        Ok(_) if part.name == "redis" && !plain.head().starts_with(b"REDIS") => {
+            check(false, format!("{} decrypts to something that is not an RDB", part.file))
+        }
+        Ok(_) if part.name == "redis" => check(
+            true,
+            format!("RDB of {} keys, hash and every chunk good", part.items.get("keys").copied().unwrap_or_default()),
+        ),
         Ok(_) if part.name == "tidb" => {
             let counts = serde_json::from_slice::<serde_json::Value>(&plain.last)
                 .ok()

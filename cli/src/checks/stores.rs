@@ -36,6 +36,22 @@ pub mod commands {
         words(&["/bin/sh", "-c", &script])
     }
 
+    /// The node's role, key count and version, one per line (`master`, `42`, `7.0.15`): what a backup records.
+    pub fn redis_identity() -> Vec<String> {
+        let script = format!(
+            "export REDISCLI_AUTH=\"$(cat {REDIS_SECRET})\"; redis-cli ROLE | head -n 1 && redis-cli DBSIZE && \
+             redis-cli INFO server | sed -n 's/^redis_version:\\([^[:space:]]*\\).*/\\1/p'"
+        );
+        words(&["/bin/sh", "-c", &script])
+    }
+
+    /// A point-in-time RDB of the node on stdout (`redis-cli --rdb -`: the server forks a snapshot, as a replica
+    /// sync would).
+    pub fn redis_rdb() -> Vec<String> {
+        let script = format!("export REDISCLI_AUTH=\"$(cat {REDIS_SECRET})\"; exec redis-cli --rdb -");
+        words(&["/bin/sh", "-c", &script])
+    }
+
     /// TiDB's status API (version, connections).
     pub fn tidb_status() -> Vec<String> {
         words(&["/bin/busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:10080/status"])

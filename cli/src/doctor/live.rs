@@ -175,13 +175,6 @@ fn backup_facts(context: &Context<'_>, now: u64) -> observability::BackupFacts {
     observability::BackupFacts { location: shown, newest, last_drill, now }
 }
 
-/// Whether a service name is a node of `key`: `redis-1` of redis, `tidb` of tidb.
-fn is_node_of(service: &str, key: ServiceKey) -> bool {
-    let key = key.key();
-    service == key
-        || service.strip_prefix(key).and_then(|rest| rest.strip_prefix('-')).is_some_and(|n| n.parse::<u32>().is_ok())
-}
-
 fn is_role(service: &str) -> bool {
     ServiceKey::ALL.iter().any(|key| key.kind() == ServiceKind::Role && key.key() == service)
 }
@@ -204,7 +197,7 @@ fn store_facts(engine: &Engine, spec: &Spec, observed: &[ObservedContainer]) -> 
         })
     };
     let of = |key: ServiceKey| -> Vec<&ObservedContainer> {
-        observed.iter().filter(|container| is_node_of(&container.service, key)).collect()
+        observed.iter().filter(|container| key.has_node(&container.service)).collect()
     };
     let first_running = |key: ServiceKey| of(key).into_iter().find(|container| container.running);
     let tidb: Vec<(String, Option<usize>)> =
@@ -280,10 +273,10 @@ mod tests {
 
     #[test]
     fn service_names_map_to_their_store() {
-        assert!(is_node_of("redis-1", ServiceKey::Redis));
-        assert!(is_node_of("tidb", ServiceKey::Tidb));
-        assert!(!is_node_of("redis-cluster-init", ServiceKey::Redis));
-        assert!(!is_node_of("tikv-1", ServiceKey::Tidb));
+        assert!(ServiceKey::Redis.has_node("redis-1"));
+        assert!(ServiceKey::Tidb.has_node("tidb"));
+        assert!(!ServiceKey::Redis.has_node("redis-cluster-init"));
+        assert!(!ServiceKey::Tidb.has_node("tikv-1"));
         assert!(is_role("relay"));
         assert!(!is_role("migrate"));
     }

@@ -136,6 +136,17 @@ impl ServiceKey {
         }
     }
 
+    /// Whether `service` (a Compose service or stack service name) is a node of this one: `redis-1` of redis,
+    /// `tidb` of tidb.
+    pub fn has_node(self, service: &str) -> bool {
+        let key = self.key();
+        service == key
+            || service
+                .strip_prefix(key)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+    }
+
     /// One instance per node (Swarm `mode: global`, Kubernetes DaemonSet).
     pub fn is_global(self) -> bool {
         matches!(self, ServiceKey::Promtail | ServiceKey::NodeExporter | ServiceKey::Cadvisor)

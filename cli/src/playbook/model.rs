@@ -58,6 +58,9 @@ pub enum Step {
     RollingRestart(RestartStep),
     /// Waits a while (a settle time before checking again).
     Pause(PauseStep),
+    /// A new value for a secret the stores do not keep a copy of (`api_key`, `auth_key`), written into
+    /// secrets/; a `deploy` step after it rolls the roles onto it.
+    RotateSecret(RotateStep),
     /// The restore drill of a backup set (`cometctl restore ID --verify`); fails when the drill does.
     RestoreDrill(DrillStep),
     /// Loads the deployment through NGINX (`cometctl bench`); the step fails when the bench does not pass.
@@ -131,6 +134,46 @@ pub struct BenchStep {
     /// How long to send (default 30s).
     #[serde(default)]
     pub duration: Option<Param<Span>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateStep {
+    pub secret: Param<Rotatable>,
+}
+
+/// A secret that a new file and a deploy rotate: nothing else holds a copy of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotatable(pub &'static str);
+
+/// Secrets whose file is the only copy (the roles read it at start).
+pub const ROTATABLE: [&str; 2] = ["api_key", "auth_key"];
+
+impl FromStr for Rotatable {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Rotatable, String> {
+        let text = text.trim();
+        if let Some(name) = ROTATABLE.iter().find(|name| **name == text) {
+            return Ok(Rotatable(name));
+        }
+        Err(match text {
+            "db_password" | "db_root_password" | "redis_password" | "mongodb_password" => format!(
+                "`{text}` is also kept by its store: a new file alone would lock the roles out; change it in the store \
+                 first (ALTER USER, CONFIG SET requirepass, …), then write secrets/{text} and deploy (not automated)"
+            ),
+            "grafana_admin_password" => "Grafana keeps the admin password it started with in its own database: \
+                                         change it in Grafana"
+                .to_owned(),
+            _ => format!("`{text}` is not a secret this step rotates ({})", ROTATABLE.join(", ")),
+        })
+    }
+}
+
+impl fmt::Display for Rotatable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -339,6 +382,7 @@ impl Step {
             Step::Pause(_) => "pause",
             Step::Bench(_) => "bench",
             Step::RestoreDrill(_) => "restore-drill",
+            Step::RotateSecret(_) => "rotate-secret",
             Step::Confirm(_) => "confirm",
         }
     }
@@ -356,6 +400,7 @@ impl Step {
             Step::RollingRestart(restart) => restart.service.input().into_iter().collect(),
             Step::Pause(pause) => pause.duration.input().into_iter().collect(),
             Step::RestoreDrill(drill) => drill.rto.iter().filter_map(Param::input).collect(),
+            Step::RotateSecret(rotate) => rotate.secret.input().into_iter().collect(),
             Step::Bench(bench) => {
                 let mut names: Vec<&str> = bench.sockets.iter().filter_map(Param::input).collect();
                 names.extend(bench.rate.iter().filter_map(Param::input));
@@ -416,6 +461,7 @@ impl Step {
                 }
                 parts.join(" ")
             }
+            Step::RotateSecret(rotate) => format!("rotate the secret {}", shown(&rotate.secret)),
             Step::RestoreDrill(drill) => {
                 let rto = drill.rto.as_ref().map_or_else(|| "1h".to_owned(), |rto| shown(rto));
                 format!("restore drill of {} (RTO {rto})", drill.backup.as_deref().unwrap_or("latest"))

@@ -103,6 +103,17 @@ pub fn execute(context: &Context<'_>, profile: &Profile, step: &Step, inputs: &I
             );
             if report.pass { Ok(line) } else { Err(CheckFailed(format!("{line}: {}", report.notes.join("; "))).into()) }
         }
+        Step::RotateSecret(rotate) => {
+            let name = resolve(&rotate.secret, inputs)?.0;
+            let path = format!("{}/{name}", crate::folder::SECRETS_DIR);
+            if context.folder.read_existing(&path)?.is_none() {
+                return Err(
+                    Refusal(format!("{path} does not exist: nothing to rotate (`cometctl init` makes it)")).into()
+                );
+            }
+            context.folder.write_file(&path, &crate::secrets::generate()?, 0o600)?;
+            Ok(format!("{path} has a new value; the roles take it when they are deployed"))
+        }
         Step::RestoreDrill(drill_step) => {
             let request = drill_request(context, drill_step, inputs)?;
             let drill = backup::drill(context, profile, &request)?;
@@ -194,6 +205,10 @@ pub fn describe(context: &Context<'_>, profile: &Profile, step: &Step, inputs: &
                 or_plan(request.rate.map(|rate| rate.to_string())),
                 request.duration.map_or_else(|| "30s".to_owned(), |duration| format!("{}s", duration.as_secs()))
             )]
+        }
+        Step::RotateSecret(rotate) => {
+            let name = resolve(&rotate.secret, inputs)?.0;
+            vec![format!("would write a new value into {}/{name} (0600)", crate::folder::SECRETS_DIR)]
         }
         Step::RestoreDrill(drill_step) => {
             let request = drill_request(context, drill_step, inputs)?;

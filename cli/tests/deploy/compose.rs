@@ -42,6 +42,10 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
     assert_eq!(report["deliveries"]["delivered"], report["sends"]["acknowledged"], "{report}");
     assert!(report["latencyMs"]["p99"].as_f64().is_some_and(|p99| p99 > 0.0), "{report}");
     assert!(report["plan"]["peakConnections"].as_u64() > Some(0), "{report}");
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("bench through NGINX (20 sockets, 10/s, 5 s): {report}");
+    }
     let over = deployment.run(&["bench", "--sockets", "500"]);
     assert_eq!(over.code, 2, "more sockets than the edge allows one address: {}", over.stderr);
     assert!(over.stderr.contains("edge.ws_connections_per_ip"), "{}", over.stderr);
@@ -59,6 +63,11 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
     assert!(tidb["snapshotAt"].as_i64().is_some() && tidb["schema"].as_i64() >= Some(9), "{tidb}");
     assert!(tidb["engine"].as_str().is_some_and(|engine| engine.contains("MariaDB")), "the stand-in's engine: {tidb}");
     assert!(parts.iter().any(|part| part["name"] == "config"), "{manifest}");
+    // Redis's primary as an RDB snapshot, with its key count (the gateways' presence keys at least).
+    let redis = parts.iter().find(|part| part["name"] == "redis").expect("a redis part");
+    assert_eq!(redis["file"], "redis-1.rdb.enc", "{redis}");
+    assert!(redis["engine"].as_str().is_some_and(|engine| engine.starts_with("Redis 7")), "{redis}");
+    assert!(redis["items"]["keys"].as_u64().is_some(), "{redis}");
     let id = manifest["id"].as_str().expect("id");
     let verified = deployment.run(&["backup", "verify", id]);
     assert_eq!(verified.code, 0, "verify failed\nstdout:\n{}\nstderr:\n{}", verified.stdout, verified.stderr);
@@ -73,6 +82,10 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
     assert_eq!(steps.len(), 6, "{report}");
     assert!(steps.iter().all(|step| step["ok"] == true), "{report}");
     assert_eq!(report["scratch"], "e2e-compose-drill");
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("restore drill of the 10k compose deployment: {report}");
+    }
     assert_eq!(deployment.containers(), live, "the drill left the live deployment as it was");
     let filter = "label=io.comet.deployment=e2e-compose-drill";
     let (_, left, _) = crate::harness::docker(&["ps", "-aq", "--filter", filter]);

@@ -107,4 +107,22 @@ fn upgrade_under_load_drops_no_request_and_a_broken_version_rolls_back() {
     assert_eq!(journal, 1, "one run journal (the lock is gone)");
     let records = std::fs::read_to_string(deployment.dir.join("history.jsonl")).expect("history.jsonl");
     assert!(records.lines().last().is_some_and(|line| line.contains("\"action\":\"scale\"")), "{records}");
+
+    // The rotate-secrets playbook: a new API key, the roles rolled onto it; the old key is refused, the new one
+    // works, and a user's token from before the rotation still opens a socket.
+    let carol = runtime.block_on(chat.user("carol"));
+    let old_key = std::fs::read_to_string(deployment.dir.join("secrets/api_key")).expect("the API key");
+    let rotated = deployment.run(&["playbook", "run", "rotate-secrets", "--input", "secret=api_key", "--yes"]);
+    assert_eq!(rotated.code, 0, "rotation failed\nstdout:\n{}\nstderr:\n{}", rotated.stdout, rotated.stderr);
+    let new_key = std::fs::read_to_string(deployment.dir.join("secrets/api_key")).expect("the API key");
+    assert_ne!(old_key, new_key, "a new value");
+    let body = serde_json::json!({"uid": "dave", "name": "dave"});
+    let (status, reply) = runtime.block_on(chat.call("/v3/users", None, &body)).expect("a reply");
+    assert_eq!(status, 401, "the old key is refused: {reply}");
+    let fresh = Chat::new(&deployment);
+    runtime.block_on(async {
+        fresh.user("dave").await;
+        let _socket = fresh.connect(&carol).await;
+    });
+    assert_all_healthy(&deployment.status());
 }

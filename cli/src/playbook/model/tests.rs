@@ -50,6 +50,7 @@ fn malformed_playbooks_name_the_file_line_and_column() {
         ("  - scale: { replicas: { tikv: 3 } }\n", "4:"),
         ("  - scale: { mau: lots }\n", "4:"),
         ("  - backup: { only: [everything] }\n", "4:"),
+        ("  - rotate-secret: { secret: db_password }\n", "4:"),
         ("  - doctor: {}\n  - wait-healthy: { timeout: 1m, extra: 1 }\n", "5:"),
         ("  - doctor: {}\n  - scale: { mau: \"${to}\" }\n", "5:"),
     ];
