@@ -77,13 +77,37 @@ impl Engine {
 
     /// Adds labels to a node (the ones it has stay).
     pub fn add_node_labels(&self, node_id: &str, labels: &[(String, String)]) -> Result<(), EngineError> {
-        let failed = |error: bollard::errors::Error| EngineError(format!("labelling node {node_id}: {error}"));
+        self.update_node(node_id, "labelling", |spec| {
+            let mut all = labels_of(spec.labels.take());
+            all.extend(labels.iter().cloned());
+            spec.labels = Some(all);
+        })
+    }
+
+    /// Sets a node's availability: `active` (takes tasks), `pause` (keeps its tasks, takes no new ones) or
+    /// `drain` (its tasks move to other nodes), as `docker node update --availability` does.
+    pub fn set_node_availability(&self, node_id: &str, availability: &str) -> Result<(), EngineError> {
+        let wanted = match availability {
+            "active" => bollard::models::NodeSpecAvailabilityEnum::ACTIVE,
+            "pause" => bollard::models::NodeSpecAvailabilityEnum::PAUSE,
+            "drain" => bollard::models::NodeSpecAvailabilityEnum::DRAIN,
+            other => return Err(EngineError(format!("`{other}` is not a node availability (active, pause, drain)"))),
+        };
+        self.update_node(node_id, "setting the availability of", |spec| spec.availability = Some(wanted))
+    }
+
+    /// Reads a node's spec, changes it with `change`, and writes it back at the version it was read at.
+    fn update_node(
+        &self,
+        node_id: &str,
+        doing: &str,
+        change: impl FnOnce(&mut bollard::models::NodeSpec),
+    ) -> Result<(), EngineError> {
+        let failed = |error: bollard::errors::Error| EngineError(format!("{doing} node {node_id}: {error}"));
         let node = self.runtime.block_on(self.docker.inspect_node(node_id)).map_err(failed)?;
         let version = node.version.and_then(|version| version.index).unwrap_or(0);
         let mut spec = node.spec.unwrap_or_default();
-        let mut all = labels_of(spec.labels.take());
-        all.extend(labels.iter().cloned());
-        spec.labels = Some(all);
+        change(&mut spec);
         let options = bollard::query_parameters::UpdateNodeOptionsBuilder::default()
             .version(i64::try_from(version).unwrap_or(i64::MAX))
             .build();

@@ -58,6 +58,8 @@ pub enum Step {
     RollingRestart(RestartStep),
     /// Waits a while (a settle time before checking again).
     Pause(PauseStep),
+    /// Sets a Swarm node's availability (drain before maintenance, active after).
+    Node(NodeStep),
     /// A new value for a secret the stores do not keep a copy of (`api_key`, `auth_key`), written into
     /// secrets/; a `deploy` step after it rolls the roles onto it.
     RotateSecret(RotateStep),
@@ -134,6 +136,32 @@ pub struct BenchStep {
     /// How long to send (default 30s).
     #[serde(default)]
     pub duration: Option<Param<Span>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeStep {
+    /// The node's id or hostname.
+    pub node: Param<String>,
+    pub availability: Availability,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Availability {
+    Active,
+    Pause,
+    Drain,
+}
+
+impl Availability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Availability::Active => "active",
+            Availability::Pause => "pause",
+            Availability::Drain => "drain",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -383,6 +411,7 @@ impl Step {
             Step::Bench(_) => "bench",
             Step::RestoreDrill(_) => "restore-drill",
             Step::RotateSecret(_) => "rotate-secret",
+            Step::Node(_) => "node",
             Step::Confirm(_) => "confirm",
         }
     }
@@ -401,6 +430,7 @@ impl Step {
             Step::Pause(pause) => pause.duration.input().into_iter().collect(),
             Step::RestoreDrill(drill) => drill.rto.iter().filter_map(Param::input).collect(),
             Step::RotateSecret(rotate) => rotate.secret.input().into_iter().collect(),
+            Step::Node(node) => node.node.input().into_iter().collect(),
             Step::Bench(bench) => {
                 let mut names: Vec<&str> = bench.sockets.iter().filter_map(Param::input).collect();
                 names.extend(bench.rate.iter().filter_map(Param::input));
@@ -462,6 +492,7 @@ impl Step {
                 parts.join(" ")
             }
             Step::RotateSecret(rotate) => format!("rotate the secret {}", shown(&rotate.secret)),
+            Step::Node(node) => format!("node {}: {}", shown(&node.node), node.availability.as_str()),
             Step::RestoreDrill(drill) => {
                 let rto = drill.rto.as_ref().map_or_else(|| "1h".to_owned(), |rto| shown(rto));
                 format!("restore drill of {} (RTO {rto})", drill.backup.as_deref().unwrap_or("latest"))

@@ -103,6 +103,12 @@ pub fn execute(context: &Context<'_>, profile: &Profile, step: &Step, inputs: &I
             );
             if report.pass { Ok(line) } else { Err(CheckFailed(format!("{line}: {}", report.notes.join("; "))).into()) }
         }
+        Step::Node(node_step) => {
+            let (node, others) = swarm_node(context, node_step, inputs)?;
+            let availability = node_step.availability.as_str();
+            context.engine()?.set_node_availability(&node.id, availability)?;
+            Ok(format!("node {} ({}) is {availability}; {others} other nodes take tasks", node.hostname, node.id))
+        }
         Step::RotateSecret(rotate) => {
             let name = resolve(&rotate.secret, inputs)?.0;
             let path = format!("{}/{name}", crate::folder::SECRETS_DIR);
@@ -206,6 +212,15 @@ pub fn describe(context: &Context<'_>, profile: &Profile, step: &Step, inputs: &
                 request.duration.map_or_else(|| "30s".to_owned(), |duration| format!("{}s", duration.as_secs()))
             )]
         }
+        Step::Node(node_step) => {
+            let (node, others) = swarm_node(context, node_step, inputs)?;
+            vec![format!(
+                "would set node {} ({}) {}; {others} other nodes take tasks",
+                node.hostname,
+                node.id,
+                node_step.availability.as_str()
+            )]
+        }
         Step::RotateSecret(rotate) => {
             let name = resolve(&rotate.secret, inputs)?.0;
             vec![format!("would write a new value into {}/{name} (0600)", crate::folder::SECRETS_DIR)]
@@ -226,6 +241,37 @@ fn doctor_request(step: &DoctorStep) -> Result<doctor::Request> {
     let skip: Vec<String> = step.skip.iter().map(|name| name.0.clone()).collect();
     let selection = Selection::new(&only, &skip).map_err(|error| Refusal(error.to_string()))?;
     Ok(doctor::Request { selection, host_only: false })
+}
+
+/// The node a `node` step names (by id or hostname) and how many other nodes take tasks; draining or pausing
+/// the last node that takes tasks is refused (the deployment would stop).
+fn swarm_node(
+    context: &Context<'_>,
+    step: &super::model::NodeStep,
+    inputs: &Inputs,
+) -> Result<(crate::plan::observed::SwarmNode, usize)> {
+    let wanted = resolve(&step.node, inputs)?;
+    let engine = context.engine()?;
+    if !engine.manages_swarm()? {
+        return Err(Refusal("this Docker Engine manages no swarm: a node step needs a swarm manager".to_owned()).into());
+    }
+    let nodes = engine.nodes()?;
+    let names: Vec<&str> = nodes.iter().map(|node| node.hostname.as_str()).collect();
+    let node = nodes
+        .iter()
+        .find(|node| node.id == wanted || node.hostname == wanted)
+        .cloned()
+        .ok_or_else(|| Refusal(format!("no swarm node `{wanted}` (nodes: {})", names.join(", "))))?;
+    let others = nodes.iter().filter(|other| other.id != node.id && other.schedulable).count();
+    if step.availability != super::model::Availability::Active && others == 0 {
+        return Err(Refusal(format!(
+            "node {} is the only node that takes tasks: {} it would stop the deployment; add a node first",
+            node.hostname,
+            step.availability.as_str()
+        ))
+        .into());
+    }
+    Ok((node, others))
 }
 
 fn drill_request(
