@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
+use comet_model::ReceiverType;
 use regex::Regex;
 
 use crate::contacts::ContactFinder;
@@ -20,22 +21,6 @@ pub struct Sender<'a> {
     pub uid: &'a str,
     pub role: &'a str,
     pub tags: &'a [String],
-}
-
-/// Where a message goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReceiverType {
-    User,
-    Group,
-}
-
-impl ReceiverType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReceiverType::User => "user",
-            ReceiverType::Group => "group",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -6,6 +6,8 @@
 //!   checked in linear time). Keyword lists are matched on folded words (`normalize`, `keywords`), patterns
 //!   with linear-time regular expressions refused at upload when unbounded (`patterns`), contact details by
 //!   fixed expressions with an allow-list (`contacts`).
+//! - [`ModerationStore`]: rules (every edit a revision), lists, review queues, users' reports and the audit
+//!   log, in MongoDB ([`MongoModeration`]) or the relational store (`comet_store::Store`), one contract.
 
 mod contacts;
 mod engine;
@@ -13,7 +15,10 @@ mod keywords;
 mod normalize;
 mod patterns;
 pub mod spec;
+mod storage;
 
-pub use engine::{ConditionKind, Engine, Message, Receiver, ReceiverType, RuleMatch, Sender, Verdict};
+pub use comet_model::ReceiverType;
+pub use engine::{ConditionKind, Engine, Message, Receiver, RuleMatch, Sender, Verdict};
 pub use patterns::{COMPILED_SIZE_LIMIT, MAX_MATCH_BYTES, MAX_PATTERN_CHARS};
 pub use spec::{Action, Condition, Filter, FilterField, FilterOperator, ListKind, ListSpec, RuleSpec, SpecError};
+pub use storage::{ModerationStore, MongoModeration, Revision, Stored};
