@@ -9,6 +9,7 @@
 //! - [`ModerationStore`]: rules (every edit a revision), lists, review queues, users' reports and the audit
 //!   log, in MongoDB ([`MongoModeration`]) or the relational store (`comet_store::Store`), one contract.
 
+mod cache;
 mod contacts;
 mod engine;
 mod keywords;
@@ -17,6 +18,7 @@ mod patterns;
 pub mod spec;
 mod storage;
 
+pub use cache::{DEFAULT_POLL, Moderation};
 pub use comet_model::ReceiverType;
 pub use engine::{ConditionKind, Engine, Message, Receiver, RuleMatch, Sender, Verdict};
 pub use patterns::{COMPILED_SIZE_LIMIT, MAX_MATCH_BYTES, MAX_PATTERN_CHARS};

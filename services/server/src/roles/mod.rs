@@ -5,6 +5,7 @@
 mod api;
 mod gateway;
 mod migrate;
+mod moderation;
 mod relay;
 mod shutdown;
 mod webhooks;
@@ -156,8 +157,15 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     };
     let admission_limits = settings.admission()?;
     let admission = role.runs(Part::Api).then(|| Arc::new(comet_api::Admission::new(admission_limits)));
-    let api = match (&admission, &webhook_configs) {
-        (Some(admission), Some(configs)) => Some(api::router(&settings, &store, configs.clone(), admission.clone())?),
+    let moderation = if role.runs(Part::Api) {
+        Some(moderation::start(&settings, &store, &shutdown, &mut tasks).await?)
+    } else {
+        None
+    };
+    let api = match (&admission, &webhook_configs, moderation) {
+        (Some(admission), Some(configs), Some(moderation)) => {
+            Some(api::router(&settings, &store, configs.clone(), admission.clone(), moderation)?)
+        }
         _ => None,
     };
     let limits = settings.http_limits()?;
