@@ -316,3 +316,140 @@ async fn mongodb() {
     scenario(app).await;
     documents.drop_database().await.expect("dropping the test database");
 }
+
+fn text_to(receiver: &str, text: &str) -> Value {
+    json!({ "receiver": receiver, "receiverType": "user", "category": "message", "type": "text", "data": { "text": text } })
+}
+
+/// The rules in the send path: block never reaches history, mask stores and shows the masked text (the
+/// original for moderators only), flag delivers and queues; a client cannot set its own moderation status.
+async fn send_path_scenario(app: App) {
+    for uid in ["alice", "bob"] {
+        app.create_user(uid).await;
+    }
+    let plain = app.send("alice", text_to("bob", "hello before any rule")).await;
+    assert_eq!(plain.status, StatusCode::OK, "{}", plain.body);
+    assert!(plain.body["data"]["data"].get("moderation").is_none(), "no rule, no moderation status");
+
+    let lists = [
+        json!({ "id": "profanity", "name": "Profanity", "kind": "keywords", "entries": ["fuck", "shit"] }),
+        json!({ "id": "threats", "name": "Threats", "kind": "phrases", "entries": ["kill yourself"] }),
+    ];
+    for list in lists {
+        assert_eq!(app.call(Method::POST, "/v3/moderation/lists", &KEY, Some(list)).await.status, StatusCode::OK);
+    }
+    let rules = [
+        json!({ "id": "profanity", "name": "Profanity", "conditions": [{ "type": "keywords", "lists": ["profanity"] }], "action": "block" }),
+        json!({ "id": "contacts", "name": "Contacts", "conditions": [{ "type": "contactDetails", "email": true, "phone": true }], "action": "mask" }),
+        json!({ "id": "threats", "name": "Threats", "conditions": [{ "type": "keywords", "lists": ["threats"] }], "action": "flag" }),
+    ];
+    for rule in rules {
+        let reply = app.call(Method::POST, "/v3/moderation/rules", &KEY, Some(rule)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+
+    let fine = app.send("alice", text_to("bob", "hello again")).await;
+    assert_eq!(fine.body["data"]["data"]["moderation"], json!({ "status": "approved" }));
+
+    let blocked = app.send("alice", text_to("bob", "f.u.c.k you")).await;
+    assert_eq!(blocked.status, StatusCode::OK, "{}", blocked.body);
+    assert_eq!(blocked.body["data"]["data"]["moderation"]["status"], "disapproved");
+    assert_eq!(blocked.body["data"]["seq"], 0, "not in the conversation");
+    let blocked_id = blocked.body["data"]["id"].as_str().expect("id").to_owned();
+    let spoofed = app.send("alice", json!({ "receiver": "bob", "receiverType": "user", "category": "message", "type": "text", "data": { "text": "shit", "moderation": { "status": "approved" } } })).await;
+    assert_eq!(spoofed.body["data"]["data"]["moderation"]["status"], "disapproved", "a client's status is replaced");
+
+    let masked = app.send("alice", text_to("bob", "mail me at john@gmail.com or +44 20 7946 0958")).await;
+    assert_eq!(masked.body["data"]["data"]["text"], "mail me at ************** or *** ** **** ****");
+    let flagged = app.send("alice", text_to("bob", "just kill yourself")).await;
+    assert_eq!(flagged.body["data"]["data"]["text"], "just kill yourself", "flagged messages are delivered as sent");
+    let flagged_id = flagged.body["data"]["id"].as_str().expect("id").to_owned();
+
+    // History: what bob can read.
+    let history =
+        app.call(Method::GET, "/v3/users/alice/messages", &[("apikey", FULL), ("onBehalfOf", "bob")], None).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+    let texts: Vec<Value> = history.body["data"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|message| message["data"]["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            json!("hello before any rule"),
+            json!("hello again"),
+            json!("mail me at ************** or *** ** **** ****"),
+            json!("just kill yourself")
+        ],
+        "blocked messages are not in history; masked ones are masked"
+    );
+    let fetched = app.call(Method::GET, &format!("/v3/messages/{blocked_id}"), &KEY, None).await;
+    assert_eq!(fetched.status, StatusCode::NOT_FOUND, "a blocked message is no message of the conversation");
+
+    // The queues.
+    let blocked_queue = app.call(Method::GET, "/v3/moderation/blocked-messages", &KEY, None).await;
+    let items = blocked_queue.body["data"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{}", blocked_queue.body);
+    assert_eq!(
+        (items[1]["messageId"].clone(), items[1]["text"].clone(), items[1]["ruleId"].clone()),
+        (json!(blocked_id), json!("f.u.c.k you"), json!("profanity"))
+    );
+    let flagged_queue = app.call(Method::GET, "/v3/moderation/flagged-messages?ruleId=threats", &KEY, None).await;
+    let items = flagged_queue.body["data"].as_array().expect("items");
+    assert_eq!((items.len(), items[0]["messageId"].clone()), (1, json!(flagged_id)));
+    let reviewed = app.call(Method::GET, "/v3/moderation/reviewed-messages?ruleId=contacts", &KEY, None).await;
+    let items = reviewed.body["data"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{}", reviewed.body);
+    assert_eq!(
+        (items[0]["queue"].clone(), items[0]["text"].clone(), items[0]["maskedText"].clone()),
+        (
+            json!("masked"),
+            json!("mail me at john@gmail.com or +44 20 7946 0958"),
+            json!("mail me at ************** or *** ** **** ****")
+        ),
+        "the original is kept for moderators"
+    );
+
+    // Edits meet the rules too.
+    let fine_id = fine.body["data"]["id"].as_str().expect("id").to_owned();
+    let edit = app
+        .call(
+            Method::PUT,
+            &format!("/v3/messages/{fine_id}"),
+            &[("apikey", FULL), ("onBehalfOf", "alice")],
+            Some(json!({ "data": { "text": "sh1t" } })),
+        )
+        .await;
+    assert_eq!((edit.status, edit.code()), (StatusCode::BAD_REQUEST, "ERR_MODERATION_BLOCKED"));
+    let unchanged = app.call(Method::GET, &format!("/v3/messages/{fine_id}"), &KEY, None).await;
+    assert_eq!(unchanged.body["data"]["data"]["text"], "hello again", "a blocked edit changes nothing");
+
+    // A disabled rule stops at once.
+    let mut off = json!({ "name": "Profanity", "conditions": [{ "type": "keywords", "lists": ["profanity"] }], "action": "block" });
+    off["enabled"] = json!(false);
+    assert_eq!(app.call(Method::PUT, "/v3/moderation/rules/profanity", &KEY, Some(off)).await.status, StatusCode::OK);
+    let passes = app.send("alice", text_to("bob", "shit")).await;
+    assert_eq!(
+        (passes.body["data"]["data"]["moderation"]["status"].clone(), passes.body["data"]["seq"].clone()),
+        (json!("approved"), json!(5))
+    );
+}
+
+#[tokio::test]
+async fn send_path_on_sqlite() {
+    send_path_scenario(sqlite_app().await).await;
+}
+
+#[tokio::test]
+async fn send_path_on_mariadb() {
+    send_path_scenario(mysql_app().await).await;
+}
+
+#[tokio::test]
+async fn send_path_on_mongodb() {
+    let (app, documents) = mongo_app().await;
+    send_path_scenario(app).await;
+    documents.drop_database().await.expect("dropping the test database");
+}

@@ -224,6 +224,13 @@ impl Engine {
         self.rules.iter().filter(|rule| rule.spec.enabled).count()
     }
 
+    /// Whether an enabled rule filters on the sender's role (the send path then reads the sender's role).
+    pub fn filters_on_role(&self) -> bool {
+        self.rules.iter().any(|rule| {
+            rule.spec.enabled && rule.spec.filters.iter().any(|filter| filter.field == FilterField::SenderRole)
+        })
+    }
+
     /// Keywords and phrases across the lists.
     pub fn keywords(&self) -> usize {
         self.keywords

@@ -37,6 +37,8 @@ pub enum ReviewQueue {
     Blocked,
     /// Messages delivered and flagged for review, by a rule or by users' reports.
     Flagged,
+    /// Messages a rule masked: delivered masked, the original kept here for moderators (decided by the rule).
+    Masked,
 }
 
 impl ReviewQueue {
@@ -44,6 +46,7 @@ impl ReviewQueue {
         match self {
             ReviewQueue::Blocked => "blocked",
             ReviewQueue::Flagged => "flagged",
+            ReviewQueue::Masked => "masked",
         }
     }
 
@@ -51,6 +54,7 @@ impl ReviewQueue {
         match text {
             "blocked" => Some(ReviewQueue::Blocked),
             "flagged" => Some(ReviewQueue::Flagged),
+            "masked" => Some(ReviewQueue::Masked),
             _ => None,
         }
     }

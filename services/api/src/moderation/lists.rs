@@ -3,13 +3,12 @@
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use comet_moderation::Stored;
 use comet_moderation::spec::{ListSpec, MAX_LIST_ENTRIES, MAX_LISTS};
 use comet_store::StoreError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{audit, check_set, moderator, refused, seconds, with_path_id};
+use super::{audit, check_set, moderator, refused, stored_view, with_path_id};
 use crate::body::{Path, Query, RawBody, data, parse};
 use crate::{ApiError, AppState, now};
 
@@ -18,14 +17,6 @@ pub const MAX_CSV_BYTES: usize = 1024 * 1024;
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found("ERR_MODERATION_LIST_NOT_FOUND", format!("list `{id}` does not exist"))
-}
-
-fn view(stored: &Stored<ListSpec>) -> Value {
-    let mut view = serde_json::to_value(&stored.spec).unwrap_or_default();
-    view["revision"] = json!(stored.revision);
-    view["createdAt"] = json!(seconds(stored.created_at));
-    view["updatedAt"] = json!(seconds(stored.updated_at));
-    view
 }
 
 /// `POST /v3/moderation/lists`.
@@ -54,14 +45,14 @@ pub async fn create(
     audit(&state, &who, "list.create", "list", &list.id, json!({ "kind": list.kind, "entries": list.entries.len() }))
         .await?;
     let stored = state.moderation.store().list(&list.id).await?.ok_or_else(|| not_found(&list.id))?;
-    Ok(data(view(&stored)))
+    Ok(data(stored_view(&stored)))
 }
 
 /// `GET /v3/moderation/lists`: every list (at most 25, one page).
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     moderator(&state, &headers).await?;
     let lists = state.moderation.store().lists().await?;
-    Ok(data(Value::Array(lists.iter().map(view).collect())))
+    Ok(data(Value::Array(lists.iter().map(stored_view).collect())))
 }
 
 /// `GET /v3/moderation/lists/{listId}`.
@@ -72,7 +63,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     moderator(&state, &headers).await?;
     let stored = state.moderation.store().list(&id).await?.ok_or_else(|| not_found(&id))?;
-    Ok(data(view(&stored)))
+    Ok(data(stored_view(&stored)))
 }
 
 /// Stores a changed list after checking it and the rules that use it.
@@ -92,7 +83,7 @@ async fn replace(
     };
     audit(state, who, action, "list", &list.id, json!({ "revision": revision, "entries": list.entries.len() })).await?;
     let stored = state.moderation.store().list(&list.id).await?.ok_or_else(|| not_found(&list.id))?;
-    Ok(data(view(&stored)))
+    Ok(data(stored_view(&stored)))
 }
 
 /// `PUT /v3/moderation/lists/{listId}`: the whole list again (its `id` may be left out).
@@ -132,7 +123,8 @@ pub struct ImportQuery {
     mode: Option<String>,
 }
 
-/// A CSV request body: `text/csv` (or `text/plain`), at most [`MAX_CSV_BYTES`], UTF-8.
+/// A CSV request body: `text/csv` (or `text/plain`), at most [`MAX_CSV_BYTES`], UTF-8. An empty body needs no
+/// content type (it imports nothing), so a request without credentials is answered 401 by the handler first.
 #[derive(Debug)]
 pub struct CsvBody(String);
 
@@ -152,19 +144,19 @@ impl<S: Send + Sync> FromRequest<S> for CsvBody {
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(|value| value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
-        if !matches!(essence.as_deref(), Some("text/csv" | "text/plain")) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "ERR_CONTENT_TYPE_UNSUPPORTED",
-                "a list import is CSV, sent with `Content-Type: text/csv`",
-            ));
-        }
         let announced =
             request.headers().get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
         if announced.is_some_and(|length| length > MAX_CSV_BYTES as u64) {
             return Err(too_large());
         }
         let bytes = axum::body::to_bytes(request.into_body(), MAX_CSV_BYTES).await.map_err(|_| too_large())?;
+        if !bytes.is_empty() && !matches!(essence.as_deref(), Some("text/csv" | "text/plain")) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "ERR_CONTENT_TYPE_UNSUPPORTED",
+                "a list import is CSV, sent with `Content-Type: text/csv`",
+            ));
+        }
         let text = String::from_utf8(bytes.to_vec())
             .map_err(|_| ApiError::bad_request("ERR_MODERATION_CSV_INVALID", "the CSV file is not UTF-8"))?;
         Ok(CsvBody(text))

@@ -7,6 +7,7 @@
 pub mod lists;
 pub mod queues;
 pub mod rules;
+pub(crate) mod screen;
 
 use axum::http::HeaderMap;
 use comet_model::auth::{API_KEY_HEADER, token_hash};
@@ -46,7 +47,7 @@ impl Moderator {
     }
 }
 
-/// Writes one moderator action to the audit log.
+/// Writes one moderator action to the audit log (and, for a rule or list, recompiles this process's rules).
 pub(crate) async fn audit(
     state: &AppState,
     who: &Moderator,
@@ -65,6 +66,12 @@ pub(crate) async fn audit(
         at: now(),
     };
     state.moderation.store().append_audit(&entry).await?;
+    // This process applies its own change at once; the others at their next poll.
+    if matches!(target_kind, "rule" | "list")
+        && let Err(error) = state.moderation.refresh().await
+    {
+        tracing::warn!(error = %error, "the moderation rules could not be reloaded after a change; the poll retries");
+    }
     Ok(())
 }
 
@@ -128,6 +135,15 @@ pub(crate) fn with_path_id(body: &[u8], id: &str) -> Result<Vec<u8>, ApiError> {
         }
     }
     serde_json::to_vec(&value).map_err(|error| ApiError::Internal(error.to_string()))
+}
+
+/// A stored rule or list as the API shows it: the spec's fields with its revision and times.
+fn stored_view<T: serde::Serialize>(stored: &comet_moderation::Stored<T>) -> Value {
+    let mut view = serde_json::to_value(&stored.spec).unwrap_or_default();
+    view["revision"] = serde_json::json!(stored.revision);
+    view["createdAt"] = serde_json::json!(seconds(stored.created_at));
+    view["updatedAt"] = serde_json::json!(seconds(stored.updated_at));
+    view
 }
 
 fn seconds(millis: comet_model::Millis) -> i64 {

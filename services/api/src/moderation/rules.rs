@@ -3,25 +3,17 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use comet_moderation::Revision;
 use comet_moderation::spec::{MAX_RULES, RuleSpec};
-use comet_moderation::{Revision, Stored};
 use comet_store::StoreError;
 use serde_json::{Value, json};
 
-use super::{audit, check_set, moderator, refused, seconds, with_path_id};
+use super::{audit, check_set, moderator, refused, seconds, stored_view, with_path_id};
 use crate::body::{Path, RawBody, data, parse};
 use crate::{ApiError, AppState, now};
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found("ERR_MODERATION_RULE_NOT_FOUND", format!("rule `{id}` does not exist"))
-}
-
-fn view(stored: &Stored<RuleSpec>) -> Value {
-    let mut view = serde_json::to_value(&stored.spec).unwrap_or_default();
-    view["revision"] = json!(stored.revision);
-    view["createdAt"] = json!(seconds(stored.created_at));
-    view["updatedAt"] = json!(seconds(stored.updated_at));
-    view
 }
 
 fn revision_view(revision: &Revision) -> Value {
@@ -60,14 +52,14 @@ pub async fn create(
     }
     audit(&state, &who, "rule.create", "rule", &rule.id, json!({ "rule": rule })).await?;
     let stored = state.moderation.store().rule(&rule.id).await?.ok_or_else(|| not_found(&rule.id))?;
-    Ok(data(view(&stored)))
+    Ok(data(stored_view(&stored)))
 }
 
 /// `GET /v3/moderation/rules`: every rule (at most 25, one page).
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     moderator(&state, &headers).await?;
     let rules = state.moderation.store().rules().await?;
-    Ok(data(Value::Array(rules.iter().map(view).collect())))
+    Ok(data(Value::Array(rules.iter().map(stored_view).collect())))
 }
 
 /// `GET /v3/moderation/rules/{ruleId}`.
@@ -78,7 +70,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     moderator(&state, &headers).await?;
     let stored = state.moderation.store().rule(&id).await?.ok_or_else(|| not_found(&id))?;
-    Ok(data(view(&stored)))
+    Ok(data(stored_view(&stored)))
 }
 
 /// `PUT /v3/moderation/rules/{ruleId}`: the whole rule again (its `id` may be left out); a new revision.
@@ -100,7 +92,7 @@ pub async fn update(
     };
     audit(&state, &who, "rule.update", "rule", &id, json!({ "revision": revision, "rule": rule })).await?;
     let stored = state.moderation.store().rule(&id).await?.ok_or_else(|| not_found(&id))?;
-    Ok(data(view(&stored)))
+    Ok(data(stored_view(&stored)))
 }
 
 /// `DELETE /v3/moderation/rules/{ruleId}`: the deletion is the rule's last revision.

@@ -40,7 +40,7 @@ CREATE TABLE moderation_state (
 
 INSERT INTO moderation_state (id, version) VALUES (1, 0);
 
--- The review queues: one row per (queue, message). `queue` is blocked or flagged; `status` pending, approved
+-- The review queues: one row per (queue, message). `queue` is blocked, flagged or masked (the original of a message a rule masked, decided by the rule); `status` pending, approved
 -- or rejected (reviewed = not pending). `text` is the original, for moderators only; `masked` what recipients
 -- saw, when a rule masked it. `rule_id` is NULL for a message queued by users' reports.
 CREATE TABLE moderation_reviews (
