@@ -266,3 +266,17 @@ fn what_is_refused_at_upload() {
         Err(SpecError::Pattern { list, .. }) if list == "p"
     ));
 }
+
+proptest::proptest! {
+    /// Any text at all is checked without a panic, and masking keeps every character's place.
+    #[test]
+    fn any_text_is_checked_and_masking_keeps_its_length(text in "(?s).{0,200}", spelled in "[a-z .@1!$-]{0,60}") {
+        let engine = engine();
+        for text in [text.as_str(), spelled.as_str()] {
+            let verdict = engine.moderate(&message(text, "default"));
+            if let Some(masked) = verdict.masked(text) {
+                proptest::prop_assert_eq!(masked.chars().count(), text.chars().count());
+            }
+        }
+    }
+}

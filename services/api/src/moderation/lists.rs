@@ -113,7 +113,7 @@ pub async fn delete(
         return Err(not_found(&id));
     }
     audit(&state, &who, "list.delete", "list", &id, json!({})).await?;
-    Ok(data(json!({ "success": true })))
+    Ok(data(json!({ "success": true, "message": format!("list `{id}` deleted") })))
 }
 
 #[derive(Debug, Deserialize)]

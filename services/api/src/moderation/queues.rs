@@ -16,6 +16,8 @@ use crate::{ApiError, AppState, now};
 
 /// The reasons a user may give for a report (CometChat's flag reasons, as ids).
 pub const REASONS: [&str; 8] = ["spam", "harassment", "hate", "sexual", "violence", "self_harm", "scam", "other"];
+/// The longest `ruleId` or `sender` a queue is filtered by (the longest id).
+const MAX_FILTER_CHARS: usize = 100;
 /// The longest remark of a report, in characters.
 pub const MAX_REMARK_CHARS: usize = 1000;
 
@@ -69,12 +71,20 @@ async fn queue(
 ) -> Result<Response, ApiError> {
     moderator(state, headers).await?;
     let limit = per_page(query.per_page)?;
+    for (field, value) in [("ruleId", &query.rule_id), ("sender", &query.sender)] {
+        if value.as_ref().is_some_and(|value| value.chars().count() > MAX_FILTER_CHARS) {
+            return Err(ApiError::bad_request(
+                "ERR_QUERY_INVALID",
+                format!("{field} may be at most {MAX_FILTER_CHARS} characters"),
+            ));
+        }
+    }
     let filter = ReviewFilter {
         queue,
         reviewed: Some(reviewed),
         since: query.from.map(|from| millis(from, "from")).transpose()?,
         // `to` names a second: every millisecond of it is in.
-        until: query.to.map(|to| millis(to, "to").map(|until| until + 999)).transpose()?,
+        until: query.to.map(|to| millis(to, "to").map(|until| until.saturating_add(999))).transpose()?,
         rule_id: query.rule_id,
         sender: query.sender,
         before: query.before,

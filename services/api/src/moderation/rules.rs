@@ -106,7 +106,7 @@ pub async fn delete(
         return Err(not_found(&id));
     }
     audit(&state, &who, "rule.delete", "rule", &id, json!({})).await?;
-    Ok(data(json!({ "success": true })))
+    Ok(data(json!({ "success": true, "message": format!("rule `{id}` deleted") })))
 }
 
 /// `GET /v3/moderation/rules/{ruleId}/revisions`: oldest first, also of a deleted rule.
