@@ -166,10 +166,7 @@ impl Engine {
                     CompiledList::Keywords(set)
                 }
                 ListKind::Patterns => CompiledList::Patterns(
-                    list.entries
-                        .iter()
-                        .map(|pattern| crate::patterns::compile(&list.id, pattern))
-                        .collect::<Result<_, _>>()?,
+                    list.entries.iter().map(|pattern| list.compile_pattern(pattern)).collect::<Result<_, _>>()?,
                 ),
             };
             compiled_lists.insert(list.id.as_str(), (list.kind, Arc::new(compiled)));

@@ -7,8 +7,6 @@
 
 use regex::{Regex, RegexBuilder};
 
-use crate::spec::SpecError;
-
 /// The longest pattern accepted, in characters.
 pub const MAX_PATTERN_CHARS: usize = 500;
 /// The most memory one compiled pattern may take (the `regex` crate's size limit).
@@ -19,28 +17,27 @@ pub const MAX_MATCH_BYTES: usize = 1024;
 const NEST_LIMIT: u32 = 32;
 
 /// Compiles one pattern or says why it is refused.
-pub(crate) fn compile(list: &str, pattern: &str) -> Result<Regex, SpecError> {
-    let refused = |reason: String| SpecError::Pattern { list: list.to_owned(), pattern: pattern.to_owned(), reason };
+pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
     if pattern.chars().count() > MAX_PATTERN_CHARS {
-        return Err(refused(format!("longer than {MAX_PATTERN_CHARS} characters")));
+        return Err(format!("longer than {MAX_PATTERN_CHARS} characters"));
     }
     let hir = regex_syntax::ParserBuilder::new()
         .case_insensitive(true)
         .nest_limit(NEST_LIMIT)
         .build()
         .parse(pattern)
-        .map_err(|error| refused(first_line(&error.to_string())))?;
+        .map_err(|error| first_line(&error.to_string()))?;
     match hir.properties().maximum_len() {
         Some(longest) if longest <= MAX_MATCH_BYTES => {}
         Some(_) | None => {
-            return Err(refused(format!(
+            return Err(format!(
                 "it can match more than {MAX_MATCH_BYTES} bytes (unbounded repetitions such as `+`, `*` or `{{n,}}` \
                  are refused: give a bound, `{{1,20}}`)"
-            )));
+            ));
         }
     }
     if hir.properties().minimum_len() == Some(0) {
-        return Err(refused("it matches the empty string".to_owned()));
+        return Err("it matches the empty string".to_owned());
     }
     RegexBuilder::new(pattern)
         .case_insensitive(true)
@@ -48,7 +45,7 @@ pub(crate) fn compile(list: &str, pattern: &str) -> Result<Regex, SpecError> {
         .size_limit(COMPILED_SIZE_LIMIT)
         .dfa_size_limit(COMPILED_SIZE_LIMIT * 4)
         .build()
-        .map_err(|error| refused(first_line(&error.to_string())))
+        .map_err(|error| first_line(&error.to_string()))
 }
 
 /// The regex crate's messages draw the pattern over several lines; the last line says what is wrong.

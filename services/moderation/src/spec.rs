@@ -249,6 +249,15 @@ impl RuleSpec {
 }
 
 impl ListSpec {
+    /// One pattern of this list compiled, or refused naming the list and the pattern.
+    pub(crate) fn compile_pattern(&self, pattern: &str) -> Result<regex::Regex, SpecError> {
+        crate::patterns::compile(pattern).map_err(|reason| SpecError::Pattern {
+            list: self.id.clone(),
+            pattern: pattern.to_owned(),
+            reason,
+        })
+    }
+
     /// Everything about a list on its own, patterns compiled (a refused pattern is named).
     pub fn check(&self) -> Result<(), SpecError> {
         check_id("id", &self.id)?;
@@ -260,7 +269,7 @@ impl ListSpec {
         for entry in &self.entries {
             match self.kind {
                 ListKind::Patterns => {
-                    crate::patterns::compile(&self.id, entry)?;
+                    self.compile_pattern(entry)?;
                 }
                 ListKind::Keywords | ListKind::Phrases => {
                     check_text("entries", entry, MAX_NAME_CHARS, true)?;
