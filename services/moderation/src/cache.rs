@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use comet_store::StoreError;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Message, Verdict};
+use crate::metrics::EngineMetrics;
 use crate::spec::{ListSpec, RuleSpec};
 use crate::storage::ModerationStore;
 
@@ -27,13 +28,18 @@ struct Compiled {
 pub struct Moderation {
     store: Arc<dyn ModerationStore>,
     current: Arc<RwLock<Compiled>>,
+    metrics: Arc<EngineMetrics>,
 }
 
 impl Moderation {
     /// A handle with no rules loaded yet: [`Moderation::refresh`] loads them (the API role does before it
     /// serves).
     pub fn new(store: Arc<dyn ModerationStore>) -> Moderation {
-        Moderation { store, current: Arc::new(RwLock::new(Compiled { version: None, engine: Arc::default() })) }
+        Moderation {
+            store,
+            current: Arc::new(RwLock::new(Compiled { version: None, engine: Arc::default() })),
+            metrics: Arc::default(),
+        }
     }
 
     pub fn store(&self) -> &dyn ModerationStore {
@@ -46,6 +52,19 @@ impl Moderation {
             Ok(current) => Arc::clone(&current.engine),
             Err(poisoned) => Arc::clone(&poisoned.into_inner().engine),
         }
+    }
+
+    /// Checks `message` with the current rules, counting the outcome and the time it took.
+    pub fn moderate(&self, engine: &Engine, message: &Message<'_>) -> Verdict {
+        let started = std::time::Instant::now();
+        let verdict = engine.moderate(message);
+        self.metrics.checked(&verdict, started.elapsed());
+        verdict
+    }
+
+    /// This process's moderation metrics, in Prometheus' text format.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(self.engine().enabled_rules(), self.version())
     }
 
     fn version(&self) -> Option<i64> {
@@ -83,6 +102,7 @@ impl Moderation {
                 () = &mut shutdown => return,
                 _ = ticks.tick() => {
                     if let Err(error) = self.refresh().await {
+                        self.metrics.refresh_failed();
                         tracing::warn!(error = %error, "moderation rules could not be refreshed; the last ones stay");
                     }
                 }

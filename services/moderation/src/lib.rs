@@ -13,6 +13,7 @@ mod cache;
 mod contacts;
 mod engine;
 mod keywords;
+mod metrics;
 mod normalize;
 mod patterns;
 pub mod spec;

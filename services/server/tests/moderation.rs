@@ -73,6 +73,18 @@ async fn blocked_never_reaches_a_socket_or_history_masked_arrives_masked_flagged
     let blocked_queue = get(&rest, "/v3/moderation/blocked-messages", None).await;
     assert_eq!(blocked_queue["data"][0]["messageId"], blocked["id"]);
     assert_eq!(blocked_queue["data"][0]["text"], "f.u.c.k you", "the original, for moderators");
+
+    let metrics = reqwest::get(format!("{}/metrics", server.admin)).await.expect("metrics").text().await.expect("text");
+    for line in [
+        "comet_moderation_checks_total{outcome=\"blocked\"} 1",
+        "comet_moderation_checks_total{outcome=\"masked\"} 1",
+        "comet_moderation_checks_total{outcome=\"flagged\"} 1",
+        "comet_moderation_checks_total{outcome=\"passed\"} 1",
+        "comet_moderation_rule_matches_total{rule=\"profanity\"} 1",
+        "comet_moderation_rules 3",
+    ] {
+        assert!(metrics.lines().any(|metric| metric == line), "{line} in\n{metrics}");
+    }
     server.terminate();
 }
 

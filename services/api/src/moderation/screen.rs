@@ -58,11 +58,14 @@ pub(crate) async fn screen(
     } else {
         String::new()
     };
-    let verdict = engine.moderate(&comet_moderation::Message {
-        text: &text,
-        sender: Sender { uid: sender.as_str(), role: &role, tags: &[] },
-        receiver: Receiver { kind: receiver_type, id: receiver, tags: &[] },
-    });
+    let verdict = state.moderation.moderate(
+        &engine,
+        &comet_moderation::Message {
+            text: &text,
+            sender: Sender { uid: sender.as_str(), role: &role, tags: &[] },
+            receiver: Receiver { kind: receiver_type, id: receiver, tags: &[] },
+        },
+    );
     let status = if verdict.blocked() { "disapproved" } else { "approved" };
     if !verdict.blocked()
         && let Some(masked) = verdict.masked(&text)

@@ -162,9 +162,9 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     } else {
         None
     };
-    let api = match (&admission, &webhook_configs, moderation) {
+    let api = match (&admission, &webhook_configs, &moderation) {
         (Some(admission), Some(configs), Some(moderation)) => {
-            Some(api::router(&settings, &store, configs.clone(), admission.clone(), moderation)?)
+            Some(api::router(&settings, &store, configs.clone(), admission.clone(), moderation.clone())?)
         }
         _ => None,
     };
@@ -188,6 +188,7 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         gateway,
         admission,
         webhooks,
+        moderation,
     };
     let admin_address = settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     let stop = shutdown.clone();
