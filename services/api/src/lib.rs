@@ -11,6 +11,7 @@ mod edge;
 mod error;
 mod groups;
 mod messages;
+mod moderation;
 mod names;
 mod openapi;
 mod reactions;
@@ -20,7 +21,7 @@ mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use comet_store::Store;
 
 pub use admission::{Admission, AdmissionLimits, Rate};
@@ -60,6 +61,8 @@ pub struct AppState {
     pub config: std::sync::Arc<ApiConfig>,
     /// The process's bound on requests in flight and the callers' rates.
     pub admission: std::sync::Arc<Admission>,
+    /// The moderation data (MongoDB when deployed, else `store`) and the rules compiled from it.
+    pub moderation: comet_moderation::Moderation,
 }
 
 /// The `/v3` routes.
@@ -107,6 +110,25 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/webhooks/{webhookId}/deliveries/replay", post(webhooks::replay_range))
         .route("/v3/webhooks/{webhookId}/deliveries/{deliveryId}", get(webhooks::get_delivery))
         .route("/v3/webhooks/{webhookId}/deliveries/{deliveryId}/replay", post(webhooks::replay_delivery))
+        .route("/v3/moderation/rules", post(moderation::rules::create).get(moderation::rules::list))
+        .route(
+            "/v3/moderation/rules/{ruleId}",
+            get(moderation::rules::get).put(moderation::rules::update).delete(moderation::rules::delete),
+        )
+        .route("/v3/moderation/rules/{ruleId}/revisions", get(moderation::rules::revisions))
+        .route("/v3/moderation/lists", post(moderation::lists::create).get(moderation::lists::list))
+        .route(
+            "/v3/moderation/lists/{listId}",
+            get(moderation::lists::get).put(moderation::lists::update).delete(moderation::lists::delete),
+        )
+        .route("/v3/moderation/lists/{listId}/import", post(moderation::lists::import))
+        .route("/v3/moderation/blocked-messages", get(moderation::queues::blocked))
+        .route("/v3/moderation/blocked-messages/{reviewId}", patch(moderation::queues::decide_blocked))
+        .route("/v3/moderation/flagged-messages", get(moderation::queues::flagged))
+        .route("/v3/moderation/flagged-messages/{reviewId}", patch(moderation::queues::decide_flagged))
+        .route("/v3/moderation/reviewed-messages", get(moderation::queues::reviewed))
+        .route("/v3/moderation/audit", get(moderation::queues::audit_log))
+        .route("/v3/messages/{id}/flagged", post(moderation::queues::report))
         .method_not_allowed_fallback(edge::method_not_allowed)
         .fallback(|| async { ApiError::not_found("ERR_ROUTE_NOT_FOUND", "no such endpoint under /v3") })
         .layer(axum::middleware::from_fn_with_state(state.admission.clone(), admission::admit))

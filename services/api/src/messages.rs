@@ -94,6 +94,16 @@ pub async fn send(
             return Err(ApiError::not_found("ERR_PARENT_NOT_FOUND", "parentId names no message of this conversation"));
         }
     }
+    let mut message_data = request.data;
+    let screened = crate::moderation::screen::screen(
+        &state,
+        &sender,
+        receiver_type,
+        &request.receiver,
+        &request.message_type,
+        &mut message_data,
+    )
+    .await?;
     let new_message = NewMessage {
         conversation_id,
         sender,
@@ -101,11 +111,14 @@ pub async fn send(
         receiver_type,
         category,
         message_type: request.message_type,
-        data: request.data,
+        data: message_data,
         muid: request.muid,
         parent_id: request.parent_id,
         tags: request.tags,
     };
+    if screened.blocked() {
+        return blocked(&state, &screened, new_message).await;
+    }
     // Blocks and membership are decided by the store, under the conversation's lock.
     let (message, _created) = match state.store.send_message(&new_message, now()).await {
         Ok(sent) => sent,
@@ -126,6 +139,46 @@ pub async fn send(
         }
         Err(other) => return Err(other.into()),
     };
+    crate::moderation::screen::enqueue(&state, &screened, &message).await?;
+    Ok(data(views::message(&message)))
+}
+
+/// A message a rule blocked: never committed to the conversation (no seq, no event, no history), queued for
+/// review, and answered to its sender as CometChat does, `data.moderation.status` `disapproved` (with `seq` 0).
+/// A sender outside the conversation is refused as any send would be.
+async fn blocked(
+    state: &AppState,
+    screened: &crate::moderation::screen::Screened,
+    new_message: NewMessage,
+) -> Result<Response, ApiError> {
+    if !state.store.takes_part(&new_message.conversation_id, &new_message.sender).await? {
+        return Err(ApiError::forbidden(
+            "ERR_NOT_A_MEMBER",
+            format!("`{}` is not a member of group `{}`", new_message.sender, new_message.receiver),
+        ));
+    }
+    let now = now();
+    let message = Message {
+        id: uuid::Uuid::now_v7().to_string(),
+        conversation_id: new_message.conversation_id,
+        seq: 0,
+        sender: new_message.sender,
+        receiver: new_message.receiver,
+        receiver_type: new_message.receiver_type,
+        category: new_message.category,
+        message_type: new_message.message_type,
+        data: new_message.data,
+        muid: new_message.muid,
+        parent_id: new_message.parent_id,
+        tags: new_message.tags,
+        sent_at: now,
+        updated_at: now,
+        edited_at: None,
+        deleted_at: None,
+        edited_by: None,
+        deleted_by: None,
+    };
+    crate::moderation::screen::enqueue(state, screened, &message).await?;
     Ok(data(views::message(&message)))
 }
 
@@ -346,8 +399,30 @@ pub async fn edit(
         check_tags(tags)?;
     }
     let by = acting_user(&caller)?;
-    let edit = MessageEdit { data: request.data, tags: request.tags };
+    // An edit meets the rules as a send does: a blocked edit is refused and changes nothing.
+    let mut new_data = request.data;
+    let screened = match new_data.as_mut() {
+        Some(new_data) => Some(
+            crate::moderation::screen::screen(
+                &state,
+                &message.sender,
+                message.receiver_type,
+                &message.receiver,
+                &message.message_type,
+                new_data,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    if screened.as_ref().is_some_and(crate::moderation::screen::Screened::blocked) {
+        return Err(ApiError::bad_request("ERR_MODERATION_BLOCKED", "a moderation rule blocks the edited text"));
+    }
+    let edit = MessageEdit { data: new_data, tags: request.tags };
     let edited = changed(&id, state.store.edit_message(&id, &edit, by.as_ref(), now()).await)?;
+    if let Some(screened) = &screened {
+        crate::moderation::screen::enqueue(&state, screened, &edited).await?;
+    }
     Ok(data(views::message(&edited)))
 }
 

@@ -16,6 +16,7 @@ use self::edge::{error_envelope_scenario, identity_headers_scenario};
 mod admission;
 mod contract;
 mod edge;
+mod moderation;
 mod openapi;
 mod webhooks;
 
@@ -60,7 +61,9 @@ async fn mongo_app() -> (App, comet_documents::Documents) {
     let store = Store::connect(&database.url).await.expect("connecting to the test database");
     store.migrate().await.expect("migrate");
     let webhooks = std::sync::Arc::new(comet_webhooks::MongoWebhookConfigs::new(&documents, store.clone()));
-    let router = app_router_with(store, webhooks, comet_api::AdmissionLimits::default());
+    let moderation =
+        std::sync::Arc::new(comet_moderation::MongoModeration::new(&documents).await.expect("moderation collections"));
+    let router = app_router_with(store, webhooks, moderation, comet_api::AdmissionLimits::default());
     (App { router, _database: database }, documents)
 }
 
@@ -77,13 +80,16 @@ async fn app_limited(database: TestDatabase, limits: comet_api::AdmissionLimits)
 
 fn app_router(store: Store, limits: comet_api::AdmissionLimits) -> axum::Router {
     let webhooks = std::sync::Arc::new(store.clone());
-    app_router_with(store, webhooks, limits)
+    let moderation = std::sync::Arc::new(store.clone());
+    app_router_with(store, webhooks, moderation, limits)
 }
 
-/// The router with the webhook configurations in `webhooks` (MongoDB, or the store itself).
+/// The router with the webhook configurations in `webhooks` and the moderation data in `moderation`
+/// (MongoDB, or the store itself).
 fn app_router_with(
     store: Store,
     webhooks: std::sync::Arc<dyn comet_webhooks::WebhookConfigs>,
+    moderation: std::sync::Arc<dyn comet_moderation::ModerationStore>,
     limits: comet_api::AdmissionLimits,
 ) -> axum::Router {
     router(AppState {
@@ -97,6 +103,7 @@ fn app_router_with(
             ),
         }),
         admission: std::sync::Arc::new(comet_api::Admission::new(limits)),
+        moderation: comet_moderation::Moderation::new(moderation),
     })
 }
 

@@ -8,11 +8,12 @@
 
 use std::time::Duration;
 
-pub use mongodb::Collection;
 pub use mongodb::bson;
 use mongodb::bson::doc;
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::ClientOptions;
+pub use mongodb::options::IndexOptions;
+pub use mongodb::{Collection, IndexModel};
 
 /// The server's code for a unique index refusing a second document with the same key.
 const DUPLICATE_KEY: i32 = 11000;

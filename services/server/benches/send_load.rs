@@ -7,7 +7,10 @@
 //!   COMET_BENCH_BACKEND=sqlite cargo bench -p comet-server --bench send_load
 //! Knobs: COMET_BENCH_SECONDS (20), COMET_BENCH_CLIENTS (64), COMET_BENCH_CONVERSATIONS (200), COMET_BENCH_RATE
 //! (sends/s offered open loop, instead of closed-loop clients; overload runs, issue #17 item 5). Extra server
-//! settings pass through the environment (e.g. COMET_API_MAX_IN_FLIGHT).
+//! settings pass through the environment (e.g. COMET_API_MAX_IN_FLIGHT). COMET_BENCH_MODERATION_KEYWORDS=N (issue #15)
+//! first sets up moderation as an operator would: a keyword list of N keywords (imported as CSV) with a few
+//! profanities, a phrase list, and three rules (keywords block, contact details mask, phrases flag), so every
+//! send meets the engine. COMET_BENCH_TEXT sets what every message says (default `bench`).
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::process::{Command, Stdio};
@@ -96,6 +99,11 @@ async fn main() {
             .send()
             .await
             .unwrap();
+    }
+
+    let keywords = env_number("COMET_BENCH_MODERATION_KEYWORDS", 0);
+    if keywords > 0 {
+        moderation_rules(&client, &base, keywords).await;
     }
 
     let server_pid = child.id();
@@ -213,12 +221,12 @@ async fn send_one(client: &reqwest::Client, base: &str, n: u64, conversations: u
     let (sender, body) = if conversation.is_multiple_of(10) {
         (
             "u0".to_owned(),
-            serde_json::json!({"receiver": format!("g{}", conversation / 10), "receiverType": "group", "type": "text", "data": {"text": "bench"}, "muid": muid}),
+            serde_json::json!({"receiver": format!("g{}", conversation / 10), "receiverType": "group", "type": "text", "data": {"text": bench_text()}, "muid": muid}),
         )
     } else {
         (
             format!("u{}", conversation * 2),
-            serde_json::json!({"receiver": format!("u{}", conversation * 2 + 1), "receiverType": "user", "type": "text", "data": {"text": "bench"}, "muid": muid}),
+            serde_json::json!({"receiver": format!("u{}", conversation * 2 + 1), "receiverType": "user", "type": "text", "data": {"text": bench_text()}, "muid": muid}),
         )
     };
     let sent = Instant::now();
@@ -239,4 +247,43 @@ async fn send_one(client: &reqwest::Client, base: &str, n: u64, conversations: u
         _ => Outcome::Failed,
     };
     (outcome, sent.elapsed())
+}
+
+/// What every send says: `COMET_BENCH_TEXT`, default `bench`.
+fn bench_text() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| std::env::var("COMET_BENCH_TEXT").unwrap_or_else(|_| "bench".to_owned()))
+}
+
+/// The default-like rules with `keywords` keywords (none of which the bench's texts contain).
+async fn moderation_rules(client: &reqwest::Client, base: &str, keywords: u64) {
+    let post = |path: &str, body: serde_json::Value| {
+        client.post(format!("{base}{path}")).header("apikey", KEY).json(&body).send()
+    };
+    let lists = [
+        serde_json::json!({ "id": "keywords", "name": "Keywords", "kind": "keywords", "entries": ["fuck", "shit", "cunt"] }),
+        serde_json::json!({ "id": "phrases", "name": "Phrases", "kind": "phrases", "entries": ["kill yourself", "send nudes"] }),
+    ];
+    for list in lists {
+        assert!(post("/v3/moderation/lists", list).await.unwrap().status().is_success());
+    }
+    let csv: String = (0..keywords).map(|index| format!("kw{index:x}zq\n")).collect();
+    let imported = client
+        .post(format!("{base}/v3/moderation/lists/keywords/import"))
+        .header("apikey", KEY)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert!(imported.status().is_success(), "import: {}", imported.text().await.unwrap_or_default());
+    let rules = [
+        serde_json::json!({ "id": "keywords", "name": "Keywords", "conditions": [{ "type": "keywords", "lists": ["keywords"] }], "action": "block" }),
+        serde_json::json!({ "id": "contacts", "name": "Contacts", "conditions": [{ "type": "contactDetails", "email": true, "phone": true, "url": true }], "action": "mask" }),
+        serde_json::json!({ "id": "phrases", "name": "Phrases", "conditions": [{ "type": "keywords", "lists": ["phrases"] }], "action": "flag" }),
+    ];
+    for rule in rules {
+        assert!(post("/v3/moderation/rules", rule).await.unwrap().status().is_success());
+    }
+    println!("moderation: 3 rules, {} keywords", keywords + 3);
 }

@@ -26,6 +26,8 @@ pub struct AdminState {
     /// The API's admission bounds, when this role serves the API.
     pub admission: Option<Arc<comet_api::Admission>>,
     pub webhooks: Option<Arc<WebhooksRunning>>,
+    /// The moderation rules of the API part, when this role serves the API.
+    pub moderation: Option<comet_moderation::Moderation>,
 }
 
 /// The counters the admin port shows for a running webhooks role.
@@ -73,6 +75,9 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     }
     if let Some(admission) = &state.admission {
         render_admission(admission, &mut out);
+    }
+    if let Some(moderation) = &state.moderation {
+        out.push_str(&moderation.render_metrics());
     }
     let connections = &state.metrics.app_connections;
     out.push_str("# HELP comet_http_connections_open Open connections on the app port, WebSockets included.\n");

@@ -28,13 +28,13 @@ fn ws_url(server: &Server) -> String {
 }
 
 /// A connected test client that has read its `hello`.
-struct Client {
+pub(crate) struct Client {
     socket: Socket,
     name: String,
 }
 
 impl Client {
-    async fn connect(server: &Server, token: &str, name: &str) -> Client {
+    pub(crate) async fn connect(server: &Server, token: &str, name: &str) -> Client {
         let mut request = ws_url(server).into_client_request().expect("request");
         request.headers_mut().insert("authtoken", HeaderValue::from_str(token).expect("header"));
         let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("WebSocket connects");
@@ -45,7 +45,7 @@ impl Client {
     }
 
     /// Connects and resyncs `cursors` (none: starts live), returning the frames up to `resync.done`.
-    async fn join(server: &Server, token: &str, name: &str, cursors: Value) -> (Client, Vec<Value>) {
+    pub(crate) async fn join(server: &Server, token: &str, name: &str, cursors: Value) -> (Client, Vec<Value>) {
         let mut client = Client::connect(server, token, name).await;
         client.send(json!({"type": "resync", "conversations": cursors})).await;
         let frames = client.until(|frame| frame["type"] == "resync.done").await;
@@ -73,7 +73,7 @@ impl Client {
     }
 
     /// Every frame up to and including the first one matching `done`.
-    async fn until(&mut self, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub(crate) async fn until(&mut self, done: impl Fn(&Value) -> bool) -> Vec<Value> {
         let mut frames = Vec::new();
         loop {
             let frame = self.next().await;
@@ -119,7 +119,7 @@ impl Client {
 }
 
 /// The texts of the `message.new` frames among `frames`, in arrival order.
-fn texts(frames: &[Value]) -> Vec<String> {
+pub(crate) fn texts(frames: &[Value]) -> Vec<String> {
     frames
         .iter()
         .filter(|frame| frame["type"] == "message.new")
@@ -135,13 +135,13 @@ fn seqs(frames: &[Value]) -> Vec<i64> {
         .collect()
 }
 
-fn is_text(text: &'static str) -> impl Fn(&Value) -> bool {
+pub(crate) fn is_text(text: &'static str) -> impl Fn(&Value) -> bool {
     move |frame| frame["type"] == "message.new" && frame["data"]["data"]["text"] == text
 }
 
 /// `comet-server all` (SQLite, in-process bus, in-memory presence) with the test keys and `extra` settings,
 /// ready, with a REST client; the data folder lives as long as the returned guard.
-async fn embedded(extra: &[(&str, &str)]) -> (Server, Rest, tempfile::TempDir) {
+pub(crate) async fn embedded(extra: &[(&str, &str)]) -> (Server, Rest, tempfile::TempDir) {
     let data = tempfile::tempdir().expect("temp dir");
     let mut env = vec![("COMET_API_KEY", FULL.to_owned()), ("COMET_AUTH_KEY", AUTH.to_owned())];
     env.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
@@ -153,14 +153,14 @@ async fn embedded(extra: &[(&str, &str)]) -> (Server, Rest, tempfile::TempDir) {
 
 /// REST calls with the app key.
 #[derive(Clone)]
-struct Rest {
-    client: reqwest::Client,
-    base: String,
-    key: String,
+pub(crate) struct Rest {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) key: String,
 }
 
 impl Rest {
-    async fn call(&self, path: &str, on_behalf_of: Option<&str>, body: Value) -> Value {
+    pub(crate) async fn call(&self, path: &str, on_behalf_of: Option<&str>, body: Value) -> Value {
         let mut headers = vec![("apikey", self.key.as_str())];
         if let Some(uid) = on_behalf_of {
             headers.push(("onBehalfOf", uid));
@@ -171,7 +171,7 @@ impl Rest {
     }
 
     /// Creates a user and returns an auth token for it.
-    async fn user(&self, uid: &str) -> String {
+    pub(crate) async fn user(&self, uid: &str) -> String {
         self.call("/v3/users", None, json!({"uid": uid, "name": uid})).await;
         self.user_token(uid).await
     }
@@ -187,7 +187,7 @@ impl Rest {
         self.call(&format!("/v3/groups/{guid}/members"), None, json!({"participants": members})).await;
     }
 
-    async fn send(&self, from: &str, to: &str, receiver_type: &str, text: &str) -> Value {
+    pub(crate) async fn send(&self, from: &str, to: &str, receiver_type: &str, text: &str) -> Value {
         let body = json!({"receiver": to, "receiverType": receiver_type, "type": "text", "data": {"text": text}});
         self.call("/v3/messages", Some(from), body).await["data"].clone()
     }

@@ -10,6 +10,7 @@ mod bootstrap;
 mod copy;
 mod edge;
 mod gateway;
+mod moderation;
 mod openapi;
 mod support;
 mod webhooks;

@@ -37,7 +37,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Every table of the schema that the copy carries, in an order the loader can write them in (a table after
 /// those it refers to, though the schema declares no foreign keys).
-pub const TABLES: [&str; 17] = [
+pub const TABLES: [&str; 23] = [
     "users",
     "auth_tokens",
     "blocked_users",
@@ -55,11 +55,19 @@ pub const TABLES: [&str; 17] = [
     "webhooks",
     "webhook_deliveries",
     "webhook_attempts",
+    "moderation_rules",
+    "moderation_rule_revisions",
+    "moderation_lists",
+    "moderation_reviews",
+    "moderation_reports",
+    "moderation_audit",
 ];
 
-/// Tables left out on purpose: the migrator's own record (the copy names its schema version instead) and the
-/// relay's lease (who publishes is decided again by the processes that run after a restore).
-pub const NOT_COPIED: [&str; 2] = ["_sqlx_migrations", "leases"];
+/// Tables left out on purpose: the migrator's own record (the copy names its schema version instead), the
+/// relay's lease (who publishes is decided again by the processes that run after a restore) and the moderation
+/// rules' change counter (its one row is made by the migration; the processes that start after a restore
+/// compile the rules they find).
+pub const NOT_COPIED: [&str; 3] = ["_sqlx_migrations", "leases", "moderation_state"];
 
 /// Rows per INSERT when loading.
 const BATCH_ROWS: usize = 500;

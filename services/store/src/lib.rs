@@ -24,6 +24,7 @@ mod error;
 mod groups;
 mod messages;
 mod migrations;
+mod moderation;
 mod outbox;
 mod reach;
 mod rows;
@@ -44,6 +45,9 @@ pub use dump::{DumpError, DumpSummary, NOT_COPIED, TABLES};
 pub use error::{Refusal, StoreError};
 pub use messages::{MessageChange, MessageFilter, MessagePage, ReactionChange, ReactionCount};
 pub use migrations::{Migrated, latest_version};
+pub use moderation::{
+    AuditEntry, ModerationDocument, ReviewFilter, ReviewItem, ReviewQueue, ReviewStatus, RuleRevision, UserReport,
+};
 pub use outbox::{DeadLetter, Lease};
 pub use reach::Reach;
 pub use users::AuthToken;

@@ -48,6 +48,7 @@ const STEPS: &[Step] = &[
     step!(7, "outbox dead letters", "0007_outbox_dead_letters"),
     step!(8, "worker dead letters", "0008_worker_dead_letters"),
     step!(9, "webhooks", "0009_webhooks"),
+    step!(11, "moderation", "0011_moderation"),
 ];
 
 /// What a migration run found.

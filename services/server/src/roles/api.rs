@@ -18,6 +18,7 @@ pub fn router(
     store: &Store,
     webhooks: Arc<dyn WebhookConfigs>,
     admission: Arc<Admission>,
+    moderation: comet_moderation::Moderation,
 ) -> Result<Router> {
     let data_dir = settings.data_dir()?;
     let (keys, generated) = keys::load_or_create(settings, &data_dir)?;
@@ -33,6 +34,7 @@ pub fn router(
             webhook_guard: settings.webhook_guard()?,
         }),
         admission,
+        moderation,
     };
     Ok(comet_api::router(state))
 }

@@ -5,6 +5,7 @@
 mod api;
 mod gateway;
 mod migrate;
+mod moderation;
 mod relay;
 mod shutdown;
 mod webhooks;
@@ -155,8 +156,15 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     };
     let admission_limits = settings.admission()?;
     let admission = role.runs(Part::Api).then(|| Arc::new(comet_api::Admission::new(admission_limits)));
-    let api = match (&admission, &webhook_configs) {
-        (Some(admission), Some(configs)) => Some(api::router(&settings, &store, configs.clone(), admission.clone())?),
+    let moderation = if role.runs(Part::Api) {
+        Some(moderation::start(&settings, &store, &shutdown, &mut tasks).await?)
+    } else {
+        None
+    };
+    let api = match (&admission, &webhook_configs, &moderation) {
+        (Some(admission), Some(configs), Some(moderation)) => {
+            Some(api::router(&settings, &store, configs.clone(), admission.clone(), moderation.clone())?)
+        }
         _ => None,
     };
     let limits = settings.http_limits()?;
@@ -179,6 +187,7 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         gateway,
         admission,
         webhooks,
+        moderation,
     };
     let admin_address = settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     let stop = shutdown.clone();
