@@ -180,6 +180,7 @@ impl Role {
             attempts: 3,
             first_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(50),
+            ..WorkerConfig::default()
         };
         let worker = Worker::new(webhooks.handler.clone(), store.clone(), worker_config);
         let subscription = GroupSubscription::in_process(bus, &group_of(webhooks.handler.as_ref()));
