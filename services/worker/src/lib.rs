@@ -134,11 +134,13 @@ impl Worker {
                 Some(finished) = lanes.running.join_next_with_id(), if !lanes.running.is_empty() => {
                     lanes.finished(&subscription, finished);
                     self.fill(&mut lanes, limit);
+                    self.metrics.set_in_hand(lanes.held());
                 }
                 taken = subscription.take(), if lanes.held() < limit.saturating_mul(HELD_PER_SLOT) => match taken {
                     Ok(taken) => {
                         lanes.admit(taken);
                         self.fill(&mut lanes, limit);
+                        self.metrics.set_in_hand(lanes.held());
                     }
                     Err(error) => {
                         self.metrics.bus_error();
@@ -167,6 +169,7 @@ impl Worker {
         if !undone.is_empty() {
             tracing::info!(worker = self.handler.name(), handed_back = undone.len(), "events handed back to the group");
         }
+        self.metrics.set_in_hand(0);
         if let Err(error) = subscription.close(undone).await {
             self.metrics.bus_error();
             tracing::warn!(worker = self.handler.name(), %error, "committing on shutdown failed; finished events may come again");
