@@ -160,6 +160,9 @@ pub async fn add_members(
         Caller::User(uid) => state.store.member(&guid, uid).await?.map(|member| member.scope),
         _ => Some(Scope::Admin),
     };
+    if let (Caller::User(uid), None) = (&caller, caller_scope) {
+        return join(&state, &guid, uid, &request).await;
+    }
     let wants_admins = !request.admins.is_empty();
     match caller_scope {
         Some(Scope::Admin) => {}
@@ -210,6 +213,24 @@ pub async fn add_members(
     }
     state.store.add_members(&guid, &to_add, now()).await?;
     Ok(data(serde_json::Value::Object(results)))
+}
+
+/// A user that is not a member adding itself, alone, as a participant of a public group: it joins
+/// (`group.member_joined`, the `group_member_joined` webhook). Anything else a non-member asks is refused.
+async fn join(state: &AppState, guid: &Guid, uid: &Uid, request: &AddMembers) -> Result<Response, ApiError> {
+    let itself = request.admins.is_empty()
+        && request.moderators.is_empty()
+        && request.participants.len() == 1
+        && request.participants[0] == uid.as_str();
+    let public = state.store.get_group(guid).await?.is_some_and(|group| group.group_type == GroupType::Public);
+    if !itself || !public {
+        return Err(ApiError::forbidden(
+            "ERR_GROUP_NOT_ALLOWED",
+            "only the group's admins and moderators may add members; a user may join a public group by adding itself",
+        ));
+    }
+    state.store.join_group(guid, uid, now()).await?;
+    Ok(data(serde_json::json!({ "participants": { uid.as_str(): { "success": true } } })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -537,4 +558,33 @@ pub async fn list(
     };
     let groups = state.store.list_groups(viewer, search, after.as_ref(), limit).await?;
     Ok(keyed_page(&groups, limit, views::group, |group| group.guid.to_string()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferOwnership {
+    uid: String,
+}
+
+/// `PATCH /v3/groups/{guid}/owner` with `{"uid"}` (CometChat's "transfer group ownership"): the owner (or the
+/// app) hands the group to one of its members, who becomes an admin; the previous owner stays a member.
+pub async fn transfer_ownership(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(guid): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let caller = identify(&state, &headers).await?;
+    caller.full_access()?;
+    let guid = parse_guid(&guid)?;
+    let request: TransferOwnership = parse(&body)?;
+    let uid = parse_uid(&request.uid)?;
+    let group = visible_group(&state, &caller, &guid).await?;
+    if matches!(&caller, Caller::User(actor) if *actor != group.owner) {
+        return Err(ApiError::forbidden("ERR_GROUP_NOT_ALLOWED", "only the group's owner may transfer its ownership"));
+    }
+    let group = state.store.transfer_ownership(&guid, &uid, now()).await?.ok_or_else(|| {
+        ApiError::not_found("ERR_MEMBER_NOT_FOUND", format!("`{uid}` is not a member of group `{guid}`"))
+    })?;
+    Ok(data(views::group(&group)))
 }

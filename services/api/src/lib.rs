@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/groups", get(groups::list))
         .route("/v3/groups/{guid}", put(groups::update).delete(groups::delete))
         .route("/v3/groups/{guid}/members/{uid}", put(groups::change_scope).delete(groups::remove_member))
+        .route("/v3/groups/{guid}/owner", axum::routing::patch(groups::transfer_ownership))
         .route("/v3/groups/{guid}/bannedusers", get(groups::list_bans))
         .route("/v3/groups/{guid}/bannedusers/{uid}", post(groups::ban).delete(groups::unban))
         .route("/v3/messages", post(messages::send))

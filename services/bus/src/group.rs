@@ -6,11 +6,13 @@
 //! it is committed first, so an event is never skipped; it may be handled twice (a retry, a restart before the
 //! commit reached the broker, a rebalance), which is why consumers deduplicate on [`Event::id`] ([`crate::Seen`]).
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use comet_model::Event;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, Message};
 
 use crate::in_process::{GroupPlace, InProcessBus};
@@ -39,6 +41,46 @@ pub struct GroupSubscription {
     group: String,
     source: Source,
     consumed: Arc<TopicCounts>,
+    /// Per partition, the offsets taken and not yet done ([`GroupSubscription::take`]).
+    taken: std::sync::Mutex<HashMap<(String, i32), Positions>>,
+}
+
+/// An event taken from the group by [`GroupSubscription::take`]: it counts as done for the group only after
+/// [`GroupSubscription::done`] with its ticket, and after every event taken before it from its partition.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub event: Event,
+    pub ticket: Ticket,
+}
+
+/// Where a taken event sits in the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ticket {
+    Kafka { topic: String, partition: i32, offset: i64 },
+    InProcess,
+}
+
+/// One partition's offsets in hand: the highest taken, the ones not done, and the last one stored for commit.
+#[derive(Debug, Default)]
+struct Positions {
+    highest: i64,
+    undone: BTreeSet<i64>,
+    stored: Option<i64>,
+}
+
+impl Positions {
+    /// The offset to store after `offset` is done: every taken offset up to it is done (`None`: no change).
+    fn finish(&mut self, offset: i64) -> Option<i64> {
+        self.undone.remove(&offset);
+        let through = match self.undone.first() {
+            Some(first) => first - 1,
+            None => self.highest,
+        };
+        (self.stored.is_none_or(|stored| through > stored)).then(|| {
+            self.stored = Some(through);
+            through
+        })
+    }
 }
 
 enum Source {
@@ -94,6 +136,7 @@ impl GroupSubscription {
             group: group.to_owned(),
             source: Source::Kafka { consumer, pending: None },
             consumed: Arc::default(),
+            taken: Default::default(),
         })
     }
 
@@ -106,6 +149,7 @@ impl GroupSubscription {
             group: group.to_owned(),
             source: Source::InProcess(bus.group(group)),
             consumed: Arc::default(),
+            taken: Default::default(),
         }
     }
 
@@ -140,9 +184,73 @@ impl GroupSubscription {
             }
             Source::InProcess(place) => {
                 let mut place = place.lock().await;
-                let GroupPlace { receiver, pending } = &mut *place;
+                let GroupPlace { receiver, pending, .. } = &mut *place;
                 if let Some(event) = hand_over(pending, next_in_process(receiver), |event| event, handler).await? {
                     self.consumed.add(event.event_type.topic(), 1);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Taking events several at a time, for a member that handles them concurrently (the worker base). Use either
+/// this or [`GroupSubscription::handle`] on one subscription, not both.
+impl GroupSubscription {
+    /// Waits for the next event and returns it without marking it done. Cancel-safe.
+    pub async fn take(&self) -> Result<Taken, BusError> {
+        match &self.source {
+            Source::Kafka { consumer, .. } => {
+                let record = next_record(consumer).await?;
+                let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+                let positions = taken.entry((record.topic.clone(), record.partition)).or_default();
+                positions.undone.insert(record.offset);
+                positions.highest = positions.highest.max(record.offset);
+                let ticket = Ticket::Kafka { topic: record.topic, partition: record.partition, offset: record.offset };
+                Ok(Taken { event: record.event, ticket })
+            }
+            Source::InProcess(place) => {
+                let mut place = place.lock().await;
+                let event = match place.returned.pop_front() {
+                    Some(event) => event,
+                    None => next_in_process(&mut place.receiver).await?,
+                };
+                Ok(Taken { event, ticket: Ticket::InProcess })
+            }
+        }
+    }
+
+    /// Marks a taken event done. On Kafka its offset is stored for the next commit once every event taken
+    /// before it from its partition is done too, so a crash never skips an unfinished event.
+    pub fn done(&self, taken: &Taken) -> Result<(), BusError> {
+        self.consumed.add(taken.event.event_type.topic(), 1);
+        let (Source::Kafka { consumer, .. }, Ticket::Kafka { topic, partition, offset }) =
+            (&self.source, &taken.ticket)
+        else {
+            return Ok(());
+        };
+        let through = {
+            let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+            taken.get_mut(&(topic.clone(), *partition)).and_then(|positions| positions.finish(*offset))
+        };
+        let Some(through) = through else { return Ok(()) };
+        consumer.store_offset(topic, *partition, through).map_err(|error| {
+            BusError::Kafka(format!("committing {topic}/{partition} offset {through} for {}: {error}", self.group))
+        })
+    }
+
+    /// Leaves the group: commits what is done now (Kafka) and hands `undone` back, so the next member (of any
+    /// replica on Kafka; of this process on the in-process bus, in the order given) gets those events again.
+    pub async fn close(self, undone: Vec<Event>) -> Result<(), BusError> {
+        match &self.source {
+            Source::Kafka { consumer, .. } => match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+                Err(error) => Err(BusError::Kafka(format!("committing on leaving group {}: {error}", self.group))),
+            },
+            Source::InProcess(place) => {
+                let mut place = place.lock().await;
+                for event in undone.into_iter().rev() {
+                    place.returned.push_front(event);
                 }
                 Ok(())
             }

@@ -26,6 +26,8 @@ pub struct InProcessBus {
 pub(crate) struct GroupPlace {
     pub(crate) receiver: broadcast::Receiver<Event>,
     pub(crate) pending: Option<Event>,
+    /// Events taken with [`crate::GroupSubscription::take`] and handed back undone, to be taken first, in order.
+    pub(crate) returned: std::collections::VecDeque<Event>,
 }
 
 impl InProcessBus {
@@ -44,7 +46,11 @@ impl InProcessBus {
     pub(crate) fn group(&self, name: &str) -> Arc<tokio::sync::Mutex<GroupPlace>> {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         let place = groups.entry(name.to_owned()).or_insert_with(|| {
-            Arc::new(tokio::sync::Mutex::new(GroupPlace { receiver: self.subscribe(), pending: None }))
+            Arc::new(tokio::sync::Mutex::new(GroupPlace {
+                receiver: self.subscribe(),
+                pending: None,
+                returned: Default::default(),
+            }))
         });
         place.clone()
     }

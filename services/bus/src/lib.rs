@@ -25,7 +25,7 @@ use comet_model::{Event, EventType};
 use futures::future::BoxFuture;
 
 pub use counts::TopicCounts;
-pub use group::{GroupError, GroupSubscription};
+pub use group::{GroupError, GroupSubscription, Taken, Ticket};
 pub use in_process::InProcessBus;
 pub use kafka::{KafkaConfig, KafkaPublisher};
 pub use seen::Seen;

@@ -160,11 +160,22 @@ impl Shared {
         }
     }
 
+    /// Tells the other nodes (a presence signal) and the workers (a `user.connection_status_changed` event in
+    /// the outbox: the `user_connection_status_changed` webhook) that `uid` came online or went offline
+    /// everywhere. A store that refuses the event is logged; the signal still goes out.
+    async fn announce_presence(&self, uid: Uid, online: bool, groups: Vec<Guid>) {
+        let at = now();
+        if let Err(error) = self.store.record_connection_status(&uid, online, at).await {
+            tracing::warn!(%error, %uid, "could not record the connection status change");
+        }
+        self.publish(Signal::Presence { uid, online, groups, at }).await;
+    }
+
     async fn announce_online(&self, uid: &Uid) {
         match self.cluster.came_online(uid).await {
             Ok(true) => {
                 let groups = self.hub.groups_of(uid);
-                self.publish(Signal::Presence { uid: uid.clone(), online: true, groups, at: now() }).await;
+                self.announce_presence(uid.clone(), true, groups).await;
             }
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, %uid, "could not record presence"),
@@ -176,7 +187,7 @@ impl Shared {
     async fn expire_presence(&self, uid: &Uid, generation: u64) {
         let Some(groups) = self.hub.expire(uid, generation) else { return };
         match self.cluster.went_offline(uid).await {
-            Ok(true) => self.publish(Signal::Presence { uid: uid.clone(), online: false, groups, at: now() }).await,
+            Ok(true) => self.announce_presence(uid.clone(), false, groups).await,
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, %uid, "could not record presence"),
         }
@@ -318,7 +329,7 @@ impl Gateway {
             Ok(offline) => {
                 for uid in offline {
                     let groups = self.shared.hub.groups_of(&uid);
-                    self.shared.publish(Signal::Presence { uid, online: false, groups, at: now() }).await;
+                    self.shared.announce_presence(uid, false, groups).await;
                 }
             }
             Err(error) => tracing::warn!(%error, "could not take this node off presence; a survivor will sweep it"),
@@ -395,7 +406,7 @@ async fn keep_presence(shared: Arc<Shared>) {
                             Vec::<Guid>::new()
                         }
                     };
-                    shared.publish(Signal::Presence { uid, online: false, groups, at: now() }).await;
+                    shared.announce_presence(uid, false, groups).await;
                 }
             }
             Err(error) => tracing::warn!(%error, "sweeping dead gateway nodes failed"),

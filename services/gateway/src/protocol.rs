@@ -245,6 +245,7 @@ pub fn frame_type(event: EventType) -> Option<&'static str> {
         EventType::ReceiptDelivered => "receipt.delivered",
         EventType::ReceiptRead => "receipt.read",
         EventType::GroupMemberAdded => "group.member_added",
+        EventType::GroupMemberJoined => "group.member_joined",
         EventType::GroupMemberKicked => "group.member_kicked",
         EventType::GroupMemberLeft => "group.member_left",
         EventType::GroupMemberBanned => "group.member_banned",
@@ -260,7 +261,9 @@ pub fn frame_type(event: EventType) -> Option<&'static str> {
         | EventType::GroupCreated
         | EventType::GroupUpdated
         | EventType::GroupMemberUnbanned
-        | EventType::WebhookDisabled => return None,
+        | EventType::WebhookDisabled
+        | EventType::UserConnectionStatusChanged
+        | EventType::GroupOwnerTransferred => return None,
     })
 }
 

@@ -50,6 +50,7 @@ pub fn route_event(hub: &Hub, event: &Event) -> usize {
     let text = protocol::event_frame(kind, event);
     match event.event_type {
         EventType::GroupMemberAdded
+        | EventType::GroupMemberJoined
         | EventType::GroupMemberKicked
         | EventType::GroupMemberLeft
         | EventType::GroupMemberBanned
@@ -89,7 +90,7 @@ fn route_membership(hub: &Hub, event: &Event, frame: Arc<Frame>) -> usize {
     };
     let uid = data_uid(event, "uid");
     match event.event_type {
-        EventType::GroupMemberAdded => {
+        EventType::GroupMemberAdded | EventType::GroupMemberJoined => {
             if let Some(uid) = &uid {
                 hub.joined(uid, &guid);
             }

@@ -53,6 +53,12 @@ pub enum EventType {
     ReceiptRead,
     #[serde(rename = "webhook.disabled")]
     WebhookDisabled,
+    #[serde(rename = "user.connection_status_changed")]
+    UserConnectionStatusChanged,
+    #[serde(rename = "group.owner_transferred")]
+    GroupOwnerTransferred,
+    #[serde(rename = "group.member_joined")]
+    GroupMemberJoined,
 }
 
 /// Chat messages and everything that happens to them, keyed by conversation.
@@ -90,6 +96,9 @@ impl EventType {
             EventType::ReceiptDelivered => "receipt.delivered",
             EventType::ReceiptRead => "receipt.read",
             EventType::WebhookDisabled => "webhook.disabled",
+            EventType::UserConnectionStatusChanged => "user.connection_status_changed",
+            EventType::GroupOwnerTransferred => "group.owner_transferred",
+            EventType::GroupMemberJoined => "group.member_joined",
         }
     }
 
@@ -116,7 +125,8 @@ impl EventType {
             | EventType::ReactionAdded
             | EventType::ReactionRemoved => MESSAGES_TOPIC,
             EventType::ReceiptDelivered | EventType::ReceiptRead => MESSAGES_TOPIC,
-            EventType::WebhookDisabled => ENTITIES_TOPIC,
+            EventType::WebhookDisabled | EventType::UserConnectionStatusChanged => ENTITIES_TOPIC,
+            EventType::GroupOwnerTransferred | EventType::GroupMemberJoined => ENTITIES_TOPIC,
         }
     }
 }

@@ -56,6 +56,8 @@ pub const WEBHOOKS_CONCURRENCY: &str = "COMET_WEBHOOKS_CONCURRENCY";
 pub const WEBHOOKS_DISABLE_AFTER_MS: &str = "COMET_WEBHOOKS_DISABLE_AFTER_MS";
 pub const WEBHOOKS_CLAIM_MS: &str = "COMET_WEBHOOKS_CLAIM_MS";
 pub const WEBHOOKS_POLL_MS: &str = "COMET_WEBHOOKS_POLL_MS";
+pub const WORKER_CONCURRENCY: &str = "COMET_WORKER_CONCURRENCY";
+pub const WORKER_SHUTDOWN_GRACE_MS: &str = "COMET_WORKER_SHUTDOWN_GRACE_MS";
 
 // The HTTP edge of the app and admin ports, and the shutdown deadline (issue #17; docs/configuration.md).
 pub const HTTP_HEADER_TIMEOUT_MS: &str = "COMET_HTTP_HEADER_TIMEOUT_MS";
@@ -315,6 +317,17 @@ impl Settings {
                 region: self.get(REGION)?.unwrap_or_else(|| "local".to_owned()),
             },
         })
+    }
+
+    /// How every worker role consumes its events: `COMET_WORKER_CONCURRENCY` (events in hand at once per
+    /// replica, one at a time per key) and `COMET_WORKER_SHUTDOWN_GRACE_MS` (how long they may finish after
+    /// SIGTERM before the rest is handed back to the group).
+    pub fn worker(&self) -> Result<comet_worker::WorkerConfig> {
+        let defaults = comet_worker::WorkerConfig::default();
+        let concurrency = usize::try_from(self.positive(WORKER_CONCURRENCY, defaults.concurrency as u64)?)
+            .with_context(|| format!("{WORKER_CONCURRENCY} is too large"))?;
+        let shutdown_grace = self.millis(WORKER_SHUTDOWN_GRACE_MS, defaults.shutdown_grace)?;
+        Ok(comet_worker::WorkerConfig { concurrency, shutdown_grace, ..defaults })
     }
 
     /// Where Kafka is (`brokers`, from `COMET_KAFKA_BROKERS`) and how the event topics are created, with this

@@ -107,18 +107,24 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// The settings of an embedded `all` server delivering to this host's receivers, plus `extra`.
+fn embedded_env(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("COMET_API_KEY", FULL.to_owned()),
+        ("COMET_AUTH_KEY", AUTH.to_owned()),
+        ("COMET_WEBHOOKS_ALLOW_HOSTS", "127.0.0.1".to_owned()),
+        ("COMET_WEBHOOKS_POLL_MS", "50".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
+    env
+}
+
 #[tokio::test]
 async fn embedded_all_delivers_from_the_api_and_resumes_a_pending_retry_after_a_restart() {
     let data = tempfile::tempdir().expect("temp dir");
     let receiver = Receiver::start(1, Duration::ZERO).await;
-    let env = [
-        ("COMET_API_KEY", FULL.to_owned()),
-        ("COMET_AUTH_KEY", AUTH.to_owned()),
-        ("COMET_WEBHOOKS_ALLOW_HOSTS", "127.0.0.1".to_owned()),
-        // The retry after the first failure waits 3 s: long enough to restart the whole server meanwhile.
-        ("COMET_WEBHOOKS_RETRY_SCHEDULE_MS", "3000".to_owned()),
-        ("COMET_WEBHOOKS_POLL_MS", "50".to_owned()),
-    ];
+    // The retry after the first failure waits 3 s: long enough to restart the whole server meanwhile.
+    let env = embedded_env(&[("COMET_WEBHOOKS_RETRY_SCHEDULE_MS", "3000")]);
     let mut server = Server::start("all", data.path(), &env);
     server.wait_ready().await;
     let client = reqwest::Client::new();
@@ -266,4 +272,135 @@ async fn an_unreachable_mongodb_stops_the_start_with_the_setting_named() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("COMET_MONGODB_URL"), "names the setting: {stderr}");
     assert!(!stderr.contains("s3cret-value"), "never prints the password: {stderr}");
+}
+
+impl Receiver {
+    /// The payloads answered 200 whose trigger is `trigger`, in arrival order.
+    fn payloads_of(&self, trigger: &str) -> Vec<Value> {
+        let received = self.received.lock().expect("received");
+        received
+            .requests
+            .iter()
+            .filter(|(_, payload, status)| *status == 200 && payload["trigger"] == trigger)
+            .map(|(_, payload, _)| payload.clone())
+            .collect()
+    }
+}
+
+/// A PATCH with the app key (and `onBehalfOf`), its status and body.
+async fn patch(client: &reqwest::Client, url: String, on_behalf_of: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = client.patch(url).header("apikey", FULL).json(&body);
+    if let Some(uid) = on_behalf_of {
+        request = request.header("onBehalfOf", uid);
+    }
+    let response = request.send().await.expect("PATCH");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn presence_joins_and_ownership_transfers_reach_a_subscribed_webhook_in_cometchat_s_envelope() {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let receiver = Receiver::start(0, Duration::ZERO).await;
+    let env = embedded_env(&[("COMET_GATEWAY_PRESENCE_GRACE_MS", "200")]);
+    let mut server = Server::start("all", data.path(), &env);
+    server.wait_ready().await;
+    let client = reqwest::Client::new();
+    let app = server.app.clone();
+    let body = json!({
+        "id": "people", "name": "people", "webhookURL": format!("http://{}/hook", receiver.address),
+        "triggers": ["user_connection_status_changed", "group_owner_transferred", "group_member_joined"],
+    });
+    let (status, reply) = post(&client, format!("{app}/v3/webhooks"), &[("apikey", FULL)], body).await;
+    assert_eq!(status, 200, "{reply}");
+    for uid in ["alice", "bob", "carol"] {
+        let (status, body) =
+            post(&client, format!("{app}/v3/users"), &[("apikey", FULL)], json!({"uid": uid, "name": uid})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let group = json!({"guid": "crew", "name": "crew", "type": "public", "owner": "alice"});
+    let (status, body) = post(&client, format!("{app}/v3/groups"), &[("apikey", FULL)], group).await;
+    assert_eq!(status, 200, "{body}");
+    let members = json!({"participants": ["bob"]});
+    let (status, body) = post(&client, format!("{app}/v3/groups/crew/members"), &[("apikey", FULL)], members).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Refused transfers change nothing: a non-member heir, a caller that is not the owner, a bad body.
+    let owner_url = format!("{app}/v3/groups/crew/owner");
+    let (status, body) = patch(&client, owner_url.clone(), None, json!({"uid": "carol"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("ERR_MEMBER_NOT_FOUND")), "{body}");
+    let (status, body) = patch(&client, owner_url.clone(), Some("bob"), json!({"uid": "bob"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("ERR_GROUP_NOT_ALLOWED")), "{body}");
+    let (status, body) = patch(&client, owner_url.clone(), None, json!({"uid": "bob", "extra": 1})).await;
+    assert_eq!(status, 400, "{body}");
+    // The owner hands the group to bob, who becomes an admin.
+    let (status, body) = patch(&client, owner_url.clone(), Some("alice"), json!({"uid": "bob"})).await;
+    assert_eq!((status, body["data"]["owner"].as_str()), (200, Some("bob")), "{body}");
+    let member = client
+        .get(format!("{app}/v3/groups/crew/members"))
+        .header("apikey", FULL)
+        .send()
+        .await
+        .expect("members")
+        .json::<Value>()
+        .await
+        .expect("json");
+    let bob = member["data"].as_array().expect("members").iter().find(|m| m["uid"] == "bob").cloned();
+    assert_eq!(bob.map(|bob| bob["scope"].clone()), Some(json!("admin")), "{member}");
+
+    // carol joins the public group by adding herself; adding anyone else as a non-member is refused.
+    let members_url = format!("{app}/v3/groups/crew/members");
+    let headers = [("apikey", FULL), ("onBehalfOf", "carol")];
+    let (status, body) = post(&client, members_url.clone(), &headers, json!({"participants": ["alice"]})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("ERR_GROUP_NOT_ALLOWED")), "{body}");
+    let (status, body) = post(&client, members_url.clone(), &headers, json!({"participants": ["carol"]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["participants"]["carol"]["success"], true, "{body}");
+    wait_for("the join delivery", || !receiver.payloads_of("group_member_joined").is_empty()).await;
+    let joined = receiver.payloads_of("group_member_joined");
+    assert_eq!(joined.len(), 1, "{joined:?}");
+    assert_eq!(joined[0]["data"]["group"]["guid"], "crew", "{joined:?}");
+    assert_eq!(joined[0]["data"]["member"]["uid"], "carol", "{joined:?}");
+    assert_eq!(joined[0]["data"]["member"]["scope"], "participant", "{joined:?}");
+    assert_eq!(joined[0]["webhook"], "people", "{joined:?}");
+
+    wait_for("the ownership transfer delivery", || !receiver.payloads_of("group_owner_transferred").is_empty()).await;
+    let transferred = receiver.payloads_of("group_owner_transferred");
+    assert_eq!(transferred.len(), 1, "one transfer, the refused ones fired nothing: {transferred:?}");
+    let payload = &transferred[0];
+    assert_eq!(payload["webhook"], "people", "{payload}");
+    assert!(payload.get("appId").is_some() && payload.get("region").is_some(), "{payload}");
+    assert_eq!(payload["data"]["group"]["guid"], "crew", "{payload}");
+    assert_eq!(payload["data"]["group"]["owner"], "bob", "{payload}");
+    assert_eq!(payload["data"]["newOwner"]["uid"], "bob", "{payload}");
+    assert_eq!(payload["data"]["oldOwner"]["uid"], "alice", "{payload}");
+
+    // alice connects (online) and leaves (offline after the grace period).
+    let (status, token) =
+        post(&client, format!("{app}/v3/users/alice/auth_tokens"), &[("apikey", FULL)], json!({})).await;
+    assert_eq!(status, 200, "{token}");
+    let token = token["data"]["authToken"].as_str().expect("authToken").to_owned();
+    let mut request = format!("{}/v3/ws", app.replacen("http://", "ws://", 1)).into_client_request().expect("request");
+    request.headers_mut().insert("authtoken", token.parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("WebSocket connects");
+    let hello = socket.next().await.expect("a frame").expect("hello");
+    assert!(hello.to_text().expect("text").contains("hello"), "{hello:?}");
+    wait_for("the online delivery", || !receiver.payloads_of("user_connection_status_changed").is_empty()).await;
+    socket.close(None).await.expect("close");
+    while socket.next().await.is_some_and(|frame| frame.is_ok()) {}
+    wait_for("the offline delivery", || receiver.payloads_of("user_connection_status_changed").len() >= 2).await;
+    let statuses = receiver.payloads_of("user_connection_status_changed");
+    assert_eq!(statuses.len(), 2, "one online, one offline: {statuses:?}");
+    for (payload, status) in statuses.iter().zip(["online", "offline"]) {
+        assert_eq!(payload["trigger"], "user_connection_status_changed", "{payload}");
+        assert_eq!(payload["webhook"], "people", "{payload}");
+        let user = &payload["data"]["user"];
+        assert_eq!((user["uid"].as_str(), user["status"].as_str()), (Some("alice"), Some(status)), "{payload}");
+        let seconds = user["lastActiveAt"].as_i64().expect("lastActiveAt");
+        assert!(seconds > 1_600_000_000 && seconds < 10_000_000_000, "Unix seconds, not ms: {payload}");
+    }
+    assert_eq!(server.terminate().code(), Some(0));
 }

@@ -107,6 +107,23 @@ impl Store {
         members: &[NewMember],
         now: Millis,
     ) -> Result<Vec<Member>, StoreError> {
+        self.admit(guid, members, EventType::GroupMemberAdded, now).await
+    }
+
+    /// `uid` joins the group by itself, as a participant: as [`Store::add_members`] with one member, but the
+    /// event is `group.member_joined` (same data). `None` when it was already a member or is banned.
+    pub async fn join_group(&self, guid: &Guid, uid: &Uid, now: Millis) -> Result<Option<Member>, StoreError> {
+        let member = [NewMember { uid: uid.clone(), scope: Scope::Participant }];
+        Ok(self.admit(guid, &member, EventType::GroupMemberJoined, now).await?.pop())
+    }
+
+    async fn admit(
+        &self,
+        guid: &Guid,
+        members: &[NewMember],
+        event_type: EventType,
+        now: Millis,
+    ) -> Result<Vec<Member>, StoreError> {
         let mut transaction = self.begin_write().await?;
         // Locking the group row serializes membership changes of one group, so concurrent additions neither
         // miscount nor deadlock on each other's member rows.
@@ -139,7 +156,7 @@ impl Store {
         }
         for member in &added {
             let data = json!({ "guid": member.guid, "uid": member.uid, "scope": member.scope });
-            outbox::insert(&mut transaction, EventType::GroupMemberAdded, guid.as_str(), 0, now, &data).await?;
+            outbox::insert(&mut transaction, event_type, guid.as_str(), 0, now, &data).await?;
         }
         transaction.commit().await?;
         Ok(added)
@@ -346,6 +363,47 @@ impl Store {
         outbox::insert(&mut transaction, EventType::GroupMemberScopeChanged, guid.as_str(), 0, now, &data).await?;
         transaction.commit().await?;
         Ok(Some(Member { scope, ..current }))
+    }
+
+    /// Makes the member `uid` the group's owner, an admin if it was not; the previous owner stays a member
+    /// with its scope. Writes `group.owner_transferred` (data `{"guid", "owner", "oldOwner"}`) and returns the
+    /// group. `Ok(None)`, and nothing written, when `uid` is not a member; naming the current owner changes
+    /// nothing and writes no event. Fails with `NotFound("group")` when there is no such group.
+    pub async fn transfer_ownership(&self, guid: &Guid, uid: &Uid, now: Millis) -> Result<Option<Group>, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let Some(current) = lock_group(&mut transaction, self.backend, guid).await? else {
+            transaction.rollback().await?;
+            return Err(StoreError::NotFound("group"));
+        };
+        let member = sqlx::query("SELECT uid FROM group_members WHERE guid = ? AND uid = ?")
+            .bind(guid.as_str())
+            .bind(uid.as_str())
+            .fetch_optional(&mut *transaction)
+            .await?;
+        if member.is_none() {
+            transaction.rollback().await?;
+            return Ok(None);
+        }
+        if current.owner == *uid {
+            transaction.rollback().await?;
+            return Ok(Some(current));
+        }
+        sqlx::query("UPDATE chat_groups SET owner = ?, updated_at = ? WHERE guid = ?")
+            .bind(uid.as_str())
+            .bind(now)
+            .bind(guid.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("UPDATE group_members SET scope = ? WHERE guid = ? AND uid = ?")
+            .bind(Scope::Admin.as_str())
+            .bind(guid.as_str())
+            .bind(uid.as_str())
+            .execute(&mut *transaction)
+            .await?;
+        let data = json!({ "guid": guid, "owner": uid, "oldOwner": current.owner });
+        outbox::insert(&mut transaction, EventType::GroupOwnerTransferred, guid.as_str(), 0, now, &data).await?;
+        transaction.commit().await?;
+        Ok(Some(Group { owner: uid.clone(), updated_at: now, ..current }))
     }
 
     /// Bans `uid` from the group: its membership (if any) ends, `members_count` follows, and it cannot be added

@@ -68,6 +68,18 @@ impl Store {
         Ok(created)
     }
 
+    /// Records that `uid` came online (`online`) or went offline everywhere, as the gateway saw it: writes
+    /// `user.connection_status_changed` (data `{"uid", "status": "online" | "offline", "at"}`), keyed by uid so
+    /// one user's changes stay in order. Nothing else is stored; who is online lives in the gateway's presence.
+    pub async fn record_connection_status(&self, uid: &Uid, online: bool, now: Millis) -> Result<(), StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let status = if online { "online" } else { "offline" };
+        let data = serde_json::json!({ "uid": uid, "status": status, "at": now });
+        outbox::insert(&mut transaction, EventType::UserConnectionStatusChanged, uid.as_str(), 0, now, &data).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
     /// The user with this uid, deleted or not (a deleted user has `deleted_at` set).
     pub async fn get_user(&self, uid: &Uid) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE uid = ?"))

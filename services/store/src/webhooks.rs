@@ -7,6 +7,7 @@
 
 use comet_model::{EventType, Millis};
 use serde_json::json;
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use sqlx::{Any, QueryBuilder};
 
@@ -321,28 +322,45 @@ impl Store {
 
     /// Makes the delivery `delivery.id` unless it exists (a redelivered event): true when it was made.
     pub async fn enqueue_webhook_delivery(&self, delivery: &Delivery) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO webhook_deliveries (id, webhook_id, event_id, trigger_name, payload, state, attempts, \
-             round_attempts, next_attempt_at, claimed_until, created_at, finished_at, last_status, last_error) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, NULL, NULL)",
-        )
-        .bind(delivery.id.as_str())
-        .bind(delivery.webhook_id.as_str())
-        .bind(delivery.event_id.as_str())
-        .bind(delivery.trigger.as_str())
-        .bind(delivery.payload.as_str())
-        .bind(delivery.state.as_str())
-        .bind(delivery.attempts)
-        .bind(delivery.round_attempts)
-        .bind(delivery.next_attempt_at)
-        .bind(delivery.created_at)
-        .execute(&self.pool)
-        .await;
-        match inserted {
-            Ok(_) => Ok(true),
-            Err(error) if is_unique_violation(&error) => Ok(false),
-            Err(error) => Err(error.into()),
+        Ok(self.enqueue_webhook_deliveries(std::slice::from_ref(delivery)).await? == 1)
+    }
+
+    /// Writes `deliveries` (the deliveries of one event) in one transaction, skipping those that exist
+    /// already: how many were new.
+    pub async fn enqueue_webhook_deliveries(&self, deliveries: &[Delivery]) -> Result<usize, StoreError> {
+        if deliveries.is_empty() {
+            return Ok(0);
         }
+        let mut transaction = self.begin_write().await?;
+        let mut made = 0;
+        for delivery in deliveries {
+            let inserted = sqlx::query(
+                "INSERT INTO webhook_deliveries (id, webhook_id, event_id, trigger_name, payload, state, attempts, \
+                 round_attempts, next_attempt_at, claimed_until, created_at, finished_at, last_status, last_error) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, NULL, NULL)",
+            )
+            .bind(delivery.id.as_str())
+            .bind(delivery.webhook_id.as_str())
+            .bind(delivery.event_id.as_str())
+            .bind(delivery.trigger.as_str())
+            .bind(delivery.payload.as_str())
+            .bind(delivery.state.as_str())
+            .bind(delivery.attempts)
+            .bind(delivery.round_attempts)
+            .bind(delivery.next_attempt_at)
+            .bind(delivery.created_at)
+            .execute(&mut *transaction)
+            .await;
+            match inserted {
+                Ok(_) => made += 1,
+                // Made before (a redelivered event): kept as it is. A failed statement does not end the
+                // transaction on MySQL or SQLite; only the statement is undone.
+                Err(error) if is_unique_violation(&error) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        transaction.commit().await?;
+        Ok(made)
     }
 
     /// Up to `limit` deliveries due at `now` and claimed by nobody, the most overdue first, leaving out the
@@ -412,38 +430,22 @@ impl Store {
         attempt: &DeliveryAttempt,
         result: AttemptResult,
     ) -> Result<(), StoreError> {
+        self.record_webhook_attempts(&[(attempt.clone(), result)]).await
+    }
+
+    /// Records several attempts (of different deliveries) and what each leads to, in one transaction: all or
+    /// none. The dispatcher batches the attempts that end together, so a busy replica commits once per batch.
+    pub async fn record_webhook_attempts(
+        &self,
+        attempts: &[(DeliveryAttempt, AttemptResult)],
+    ) -> Result<(), StoreError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
         let mut transaction = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status, latency_ms, response, error) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(attempt.delivery_id.as_str())
-        .bind(attempt.attempt)
-        .bind(attempt.attempted_at)
-        .bind(attempt.status)
-        .bind(attempt.latency_ms)
-        .bind(attempt.response.as_deref())
-        .bind(attempt.error.as_deref())
-        .execute(&mut *transaction)
-        .await?;
-        let (state, next_attempt_at, finished_at) = match result {
-            AttemptResult::Delivered => (DeliveryState::Delivered, attempt.attempted_at, Some(attempt.attempted_at)),
-            AttemptResult::RetryAt(at) => (DeliveryState::Pending, at, None),
-            AttemptResult::Failed => (DeliveryState::Failed, attempt.attempted_at, Some(attempt.attempted_at)),
-        };
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = ?, attempts = ?, round_attempts = round_attempts + 1, \
-             next_attempt_at = ?, claimed_until = 0, finished_at = ?, last_status = ?, last_error = ? WHERE id = ?",
-        )
-        .bind(state.as_str())
-        .bind(attempt.attempt)
-        .bind(next_attempt_at)
-        .bind(finished_at)
-        .bind(attempt.status)
-        .bind(attempt.error.as_deref())
-        .bind(attempt.delivery_id.as_str())
-        .execute(&mut *transaction)
-        .await?;
+        for (attempt, result) in attempts {
+            record_attempt(&mut transaction, attempt, *result).await?;
+        }
         transaction.commit().await?;
         Ok(())
     }
@@ -673,4 +675,44 @@ fn delivery_from_row(row: &AnyRow) -> Result<Delivery, StoreError> {
         last_status: get(row, "last_status")?,
         last_error: get(row, "last_error")?,
     })
+}
+
+/// One attempt's row and its delivery's next state, inside the caller's transaction.
+async fn record_attempt(
+    connection: &mut AnyConnection,
+    attempt: &DeliveryAttempt,
+    result: AttemptResult,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status, latency_ms, response, error) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(attempt.delivery_id.as_str())
+    .bind(attempt.attempt)
+    .bind(attempt.attempted_at)
+    .bind(attempt.status)
+    .bind(attempt.latency_ms)
+    .bind(attempt.response.as_deref())
+    .bind(attempt.error.as_deref())
+    .execute(&mut *connection)
+    .await?;
+    let (state, next_attempt_at, finished_at) = match result {
+        AttemptResult::Delivered => (DeliveryState::Delivered, attempt.attempted_at, Some(attempt.attempted_at)),
+        AttemptResult::RetryAt(at) => (DeliveryState::Pending, at, None),
+        AttemptResult::Failed => (DeliveryState::Failed, attempt.attempted_at, Some(attempt.attempted_at)),
+    };
+    sqlx::query(
+        "UPDATE webhook_deliveries SET state = ?, attempts = ?, round_attempts = round_attempts + 1, \
+             next_attempt_at = ?, claimed_until = 0, finished_at = ?, last_status = ?, last_error = ? WHERE id = ?",
+    )
+    .bind(state.as_str())
+    .bind(attempt.attempt)
+    .bind(next_attempt_at)
+    .bind(finished_at)
+    .bind(attempt.status)
+    .bind(attempt.error.as_deref())
+    .bind(attempt.delivery_id.as_str())
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use comet_model::{Millis, now_millis};
 use comet_store::{AttemptResult, Delivery, DeliveryAttempt, Store, WebhookRecord};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::WebhookSettings;
@@ -49,7 +49,20 @@ struct Inner {
     wake: Arc<Notify>,
     metrics: Arc<WebhookMetrics>,
     in_flight: Mutex<HashMap<String, usize>>,
+    /// Attempts waiting to be recorded; whoever holds `unrecorded` writes them all in one transaction.
+    records: mpsc::UnboundedSender<Unrecorded>,
+    unrecorded: tokio::sync::Mutex<mpsc::UnboundedReceiver<Unrecorded>>,
 }
+
+/// An attempt waiting for its batch's commit, and the attempt task waiting for it.
+struct Unrecorded {
+    attempt: DeliveryAttempt,
+    result: AttemptResult,
+    recorded: oneshot::Sender<Result<(), String>>,
+}
+
+/// Most attempts recorded in one transaction.
+const RECORD_BATCH: usize = 256;
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,7 +113,10 @@ impl Dispatcher {
             .connect_timeout(settings.timeout)
             .build()?;
         let in_flight = Mutex::new(HashMap::new());
-        Ok(Dispatcher { inner: Arc::new(Inner { store, configs, client, guard, settings, wake, metrics, in_flight }) })
+        let (records, unrecorded) = mpsc::unbounded_channel();
+        let unrecorded = tokio::sync::Mutex::new(unrecorded);
+        let inner = Inner { store, configs, client, guard, settings, wake, metrics, in_flight, records, unrecorded };
+        Ok(Dispatcher { inner: Arc::new(inner) })
     }
 
     /// Sends due deliveries until `shutdown` resolves, then lets the attempts in flight finish.
@@ -276,7 +292,7 @@ impl Inner {
         };
         self.metrics.attempt(outcome, took);
         tracing::debug!(delivery = %delivery.id, status = ?attempt.status, ?outcome, "webhook attempt");
-        if let Err(error) = self.store.record_webhook_attempt(&attempt, result).await {
+        if let Err(error) = self.record(attempt, result).await {
             self.metrics.store_error();
             tracing::warn!(delivery = %delivery.id, %error, "recording a webhook attempt failed");
             return;
@@ -309,6 +325,43 @@ impl Inner {
                 Err(error) => {
                     self.metrics.store_error();
                     tracing::warn!(webhook = %webhook.id, %error, "disabling a failing webhook failed");
+                }
+            }
+        }
+    }
+
+    /// Records an attempt and what it leads to, durably, before returning: a group commit. The attempt joins
+    /// the queue; whoever gets the queue's lock writes everything queued in one transaction and answers each,
+    /// so attempts that end while a commit runs share the next one. A crash before the commit loses only the
+    /// record: the claim expires and the delivery is sent again with the same `webhook-id`.
+    async fn record(&self, attempt: DeliveryAttempt, result: AttemptResult) -> Result<(), String> {
+        let (recorded, mut answer) = oneshot::channel();
+        if self.records.send(Unrecorded { attempt, result, recorded }).is_err() {
+            return Err("the attempt queue is closed".to_owned());
+        }
+        loop {
+            tokio::select! {
+                biased;
+                answer = &mut answer => return answer.unwrap_or_else(|_| Err("the batch was dropped".to_owned())),
+                mut queue = self.unrecorded.lock() => {
+                    loop {
+                        let mut batch = Vec::new();
+                        while batch.len() < RECORD_BATCH {
+                            let Ok(unrecorded) = queue.try_recv() else { break };
+                            batch.push(unrecorded);
+                        }
+                        if batch.is_empty() {
+                            break;
+                        }
+                        let (rows, waiting): (Vec<_>, Vec<_>) = batch
+                            .into_iter()
+                            .map(|unrecorded| ((unrecorded.attempt, unrecorded.result), unrecorded.recorded))
+                            .unzip();
+                        let written = self.store.record_webhook_attempts(&rows).await.map_err(|error| error.to_string());
+                        for recorded in waiting {
+                            let _ = recorded.send(written.clone());
+                        }
+                    }
                 }
             }
         }

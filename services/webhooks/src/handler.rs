@@ -1,5 +1,6 @@
-//! The worker's handler: an event becomes one durable delivery per enabled webhook subscribed to its trigger.
-//! The event is done for the consumer group once those rows are written; sending them is the dispatcher's.
+//! The worker's handler: an event becomes one durable delivery per enabled webhook subscribed to its trigger,
+//! all written in one transaction. The event is done for the consumer group once those rows are committed;
+//! sending them is the dispatcher's.
 
 use std::sync::Arc;
 
@@ -50,7 +51,7 @@ impl WebhooksHandler {
         };
         let now = now_millis();
         let data = payload_data(trigger, event);
-        let mut made = 0;
+        let mut deliveries = Vec::new();
         for webhook in webhooks.iter().filter(|webhook| webhook.enabled) {
             if !webhook.triggers.iter().any(|name| name == trigger.as_str()) {
                 continue;
@@ -77,14 +78,15 @@ impl WebhooksHandler {
                 last_status: None,
                 last_error: None,
             };
-            match self.store.enqueue_webhook_delivery(&delivery).await {
-                Ok(true) => made += 1,
-                Ok(false) => {}
-                Err(error) => return Outcome::RetryLater(format!("writing delivery {}: {error}", delivery.id)),
-            }
+            deliveries.push(delivery);
         }
+        // One transaction for the event's deliveries: one commit, not one per webhook.
+        let made = match self.store.enqueue_webhook_deliveries(&deliveries).await {
+            Ok(made) => made,
+            Err(error) => return Outcome::RetryLater(format!("writing the deliveries of {}: {error}", event.id)),
+        };
         if made > 0 {
-            self.metrics.enqueued(made);
+            self.metrics.enqueued(u64::try_from(made).unwrap_or(u64::MAX));
             self.wake.notify_one();
         }
         Outcome::Done

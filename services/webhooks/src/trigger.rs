@@ -19,6 +19,7 @@ pub enum Trigger {
     MessageReactionRemoved,
     UserBlocked,
     UserUnblocked,
+    UserConnectionStatusChanged,
     GroupCreated,
     GroupUpdated,
     GroupDeleted,
@@ -28,12 +29,14 @@ pub enum Trigger {
     GroupMemberBanned,
     GroupMemberUnbanned,
     GroupMemberScopeChanged,
+    GroupMemberJoined,
+    GroupOwnerTransferred,
     /// A webhook that kept failing was disabled (comet-server's own; CometChat has none).
     WebhookDisabled,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 19] = [
+    pub const ALL: [Trigger; 22] = [
         Trigger::MessageSent,
         Trigger::MessageEdited,
         Trigger::MessageDeleted,
@@ -43,6 +46,7 @@ impl Trigger {
         Trigger::MessageReactionRemoved,
         Trigger::UserBlocked,
         Trigger::UserUnblocked,
+        Trigger::UserConnectionStatusChanged,
         Trigger::GroupCreated,
         Trigger::GroupUpdated,
         Trigger::GroupDeleted,
@@ -52,6 +56,8 @@ impl Trigger {
         Trigger::GroupMemberBanned,
         Trigger::GroupMemberUnbanned,
         Trigger::GroupMemberScopeChanged,
+        Trigger::GroupMemberJoined,
+        Trigger::GroupOwnerTransferred,
         Trigger::WebhookDisabled,
     ];
 
@@ -66,6 +72,7 @@ impl Trigger {
             Trigger::MessageReactionRemoved => "message_reaction_removed",
             Trigger::UserBlocked => "user_blocked",
             Trigger::UserUnblocked => "user_unblocked",
+            Trigger::UserConnectionStatusChanged => "user_connection_status_changed",
             Trigger::GroupCreated => "group_created",
             Trigger::GroupUpdated => "group_updated",
             Trigger::GroupDeleted => "group_deleted",
@@ -75,6 +82,8 @@ impl Trigger {
             Trigger::GroupMemberBanned => "group_member_banned",
             Trigger::GroupMemberUnbanned => "group_member_unbanned",
             Trigger::GroupMemberScopeChanged => "group_member_scope_changed",
+            Trigger::GroupMemberJoined => "group_member_joined",
+            Trigger::GroupOwnerTransferred => "group_owner_transferred",
             Trigger::WebhookDisabled => "webhook_disabled",
         }
     }
@@ -106,6 +115,9 @@ impl Trigger {
             EventType::GroupMemberUnbanned => Trigger::GroupMemberUnbanned,
             EventType::GroupMemberScopeChanged => Trigger::GroupMemberScopeChanged,
             EventType::WebhookDisabled => Trigger::WebhookDisabled,
+            EventType::UserConnectionStatusChanged => Trigger::UserConnectionStatusChanged,
+            EventType::GroupOwnerTransferred => Trigger::GroupOwnerTransferred,
+            EventType::GroupMemberJoined => Trigger::GroupMemberJoined,
             EventType::UserCreated
             | EventType::UserUpdated
             | EventType::UserDeleted
@@ -155,13 +167,22 @@ pub fn payload_data(trigger: Trigger, event: &Event) -> Value {
             "user": { "uid": field("uid") },
             "blockedUser": { "uid": field("blockedUid") },
         }),
+        Trigger::UserConnectionStatusChanged => json!({
+            "user": { "uid": field("uid"), "status": field("status"), "lastActiveAt": field("at") },
+        }),
         Trigger::GroupCreated | Trigger::GroupUpdated | Trigger::GroupDeleted => json!({ "group": data }),
+        Trigger::GroupOwnerTransferred => json!({
+            "group": { "guid": field("guid"), "owner": field("owner") },
+            "newOwner": { "uid": field("owner") },
+            "oldOwner": { "uid": field("oldOwner") },
+        }),
         Trigger::GroupMemberAdded
         | Trigger::GroupMemberKicked
         | Trigger::GroupMemberLeft
         | Trigger::GroupMemberBanned
         | Trigger::GroupMemberUnbanned
-        | Trigger::GroupMemberScopeChanged => {
+        | Trigger::GroupMemberScopeChanged
+        | Trigger::GroupMemberJoined => {
             let mut member = Map::new();
             member.insert("uid".to_owned(), field("uid"));
             for optional in ["scope", "oldScope", "wasMember"] {

@@ -147,3 +147,49 @@ async fn mongodb_keeps_the_contract() {
     assert!(store.list_webhooks().await.expect("list").is_empty(), "nothing went to the relational table");
     documents.drop_database().await.expect("dropping the test database");
 }
+
+/// The batched writes: an event's deliveries in one transaction (those made before are skipped), and several
+/// attempts with their next states in one transaction.
+async fn batched_writes(store: &Store) {
+    use comet_store::{AttemptResult, DeliveryAttempt};
+    let at = now_millis();
+    let first = [delivery("w-one", at), delivery("w-two", at)];
+    assert_eq!(store.enqueue_webhook_deliveries(&first).await.expect("enqueue"), 2);
+    let again = [delivery("w-two", at), delivery("w-three", at)];
+    assert_eq!(store.enqueue_webhook_deliveries(&again).await.expect("enqueue"), 1, "w-two existed");
+    assert_eq!(store.enqueue_webhook_deliveries(&[]).await.expect("enqueue nothing"), 0);
+    let attempt = |id: &str, status: i64| DeliveryAttempt {
+        delivery_id: format!("event1_{id}"),
+        attempt: 1,
+        attempted_at: at + 5,
+        status: Some(status),
+        latency_ms: 3,
+        response: None,
+        error: None,
+    };
+    let batch = [
+        (attempt("w-one", 200), AttemptResult::Delivered),
+        (attempt("w-two", 500), AttemptResult::RetryAt(at + 5_000)),
+        (attempt("w-three", 500), AttemptResult::Failed),
+    ];
+    store.record_webhook_attempts(&batch).await.expect("record");
+    for (id, state, next) in [
+        ("w-one", DeliveryState::Delivered, at + 5),
+        ("w-two", DeliveryState::Pending, at + 5_000),
+        ("w-three", DeliveryState::Failed, at + 5),
+    ] {
+        let (delivery, attempts) =
+            store.webhook_delivery(id, &format!("event1_{id}")).await.expect("read").expect("there");
+        assert_eq!((delivery.state, delivery.attempts, delivery.next_attempt_at), (state, 1, next), "{id}");
+        assert_eq!(attempts.len(), 1, "{id}: one attempt row");
+    }
+}
+
+#[tokio::test]
+async fn batched_delivery_writes_on_sqlite_and_mariadb() {
+    let sqlite = TestDatabase::sqlite();
+    batched_writes(&store_on(&sqlite).await).await;
+    let mariadb = TestDatabase::mariadb().await;
+    batched_writes(&store_on(&mariadb).await).await;
+    mariadb.finish().await;
+}

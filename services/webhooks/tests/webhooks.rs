@@ -180,6 +180,7 @@ impl Role {
             attempts: 3,
             first_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(50),
+            ..WorkerConfig::default()
         };
         let worker = Worker::new(webhooks.handler.clone(), store.clone(), worker_config);
         let subscription = GroupSubscription::in_process(bus, &group_of(webhooks.handler.as_ref()));
@@ -447,9 +448,14 @@ async fn disabled_after_the_window(store: &Store, configs: Arc<dyn WebhookConfig
     .await;
     let webhook = configs.get("down").await.expect("read").expect("webhook");
     assert!(webhook.disabled_reason.is_some_and(|reason| reason.contains("failed")));
-    let events = store.unpublished_events(100).await.expect("outbox");
-    let disabled: Vec<&Event> = events.iter().filter(|event| event.event_type == EventType::WebhookDisabled).collect();
-    assert_eq!(disabled.len(), 1, "one webhook.disabled event, with the disabling transaction");
+    // MongoDB's configurations write the event just after the document (docs/webhooks.md): wait for it.
+    let disabled_events = async || {
+        let events = store.unpublished_events(100).await.expect("outbox");
+        events.into_iter().filter(|event| event.event_type == EventType::WebhookDisabled).collect::<Vec<Event>>()
+    };
+    wait_for("the webhook.disabled event", || async { !disabled_events().await.is_empty() }).await;
+    let disabled = disabled_events().await;
+    assert_eq!(disabled.len(), 1, "one webhook.disabled event");
     assert_eq!(disabled[0].data["id"], "down");
 
     // Nothing more is sent to a disabled webhook: its pending delivery ends without another request.

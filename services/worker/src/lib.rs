@@ -10,23 +10,29 @@
 //! - An event counts as done for the group only after the handler finished with it (done or dead-lettered), so
 //!   a crash or a kill hands it to the group again: delivery is at least once, and [`comet_bus::Seen`] drops
 //!   the redeliveries this process already handled.
-//! - One member ([`Worker::run`] on one subscription) handles one event at a time, so the order per key holds;
-//!   a role runs as many members as it wants concurrency, and Kafka spreads partitions (keys) over the members
-//!   of all replicas. A slow event delays only its partition.
+//! - One member ([`Worker::run`] on one subscription) runs up to [`WorkerConfig::concurrency`] events at once
+//!   (and holds up to 16 times as many taken), but the events of one key (a conversation, a user, a group) one after
+//!   another in the order taken, so the order per key holds while a slow key delays only itself. Kafka spreads
+//!   partitions over the members of all replicas; an offset is committed only once every event taken before it
+//!   from its partition finished.
 //! - A failing event is retried with exponential backoff (capped) up to [`WorkerConfig::attempts`] times, then
 //!   written to the store's `worker_dead_letters` with the last reason, and the loop moves on.
-//! - On shutdown the event in hand is abandoned, not committed: another member (or the next start) gets it.
+//! - On shutdown (SIGTERM) the member takes nothing new, lets the events running finish for up to
+//!   [`WorkerConfig::shutdown_grace`], commits what finished and hands back the rest (running or waiting behind
+//!   their key): uncommitted on Kafka, so another replica gets them; first in line on the in-process bus.
 
 mod metrics;
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use comet_bus::{GroupError, GroupSubscription, Seen};
+use comet_bus::{GroupSubscription, Seen, Taken};
 use comet_model::Event;
 use comet_store::Store;
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
+use tokio::task::{JoinError, JoinSet};
 
 pub use metrics::{LatencyHistogram, WorkerMetrics};
 
@@ -55,11 +61,21 @@ pub struct WorkerConfig {
     /// The first backoff; each further attempt doubles it, up to `max_backoff`.
     pub first_backoff: Duration,
     pub max_backoff: Duration,
+    /// Events handled at once, at least 1 (events waiting behind an earlier one of their key do not count).
+    pub concurrency: usize,
+    /// On shutdown, how long the events in hand may take to finish before the rest is handed back.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for WorkerConfig {
     fn default() -> WorkerConfig {
-        WorkerConfig { attempts: 8, first_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(30) }
+        WorkerConfig {
+            attempts: 8,
+            first_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            concurrency: 16,
+            shutdown_grace: Duration::from_secs(10),
+        }
     }
 }
 
@@ -102,34 +118,72 @@ impl Worker {
         self.metrics.clone()
     }
 
-    /// Runs one member on `subscription` until `shutdown` resolves. The event in hand then is left undone.
-    pub async fn run(&self, mut subscription: GroupSubscription, shutdown: impl Future<Output = ()>) {
+    /// Runs one member on `subscription` until `shutdown` resolves, handling up to
+    /// [`WorkerConfig::concurrency`] events at once: events of one key (a conversation, a user, a group) one
+    /// after another in the order taken, different keys in parallel. On shutdown it stops taking events,
+    /// lets the events in hand finish for up to [`WorkerConfig::shutdown_grace`], commits what finished and
+    /// hands the rest back to the group (their offsets stay uncommitted, so the next member gets them).
+    pub async fn run(&self, subscription: GroupSubscription, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut lanes = Lanes::default();
+        let limit = self.config.concurrency.max(1);
         loop {
-            let step = subscription.handle(async |event: &Event| -> Result<(), String> {
-                self.settle(event).await;
-                Ok(())
-            });
             tokio::select! {
-                () = &mut shutdown => {
-                    tracing::info!(worker = self.handler.name(), "worker stopping: the event in hand is left to the group");
-                    return;
+                biased;
+                () = &mut shutdown => break,
+                Some(finished) = lanes.running.join_next_with_id(), if !lanes.running.is_empty() => {
+                    lanes.finished(&subscription, finished);
+                    self.fill(&mut lanes, limit);
+                    self.metrics.set_in_hand(lanes.held());
                 }
-                result = step => match result {
-                    Ok(()) => {}
-                    Err(GroupError::Bus(error)) => {
+                taken = subscription.take(), if lanes.held() < limit.saturating_mul(HELD_PER_SLOT) => match taken {
+                    Ok(taken) => {
+                        lanes.admit(taken);
+                        self.fill(&mut lanes, limit);
+                        self.metrics.set_in_hand(lanes.held());
+                    }
+                    Err(error) => {
                         self.metrics.bus_error();
                         tracing::warn!(worker = self.handler.name(), %error, "reading events failed; retrying");
-                        tokio::select! {
-                            () = &mut shutdown => return,
-                            () = tokio::time::sleep(self.config.first_backoff) => {}
-                        }
-                    }
-                    Err(GroupError::Handler { event_id, error }) => {
-                        tracing::warn!(worker = self.handler.name(), event = %event_id, %error, "event left undone");
+                        tokio::time::sleep(self.config.first_backoff).await;
                     }
                 },
             }
+        }
+        let in_hand = lanes.running.len();
+        tracing::info!(worker = self.handler.name(), in_hand, "worker stopping: finishing the events in hand");
+        let deadline = tokio::time::sleep(self.config.shutdown_grace);
+        let mut deadline = std::pin::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => break,
+                finished = lanes.running.join_next_with_id() => match finished {
+                    // Nothing more is started: what waits goes back to the group.
+                    Some(finished) => lanes.finished(&subscription, finished),
+                    None => break,
+                },
+            }
+        }
+        lanes.running.abort_all();
+        let undone = lanes.undone();
+        if !undone.is_empty() {
+            tracing::info!(worker = self.handler.name(), handed_back = undone.len(), "events handed back to the group");
+        }
+        self.metrics.set_in_hand(0);
+        if let Err(error) = subscription.close(undone).await {
+            self.metrics.bus_error();
+            tracing::warn!(worker = self.handler.name(), %error, "committing on shutdown failed; finished events may come again");
+        }
+    }
+
+    /// Starts ready events while fewer than `limit` run.
+    fn fill(&self, lanes: &mut Lanes, limit: usize) {
+        while lanes.running.len() < limit {
+            let Some(taken) = lanes.ready.pop_front() else { return };
+            let worker = self.clone();
+            let event = taken.event.clone();
+            let handle = lanes.running.spawn(async move { worker.settle(&event).await });
+            lanes.in_hand.insert(handle.id(), taken);
         }
     }
 
@@ -175,5 +229,73 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Events a member holds (running, ready, or waiting behind their key) per slot of concurrency: enough that
+/// one busy key does not keep the other keys from being taken, bounded so memory is.
+const HELD_PER_SLOT: usize = 16;
+
+/// The events a member holds. A key with events in hand has a lane: its first event runs (or is ready to,
+/// waiting for a slot) and its later ones wait behind it in the order taken.
+#[derive(Default)]
+struct Lanes {
+    running: JoinSet<()>,
+    in_hand: HashMap<tokio::task::Id, Taken>,
+    ready: VecDeque<Taken>,
+    waiting: HashMap<String, VecDeque<Taken>>,
+}
+
+impl Lanes {
+    /// Events held: running, ready and waiting.
+    fn held(&self) -> usize {
+        self.in_hand.len() + self.ready.len() + self.waiting.values().map(VecDeque::len).sum::<usize>()
+    }
+
+    /// A newly taken event: ready when its key has no lane, else queued behind its key.
+    fn admit(&mut self, taken: Taken) {
+        match self.waiting.get_mut(&taken.event.key) {
+            Some(queue) => queue.push_back(taken),
+            None => {
+                self.waiting.insert(taken.event.key.clone(), VecDeque::new());
+                self.ready.push_back(taken);
+            }
+        }
+    }
+
+    /// A task ended: its event is done for the group (unless the task panicked: then it stays uncommitted and
+    /// comes again after a restart), and the key's next event, if any, becomes ready.
+    fn finished(&mut self, subscription: &GroupSubscription, finished: Result<(tokio::task::Id, ()), JoinError>) {
+        let (id, completed) = match finished {
+            Ok((id, ())) => (id, true),
+            Err(error) => (error.id(), false),
+        };
+        let Some(taken) = self.in_hand.remove(&id) else { return };
+        if completed {
+            if let Err(error) = subscription.done(&taken) {
+                tracing::warn!(event = %taken.event.id, %error, "storing a handled event's offset failed");
+            }
+        } else {
+            tracing::error!(event = %taken.event.id, "a handler task failed; the event stays uncommitted");
+        }
+        let key = taken.event.key;
+        match self.waiting.get_mut(&key).and_then(VecDeque::pop_front) {
+            Some(next) => self.ready.push_back(next),
+            None => {
+                self.waiting.remove(&key);
+            }
+        }
+    }
+
+    /// Everything not finished, each key's events in the order taken, for handing back.
+    fn undone(&mut self) -> Vec<Event> {
+        let heads: Vec<Taken> = self.in_hand.drain().map(|(_, taken)| taken).chain(self.ready.drain(..)).collect();
+        let mut undone = Vec::new();
+        for head in heads {
+            let queue = self.waiting.remove(&head.event.key).unwrap_or_default();
+            undone.push(head.event);
+            undone.extend(queue.into_iter().map(|taken| taken.event));
+        }
+        undone
     }
 }

@@ -65,6 +65,7 @@ pub struct WorkerMetrics {
     retried: AtomicU64,
     dead_lettered: AtomicU64,
     bus_errors: AtomicU64,
+    in_hand: AtomicU64,
     latency: LatencyHistogram,
 }
 
@@ -78,6 +79,7 @@ impl WorkerMetrics {
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             bus_errors: AtomicU64::new(0),
+            in_hand: AtomicU64::new(0),
             latency: LatencyHistogram::new(&LATENCY_BOUNDS),
         }
     }
@@ -106,6 +108,15 @@ impl WorkerMetrics {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.latency.observe(took);
+    }
+
+    pub(crate) fn set_in_hand(&self, held: usize) {
+        self.in_hand.store(u64::try_from(held).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Events taken from the group and not finished: running, or waiting for a slot or behind their key.
+    pub fn in_hand(&self) -> u64 {
+        self.in_hand.load(Ordering::Relaxed)
     }
 
     /// Events handled to the end as done, so far.
@@ -158,6 +169,12 @@ impl WorkerMetrics {
             "comet_worker_bus_errors_total",
             "Failures reading from or committing to the bus.",
             &[("", load(&self.bus_errors))],
+        );
+        let _ = writeln!(
+            text,
+            "# HELP comet_worker_events_in_hand Events taken and not finished (running or waiting).\n\
+             # TYPE comet_worker_events_in_hand gauge\ncomet_worker_events_in_hand{{worker=\"{worker}\"}} {}",
+            load(&self.in_hand)
         );
         let labels = format!("worker=\"{worker}\"");
         self.latency.render(

@@ -3,6 +3,7 @@
 //! key, redeliveries dropped, and an event in hand at shutdown handed to the next member.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,20 +26,40 @@ fn event(key: &str, seq: i64, plan: &str) -> Event {
     }
 }
 
-/// A handler that does what each event of its test's key says in `plan`: `ok`, `fail-N` (fails N times, then
-/// succeeds), `fail-always`, `poison` (can never succeed), `hang-once` (the first call never returns). It records
-/// every call for that key; other tests' events (the Kafka topics keep them) are done at once.
+/// A handler that does what each event of its test's keys (those starting with `key`) says in `plan`: `ok`,
+/// `fail-N` (fails N times, then succeeds), `fail-always`, `poison` (can never succeed), `hang-once` (the first
+/// call never returns), `sleep-N` (N ms), `wait-peer` (until another event runs at the same time),
+/// `wait-release` (until [`Scripted::release`]). It records every call for those keys and how many ran at once;
+/// other tests' events (the Kafka topics keep them) are done at once.
 #[derive(Default)]
 struct Scripted {
     key: String,
     calls: Mutex<Vec<(String, i64)>>,
     failures: Mutex<HashMap<String, u32>>,
     hung: Mutex<bool>,
+    active: AtomicUsize,
+    peak: AtomicUsize,
+    released: AtomicBool,
+    release: tokio::sync::Notify,
+}
+
+/// Counts a call as running while alive.
+struct Active<'a>(&'a Scripted);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Scripted {
     fn new(key: &str) -> Arc<Scripted> {
         Arc::new(Scripted { key: key.to_owned(), ..Scripted::default() })
+    }
+
+    fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        self.release.notify_waiters();
     }
 
     fn calls_for(&self, key: &str) -> Vec<i64> {
@@ -54,12 +75,32 @@ impl Handler for Scripted {
 
     fn handle<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            if event.key != self.key {
+            if !event.key.starts_with(&self.key) {
                 return Outcome::Done;
             }
             let seq = event.data["seq"].as_i64().unwrap_or(-1);
             self.calls.lock().expect("calls").push((event.key.clone(), seq));
+            let running = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(running, Ordering::SeqCst);
+            let _active = Active(self);
             let plan = event.data["plan"].as_str().unwrap_or("ok").to_owned();
+            if let Some(millis) = plan.strip_prefix("sleep-").and_then(|n| n.parse::<u64>().ok()) {
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+                return Outcome::Done;
+            }
+            if plan == "wait-peer" {
+                wait_until("another event running beside this one", || self.active.load(Ordering::SeqCst) >= 2).await;
+                return Outcome::Done;
+            }
+            if plan == "wait-release" {
+                loop {
+                    let released = self.release.notified();
+                    if self.released.load(Ordering::SeqCst) {
+                        return Outcome::Done;
+                    }
+                    released.await;
+                }
+            }
             if plan == "hang-once" {
                 let first = !std::mem::replace(&mut *self.hung.lock().expect("hung"), true);
                 if first {
@@ -87,7 +128,13 @@ impl Handler for Scripted {
 }
 
 fn quick() -> WorkerConfig {
-    WorkerConfig { attempts: 3, first_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(20) }
+    WorkerConfig {
+        attempts: 3,
+        first_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        concurrency: 4,
+        shutdown_grace: Duration::from_millis(500),
+    }
 }
 
 async fn store(database: &TestDatabase) -> Store {
@@ -227,6 +274,108 @@ async fn an_event_in_hand_at_shutdown_goes_to_the_next_member() {
     let calls = handler.calls_for(&key);
     assert!(calls.starts_with(&[1, 2]), "{calls:?}");
     assert_eq!(calls.iter().filter(|seq| **seq == 3).count(), 1, "event 3 once: {calls:?}");
+    assert!(store.worker_dead_letters("scripted", 10).await.expect("letters").is_empty());
+    database.finish().await;
+}
+
+/// Runs `worker` on `subscription` in a task; the sender stops it.
+fn spawn_worker(
+    worker: &Worker,
+    subscription: GroupSubscription,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = worker.clone();
+    let running = tokio::spawn(async move { worker.run(subscription, async { stopped.await.unwrap_or(()) }).await });
+    (stop, running)
+}
+
+/// Six keys of fifteen events through one member limited to four at once: each key's events are handled one
+/// after another in order, different keys run side by side (the first event waits for a peer), and never more
+/// than four at once.
+#[tokio::test]
+async fn kafka_events_keep_their_order_per_key_while_keys_run_in_parallel_up_to_the_limit() {
+    let database = TestDatabase::sqlite();
+    let store = store(&database).await;
+    let config = kafka_config();
+    let publisher = KafkaPublisher::connect(&config).await.expect("publisher");
+    let group = format!("comet-worker-test-{}", uuid::Uuid::new_v4().simple());
+    let base = uuid::Uuid::new_v4().simple().to_string();
+    let handler = Scripted::new(&base);
+    let worker = Worker::new(handler.clone(), store.clone(), quick());
+    let (stop, running) = spawn_worker(&worker, GroupSubscription::kafka(&config, &group).await.expect("join"));
+    let keys: Vec<String> = (0..6).map(|k| format!("{base}-{k}")).collect();
+    let mut events = Vec::new();
+    for seq in 1..=15_i64 {
+        for (k, key) in keys.iter().enumerate() {
+            let plan =
+                if k == 0 && seq == 1 { "wait-peer".to_owned() } else { format!("sleep-{}", (seq + k as i64) % 4) };
+            events.push(event(key, seq, &plan));
+        }
+    }
+    publisher.publish(&events).await.expect("publish");
+    wait_until("every event handled", || keys.iter().all(|key| handler.calls_for(key).len() >= 15)).await;
+    let _ = stop.send(());
+    running.await.expect("the worker stops");
+    let expected: Vec<i64> = (1..=15).collect();
+    for key in &keys {
+        assert_eq!(handler.calls_for(key), expected, "key {key} in order, each once");
+    }
+    let peak = handler.peak.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&peak), "keys ran in parallel within the limit of 4: peak {peak}");
+    database.finish().await;
+}
+
+/// A member told to stop with events in hand stops taking events, lets the one that can finish finish within
+/// the grace, commits it, and hands back the one still running and those queued behind it: the next member of
+/// the group (another replica) gets exactly those, in order per key, and nothing finished comes again.
+#[tokio::test]
+async fn a_stopping_member_finishes_what_it_can_commits_it_and_hands_back_the_rest() {
+    let database = TestDatabase::sqlite();
+    let store = store(&database).await;
+    let config = kafka_config();
+    let publisher = KafkaPublisher::connect(&config).await.expect("publisher");
+    let group = format!("comet-worker-test-{}", uuid::Uuid::new_v4().simple());
+    let base = uuid::Uuid::new_v4().simple().to_string();
+    let (finishing, hanging) = (format!("{base}-finishing"), format!("{base}-hanging"));
+    let handler = Scripted::new(&base);
+    let first = Worker::new(handler.clone(), store.clone(), quick());
+    let (stop, running) = spawn_worker(&first, GroupSubscription::kafka(&config, &group).await.expect("join"));
+    publisher
+        .publish(&[
+            event(&finishing, 1, "ok"),
+            event(&finishing, 2, "wait-release"),
+            event(&finishing, 3, "ok"),
+            event(&hanging, 1, "hang-once"),
+            event(&hanging, 2, "ok"),
+            event(&hanging, 3, "ok"),
+        ])
+        .await
+        .expect("publish");
+    // Only ours in hand (finishing 2 and 3, hanging 1 to 3): every event before them in their partitions (other
+    // tests' events share the topics) is done, so what is committed depends on ours alone.
+    let metrics = first.metrics();
+    wait_until("the first member holds both keys and nothing else", || {
+        handler.calls_for(&finishing) == [1, 2] && handler.calls_for(&hanging) == [1] && metrics.in_hand() == 5
+    })
+    .await;
+    // The stop comes first; the waiting event finishes during the grace, the hanging one never does.
+    let _ = stop.send(());
+    tokio::task::yield_now().await;
+    handler.release();
+    running.await.expect("the first member stops");
+    assert_eq!((handler.calls_for(&finishing), handler.calls_for(&hanging)), (vec![1, 2], vec![1]));
+
+    // Another replica: its own member and its own memory of handled ids.
+    let second = Worker::new(handler.clone(), store.clone(), quick());
+    let (stop, running) = spawn_worker(&second, GroupSubscription::kafka(&config, &group).await.expect("join"));
+    wait_until("the handed-back events handled by the other replica", || {
+        handler.calls_for(&finishing).len() >= 3 && handler.calls_for(&hanging).len() >= 4
+    })
+    .await;
+    let _ = stop.send(());
+    running.await.expect("the second member stops");
+    assert_eq!(handler.calls_for(&finishing), [1, 2, 3], "finished events are not handled again");
+    assert_eq!(handler.calls_for(&hanging), [1, 1, 2, 3], "the abandoned event and those behind it, in order");
     assert!(store.worker_dead_letters("scripted", 10).await.expect("letters").is_empty());
     database.finish().await;
 }

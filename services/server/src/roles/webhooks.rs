@@ -7,14 +7,14 @@ use anyhow::{Context as _, Result};
 use comet_bus::{GroupSubscription, InProcessBus, KafkaConfig};
 use comet_store::Store;
 use comet_webhooks::{MongoWebhookConfigs, WebhookConfigs, Webhooks};
-use comet_worker::{Worker, WorkerConfig, group_of};
+use comet_worker::{Worker, group_of};
 
 use super::shutdown::{Shutdown, Tasks};
 use crate::admin::WebhooksRunning;
 use crate::config::Settings;
 
-/// Joins the consumer group and starts the worker and the dispatcher. On shutdown the worker leaves the event
-/// in hand to the group, and the dispatcher finishes and records the attempts in flight.
+/// Joins the consumer group and starts the worker and the dispatcher. On shutdown the worker finishes the
+/// events in hand within its grace and hands the rest back to the group, and the dispatcher finishes and records the attempts in flight.
 pub async fn start(
     settings: &Settings,
     store: &Store,
@@ -25,7 +25,7 @@ pub async fn start(
     tasks: &mut Tasks,
 ) -> Result<Arc<WebhooksRunning>> {
     let webhooks = Webhooks::new(store.clone(), configs, settings.webhooks()?).context("starting the webhooks role")?;
-    let worker = Worker::new(webhooks.handler.clone(), store.clone(), WorkerConfig::default());
+    let worker = Worker::new(webhooks.handler.clone(), store.clone(), settings.worker()?);
     let group = group_of(webhooks.handler.as_ref());
     let subscription = match kafka {
         Some(kafka) => GroupSubscription::kafka(kafka, &group)
