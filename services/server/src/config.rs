@@ -80,7 +80,7 @@ pub const ADMISSION: [&str; 6] =
 
 /// Every name this program reads, for `--help` and the unknown-name check on config files (with `EDGE` and
 /// `ADMISSION`).
-pub const ALL: [&str; 48] = [
+pub const ALL: [&str; 50] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
@@ -117,6 +117,8 @@ pub const ALL: [&str; 48] = [
     GATEWAY_HOLD_LIVE_MS,
     GATEWAY_DRAIN_MS,
     GATEWAY_RECONNECT_JITTER_MS,
+    WORKER_CONCURRENCY,
+    WORKER_SHUTDOWN_GRACE_MS,
     OUTBOX_RETENTION_MS,
     OUTBOX_MAX_ATTEMPTS,
     APP_ID,
