@@ -174,23 +174,14 @@ pub fn describe(context: &Context<'_>, profile: &Profile, step: &Step, inputs: &
             if !preview.deployed {
                 lines.push("nothing of the deployment runs here: only cometctl.yaml would change".to_owned());
             }
-            lines.extend(
-                preview
-                    .lines
-                    .iter()
-                    .map(|line| format!("{} {} {} ({})", line.action, line.kind, line.name, line.reason)),
-            );
+            lines.extend(preview.lines.iter().map(change_line));
             lines
         }
         Step::Deploy(_) => {
             let spec = context.spec()?;
             let backend = deploy::backend_for(context, Choice::Named(deployable(spec.target)?))?;
             let staged = backend.stage(spec, Purpose::Diff)?;
-            let mut lines: Vec<String> = staged
-                .lines()
-                .iter()
-                .map(|line| format!("{} {} {} ({})", line.action, line.kind, line.name, line.reason))
-                .collect();
+            let mut lines: Vec<String> = staged.lines().iter().map(change_line).collect();
             if lines.is_empty() {
                 lines.push("no changes".to_owned());
             }
@@ -335,6 +326,11 @@ fn deployable(target: Target) -> Result<Target> {
         )
         .into()),
     }
+}
+
+/// One change a deploy would make, in a line.
+fn change_line(line: &crate::plan::lines::ChangeLine) -> String {
+    format!("{} {} {} ({})", line.action, line.kind, line.name, line.reason)
 }
 
 /// Outcomes ordered by how bad they are (a skip is as good as a pass: the check did not apply).
