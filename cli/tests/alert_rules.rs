@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{Deployment, run_tool, tool, workspace};
+use crate::support::{Deployment, run_tool, tool, with_replicas, workspace};
 
 /// The fixture folder, found from the crate rather than the working directory.
 fn fixture(name: &str) -> PathBuf {
@@ -28,8 +28,10 @@ fn compose_and_swarm_alert_rules_pass_their_unit_tests() {
 
 #[test]
 fn kubernetes_alert_rules_pass_their_unit_tests() {
-    // The fixture's spec: the 100k default with target k8s, deployment "comet".
-    let deployment = Deployment::rendered(&["--mau", "100k", "--target", "k8s"]);
+    // The fixture's spec: the 100k default with target k8s, deployment "comet", and a three-member MongoDB (the
+    // default plans deploy none), whose exporters bring the MongoDBDown alert.
+    let deployment =
+        Deployment::rendered_with(&["--mau", "100k", "--target", "k8s"], |spec| with_replicas(spec, "mongodb", 3));
     let rules = configmap_file(&deployment.rendered_dir().join("k8s/10-config.yaml"), "alerts.yml");
     let folder = workspace();
     std::fs::write(folder.path().join("alerts.yml"), &rules).expect("write alerts.yml from the ConfigMap");

@@ -84,7 +84,6 @@ fn bad_specs() {
 fn plans_without_a_needed_service_are_refused() {
     for (edits, path, fix) in [
         (&[("pd", 0), ("tikv", 3)][..], "pd", "set tikv to 0 too for a standalone TiDB"),
-        (&[("moderation", 2), ("mongodb", 0)][..], "mongodb", "give mongodb members"),
         (&[("api", 0)][..], "api", "must be at least 1"),
         (&[("pd", 0), ("tikv", 0), ("tidb", 2)][..], "tidb", "must be 1 while pd and tikv are 0"),
     ] {

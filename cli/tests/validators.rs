@@ -170,10 +170,11 @@ fn standalone_tidb_without_pd_tikv_or_mongodb_renders_every_target() {
     check_with_nginx(tier, &deployment);
     check_with_kubernetes_validate(tier, &deployment);
 
-    // Left out: PD, TiKV, MongoDB with its init job and its secret, the roles comet-server does not implement, and
+    // Left out: PD, TiKV, MongoDB with its init job and its secret, the role comet-server does not implement, and
     // the observability stack; standalone TiDB keeps its data in its own volume and waits for nothing. The
-    // webhooks role (implemented since issue #14) stays.
-    let left_out = ["pd", "tikv", "mongodb", "moderation", "notifications", "prometheus", "grafana", "loki"];
+    // webhooks, moderation and notifications roles (implemented since issues #14, #15 and #16; moderation's data
+    // in the relational store without MongoDB) stay.
+    let left_out = ["pd", "tikv", "mongodb", "prometheus", "grafana", "loki"];
     for file in ["compose.yaml", "stack.yaml"] {
         let (text, stack) = stack_file(&deployment, file);
         let services = stack["services"].as_object().unwrap_or_else(|| panic!("{file} has no services"));
@@ -183,6 +184,8 @@ fn standalone_tidb_without_pd_tikv_or_mongodb_renders_every_target() {
         }
         assert!(!text.to_lowercase().contains("mongodb"), "{file} still mentions MongoDB:\n{text}");
         assert!(services.contains_key("webhooks"), "{file} runs the webhooks role");
+        assert!(services.contains_key("moderation"), "{file} runs the moderation role");
+        assert!(services.contains_key("notifications"), "{file} runs the notifications role");
         let tidb = &services["tidb"];
         assert_eq!(
             tidb["command"],

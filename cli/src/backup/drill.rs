@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::access::existing_key;
 use super::restore::{RestoreRequest, restore};
-use super::target::Location;
+use super::target::{Location, Target};
 use crate::context::Context;
 use crate::deploy::{self, Choice, Keep};
 use crate::domain::Target as DeployTarget;
@@ -96,18 +96,24 @@ pub fn drill(context: &Context<'_>, profile: &Profile, request: &DrillRequest) -
         steps.push(DrillStep { step: name, ok, seconds: at.elapsed().as_secs_f64(), detail });
         ok
     };
-    let restore_request = |only: &str| RestoreRequest {
+    let restore_request = |only: &[&str]| RestoreRequest {
         id: request.id.clone(),
         from: request.from.clone(),
-        only: vec![only.to_owned()],
+        only: only.iter().map(|name| (*name).to_owned()).collect(),
         yes: true,
     };
+    // The stores the set holds a copy of: the database (which a drill needs: restoring without it is refused),
+    // and MongoDB's when it was deployed.
+    let manifest = Target::open(&request.from).and_then(|target| target.manifest(&request.id)).ok();
+    let has =
+        |name: &str| manifest.as_ref().is_some_and(|manifest| manifest.parts.iter().any(|part| part.name == name));
+    let copies: Vec<&str> = ["tidb"].into_iter().chain(has("mongodb").then_some("mongodb")).collect();
     let restored = step("verify and restore the folder", &mut || {
         let folder = scratch();
         folder.folder.create_root()?;
         folder.folder.private_dir(crate::folder::SECRETS_DIR)?;
         folder.folder.create_once("secrets/backup.key", 0o600, || Ok(key.to_hex().into_bytes()))?;
-        let restored = restore(&folder, &restore_request("config"))?;
+        let restored = restore(&folder, &restore_request(&["config"]))?;
         Ok(restored.parts.iter().map(|part| part.detail.clone()).collect::<Vec<_>>().join("; "))
     }) && step("make the scratch spec", &mut || {
         let folder = scratch();
@@ -124,7 +130,7 @@ pub fn drill(context: &Context<'_>, profile: &Profile, request: &DrillRequest) -
         deploy::deploy(&folder, backend.as_ref(), false)?;
         Ok("every service ready".to_owned())
     }) && step("restore the database", &mut || {
-        let restored = restore(&scratch(), &restore_request("tidb"))?;
+        let restored = restore(&scratch(), &restore_request(&copies))?;
         Ok(restored.parts.iter().map(|part| part.detail.clone()).collect::<Vec<_>>().join("; "))
     }) && step("smoke test through its NGINX", &mut || {
         let request =

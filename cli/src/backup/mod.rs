@@ -4,16 +4,18 @@
 //! ```text
 //! parts:  config  cometctl.yaml, history.jsonl, secrets/ (not the backup key), tls/, rendered/ → tar
 //!         tidb    `comet-server dump` run in a role's container (one snapshot of every table) → JSON lines
+//!         mongodb `comet-server dump documents` likewise, when MongoDB is deployed (each collection by one cursor)
+//!         redis   `redis-cli --rdb -` per primary (kept; not loaded on restore: rebuilt by the gateways)
 //!   each  → crypt::Encryptor (AES-256-GCM chunks) → target::Hashed (size, SHA-256) → <target>/<id>.partial/
 //! then    manifest (counts, consistency point, hashes) sealed with the key → <id>/ (complete)
 //! verify  manifest authentic → every part re-hashed → every chunk decrypts → the dump's own counts agree
 //! ```
 //!
-//! Redis (presence and typing: rebuilt by the gateways), Kafka (topic configurations and consumer offsets)
-//! and MongoDB are recorded as skipped with the reason; the restore drill is the rest of the issue. Sets go to
-//! a folder or an S3-compatible bucket (`target`).
+//! Kafka (topic configurations and consumer offsets) is recorded as skipped with the reason. Sets go to a
+//! folder or an S3-compatible bucket (`target`).
 
 mod access;
+mod copies;
 pub mod crypt;
 mod drill;
 mod listing;

@@ -1,7 +1,8 @@
 //! `cometctl restore ID`: a backup set put back, after the whole set was verified (docs/operations/backup.md,
 //! "Restoring"). `config` writes the deployment folder's files back (refusing to overwrite a different one
 //! without `--yes`); `tidb` streams the decrypted copy into `comet-server load` inside a running role container
-//! (the database must be empty: a fresh deployment) and checks every table's count against the manifest.
+//! (the database must be empty: a fresh deployment) and checks every table's count against the manifest;
+//! `mongodb` does the same with `comet-server load documents` into an empty MongoDB database.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -10,6 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
 use super::access::{existing_key, role_container};
+use super::copies::{CopyKind, DATABASE, DOCUMENTS};
 use super::crypt::{self, BackupKey};
 use super::manifest::{Manifest, Part};
 use super::target::{Location, Target};
@@ -74,8 +76,10 @@ pub fn restore(context: &Context<'_>, request: &RestoreRequest) -> Result<Restor
     for part in manifest.parts.iter().filter(chosen).filter(|part| part.name == "config") {
         restored.push(restore_config(context, &target, &manifest, part, &key, request.yes)?);
     }
-    for part in manifest.parts.iter().filter(chosen).filter(|part| part.name == "tidb") {
-        restored.push(restore_database(context, &target, &manifest, part, &key)?);
+    for kind in [DATABASE, DOCUMENTS] {
+        for part in manifest.parts.iter().filter(chosen).filter(|part| part.name == kind.part) {
+            restored.push(restore_copy(context, &target, &manifest, part, &key, &kind)?);
+        }
     }
     if manifest.parts.iter().filter(chosen).any(|part| part.name == "redis") {
         restored.push(RestoredPart {
@@ -152,12 +156,15 @@ fn restore_config(
     })
 }
 
-fn restore_database(
+/// A copy streamed into `comet-server load` (the database, or MongoDB's with `load documents`) in a running
+/// role's container, and its counts checked against the manifest.
+fn restore_copy(
     context: &Context<'_>,
     target: &Target,
     manifest: &Manifest,
     part: &Part,
     key: &BackupKey,
+    kind: &CopyKind,
 ) -> Result<RestoredPart> {
     let spec = context.spec()?;
     let container = role_container(context, spec)?;
@@ -166,39 +173,42 @@ fn restore_database(
     let mut stored = target.open_part(&manifest.id, &part.file)?;
     let key = key.clone();
     let decrypting = std::thread::spawn(move || crypt::decrypt(&mut stored, &key, &mut writer));
-    let command = ["comet-server".to_owned(), "load".to_owned()];
+    let command = kind.command("load");
     let mut summary = Vec::new();
     let ran = context.engine()?.exec_streaming(&container.id, &command, Some(Box::new(reader)), &mut summary)?;
     let decrypted = decrypting.join().map_err(|_| anyhow::anyhow!("the decrypting thread panicked"))?;
     if ran.exit_code != Some(0) {
         let last = ran.stderr.lines().last().unwrap_or("no output").to_owned();
-        if last.contains("not empty") || last.contains("schema version") {
+        if last.contains("not empty") || last.contains("schema version") || last.contains("already holds documents") {
             return Err(Refusal(format!(
-                "the database of deployment `{}` is not a fresh one, nothing was loaded ({last}): restore the \
-                 database into a fresh deployment (`cometctl destroy --volumes`, then `cometctl deploy`)",
+                "the {} of deployment `{}` is not a fresh one, nothing was loaded ({last}): restore it into a fresh \
+                 deployment (`cometctl destroy --volumes`, then `cometctl deploy`)",
+                kind.part,
                 spec.name.as_str()
             ))
             .into());
         }
-        bail!("`comet-server load` in {} exited with {:?}: {last}", container.name, ran.exit_code);
+        bail!("`{}` in {} exited with {:?}: {last}", command.join(" "), container.name, ran.exit_code);
     }
     decrypted.with_context(|| format!("decrypting {}", part.file))?;
     let summary: serde_json::Value = serde_json::from_slice(&summary).context("the load's summary")?;
     let loaded: BTreeMap<String, u64> =
-        serde_json::from_value(summary["tables"].clone()).context("the load's table counts")?;
+        serde_json::from_value(summary[kind.counts].clone()).context("the load's counts")?;
     if loaded != part.items {
         return Err(CheckFailed(format!(
-            "the database holds other counts than backup set {} says: loaded {loaded:?}, the manifest {:?}",
-            manifest.id, part.items
+            "the {} holds other counts than backup set {} says: loaded {loaded:?}, the manifest {:?}",
+            kind.part, manifest.id, part.items
         ))
         .into());
     }
     Ok(RestoredPart {
-        part: "tidb".to_owned(),
+        part: kind.part.to_owned(),
         detail: format!(
-            "{} rows in {} tables, every count as in the manifest",
+            "{} {} in {} {}, every count as in the manifest",
             loaded.values().sum::<u64>(),
-            loaded.len()
+            kind.items,
+            loaded.len(),
+            kind.counts
         ),
     })
 }

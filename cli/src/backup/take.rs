@@ -7,6 +7,7 @@ use std::io::Write;
 use anyhow::{Context as _, Result, bail};
 
 use super::access::{key, role_container};
+use super::copies::{CopyKind, DATABASE, DOCUMENTS};
 use super::crypt::{BackupKey, CHUNK_BYTES, Encryptor};
 use super::manifest::{Encryption, MANIFEST_VERSION, Manifest, Part, Skipped};
 use super::target::{self, Target};
@@ -15,6 +16,7 @@ use crate::context::Context;
 use crate::domain::ServiceKey;
 use crate::error::Refusal;
 use crate::plan::observed::ExecRequest;
+use crate::printer::ProgressLine;
 
 /// The parts a set can hold, as `--only` names them.
 pub const PART_NAMES: [&str; 5] = ["tidb", "redis", "kafka", "mongodb", "config"];
@@ -103,11 +105,15 @@ fn take_parts(
             }
             "tidb" => {
                 line.set("comet-server dump");
-                vec![database_part(context, set, key).with_context(|| "the tidb part")?]
+                vec![copy_part(context, set, key, &DATABASE, &line).with_context(|| "the tidb part")?]
+            }
+            "mongodb" if spec.plan.deploys(ServiceKey::Mongodb) => {
+                line.set("comet-server dump documents");
+                vec![copy_part(context, set, key, &DOCUMENTS, &line).with_context(|| "the mongodb part")?]
             }
             "redis" => {
                 line.set("redis-cli --rdb");
-                redis_parts(context, set, key).with_context(|| "the redis part")?
+                redis_parts(context, set, key, &line).with_context(|| "the redis part")?
             }
             _ => vec![],
         };
@@ -171,6 +177,37 @@ fn config_part(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -> 
     })
 }
 
+/// Shows on a progress line how much of a part has streamed by (every MiB).
+struct Metered<'a, W: Write> {
+    inner: W,
+    line: &'a ProgressLine,
+    what: String,
+    bytes: u64,
+    shown: u64,
+}
+
+impl<'a, W: Write> Metered<'a, W> {
+    fn new(inner: W, line: &'a ProgressLine, what: String) -> Metered<'a, W> {
+        Metered { inner, line, what, bytes: 0, shown: 0 }
+    }
+}
+
+impl<W: Write> Write for Metered<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.bytes += written as u64;
+        if self.bytes >= self.shown + (1 << 20) {
+            self.shown = self.bytes;
+            self.line.set(&format!("{}: {} streamed", self.what, human_bytes(self.bytes)));
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Counts what passes through it and keeps its first line and last complete line (the dump's header and
 /// trailer), without holding the rest.
 pub(super) struct Ends<W: Write> {
@@ -221,18 +258,25 @@ impl<W: Write> Write for Ends<W> {
     }
 }
 
-fn database_part(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -> Result<Part> {
+/// A part that is a copy comet-server writes in a running role's container (the database, or MongoDB's).
+fn copy_part(
+    context: &Context<'_>,
+    set: &target::NewSet,
+    key: &BackupKey,
+    kind: &CopyKind,
+    line: &ProgressLine,
+) -> Result<Part> {
     let spec = context.spec()?;
     let container = role_container(context, spec)?;
     let started_at = context.clock.now_unix_seconds();
-    let file = "tidb.jsonl.enc";
-    let sink = set.part(file)?;
-    let mut ends = Ends::new(Encryptor::new(sink, key)?);
-    let command = ["comet-server".to_owned(), "dump".to_owned()];
+    let sink = set.part(kind.file)?;
+    let command = kind.command("dump");
+    let mut ends = Ends::new(Metered::new(Encryptor::new(sink, key)?, line, command.join(" ")));
     let ran = context.engine()?.exec_streaming(&container.id, &command, None, &mut ends)?;
     if ran.exit_code != Some(0) {
         bail!(
-            "`comet-server dump` in {} exited with {:?}: {}",
+            "`{}` in {} exited with {:?}: {}",
+            command.join(" "),
             container.name,
             ran.exit_code,
             ran.stderr.lines().last().unwrap_or("no output")
@@ -241,21 +285,22 @@ fn database_part(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -
     let header: serde_json::Value = serde_json::from_slice(&ends.first).context("the copy's first line")?;
     let trailer: serde_json::Value = serde_json::from_slice(&ends.last).context("the copy's last line")?;
     if trailer["done"] != true {
-        bail!("the database copy from {} ended before its last line", container.name);
+        bail!("the {} copy from {} ended before its last line", kind.part, container.name);
     }
     let items: BTreeMap<String, u64> =
-        serde_json::from_value(trailer["tables"].clone()).context("the copy's table counts")?;
+        serde_json::from_value(trailer[kind.counts].clone()).context("the copy's counts")?;
+    let (engine, snapshot_at, schema) = kind.described(&header);
     let plain_bytes = ends.bytes;
-    let (bytes, sha256) = ends.inner.finish()?.finish()?;
+    let (bytes, sha256) = ends.inner.inner.finish()?.finish()?;
     Ok(Part {
-        name: "tidb".to_owned(),
-        file: file.to_owned(),
+        name: kind.part.to_owned(),
+        file: kind.file.to_owned(),
         bytes,
         sha256,
         plain_bytes,
-        engine: header["engine"].as_str().map(str::to_owned),
-        snapshot_at: header["snapshotAt"].as_i64(),
-        schema: header["schema"].as_i64(),
+        engine,
+        snapshot_at,
+        schema,
         items,
         started_at,
         finished_at: context.clock.now_unix_seconds(),
@@ -264,7 +309,7 @@ fn database_part(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -
 
 /// One part per Redis primary: its RDB (`redis-cli --rdb -`, a point-in-time snapshot forked by the server),
 /// with its key count. Replicas hold what their primary does and are left out.
-fn redis_parts(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -> Result<Vec<Part>> {
+fn redis_parts(context: &Context<'_>, set: &target::NewSet, key: &BackupKey, line: &ProgressLine) -> Result<Vec<Part>> {
     let spec = context.spec()?;
     let engine = context.engine()?;
     let mut parts = Vec::new();
@@ -283,7 +328,8 @@ fn redis_parts(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -> 
         let keys: u64 = keys.and_then(|keys| keys.trim().parse().ok()).unwrap_or_default();
         let started_at = context.clock.now_unix_seconds();
         let file = format!("{}.rdb.enc", container.service);
-        let mut ends = Ends::new(Encryptor::new(set.part(&file)?, key)?);
+        let what = format!("{}: redis-cli --rdb", container.service);
+        let mut ends = Ends::new(Metered::new(Encryptor::new(set.part(&file)?, key)?, line, what));
         let ran = engine.exec_streaming(&container.id, &stores::commands::redis_rdb(), None, &mut ends)?;
         if ran.exit_code != Some(0) || !ends.head().starts_with(b"REDIS") {
             bail!(
@@ -294,7 +340,7 @@ fn redis_parts(context: &Context<'_>, set: &target::NewSet, key: &BackupKey) -> 
             );
         }
         let plain_bytes = ends.bytes;
-        let (bytes, sha256) = ends.inner.finish()?.finish()?;
+        let (bytes, sha256) = ends.inner.inner.finish()?.finish()?;
         parts.push(Part {
             name: "redis".to_owned(),
             file,

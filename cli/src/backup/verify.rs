@@ -5,6 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+use super::copies::{CopyKind, DATABASE};
 use super::crypt::{self, BackupKey};
 use super::manifest::Part;
 use super::take::Ends;
@@ -88,17 +89,20 @@ fn verify_part(target: &Target, id: &str, part: &Part, key: &BackupKey) -> PartC
             true,
             format!("RDB of {} keys, hash and every chunk good", part.items.get("keys").copied().unwrap_or_default()),
         ),
-        Ok(_) if part.name == "tidb" => {
+        Ok(_) if CopyKind::of_part(&part.name).is_some() => {
+            let kind = CopyKind::of_part(&part.name).unwrap_or(DATABASE);
             let counts = serde_json::from_slice::<serde_json::Value>(&plain.last)
                 .ok()
-                .and_then(|trailer| serde_json::from_value::<BTreeMap<String, u64>>(trailer["tables"].clone()).ok());
+                .and_then(|trailer| serde_json::from_value::<BTreeMap<String, u64>>(trailer[kind.counts].clone()).ok());
             match counts {
                 Some(counts) if counts == part.items => check(
                     true,
                     format!(
-                        "{} rows in {} tables, hash and every chunk good",
+                        "{} {} in {} {}, hash and every chunk good",
                         counts.values().sum::<u64>(),
-                        counts.len()
+                        kind.items,
+                        counts.len(),
+                        kind.counts
                     ),
                 ),
                 _ => check(false, "the copy's own counts differ from the manifest's".to_owned()),

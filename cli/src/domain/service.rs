@@ -70,7 +70,7 @@ impl ServiceKey {
 
     /// Roles the plan sizes and the templates can run, but which `comet-server` of this release does not
     /// implement yet (services/server/src/roles/ refuses them). The default plan gives them 0 replicas.
-    pub const NOT_YET_IMPLEMENTED: [ServiceKey; 2] = [ServiceKey::Moderation, ServiceKey::Notifications];
+    pub const NOT_YET_IMPLEMENTED: [ServiceKey; 0] = [];
 
     /// The long-running comet-server roles, in manifest order.
     pub fn roles() -> impl Iterator<Item = ServiceKey> {

@@ -120,16 +120,6 @@ impl Allocation {
             }
         }
         problems.extend(self.tidb_problems());
-        let moderation = self.replicas(ServiceKey::Moderation);
-        if !self.deploys(ServiceKey::Mongodb) && moderation > 0 {
-            problems.push((
-                "plan.services.mongodb.replicas".to_owned(),
-                format!(
-                    "is 0 while moderation has {moderation} replica(s), and moderation keeps its data in MongoDB: \
-                     give mongodb members (3 for a replica set) or set moderation to 0"
-                ),
-            ));
-        }
         let kafka = &self.stores.kafka;
         let brokers = self.replicas(ServiceKey::Kafka);
         if kafka.partitions == 0 {

@@ -2,9 +2,9 @@
 //!
 //! MAU → peak concurrent connections (PCC) → message and event rates → replicas per role from per-replica
 //! capacities → store topology → storage from retention and message size. Production targets get the
-//! high-availability minimums of the profile; Compose gets one of each. Services that cannot run yet (roles
-//! comet-server does not implement, and MongoDB, which only one of them uses) are sized like the others but
-//! planned at 0 replicas, with the reason, so that turning one on later is one edit.
+//! high-availability minimums of the profile; Compose gets one of each. Services held back (roles comet-server
+//! does not implement, none in this release, and the optional MongoDB) are sized like the others but planned
+//! at 0 replicas, with the reason, so that turning one on later is one edit.
 
 mod allocation;
 mod profile;
@@ -298,12 +298,14 @@ fn hold_back(allocation: &mut Allocation) -> Vec<NotDeployed> {
         .into_iter()
         .map(|key| (key, format!("not yet implemented by comet-server {COMET_SERVER_VERSION}; sized at 0 until it is")))
         .collect();
-    if ServiceKey::NOT_YET_IMPLEMENTED.contains(&ServiceKey::Moderation) {
-        held.push((
-            ServiceKey::Mongodb,
-            "only the moderation role uses it; sized at 0 while moderation is, turn both on together".to_owned(),
-        ));
-    }
+    // The roles that can use MongoDB (moderation data, webhook configurations) keep the same data in the
+    // relational store without it; the end-to-end suite has no MongoDB image to deploy, so it stays optional.
+    held.push((
+        ServiceKey::Mongodb,
+        "optional: while it is 0, moderation data and webhook configurations stay in the relational store; set its \
+         replicas to keep them in MongoDB, as CometChat's bundle does"
+            .to_owned(),
+    ));
     held.into_iter()
         .filter_map(|(key, reason)| {
             let service = allocation.services.get_mut(&key)?;

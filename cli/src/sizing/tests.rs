@@ -18,7 +18,7 @@ struct Expect {
     tidb_topology: (u32, u32, u32),
     kafka: (u32, u32, u32, u32),
     redis: RedisMode,
-    /// MongoDB members once it is turned on (the plan holds it at 0 while moderation is not implemented).
+    /// MongoDB members once it is turned on (the plan holds it at 0: it is optional).
     mongodb: u32,
     recommended: Target,
 }
@@ -275,7 +275,7 @@ fn services_comet_server_cannot_run_yet_are_sized_but_held_at_zero() {
     for (mau, target) in [("10k", Target::Compose), ("100k", Target::Swarm), ("250k", Target::K8s)] {
         let plan = plan(&profile, &request(mau, Concurrency::Baseline, target)).expect("plan");
         let held: Vec<ServiceKey> = plan.not_deployed.iter().map(|held| held.service).collect();
-        assert_eq!(held, [ServiceKey::Moderation, ServiceKey::Notifications, ServiceKey::Mongodb], "{mau} {target}");
+        assert_eq!(held, [ServiceKey::Mongodb], "{mau} {target}");
         for line in &plan.not_deployed {
             let service = plan.allocation.services[&line.service];
             assert_eq!(service.replicas, 0, "{} on {target}", line.service);
@@ -313,11 +313,12 @@ fn replicas_zero_is_allowed_only_where_a_deployment_can_do_without_the_service()
         allocation.problems()
     };
     use ServiceKey::{Api, Kafka, Migrate, Moderation, Mongodb, Nginx, Pd, Prometheus, Tidb, Tikv};
-    // Allowed: the default (moderation, notifications and mongodb at 0), standalone TiDB, and a
-    // moderation that is turned on together with MongoDB.
+    // Allowed: the default (notifications and mongodb at 0), standalone TiDB, moderation without MongoDB (its
+    // data in the relational store) and with it.
     assert_eq!(problems_after(&[]), []);
     assert_eq!(problems_after(&[(Pd, 0), (Tikv, 0)]), []);
     assert_eq!(problems_after(&[(Moderation, 2), (Mongodb, 3)]), []);
+    assert_eq!(problems_after(&[(Moderation, 2), (Mongodb, 0)]), []);
     // Refused, each at the path to edit, with the fix.
     for (edits, path, fix) in [
         (vec![(Api, 0)], "plan.services.api.replicas", "must be at least 1"),
@@ -328,7 +329,6 @@ fn replicas_zero_is_allowed_only_where_a_deployment_can_do_without_the_service()
         (vec![(Pd, 0), (Tikv, 3)], "plan.services.pd.replicas", "set tikv to 0 too"),
         (vec![(Pd, 3), (Tikv, 0)], "plan.services.tikv.replicas", "set pd to 0 too"),
         (vec![(Pd, 0), (Tikv, 0), (Tidb, 2)], "plan.services.tidb.replicas", "must be 1 while pd and tikv are 0"),
-        (vec![(Moderation, 2)], "plan.services.mongodb.replicas", "or set moderation to 0"),
     ] {
         // The first problem is the one `cometctl.yaml` errors report.
         let problems = problems_after(&edits);

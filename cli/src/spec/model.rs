@@ -150,6 +150,10 @@ pub struct Images {
     pub nginx_exporter: ImageRef,
     #[serde(default = "default_redis_exporter")]
     pub redis_exporter: ImageRef,
+    /// Kubernetes only: Compose and Swarm run MongoDB with access control, and this exporter takes credentials
+    /// only as flags or environment, which the Engine lists (docs/templates.md).
+    #[serde(default = "default_mongodb_exporter")]
+    pub mongodb_exporter: ImageRef,
 }
 
 fn default_kafka_exporter() -> ImageRef {
@@ -159,6 +163,10 @@ fn default_kafka_exporter() -> ImageRef {
 /// The Alpine variant: its shell reads the Redis password from the secret file (the scratch variant has none).
 fn default_redis_exporter() -> ImageRef {
     ImageRef::new("docker.io/oliver006/redis_exporter", "v1.67.0-alpine")
+}
+
+fn default_mongodb_exporter() -> ImageRef {
+    ImageRef::new("docker.io/percona/mongodb_exporter", "0.47.2")
 }
 
 fn default_nginx_exporter() -> ImageRef {
@@ -186,6 +194,7 @@ impl Images {
             kafka_exporter: default_kafka_exporter(),
             nginx_exporter: default_nginx_exporter(),
             redis_exporter: default_redis_exporter(),
+            mongodb_exporter: default_mongodb_exporter(),
         }
     }
 
@@ -209,12 +218,13 @@ impl Images {
             "kafka_exporter" => &mut self.kafka_exporter,
             "nginx_exporter" => &mut self.nginx_exporter,
             "redis_exporter" => &mut self.redis_exporter,
+            "mongodb_exporter" => &mut self.mongodb_exporter,
             _ => return None,
         })
     }
 
     /// Every image with its key, in file order.
-    pub fn named(&self) -> [(&'static str, &ImageRef); 17] {
+    pub fn named(&self) -> [(&'static str, &ImageRef); 18] {
         [
             ("comet", &self.comet),
             ("nginx", &self.nginx),
@@ -233,6 +243,7 @@ impl Images {
             ("kafka_exporter", &self.kafka_exporter),
             ("nginx_exporter", &self.nginx_exporter),
             ("redis_exporter", &self.redis_exporter),
+            ("mongodb_exporter", &self.mongodb_exporter),
         ]
     }
 }

@@ -23,10 +23,12 @@ fn deploy_compose_serves_chat_through_nginx_and_a_second_deploy_changes_nothing(
     assert_all_healthy(&status);
     let services: Vec<&str> =
         status["services"].as_array().expect("services").iter().filter_map(|s| s["service"].as_str()).collect();
-    for expected in ["api", "gateway", "relay", "nginx", "tidb", "kafka-1", "redis-1"] {
+    for expected in
+        ["api", "gateway", "relay", "webhooks", "moderation", "notifications", "nginx", "tidb", "kafka-1", "redis-1"]
+    {
         assert!(services.contains(&expected), "{expected} missing from {services:?}");
     }
-    for absent in ["pd-1", "tikv-1", "mongodb-1", "moderation", "prometheus"] {
+    for absent in ["pd-1", "tikv-1", "mongodb-1", "prometheus"] {
         assert!(!services.contains(&absent), "{absent} should not be deployed: {services:?}");
     }
 

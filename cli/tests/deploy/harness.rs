@@ -74,6 +74,10 @@ impl Deployment {
         cometctl(root.path(), &["init", "--dir", &dir_text, "--mau", "10k", "--target", "compose", "--name", name])
             .success();
         let deployment = Deployment { name: name.to_owned(), dir, root, https_port };
+        // A run killed before its guard dropped (the machine restarted mid-test) leaves its containers behind under
+        // this same project name, and this run would then find a deployment where it expects none. Destroying by
+        // name first makes every run start from nothing; on a clean engine it finds nothing to do.
+        deployment.run(&["destroy", "--volumes", "--secrets", "--yes"]).success();
         deployment.edit(|spec| {
             let images = stand_ins();
             for key in ["redis", "tidb", "kafka", "nginx"] {

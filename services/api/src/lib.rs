@@ -13,6 +13,7 @@ mod groups;
 mod messages;
 mod moderation;
 mod names;
+mod notifications;
 mod openapi;
 mod reactions;
 mod users;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub admission: std::sync::Arc<Admission>,
     /// The moderation data (MongoDB when deployed, else `store`) and the rules compiled from it.
     pub moderation: comet_moderation::Moderation,
+    /// Where notification preferences, defaults and mutes live (MongoDB when deployed, else `store`).
+    pub notifications: std::sync::Arc<dyn comet_notifications::PreferenceStore>,
 }
 
 /// The `/v3` routes.
@@ -111,6 +114,26 @@ pub fn router(state: AppState) -> Router {
         .route("/v3/webhooks/{webhookId}/deliveries/replay", post(webhooks::replay_range))
         .route("/v3/webhooks/{webhookId}/deliveries/{deliveryId}", get(webhooks::get_delivery))
         .route("/v3/webhooks/{webhookId}/deliveries/{deliveryId}/replay", post(webhooks::replay_delivery))
+        .route("/v3/notifications/tokens", post(notifications::register_token).get(notifications::list_tokens))
+        .route("/v3/notifications/tokens/{pushTokenId}", axum::routing::delete(notifications::delete_token))
+        .route(
+            "/v3/notifications/preferences",
+            get(notifications::get_preferences)
+                .put(notifications::put_preferences)
+                .delete(notifications::reset_preferences),
+        )
+        .route("/v3/notifications/mutes", get(notifications::list_mutes))
+        .route(
+            "/v3/notifications/mutes/{receiverType}/{receiver}",
+            put(notifications::mute).delete(notifications::unmute),
+        )
+        .route("/v3/notifications/providers", post(notifications::create_provider).get(notifications::list_providers))
+        .route(
+            "/v3/notifications/providers/{providerId}",
+            get(notifications::get_provider).put(notifications::update_provider).delete(notifications::delete_provider),
+        )
+        .route("/v3/notifications/defaults", get(notifications::get_defaults).put(notifications::put_defaults))
+        .route("/v3/notifications/log", get(notifications::list_log))
         .route("/v3/moderation/rules", post(moderation::rules::create).get(moderation::rules::list))
         .route(
             "/v3/moderation/rules/{ruleId}",

@@ -102,6 +102,7 @@ pub async fn send(
         &request.receiver,
         &request.message_type,
         &mut message_data,
+        crate::moderation::screen::Stage::Send,
     )
     .await?;
     let new_message = NewMessage {
@@ -116,31 +117,59 @@ pub async fn send(
         parent_id: request.parent_id,
         tags: request.tags,
     };
-    if screened.blocked() {
-        return blocked(&state, &screened, new_message).await;
-    }
-    // Blocks and membership are decided by the store, under the conversation's lock.
-    let (message, _created) = match state.store.send_message(&new_message, now()).await {
-        Ok(sent) => sent,
-        Err(StoreError::Refused(Refusal::Blocked)) => {
-            return Err(ApiError::forbidden(
-                "ERR_BLOCKED",
-                format!(
-                    "`{}` and `{}` cannot message: one blocked the other",
-                    new_message.sender, new_message.receiver
-                ),
-            ));
-        }
-        Err(StoreError::Refused(_)) => {
-            return Err(ApiError::forbidden(
-                "ERR_NOT_A_MEMBER",
-                format!("`{}` is not a member of group `{}`", new_message.sender, new_message.receiver),
-            ));
-        }
-        Err(other) => return Err(other.into()),
+    let sender = new_message.sender.clone();
+    let receiver = new_message.receiver.clone();
+    let response = if screened.blocked() {
+        blocked(&state, &screened, new_message).await?
+    } else if screened.pending() {
+        held(&state, &screened, new_message).await?
+    } else {
+        // Blocks and membership are decided by the store, under the conversation's lock.
+        let (message, _created) =
+            state.store.send_message(&new_message, now()).await.map_err(|error| send_refused(error, &new_message))?;
+        crate::moderation::screen::enqueue(&state, &screened, &message).await?;
+        data(views::message(&message))
     };
-    crate::moderation::screen::enqueue(&state, &screened, &message).await?;
-    Ok(data(views::message(&message)))
+    let sent = comet_moderation::sender::Sent { sender: &sender, receiver_type, receiver: &receiver };
+    crate::moderation::screen::sender_actions(&state, &screened, sent).await;
+    Ok(response)
+}
+
+/// A send the store refused under the conversation's lock, as the API says it.
+fn send_refused(error: StoreError, new_message: &NewMessage) -> ApiError {
+    match error {
+        StoreError::Refused(Refusal::Blocked) => ApiError::forbidden(
+            "ERR_BLOCKED",
+            format!("`{}` and `{}` cannot message: one blocked the other", new_message.sender, new_message.receiver),
+        ),
+        StoreError::Refused(_) => ApiError::forbidden(
+            "ERR_NOT_A_MEMBER",
+            format!("`{}` is not a member of group `{}`", new_message.sender, new_message.receiver),
+        ),
+        other => other.into(),
+    }
+}
+
+/// A message an asynchronous rule must decide: held as `pending` (no seq, no delivery, no history) with its
+/// `message.pending` event, and answered to its sender with `data.moderation.status` `pending` and `seq` 0. A
+/// retry with the same `muid` answers the message as it stands (committed once approved).
+async fn held(
+    state: &AppState,
+    screened: &crate::moderation::screen::Screened,
+    new_message: NewMessage,
+) -> Result<Response, ApiError> {
+    let (held, created) = state
+        .store
+        .hold_message(&new_message, &screened.asks(), now())
+        .await
+        .map_err(|error| send_refused(error, &new_message))?;
+    if !created && let Some(committed) = state.store.get_message(&held.message.id).await? {
+        return Ok(data(views::message(&committed)));
+    }
+    if created {
+        crate::moderation::screen::enqueue(state, screened, &held.message).await?;
+    }
+    Ok(data(views::message(&held.message)))
 }
 
 /// A message a rule blocked: never committed to the conversation (no seq, no event, no history), queued for
@@ -158,26 +187,7 @@ async fn blocked(
         ));
     }
     let now = now();
-    let message = Message {
-        id: uuid::Uuid::now_v7().to_string(),
-        conversation_id: new_message.conversation_id,
-        seq: 0,
-        sender: new_message.sender,
-        receiver: new_message.receiver,
-        receiver_type: new_message.receiver_type,
-        category: new_message.category,
-        message_type: new_message.message_type,
-        data: new_message.data,
-        muid: new_message.muid,
-        parent_id: new_message.parent_id,
-        tags: new_message.tags,
-        sent_at: now,
-        updated_at: now,
-        edited_at: None,
-        deleted_at: None,
-        edited_by: None,
-        deleted_by: None,
-    };
+    let message = new_message.to_message(uuid::Uuid::now_v7().to_string(), 0, now);
     crate::moderation::screen::enqueue(state, screened, &message).await?;
     Ok(data(views::message(&message)))
 }
@@ -410,6 +420,7 @@ pub async fn edit(
                 &message.receiver,
                 &message.message_type,
                 new_data,
+                crate::moderation::screen::Stage::Edit,
             )
             .await?,
         ),

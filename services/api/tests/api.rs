@@ -17,6 +17,7 @@ mod admission;
 mod contract;
 mod edge;
 mod moderation;
+mod notifications;
 mod openapi;
 mod webhooks;
 
@@ -92,6 +93,7 @@ fn app_router_with(
     moderation: std::sync::Arc<dyn comet_moderation::ModerationStore>,
     limits: comet_api::AdmissionLimits,
 ) -> axum::Router {
+    let store_for_preferences = store.clone();
     router(AppState {
         store,
         webhooks,
@@ -104,6 +106,7 @@ fn app_router_with(
         }),
         admission: std::sync::Arc::new(comet_api::Admission::new(limits)),
         moderation: comet_moderation::Moderation::new(moderation),
+        notifications: std::sync::Arc::new(store_for_preferences),
     })
 }
 

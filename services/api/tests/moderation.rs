@@ -453,3 +453,68 @@ async fn send_path_on_mongodb() {
     send_path_scenario(app).await;
     documents.drop_database().await.expect("dropping the test database");
 }
+
+/// A rule's sender actions: a ban from the group written to, a block by the user written to (each with its own
+/// event, through the store's operations), a kick that spares the group's owner; none for a refused send.
+async fn sender_actions_scenario(app: App) {
+    for uid in ["owner", "troll", "kind", "bob"] {
+        app.create_user(uid).await;
+    }
+    app.group_with("lounge", "public", "owner", json!({ "participants": ["troll", "kind"] })).await;
+    let list = json!({ "id": "profanity", "name": "Profanity", "kind": "keywords", "entries": ["shit"] });
+    assert_eq!(app.call(Method::POST, "/v3/moderation/lists", &KEY, Some(list)).await.status, StatusCode::OK);
+    let rules = [
+        json!({ "id": "ban", "name": "Ban", "action": "block", "senderActions": ["banFromGroup", "blockSender"],
+                "filters": [{ "field": "receiverType", "operator": "in", "values": ["group"] }],
+                "conditions": [{ "type": "keywords", "lists": ["profanity"] }] }),
+        json!({ "id": "block", "name": "Block", "action": "flag", "senderActions": ["blockSender", "kickFromGroup"],
+                "filters": [{ "field": "receiverType", "operator": "in", "values": ["user"] }],
+                "conditions": [{ "type": "keywords", "lists": ["profanity"] }] }),
+    ];
+    for rule in rules {
+        let reply = app.call(Method::POST, "/v3/moderation/rules", &KEY, Some(rule)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let twice = json!({ "id": "twice", "name": "Twice", "action": "block", "senderActions": ["blockSender", "blockSender"],
+                        "conditions": [{ "type": "keywords", "lists": ["profanity"] }] });
+    let refused = app.call(Method::POST, "/v3/moderation/rules", &KEY, Some(twice)).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::BAD_REQUEST, "ERR_MODERATION_INVALID"));
+    let in_group = |text: &str| json!({ "receiver": "lounge", "receiverType": "group", "category": "message", "type": "text", "data": { "text": text } });
+
+    let banned = app.send("troll", in_group("holy shit")).await;
+    assert_eq!(banned.body["data"]["data"]["moderation"]["status"], "disapproved", "{}", banned.body);
+    let bans = app.call(Method::GET, "/v3/groups/lounge/bannedusers", &KEY, None).await;
+    let banned_uids: Vec<&Value> = bans.body["data"].as_array().expect("bans").iter().map(|ban| &ban["uid"]).collect();
+    assert_eq!(banned_uids, [&json!("troll")], "{}", bans.body);
+    let after = app.send("troll", in_group("hello?")).await;
+    assert_eq!((after.status, after.code()), (StatusCode::FORBIDDEN, "ERR_BANNED"), "banned: no more sends");
+    // The owner is never kicked or banned.
+    let owner = app.send("owner", in_group("shit happens")).await;
+    assert_eq!(owner.body["data"]["data"]["moderation"]["status"], "disapproved");
+    let bans = app.call(Method::GET, "/v3/groups/lounge/bannedusers", &KEY, None).await;
+    assert_eq!(bans.body["data"].as_array().map(Vec::len), Some(1), "{}", bans.body);
+
+    // One on one: the receiver blocks the sender; the flagged message itself was delivered.
+    let flagged = app.send("kind", text_to("bob", "shit, sorry")).await;
+    assert_eq!(flagged.status, StatusCode::OK, "{}", flagged.body);
+    assert!(flagged.body["data"]["seq"].as_i64().is_some_and(|seq| seq > 0), "delivered: {}", flagged.body);
+    let blocked = app.call(Method::GET, "/v3/users/bob/blockedusers", &KEY, None).await;
+    let blocked_uids: Vec<&Value> =
+        blocked.body["data"].as_array().expect("blocked").iter().map(|user| &user["uid"]).collect();
+    assert_eq!(blocked_uids, [&json!("kind")], "{}", blocked.body);
+    let again = app.send("kind", text_to("bob", "hi")).await;
+    assert_eq!((again.status, again.code()), (StatusCode::FORBIDDEN, "ERR_BLOCKED"));
+    let member = app.call(Method::GET, "/v3/groups/lounge/members", &KEY, None).await;
+    let members: Vec<&Value> = member.body["data"].as_array().expect("members").iter().map(|m| &m["uid"]).collect();
+    assert!(members.contains(&&json!("kind")), "a kick does nothing outside a group: {}", member.body);
+}
+
+#[tokio::test]
+async fn sender_actions_on_sqlite() {
+    sender_actions_scenario(sqlite_app().await).await;
+}
+
+#[tokio::test]
+async fn sender_actions_on_mariadb() {
+    sender_actions_scenario(mysql_app().await).await;
+}

@@ -8,15 +8,18 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use comet_model::Event;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::{ClientConfig, Message};
+use rdkafka::{ClientConfig, Message, TopicPartitionList};
 
 use crate::in_process::{GroupPlace, InProcessBus};
 use crate::kafka::{KafkaConfig, create_topics};
+use crate::lag::{GroupLag, PartitionLag};
 use crate::{BusError, TopicCounts, decode, topics};
 
 /// The consumer group session timeout. TESTBED.md: the first message to a new group arrives after about half
@@ -24,6 +27,8 @@ use crate::{BusError, TopicCounts, decode, topics};
 const SESSION_TIMEOUT_MS: &str = "6000";
 /// How often the offsets of handled events are committed to Kafka (and once more when the member leaves).
 const COMMIT_INTERVAL_MS: &str = "1000";
+/// How long one lag reading waits for the broker (each partition's watermarks).
+const LAG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a group member could not hand an event over.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,8 @@ pub struct GroupSubscription {
     consumed: Arc<TopicCounts>,
     /// Per partition, the offsets taken and not yet done ([`GroupSubscription::take`]).
     taken: std::sync::Mutex<HashMap<(String, i32), Positions>>,
+    /// On the in-process bus, the events taken and not yet done (the lag counts them).
+    in_hand: AtomicU64,
 }
 
 /// An event taken from the group by [`GroupSubscription::take`]: it counts as done for the group only after
@@ -84,7 +91,14 @@ impl Positions {
 }
 
 enum Source {
-    Kafka { consumer: StreamConsumer, pending: Option<Record> },
+    Kafka {
+        consumer: StreamConsumer<Assignment>,
+        /// A client outside the group (no group id: one with the group's id slowed the group's joins on tansu
+        /// from 6 s to 20-90 s), for reading the partitions' ends
+        /// on a blocking thread while the member runs.
+        lag_reader: Arc<BaseConsumer>,
+        pending: Option<Record>,
+    },
     InProcess(Arc<tokio::sync::Mutex<GroupPlace>>),
 }
 
@@ -112,7 +126,7 @@ impl GroupSubscription {
     /// protocol with a short session timeout (6 s) keeps a new group's first assignment quick.
     pub async fn kafka(config: &KafkaConfig, group: &str) -> Result<GroupSubscription, BusError> {
         create_topics(config).await?;
-        let consumer: StreamConsumer = ClientConfig::new()
+        let consumer: StreamConsumer<Assignment> = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .set("client.id", &config.client_id)
             .set("group.id", group)
@@ -124,9 +138,16 @@ impl GroupSubscription {
             .set("enable.auto.offset.store", "false")
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", COMMIT_INTERVAL_MS)
-            .create()
+            .create_with_context(Assignment::default())
             .map_err(|error| {
                 BusError::Kafka(format!("creating a consumer for group {group} on {}: {error}", config.brokers))
+            })?;
+        let lag_reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("client.id", &config.client_id)
+            .create()
+            .map_err(|error| {
+                BusError::Kafka(format!("creating a lag reader for group {group} on {}: {error}", config.brokers))
             })?;
         let topics = topics();
         consumer
@@ -134,9 +155,10 @@ impl GroupSubscription {
             .map_err(|error| BusError::Kafka(format!("subscribing group {group} to {}: {error}", topics.join(", "))))?;
         Ok(GroupSubscription {
             group: group.to_owned(),
-            source: Source::Kafka { consumer, pending: None },
+            source: Source::Kafka { consumer, lag_reader: Arc::new(lag_reader), pending: None },
             consumed: Arc::default(),
             taken: Default::default(),
+            in_hand: Default::default(),
         })
     }
 
@@ -150,12 +172,59 @@ impl GroupSubscription {
             source: Source::InProcess(bus.group(group)),
             consumed: Arc::default(),
             taken: Default::default(),
+            in_hand: Default::default(),
         }
     }
 
     /// The group's name (the `group` label of its metrics).
     pub fn group(&self) -> &str {
         &self.group
+    }
+
+    /// Events of this member's share of the group not done yet: on Kafka, per partition assigned to this
+    /// member that it has taken an event from, the end of the partition less the oldest offset it has not
+    /// finished (or the one after the last it finished), summed; a partition it has taken nothing from since
+    /// it joined is left out (its position is the group's commit, which only the member's own client could
+    /// ask for, and that waits on its group thread). The members of all replicas together report the group's
+    /// lag.
+    /// On the in-process bus: the events published and not taken yet, those handed back, and those taken and
+    /// not done.
+    pub async fn lag(&self) -> Result<GroupLag, BusError> {
+        match &self.source {
+            Source::Kafka { consumer, lag_reader, .. } => {
+                // The assignment as the rebalance callbacks last set it: asking the member's client for it
+                // (`Consumer::assignment`) would wait on its group thread, which during a rebalance waits for
+                // this very task to poll — the member would stall.
+                let assignment = consumer.context().current()?;
+                let positions: Vec<(String, i32, i64)> = {
+                    let taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+                    assignment
+                        .elements()
+                        .iter()
+                        .filter_map(|element| {
+                            let (topic, partition) = (element.topic().to_owned(), element.partition());
+                            let held = taken.get(&(topic.clone(), partition))?;
+                            let next = held.undone.first().copied().unwrap_or(held.highest + 1);
+                            Some((topic, partition, next))
+                        })
+                        .collect()
+                };
+                let (reader, group) = (lag_reader.clone(), self.group.clone());
+                tokio::task::spawn_blocking(move || kafka_lag(&reader, &positions, &group))
+                    .await
+                    .map_err(|error| BusError::Kafka(format!("reading the lag of group {}: {error}", self.group)))?
+            }
+            // A member waiting in `take` holds the place, and it waits only when nothing is published and not
+            // taken: the lag is 0 then.
+            Source::InProcess(place) => {
+                let waiting = place.try_lock().map_or(0, |place| {
+                    place.receiver.len() + place.returned.len() + usize::from(place.pending.is_some())
+                });
+                let in_hand = self.in_hand.load(Ordering::Relaxed);
+                let total = u64::try_from(waiting).unwrap_or(u64::MAX).saturating_add(in_hand);
+                Ok(GroupLag { partitions: Vec::new(), total })
+            }
+        }
     }
 
     /// Events this member handled, per topic (`comet_kafka_messages_consumed_total`); on the in-process bus, by
@@ -169,7 +238,7 @@ impl GroupSubscription {
     /// the returned future (a shutdown) leaves the event undone as well.
     pub async fn handle<E>(&mut self, handler: impl AsyncFnOnce(&Event) -> Result<(), E>) -> Result<(), GroupError<E>> {
         match &mut self.source {
-            Source::Kafka { consumer, pending } => {
+            Source::Kafka { consumer, pending, .. } => {
                 let handled = hand_over(pending, next_record(consumer), |record| &record.event, handler).await?;
                 if let Some(Record { topic, partition, offset, .. }) = handled {
                     self.consumed.add(&topic, 1);
@@ -215,6 +284,7 @@ impl GroupSubscription {
                     Some(event) => event,
                     None => next_in_process(&mut place.receiver).await?,
                 };
+                self.in_hand.fetch_add(1, Ordering::Relaxed);
                 Ok(Taken { event, ticket: Ticket::InProcess })
             }
         }
@@ -227,6 +297,7 @@ impl GroupSubscription {
         let (Source::Kafka { consumer, .. }, Ticket::Kafka { topic, partition, offset }) =
             (&self.source, &taken.ticket)
         else {
+            let _ = self.in_hand.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| held.checked_sub(1));
             return Ok(());
         };
         let through = {
@@ -249,6 +320,7 @@ impl GroupSubscription {
             },
             Source::InProcess(place) => {
                 let mut place = place.lock().await;
+                self.in_hand.store(0, Ordering::Relaxed);
                 for event in undone.into_iter().rev() {
                     place.returned.push_front(event);
                 }
@@ -279,7 +351,57 @@ async fn hand_over<D, E>(
 
 /// The next event from Kafka. Records that are not events are logged, committed and skipped: one bad record
 /// must not stop the group.
-async fn next_record(consumer: &StreamConsumer) -> Result<Record, BusError> {
+/// The partitions assigned to a member, kept by its rebalance callbacks (which run while the member polls).
+#[derive(Default)]
+struct Assignment {
+    partitions: std::sync::Mutex<Vec<(String, i32)>>,
+}
+
+impl Assignment {
+    fn current(&self) -> Result<TopicPartitionList, BusError> {
+        let partitions = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in partitions.iter() {
+            list.add_partition(topic, *partition);
+        }
+        Ok(list)
+    }
+}
+
+impl ClientContext for Assignment {}
+
+impl ConsumerContext for Assignment {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut partitions = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+        match rebalance {
+            Rebalance::Assign(assigned) => {
+                *partitions = assigned
+                    .elements()
+                    .iter()
+                    .map(|element| (element.topic().to_owned(), element.partition()))
+                    .collect();
+            }
+            Rebalance::Revoke(_) => partitions.clear(),
+            Rebalance::Error(_) => {}
+        }
+    }
+}
+
+/// The lag of a Kafka member's partitions from its next offsets (blocking: the brokers are asked for the ends).
+fn kafka_lag(reader: &BaseConsumer, positions: &[(String, i32, i64)], group: &str) -> Result<GroupLag, BusError> {
+    let mut lag = GroupLag::default();
+    for (topic, partition, next) in positions {
+        let (low, high) = reader.fetch_watermarks(topic, *partition, LAG_TIMEOUT).map_err(|error| {
+            BusError::Kafka(format!("reading the end of {topic}/{partition} for group {group}: {error}"))
+        })?;
+        let behind = high - (*next).clamp(low, high);
+        lag.total += u64::try_from(behind).unwrap_or(0);
+        lag.partitions.push(PartitionLag { topic: topic.clone(), partition: *partition, lag: behind });
+    }
+    Ok(lag)
+}
+
+async fn next_record(consumer: &StreamConsumer<Assignment>) -> Result<Record, BusError> {
     loop {
         let message = consumer.recv().await.map_err(|error| BusError::Kafka(format!("reading events: {error}")))?;
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());

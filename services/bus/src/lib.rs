@@ -17,6 +17,7 @@ mod counts;
 mod group;
 mod in_process;
 mod kafka;
+mod lag;
 pub mod relay;
 mod seen;
 mod tail;
@@ -28,8 +29,9 @@ pub use counts::TopicCounts;
 pub use group::{GroupError, GroupSubscription, Taken, Ticket};
 pub use in_process::InProcessBus;
 pub use kafka::{KafkaConfig, KafkaPublisher};
+pub use lag::{GroupLag, PartitionLag, render_lag};
 pub use seen::Seen;
-pub use tail::{KafkaTail, PartitionLag};
+pub use tail::KafkaTail;
 
 /// Why the bus could not take or hand over an event.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,11 @@
 //!       → publish it and wait for every acknowledgement → mark the batch published
 //! ```
 //!
+//! **Waking.** When a round finds the outbox empty, the relay waits for the next commit of an outbox row in its
+//! own process ([`Store::outbox_committed`]: the API and the relay share one store in `all` and in the
+//! embedded mode), so an event leaves as soon as its transaction commits. Rows other processes commit are
+//! found by the fallback poll (`poll_interval`, 20 ms).
+//!
 //! **At least once.** An event is marked published only after the bus acknowledged it. A crash, a failed
 //! publish or a failed mark leaves it unpublished, so the next round (of this relay or of the one that takes the
 //! lease over) publishes it again. Consumers deduplicate on the event id. Nothing is ever skipped: on an error
@@ -48,7 +53,8 @@ use crate::{BusError, Publisher};
 pub struct RelaySettings {
     /// The most events read and published per round.
     pub batch_size: u32,
-    /// How long to wait before looking again when the outbox was empty.
+    /// How long to wait before looking again when the outbox was empty, unless a commit in this process wakes
+    /// the relay first ([`Store::outbox_committed`]): the poll only matters for events other processes commit.
     pub poll_interval: Duration,
     /// How long the lease lasts unless renewed: a crashed holder is replaced after at most this long.
     pub lease_ttl: Duration,
@@ -200,11 +206,14 @@ impl std::fmt::Debug for Relay {
 
 /// What one round of the loop found, so `run` knows how long to wait before the next.
 enum Round {
-    /// Published and marked a non-empty batch: go again at once.
+    /// Published and marked a full batch: go again at once, more may be waiting.
     Published,
+    /// Published and marked a batch smaller than `batch_size`: the outbox held nothing more when it was read, so
+    /// wait as when idle. A commit made meanwhile in this process has left its wake-up, so it is read at once.
+    Drained,
     /// Moved an event the bus kept refusing to the dead letters: go again at once.
     DeadLettered,
-    /// The outbox was empty: wait for the poll interval.
+    /// The outbox was empty: wait for a commit in this process or the poll interval, whichever comes first.
     Idle,
     /// Another replica holds the lease: wait for the standby interval.
     Standby,
@@ -263,9 +272,16 @@ impl Relay {
                     backoff = self.settings.min_backoff;
                     Duration::ZERO
                 }
-                Round::Idle => {
+                Round::Idle | Round::Drained => {
                     backoff = self.settings.min_backoff;
-                    self.settings.poll_interval
+                    // A commit in this process wakes the relay at once; the poll is for the other processes'.
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => break,
+                        () = self.store.outbox_committed() => {}
+                        () = tokio::time::sleep(self.settings.poll_interval) => {}
+                    }
+                    continue;
                 }
                 Round::Standby => self.settings.standby_interval,
                 Round::Failed => {
@@ -450,7 +466,7 @@ impl Relay {
         self.stats.published_total.fetch_add(ids.len() as u64, Ordering::Relaxed);
         self.stats.batches_total.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(owner = %self.owner, events = ids.len(), "outbox relay published a batch");
-        Round::Published
+        if ids.len() < self.settings.batch_size as usize { Round::Drained } else { Round::Published }
     }
 
     /// The bus refused `event_id` for good: retried with back-off, holding everything after it, until it was

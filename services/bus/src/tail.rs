@@ -12,6 +12,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::kafka::create_topics;
+use crate::lag::PartitionLag;
 use crate::{BusError, KafkaConfig, TopicCounts, decode, topics};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,15 +88,6 @@ impl KafkaTail {
             }
         }
     }
-}
-
-/// How far the tail is behind one partition's end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionLag {
-    pub topic: String,
-    pub partition: i32,
-    /// Messages between the partition's high watermark and the tail's next offset.
-    pub lag: i64,
 }
 
 impl KafkaTail {

@@ -83,6 +83,43 @@ async fn check_delivery(db: TestDb, mut sink: Sink) {
     db.finish().await;
 }
 
+// --- waking on commit ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_commit_wakes_an_idle_relay_before_its_poll() {
+    check_commit_wakes_the_relay(TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_commit_wakes_an_idle_relay_before_its_poll() {
+    check_commit_wakes_the_relay(TestDb::mariadb().await).await;
+}
+
+/// The relay polls once an hour here, so only the wake of a commit through the same store can make it publish
+/// within the test's patience: it drains the users' events, finds the outbox empty and waits; then messages are
+/// sent, and every one of them arrives in order.
+async fn check_commit_wakes_the_relay(db: TestDb) {
+    let store = db.store().await;
+    let chat = Chat::create(&store).await;
+    let mut sink = Sink::in_process();
+    let settings = RelaySettings { poll_interval: Duration::from_secs(3_600), ..test_settings() };
+    let relay = RunningRelay::start_with(store.clone(), sink.publisher(), "relay-woken", settings);
+    let created = sink.collect(|event| chat.owns(event), chat.users.len()).await;
+    assert_eq!(created.len(), chat.users.len(), "the relay's first round publishes what was there");
+    wait_until("the relay found the outbox empty", async || {
+        relay.stats.last_batch_size() == 0 && store.outbox_backlog().await.expect("backlog") == 0
+    })
+    .await;
+
+    let sent = chat.send_rounds(&store, 1..=3).await;
+    let received = sink.collect(|event| chat.owns(event), sent.len()).await;
+    let mut all = created;
+    all.extend(received);
+    chat.assert_complete_and_ordered(&all, &sent);
+    relay.stop().await;
+    db.finish().await;
+}
+
 // --- a crash between publish and mark ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,11 @@
 //! The relational store stays the source of truth for chat. A deployment without MongoDB (the embedded mode,
 //! or a plan with MongoDB at 0 replicas) keeps the same data in its SQL database behind each role's interface.
 
+mod copy;
+
 use std::time::Duration;
 
+pub use copy::{COPY_FORMAT, COPY_VERSION, CopySummary};
 pub use mongodb::bson;
 use mongodb::bson::doc;
 use mongodb::error::{ErrorKind, WriteFailure};
@@ -32,6 +35,11 @@ pub enum DocumentsError {
     Url(String),
     #[error("MongoDB: {0}")]
     Server(#[from] mongodb::error::Error),
+    /// A copy (`dump` / `load`) that cannot be read or written as it is.
+    #[error("the documents copy: {0}")]
+    Copy(String),
+    #[error("reading or writing the documents copy: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// One MongoDB database of the deployment.

@@ -292,6 +292,11 @@ impl Gateway {
         &self.shared.metrics
     }
 
+    /// Whether `uid` has a socket on this node (with in-memory presence, the only node).
+    pub fn holds(&self, uid: &comet_model::Uid) -> bool {
+        self.shared.hub.socket_count(uid) > 0
+    }
+
     pub fn node_id(&self) -> &str {
         &self.shared.config.node_id
     }

@@ -156,6 +156,12 @@ impl Metrics {
         *self.kafka_lag.lock().unwrap_or_else(PoisonError::into_inner) = lags;
     }
 
+    /// The tail's lag per partition as last measured (group `gateway`), for the process's one
+    /// `comet_kafka_consumer_lag` family ([`comet_bus::render_lag`]).
+    pub fn kafka_lag(&self) -> Vec<PartitionLag> {
+        self.kafka_lag.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// Appends every gateway metric in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -211,21 +217,6 @@ impl Metrics {
         line("# HELP comet_gateway_replayed_messages_total Messages replayed from the database by resyncs.".into());
         line("# TYPE comet_gateway_replayed_messages_total counter".into());
         line(format!("comet_gateway_replayed_messages_total {}", load(&self.replayed_messages)));
-        let lags = self.kafka_lag.lock().unwrap_or_else(PoisonError::into_inner);
-        if !lags.is_empty() {
-            line(
-                "# HELP comet_kafka_consumer_lag Messages between a partition's end and the consumer's position."
-                    .into(),
-            );
-            line("# TYPE comet_kafka_consumer_lag gauge".into());
-            for lag in lags.iter() {
-                line(format!(
-                    "comet_kafka_consumer_lag{{group=\"gateway\",topic=\"{}\",partition=\"{}\"}} {}",
-                    lag.topic, lag.partition, lag.lag
-                ));
-            }
-        }
-        drop(lags);
         if let Some(consumed) = self.kafka_consumed.get() {
             let help = "Events read from Kafka; gateways read without a group and report group \"gateway\".";
             consumed.render("comet_kafka_messages_consumed_total", help, "group=\"gateway\"", out);

@@ -251,6 +251,8 @@ pub fn frame_type(event: EventType) -> Option<&'static str> {
         EventType::GroupMemberBanned => "group.member_banned",
         EventType::GroupMemberScopeChanged => "group.member_scope_changed",
         EventType::GroupDeleted => "group.deleted",
+        EventType::MessagePending => "message.pending",
+        EventType::MessageModerated => "message.moderated",
         EventType::UserCreated
         | EventType::UserUpdated
         | EventType::UserDeleted
@@ -263,12 +265,21 @@ pub fn frame_type(event: EventType) -> Option<&'static str> {
         | EventType::GroupMemberUnbanned
         | EventType::WebhookDisabled
         | EventType::UserConnectionStatusChanged
-        | EventType::GroupOwnerTransferred => return None,
+        | EventType::GroupOwnerTransferred
+        | EventType::WorkerReplay => return None,
     })
 }
 
-/// The frame an event is delivered as.
+/// The frame an event is delivered as. A `message.moderated` frame (for the sender alone) says the message,
+/// its status and the reason, not who decided.
 pub fn event_frame(kind: &str, event: &Event) -> String {
+    if event.event_type == EventType::MessageModerated {
+        let field = |name: &str| event.data.get(name).cloned().unwrap_or(Value::Null);
+        return server_frame(
+            kind,
+            json!({ "id": field("id"), "status": field("status"), "reason": field("reason"), "message": field("message") }),
+        );
+    }
     server_frame(kind, event.data.clone())
 }
 

@@ -7,6 +7,7 @@
 //! | group membership change | the group's local members, the affected user included |
 //! | presence | local users sharing a group or a direct conversation with the user |
 //! | typing | the receiver's sockets, or the group's local members but the typist |
+//! | a held message (`message.pending`) and its decision (`message.moderated`) | the sender's sockets |
 
 use std::sync::Arc;
 
@@ -56,6 +57,12 @@ pub fn route_event(hub: &Hub, event: &Event) -> usize {
         | EventType::GroupMemberBanned
         | EventType::GroupMemberScopeChanged
         | EventType::GroupDeleted => route_membership(hub, event, frame(text, None, event.time)),
+        // Held messages and their decisions are the sender's alone: recipients hear of an approved message
+        // by its `message.sent`.
+        EventType::MessagePending | EventType::MessageModerated => match data_uid(event, "sender") {
+            Some(sender) => hub.deliver(&[sender], &frame(text, None, event.time), None),
+            None => 0,
+        },
         _ => {
             let conversation = event.key.as_str();
             let order = (event.event_type == EventType::MessageSent)

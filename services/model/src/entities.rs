@@ -315,6 +315,32 @@ pub struct NewMessage {
     pub tags: Vec<String>,
 }
 
+impl NewMessage {
+    /// The message this becomes with `id`, at `seq` of its conversation (0: in none yet), sent at `now`.
+    pub fn to_message(&self, id: String, seq: i64, now: Millis) -> Message {
+        Message {
+            id,
+            conversation_id: self.conversation_id.clone(),
+            seq,
+            sender: self.sender.clone(),
+            receiver: self.receiver.clone(),
+            receiver_type: self.receiver_type,
+            category: self.category,
+            message_type: self.message_type.clone(),
+            data: self.data.clone(),
+            muid: self.muid.clone(),
+            parent_id: self.parent_id.clone(),
+            tags: self.tags.clone(),
+            sent_at: now,
+            updated_at: now,
+            edited_at: None,
+            deleted_at: None,
+            edited_by: None,
+            deleted_by: None,
+        }
+    }
+}
+
 /// A user banned from a group: not a member, and may not be added back, post or read until unbanned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

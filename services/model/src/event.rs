@@ -59,6 +59,16 @@ pub enum EventType {
     GroupOwnerTransferred,
     #[serde(rename = "group.member_joined")]
     GroupMemberJoined,
+    /// A message an asynchronous moderation rule holds: committed as pending, not to its conversation.
+    #[serde(rename = "message.pending")]
+    MessagePending,
+    /// A held or blocked message was decided (by an engine or a moderator).
+    #[serde(rename = "message.moderated")]
+    MessageModerated,
+    /// An operator's replay of one worker's dead letter (`comet-server outbox worker-replay`): `data` is
+    /// `{"worker": name, "event": the event}`; only that worker handles it, every other consumer skips it.
+    #[serde(rename = "worker.replay")]
+    WorkerReplay,
 }
 
 /// Chat messages and everything that happens to them, keyed by conversation.
@@ -99,6 +109,9 @@ impl EventType {
             EventType::UserConnectionStatusChanged => "user.connection_status_changed",
             EventType::GroupOwnerTransferred => "group.owner_transferred",
             EventType::GroupMemberJoined => "group.member_joined",
+            EventType::MessagePending => "message.pending",
+            EventType::MessageModerated => "message.moderated",
+            EventType::WorkerReplay => "worker.replay",
         }
     }
 
@@ -125,8 +138,10 @@ impl EventType {
             | EventType::ReactionAdded
             | EventType::ReactionRemoved => MESSAGES_TOPIC,
             EventType::ReceiptDelivered | EventType::ReceiptRead => MESSAGES_TOPIC,
+            EventType::MessagePending | EventType::MessageModerated => MESSAGES_TOPIC,
             EventType::WebhookDisabled | EventType::UserConnectionStatusChanged => ENTITIES_TOPIC,
             EventType::GroupOwnerTransferred | EventType::GroupMemberJoined => ENTITIES_TOPIC,
+            EventType::WorkerReplay => ENTITIES_TOPIC,
         }
     }
 }

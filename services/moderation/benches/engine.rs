@@ -76,6 +76,7 @@ fn engine(keywords: usize) -> Engine {
         filters: Vec::new(),
         conditions,
         action,
+        sender_actions: Vec::new(),
     };
     let rules = vec![
         rule("profanity", vec![Condition::Keywords { lists: vec!["keywords".into()] }], Action::Block),

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use comet_model::ReceiverType;
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 
 use crate::contacts::ContactFinder;
 use crate::keywords::KeywordSet;
 use crate::normalize::{Words, words};
 use crate::spec::{
-    Action, Condition, FilterField, FilterOperator, ListKind, ListSpec, MAX_LISTS, MAX_RULES, RuleSpec, SpecError,
+    Action, Condition, FailurePolicy, FilterField, FilterOperator, ListKind, ListSpec, MAX_LISTS, MAX_RULES, RuleSpec,
+    SenderAction, SpecError, Threshold,
 };
 
 /// Who sends a message, as the filters see them.
@@ -52,9 +54,25 @@ pub enum ConditionKind {
 pub struct RuleMatch {
     pub rule_id: String,
     pub action: Action,
+    pub sender_actions: Vec<SenderAction>,
     pub condition: ConditionKind,
     /// Byte ranges of the original text, in order, not overlapping.
     pub spans: Vec<Range<usize>>,
+}
+
+/// A rule whose filters hold and whose Custom API condition the moderation role must ask: the message is
+/// held as `pending` until then. Stored with the held message, so the decision follows the rule as it was
+/// at the send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ask {
+    pub rule_id: String,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sender_actions: Vec<SenderAction>,
+    pub threshold: Threshold,
+    pub on_failure: FailurePolicy,
+    pub context_messages: u8,
 }
 
 /// The engine's answer for one message.
@@ -62,6 +80,8 @@ pub struct RuleMatch {
 pub struct Verdict {
     /// Every rule that matched, in rule order.
     pub matches: Vec<RuleMatch>,
+    /// The asynchronous conditions still to ask (none when a rule blocked the message already).
+    pub asks: Vec<Ask>,
 }
 
 impl Verdict {
@@ -72,6 +92,22 @@ impl Verdict {
 
     pub fn blocked(&self) -> bool {
         self.action() == Some(Action::Block)
+    }
+
+    /// The sender actions of every rule that matched, each once, in rule order.
+    pub fn sender_actions(&self) -> Vec<SenderAction> {
+        let mut actions = Vec::new();
+        for action in self.matches.iter().flat_map(|matched| matched.sender_actions.iter()) {
+            if !actions.contains(action) {
+                actions.push(*action);
+            }
+        }
+        actions
+    }
+
+    /// True when the message must wait for the moderation role (a Custom API condition to ask).
+    pub fn pending(&self) -> bool {
+        !self.blocked() && !self.asks.is_empty()
     }
 
     /// True when a rule asked for review (delivered, and queued).
@@ -130,6 +166,12 @@ enum CompiledCondition {
     Keywords(Vec<Arc<CompiledList>>),
     Patterns(Vec<Arc<CompiledList>>),
     Contacts(ContactFinder),
+    /// Asked later, by the moderation role.
+    CustomApi {
+        threshold: Threshold,
+        on_failure: FailurePolicy,
+        context_messages: u8,
+    },
 }
 
 #[derive(Debug)]
@@ -199,6 +241,13 @@ impl Engine {
                     Ok(match condition {
                         Condition::Keywords { lists } => CompiledCondition::Keywords(lookup(lists, false)?),
                         Condition::Patterns { lists } => CompiledCondition::Patterns(lookup(lists, true)?),
+                        Condition::CustomApi { threshold, on_failure, context_messages } => {
+                            CompiledCondition::CustomApi {
+                                threshold: *threshold,
+                                on_failure: *on_failure,
+                                context_messages: *context_messages,
+                            }
+                        }
                         Condition::ContactDetails { email, phone, url, allow } => {
                             crate::contacts::warm();
                             CompiledCondition::Contacts(ContactFinder {
@@ -267,19 +316,42 @@ impl Engine {
                         finder.find(message.text, &mut spans);
                         ConditionKind::ContactDetails
                     }
+                    CompiledCondition::CustomApi { threshold, on_failure, context_messages } => {
+                        verdict.asks.push(Ask {
+                            rule_id: rule.spec.id.clone(),
+                            action: rule.spec.action,
+                            sender_actions: rule.spec.sender_actions.clone(),
+                            threshold: *threshold,
+                            on_failure: *on_failure,
+                            context_messages: *context_messages,
+                        });
+                        continue;
+                    }
                 };
                 if !spans.is_empty() {
                     merge(&mut spans);
                     verdict.matches.push(RuleMatch {
                         rule_id: rule.spec.id.clone(),
                         action: rule.spec.action,
+                        sender_actions: rule.spec.sender_actions.clone(),
                         condition: kind,
                         spans,
                     });
                 }
             }
         }
+        if verdict.blocked() {
+            verdict.asks.clear();
+        }
         verdict
+    }
+
+    /// Whether an enabled rule asks a Custom API (the moderation role is then needed).
+    pub fn asks_custom_api(&self) -> bool {
+        self.rules.iter().any(|rule| {
+            rule.spec.enabled
+                && rule.conditions.iter().any(|condition| matches!(condition, CompiledCondition::CustomApi { .. }))
+        })
     }
 }
 

@@ -8,20 +8,30 @@
 //!   fixed expressions with an allow-list (`contacts`).
 //! - [`ModerationStore`]: rules (every edit a revision), lists, review queues, users' reports and the audit
 //!   log, in MongoDB ([`MongoModeration`]) or the relational store (`comet_store::Store`), one contract.
+//! - The moderation role: [`Decider`], the worker-base handler that decides each message a Custom API rule
+//!   holds, once, through [`CustomApi`] (`adapter`, CometChat's contract, behind the SSRF guard).
 
+pub mod adapter;
 mod cache;
 mod contacts;
+mod decide;
 mod engine;
 mod keywords;
 mod metrics;
 mod normalize;
 mod patterns;
+pub mod sender;
 pub mod spec;
 mod storage;
 
+pub use adapter::{CustomApi, CustomApiConfig};
 pub use cache::{DEFAULT_POLL, Moderation};
 pub use comet_model::ReceiverType;
-pub use engine::{ConditionKind, Engine, Message, Receiver, RuleMatch, Sender, Verdict};
+pub use decide::{Decider, DecisionMetrics};
+pub use engine::{Ask, ConditionKind, Engine, Message, Receiver, RuleMatch, Sender, Verdict};
 pub use patterns::{COMPILED_SIZE_LIMIT, MAX_MATCH_BYTES, MAX_PATTERN_CHARS};
-pub use spec::{Action, Condition, Filter, FilterField, FilterOperator, ListKind, ListSpec, RuleSpec, SpecError};
+pub use spec::{
+    Action, Condition, FailurePolicy, Filter, FilterField, FilterOperator, ListKind, ListSpec, RuleSpec, SpecError,
+    Threshold,
+};
 pub use storage::{ModerationStore, MongoModeration, Revision, Stored};

@@ -36,6 +36,21 @@ pub struct RuleSpec {
     /// Any condition matching is enough.
     pub conditions: Vec<Condition>,
     pub action: Action,
+    /// What also happens to the sender when the rule applies (after the message is decided).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sender_actions: Vec<SenderAction>,
+}
+
+/// CometChat's group and user actions of a rule: the sender is kicked or banned from the group it wrote to, or
+/// blocked by the user it wrote to. An action that does not fit the conversation (a kick in a one-on-one
+/// conversation, a block in a group) does nothing; neither does a kick or ban of the group's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SenderAction {
+    KickFromGroup,
+    BanFromGroup,
+    /// The receiver of a one-on-one message blocks its sender.
+    BlockSender,
 }
 
 fn enabled_by_default() -> bool {
@@ -93,6 +108,76 @@ pub enum Condition {
         #[serde(default)]
         allow: Vec<String>,
     },
+    /// The operator's Custom API (CometChat's contract), asked by the moderation role after the send: the
+    /// message is `pending` until it answers. The endpoint and its basic-auth credentials are the operator's
+    /// settings (`COMET_MODERATION_CUSTOM_API_*`), so no rule, revision, view or audit entry holds a password.
+    #[serde(rename_all = "camelCase")]
+    CustomApi {
+        /// A matching answer applies the rule's action when its confidence is at least this.
+        #[serde(default)]
+        threshold: Threshold,
+        /// What happens when the API fails (an error, a timeout, an answer that is not the contract).
+        #[serde(default)]
+        on_failure: FailurePolicy,
+        /// How many earlier messages of the conversation go with the message, as context (0 to 10).
+        #[serde(default)]
+        context_messages: u8,
+    },
+}
+
+/// The most earlier messages a Custom API request carries (CometChat's limit).
+pub const MAX_CONTEXT_MESSAGES: u8 = 10;
+
+/// A confidence from 0 to 1, kept in thousandths (so rules stay `Eq`); written as a JSON number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Threshold(u16);
+
+impl Threshold {
+    /// `value` (0 to 1), or `None` outside that range.
+    pub fn new(value: f64) -> Option<Threshold> {
+        (0.0..=1.0).contains(&value).then(|| Threshold((value * 1000.0).round() as u16))
+    }
+
+    pub fn value(self) -> f64 {
+        f64::from(self.0) / 1000.0
+    }
+
+    /// Whether `confidence` reaches this threshold.
+    pub fn reached_by(self, confidence: f64) -> bool {
+        confidence * 1000.0 >= f64::from(self.0) - 1e-9
+    }
+}
+
+impl Default for Threshold {
+    /// 0.5, as CometChat's dashboard proposes.
+    fn default() -> Threshold {
+        Threshold(500)
+    }
+}
+
+impl Serialize for Threshold {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.value())
+    }
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Threshold, D::Error> {
+        let value = f64::deserialize(deserializer)?;
+        Threshold::new(value).ok_or_else(|| serde::de::Error::custom("threshold must be from 0 to 1"))
+    }
+}
+
+/// CometChat's "On Custom API Error".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum FailurePolicy {
+    /// Delivered as if the API had not matched (CometChat's default).
+    #[default]
+    #[serde(rename = "approve-message")]
+    ApproveMessage,
+    /// Never delivered.
+    #[serde(rename = "drop-message")]
+    DropMessage,
 }
 
 /// What happens to a message a rule matches. When several rules match, `block` wins over `mask`, and a
@@ -205,6 +290,11 @@ impl RuleSpec {
         if self.conditions.is_empty() {
             return Err(invalid("conditions", "a rule needs at least one condition"));
         }
+        for (index, action) in self.sender_actions.iter().enumerate() {
+            if self.sender_actions[..index].contains(action) {
+                return Err(invalid("senderActions", "each action at most once"));
+            }
+        }
         for filter in &self.filters {
             if filter.values.is_empty() || filter.values.len() > MAX_FILTER_VALUES {
                 return Err(invalid("filters.values", &format!("1 to {MAX_FILTER_VALUES} values")));
@@ -218,6 +308,20 @@ impl RuleSpec {
                 Condition::Keywords { lists } | Condition::Patterns { lists } => {
                     if lists.is_empty() || lists.len() > MAX_LISTS {
                         return Err(invalid("conditions.lists", &format!("1 to {MAX_LISTS} lists")));
+                    }
+                }
+                Condition::CustomApi { context_messages, .. } => {
+                    if *context_messages > MAX_CONTEXT_MESSAGES {
+                        return Err(invalid(
+                            "conditions.contextMessages",
+                            &format!("0 to {MAX_CONTEXT_MESSAGES} messages"),
+                        ));
+                    }
+                    if self.action == Action::Mask {
+                        return Err(invalid(
+                            "action",
+                            "a customApi condition cannot mask (the API names no spans): block or flag",
+                        ));
                     }
                 }
                 Condition::ContactDetails { email, phone, url, allow } => {

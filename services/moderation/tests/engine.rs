@@ -27,6 +27,7 @@ fn rule(id: &str, conditions: Vec<Condition>, action: Action) -> RuleSpec {
         filters: Vec::new(),
         conditions,
         action,
+        sender_actions: Vec::new(),
     }
 }
 
@@ -279,4 +280,62 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// A Custom API condition is not run by the engine: a rule whose filters hold is listed to ask (the message is
+/// then pending), unless a synchronous rule blocks it; a rule that would mask with it is refused.
+#[test]
+fn custom_api_conditions_make_a_message_pending_unless_it_is_blocked() {
+    use comet_moderation::{FailurePolicy, Threshold};
+    let custom = Condition::CustomApi {
+        threshold: Threshold::new(0.7).unwrap(),
+        on_failure: FailurePolicy::DropMessage,
+        context_messages: 3,
+    };
+    let mut ai = rule("ai", vec![custom.clone()], Action::Block);
+    ai.filters.push(Filter {
+        field: FilterField::ReceiverType,
+        operator: FilterOperator::In,
+        values: vec!["group".to_owned()],
+    });
+    let mut in_users = rule("ai-users", vec![custom.clone()], Action::Flag);
+    in_users.filters.push(Filter {
+        field: FilterField::ReceiverType,
+        operator: FilterOperator::In,
+        values: vec!["user".to_owned()],
+    });
+    let mut rules = rules();
+    rules.extend([ai, in_users]);
+    let engine = Engine::compile(&rules, &lists()).unwrap();
+
+    let clean = engine.moderate(&message("hello there", "default"));
+    assert!(clean.pending(), "{clean:?}");
+    let asked: Vec<(&str, u8, FailurePolicy)> =
+        clean.asks.iter().map(|ask| (ask.rule_id.as_str(), ask.context_messages, ask.on_failure)).collect();
+    assert_eq!(asked, [("ai", 3, FailurePolicy::DropMessage)], "only the rule whose filters hold");
+    let blocked = engine.moderate(&message("shit", "default"));
+    assert!(blocked.blocked() && !blocked.pending() && blocked.asks.is_empty(), "{blocked:?}");
+    let flagged = engine.moderate(&message("kill yourself", "default"));
+    assert!(flagged.pending() && flagged.flagged(), "a flag is kept beside the pending check: {flagged:?}");
+
+    let masking = rule("ai-mask", vec![custom.clone()], Action::Mask);
+    let refused = Engine::compile(&[masking], &[]).unwrap_err();
+    assert_eq!(refused.code(), "ERR_MODERATION_INVALID", "{refused}");
+    let too_much = rule(
+        "ai-context",
+        vec![Condition::CustomApi {
+            threshold: Threshold::default(),
+            on_failure: FailurePolicy::ApproveMessage,
+            context_messages: 11,
+        }],
+        Action::Block,
+    );
+    assert_eq!(Engine::compile(&[too_much], &[]).unwrap_err().code(), "ERR_MODERATION_INVALID");
+    let above_one = serde_json::from_value::<RuleSpec>(serde_json::json!({
+        "id": "x", "name": "x", "action": "block", "conditions": [{ "type": "customApi", "threshold": 1.5 }]
+    }));
+    assert!(
+        above_one.is_err_and(|error| error.to_string().contains("threshold")),
+        "a threshold above 1 does not parse"
+    );
 }

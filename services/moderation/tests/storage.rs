@@ -23,6 +23,7 @@ fn rule(id: &str, action: Action) -> RuleSpec {
         filters: Vec::new(),
         conditions: vec![Condition::Keywords { lists: vec!["words".to_owned()] }],
         action,
+        sender_actions: Vec::new(),
     }
 }
 

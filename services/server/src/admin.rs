@@ -26,8 +26,18 @@ pub struct AdminState {
     /// The API's admission bounds, when this role serves the API.
     pub admission: Option<Arc<comet_api::Admission>>,
     pub webhooks: Option<Arc<WebhooksRunning>>,
+    pub notifications: Option<Arc<NotificationsRunning>>,
     /// The moderation rules of the API part, when this role serves the API.
     pub moderation: Option<comet_moderation::Moderation>,
+    /// The moderation role's decisions, when this role runs it.
+    pub decisions: Option<Arc<ModerationRunning>>,
+}
+
+/// The counters the admin port shows for a running moderation role.
+#[derive(Debug)]
+pub struct ModerationRunning {
+    pub worker: Arc<comet_worker::WorkerMetrics>,
+    pub decisions: Arc<comet_moderation::DecisionMetrics>,
 }
 
 /// The counters the admin port shows for a running webhooks role.
@@ -35,6 +45,13 @@ pub struct AdminState {
 pub struct WebhooksRunning {
     pub worker: Arc<comet_worker::WorkerMetrics>,
     pub deliveries: Arc<comet_webhooks::WebhookMetrics>,
+}
+
+/// The counters the admin port shows for a running notifications role.
+#[derive(Debug)]
+pub struct NotificationsRunning {
+    pub worker: Arc<comet_worker::WorkerMetrics>,
+    pub pushes: Arc<comet_notifications::NotificationMetrics>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -154,15 +171,51 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     if let Some(gateway) = &state.gateway {
         gateway.metrics().render(&mut out);
     }
+    let workers: Vec<&comet_worker::WorkerMetrics> = [
+        state.webhooks.as_ref().map(|webhooks| webhooks.worker.as_ref()),
+        state.decisions.as_ref().map(|decisions| decisions.worker.as_ref()),
+        state.notifications.as_ref().map(|notifications| notifications.worker.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !workers.is_empty() {
+        out.push_str(&comet_worker::WorkerMetrics::render_all(&workers));
+    }
     if let Some(webhooks) = &state.webhooks {
         let pending = match &state.store {
             Some(store) => store.pending_webhook_deliveries().await.ok(),
             None => None,
         };
-        out.push_str(&webhooks.worker.render());
         out.push_str(&webhooks.deliveries.render(pending));
     }
+    if let Some(decisions) = &state.decisions {
+        let pending = match &state.store {
+            Some(store) => store.pending_held().await.ok(),
+            None => None,
+        };
+        out.push_str(&decisions.decisions.render(pending));
+    }
+    if let Some(notifications) = &state.notifications {
+        let pending = match &state.store {
+            Some(store) => store.pending_notification_pushes().await.ok(),
+            None => None,
+        };
+        out.push_str(&notifications.pushes.render(pending));
+    }
+    render_kafka_lag(&state, &workers, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// The one `comet_kafka_consumer_lag` family of the process: the gateway's tail (group `gateway`) and each
+/// worker's group member.
+fn render_kafka_lag(state: &AdminState, workers: &[&comet_worker::WorkerMetrics], out: &mut String) {
+    let gateway = state.gateway.as_ref().map(|gateway| ("gateway".to_owned(), gateway.metrics().kafka_lag()));
+    let workers = workers.iter().map(|worker| worker.partition_lag());
+    let consumers: Vec<(String, Vec<comet_bus::PartitionLag>)> = gateway.into_iter().chain(workers).collect();
+    let groups: Vec<(&str, &[comet_bus::PartitionLag])> =
+        consumers.iter().map(|(group, lags)| (group.as_str(), lags.as_slice())).collect();
+    comet_bus::render_lag(&groups, out);
 }
 
 /// The API's in-flight requests against their bound, and what the bounds refused.

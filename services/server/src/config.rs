@@ -56,6 +56,10 @@ pub const WEBHOOKS_CONCURRENCY: &str = "COMET_WEBHOOKS_CONCURRENCY";
 pub const WEBHOOKS_DISABLE_AFTER_MS: &str = "COMET_WEBHOOKS_DISABLE_AFTER_MS";
 pub const WEBHOOKS_CLAIM_MS: &str = "COMET_WEBHOOKS_CLAIM_MS";
 pub const WEBHOOKS_POLL_MS: &str = "COMET_WEBHOOKS_POLL_MS";
+pub const MODERATION_CUSTOM_API_URL: &str = "COMET_MODERATION_CUSTOM_API_URL";
+pub const MODERATION_CUSTOM_API_USERNAME: &str = "COMET_MODERATION_CUSTOM_API_USERNAME";
+pub const MODERATION_CUSTOM_API_PASSWORD: &str = "COMET_MODERATION_CUSTOM_API_PASSWORD";
+pub const MODERATION_CUSTOM_API_TIMEOUT_MS: &str = "COMET_MODERATION_CUSTOM_API_TIMEOUT_MS";
 pub const WORKER_CONCURRENCY: &str = "COMET_WORKER_CONCURRENCY";
 pub const WORKER_SHUTDOWN_GRACE_MS: &str = "COMET_WORKER_SHUTDOWN_GRACE_MS";
 
@@ -78,9 +82,37 @@ pub const API_KEY_BURST: &str = "COMET_API_KEY_BURST";
 pub const ADMISSION: [&str; 6] =
     [API_MAX_IN_FLIGHT, API_QUEUE_WAIT_MS, API_USER_RATE, API_USER_BURST, API_KEY_RATE, API_KEY_BURST];
 
+// The notifications role (issue #16; docs/configuration.md, docs/notifications.md).
+pub const NOTIFICATIONS_PUSH_TO_ONLINE: &str = "COMET_NOTIFICATIONS_PUSH_TO_ONLINE";
+pub const NOTIFICATIONS_MAX_GROUP_MEMBERS: &str = "COMET_NOTIFICATIONS_MAX_GROUP_MEMBERS";
+pub const NOTIFICATIONS_FCM_URL: &str = "COMET_NOTIFICATIONS_FCM_URL";
+pub const NOTIFICATIONS_APNS_URL: &str = "COMET_NOTIFICATIONS_APNS_URL";
+pub const NOTIFICATIONS_CA_FILE: &str = "COMET_NOTIFICATIONS_CA_FILE";
+pub const NOTIFICATIONS_SECRETS_DIR: &str = "COMET_NOTIFICATIONS_SECRETS_DIR";
+pub const NOTIFICATIONS_TIMEOUT_MS: &str = "COMET_NOTIFICATIONS_TIMEOUT_MS";
+pub const NOTIFICATIONS_QUEUE: &str = "COMET_NOTIFICATIONS_QUEUE";
+pub const NOTIFICATIONS_PER_PROVIDER_CONCURRENCY: &str = "COMET_NOTIFICATIONS_PER_PROVIDER_CONCURRENCY";
+pub const NOTIFICATIONS_ATTEMPTS: &str = "COMET_NOTIFICATIONS_ATTEMPTS";
+pub const NOTIFICATIONS_CLAIM_MS: &str = "COMET_NOTIFICATIONS_CLAIM_MS";
+pub const NOTIFICATIONS_POLL_MS: &str = "COMET_NOTIFICATIONS_POLL_MS";
+pub const NOTIFICATIONS: [&str; 12] = [
+    NOTIFICATIONS_PUSH_TO_ONLINE,
+    NOTIFICATIONS_MAX_GROUP_MEMBERS,
+    NOTIFICATIONS_FCM_URL,
+    NOTIFICATIONS_APNS_URL,
+    NOTIFICATIONS_CA_FILE,
+    NOTIFICATIONS_SECRETS_DIR,
+    NOTIFICATIONS_TIMEOUT_MS,
+    NOTIFICATIONS_QUEUE,
+    NOTIFICATIONS_PER_PROVIDER_CONCURRENCY,
+    NOTIFICATIONS_ATTEMPTS,
+    NOTIFICATIONS_CLAIM_MS,
+    NOTIFICATIONS_POLL_MS,
+];
+
 /// Every name this program reads, for `--help` and the unknown-name check on config files (with `EDGE` and
-/// `ADMISSION`).
-pub const ALL: [&str; 50] = [
+/// `ADMISSION` and `NOTIFICATIONS`).
+pub const ALL: [&str; 54] = [
     LISTEN,
     ADMIN_LISTEN,
     DATA_DIR,
@@ -131,11 +163,15 @@ pub const ALL: [&str; 50] = [
     WEBHOOKS_DISABLE_AFTER_MS,
     WEBHOOKS_CLAIM_MS,
     WEBHOOKS_POLL_MS,
+    MODERATION_CUSTOM_API_URL,
+    MODERATION_CUSTOM_API_USERNAME,
+    MODERATION_CUSTOM_API_PASSWORD,
+    MODERATION_CUSTOM_API_TIMEOUT_MS,
 ];
 
 /// Every setting's name.
 fn known() -> impl Iterator<Item = &'static str> {
-    ALL.into_iter().chain(EDGE).chain(ADMISSION)
+    ALL.into_iter().chain(EDGE).chain(ADMISSION).chain(NOTIFICATIONS)
 }
 
 /// Raw settings: file values overlaid by the environment.
@@ -321,6 +357,26 @@ impl Settings {
         })
     }
 
+    /// The moderation role's Custom API (`COMET_MODERATION_CUSTOM_API_*`): its URL, checked by the SSRF guard
+    /// with `COMET_WEBHOOKS_ALLOW_HOSTS`, basic auth (the password may be a `_FILE` secret) and the timeout
+    /// (default 2 s, at most 15 s). `None` when no URL is set: every Custom API rule's failure policy decides.
+    pub fn custom_api(&self) -> Result<Option<comet_moderation::CustomApiConfig>> {
+        let Some(url) = self.get(MODERATION_CUSTOM_API_URL)? else { return Ok(None) };
+        let guard = self.webhook_guard()?;
+        guard.parse(&url).map_err(|error| anyhow::anyhow!("{MODERATION_CUSTOM_API_URL}: {error}"))?;
+        let timeout = self.millis(MODERATION_CUSTOM_API_TIMEOUT_MS, comet_moderation::adapter::DEFAULT_TIMEOUT)?;
+        if timeout.is_zero() || timeout > comet_webhooks::MAX_TIMEOUT {
+            bail!("{MODERATION_CUSTOM_API_TIMEOUT_MS} must be 1 to {}", comet_webhooks::MAX_TIMEOUT.as_millis());
+        }
+        Ok(Some(comet_moderation::CustomApiConfig {
+            url,
+            username: self.get(MODERATION_CUSTOM_API_USERNAME)?,
+            password: self.get(MODERATION_CUSTOM_API_PASSWORD)?,
+            timeout,
+            guard,
+        }))
+    }
+
     /// How every worker role consumes its events: `COMET_WORKER_CONCURRENCY` (events in hand at once per
     /// replica, one at a time per key) and `COMET_WORKER_SHUTDOWN_GRACE_MS` (how long they may finish after
     /// SIGTERM before the rest is handed back to the group).
@@ -330,6 +386,51 @@ impl Settings {
             .with_context(|| format!("{WORKER_CONCURRENCY} is too large"))?;
         let shutdown_grace = self.millis(WORKER_SHUTDOWN_GRACE_MS, defaults.shutdown_grace)?;
         Ok(comet_worker::WorkerConfig { concurrency, shutdown_grace, ..defaults })
+    }
+
+    /// The notifications role's settings: `COMET_NOTIFICATIONS_*`, and `COMET_WEBHOOKS_ALLOW_HOSTS` for the
+    /// webhook provider (docs/configuration.md).
+    pub fn notifications(&self) -> Result<comet_notifications::NotificationSettings> {
+        let defaults = comet_notifications::NotificationSettings::default();
+        let push_to_online = match self.get(NOTIFICATIONS_PUSH_TO_ONLINE)?.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => bail!("{NOTIFICATIONS_PUSH_TO_ONLINE}=`{other}`: use true or false"),
+        };
+        let max_group_members = self.positive(NOTIFICATIONS_MAX_GROUP_MEMBERS, defaults.policy.max_group_members)?;
+        let url = |name: &str, value: Option<String>| -> Result<Option<String>> {
+            match value {
+                Some(text) if !(text.starts_with("https://") || text.starts_with("http://")) => {
+                    bail!("{name}=`{text}` is not an http:// or https:// URL")
+                }
+                other => Ok(other),
+            }
+        };
+        let extra_roots = match self.get(NOTIFICATIONS_CA_FILE)? {
+            Some(path) => vec![
+                std::fs::read_to_string(&path).with_context(|| format!("reading {NOTIFICATIONS_CA_FILE}={path}"))?,
+            ],
+            None => Vec::new(),
+        };
+        let count = |name: &str, default: usize| -> Result<usize> {
+            usize::try_from(self.positive(name, default as u64)?).with_context(|| format!("{name} is too large"))
+        };
+        Ok(comet_notifications::NotificationSettings {
+            policy: comet_notifications::decision::Policy { push_to_online, max_group_members },
+            fcm_url: url(NOTIFICATIONS_FCM_URL, self.get(NOTIFICATIONS_FCM_URL)?)?.unwrap_or(defaults.fcm_url),
+            apns_url: url(NOTIFICATIONS_APNS_URL, self.get(NOTIFICATIONS_APNS_URL)?)?,
+            extra_roots,
+            secrets_dir: self.get(NOTIFICATIONS_SECRETS_DIR)?.map_or(defaults.secrets_dir, PathBuf::from),
+            timeout: self.millis(NOTIFICATIONS_TIMEOUT_MS, defaults.timeout)?,
+            queue: count(NOTIFICATIONS_QUEUE, defaults.queue)?,
+            per_provider: count(NOTIFICATIONS_PER_PROVIDER_CONCURRENCY, defaults.per_provider)?,
+            attempts: u32::try_from(self.positive(NOTIFICATIONS_ATTEMPTS, u64::from(defaults.attempts))?)
+                .with_context(|| format!("{NOTIFICATIONS_ATTEMPTS} is too large"))?,
+            claim: self.millis(NOTIFICATIONS_CLAIM_MS, defaults.claim)?,
+            poll: self.millis(NOTIFICATIONS_POLL_MS, defaults.poll)?,
+            allow: self.webhook_allow_list()?,
+            ..defaults
+        })
     }
 
     /// Where Kafka is (`brokers`, from `COMET_KAFKA_BROKERS`) and how the event topics are created, with this

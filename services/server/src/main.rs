@@ -26,7 +26,8 @@ struct Cli {
     /// A file of NAME=value lines presetting COMET_* settings; the environment wins.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// For `outbox`: `dead-letters` (list them) or `replay ID`; for `health`: an admin path to print.
+    /// For `outbox`: `dead-letters` (list them) or `replay ID`; for `health`: an admin path to print; for
+    /// `dump` and `load`: `documents` (MongoDB's copy).
     #[arg(value_name = "ACTION")]
     action: Vec<String>,
 }
@@ -44,17 +45,26 @@ pub enum Role {
     /// Delivers webhooks: reads events in the consumer group `comet-webhooks`, sends them to the registered
     /// endpoints, retries them from the database.
     Webhooks,
+    /// Decides the messages asynchronous moderation rules hold: reads `message.pending` in the consumer group
+    /// `comet-moderation`, asks the Custom API, commits the decision.
+    Moderation,
+    /// Pushes to recipients with no live socket: reads events in the consumer group `comet-notifications`,
+    /// decides per recipient, sends through FCM, APNs or the webhook provider, retries from the database.
+    Notifications,
     /// Applies the database schema and exits.
     Migrate,
     /// Exits 0 when this container's comet-server answers /ready (the container health check); `health
     /// /metrics` (or `/ready`, `/health`) also prints the admin port's answer (how `cometctl doctor` reads a
     /// role from inside its container).
     Health,
-    /// The outbox's dead letters: `outbox dead-letters` lists them, `outbox replay ID` publishes one again.
+    /// Dead letters: `outbox dead-letters` lists the outbox's, `outbox replay ID` publishes one again;
+    /// `outbox worker-dead-letters WORKER` lists a worker's, `outbox worker-replay WORKER ID` hands one back.
     Outbox,
-    /// Writes a consistent copy of the database to stdout (docs/operations/backup.md).
+    /// Writes a consistent copy of the database to stdout (docs/operations/backup.md); `dump documents`
+    /// writes the copy of the MongoDB database (COMET_MONGODB_URL) instead.
     Dump,
-    /// Loads a copy from stdin into an empty database and prints its summary (docs/operations/backup.md).
+    /// Loads a copy from stdin into an empty database and prints its summary (docs/operations/backup.md);
+    /// `load documents` loads a documents copy into an empty MongoDB database.
     Load,
 }
 
@@ -70,12 +80,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outbox_action = match (cli.role, cli.action.is_empty()) {
+    let outbox_action = match (cli.role, cli.action.as_slice()) {
         (Role::Outbox, _) => outbox::Action::parse(&cli.action).map(Some),
-        (_, true) => Ok(None),
-        (_, false) => {
-            Err(anyhow::anyhow!("unexpected `{}`: only the outbox command takes more words", cli.action.join(" ")))
-        }
+        (_, []) => Ok(None),
+        (Role::Dump | Role::Load, [documents]) if documents == copy::DOCUMENTS => Ok(None),
+        (_, _) => Err(anyhow::anyhow!(
+            "unexpected `{}`: only outbox takes more words, and dump and load the one word `documents`",
+            cli.action.join(" ")
+        )),
     };
     let checked = telemetry::init(&settings).and_then(|()| roles::check(cli.role, &settings)).and(outbox_action);
     let outbox_action = match checked {
@@ -94,8 +106,10 @@ fn main() -> ExitCode {
     };
     let outcome = match (outbox_action, cli.role) {
         (Some(action), _) => runtime.block_on(outbox::run(&settings, action)),
-        (None, Role::Dump) => runtime.block_on(copy::dump(&settings)),
-        (None, Role::Load) => runtime.block_on(copy::load(&settings)),
+        (None, Role::Dump) if cli.action.is_empty() => runtime.block_on(copy::dump(&settings)),
+        (None, Role::Load) if cli.action.is_empty() => runtime.block_on(copy::load(&settings)),
+        (None, Role::Dump) => runtime.block_on(copy::dump_documents(&settings)),
+        (None, Role::Load) => runtime.block_on(copy::load_documents(&settings)),
         (None, role) => runtime.block_on(roles::run(role, settings)),
     };
     // Tasks cut by the shutdown deadline are dropped here; a blocking call still running does not hold the exit.

@@ -8,9 +8,11 @@ use serde_json::{Value, json};
 
 mod bootstrap;
 mod copy;
+mod custom_api;
 mod edge;
 mod gateway;
 mod moderation;
+mod notifications;
 mod openapi;
 mod support;
 mod webhooks;
@@ -242,7 +244,7 @@ async fn split_roles_on_mariadb_and_kafka_deliver_every_message_in_order() {
 }
 
 /// `comet-server outbox dead-letters` lists what the relay dead-lettered and `outbox replay ID` puts it back
-/// into the outbox; wrong words exit 2.
+/// into the outbox; `worker-dead-letters` and `worker-replay` do it for a worker's; wrong words exit 2.
 #[tokio::test]
 async fn the_outbox_command_lists_and_replays_dead_letters() {
     let data = tempfile::tempdir().expect("temp dir");
@@ -293,6 +295,33 @@ async fn the_outbox_command_lists_and_replays_dead_letters() {
     let again = outbox(&["replay", &event.id]);
     assert_eq!(again.status.code(), Some(1), "a replayed dead letter is gone");
     assert!(String::from_utf8_lossy(&again.stderr).contains(&event.id));
+
+    // A worker's dead letter: listed by worker, handed back as a `worker.replay` event for that worker only.
+    let given_up = store.unpublished_events(10).await.expect("outbox").remove(0);
+    store.mark_published(std::slice::from_ref(&given_up.id), 1_700_000_000_600).await.expect("published");
+    store
+        .dead_letter_event("webhooks", &given_up, "the receiver refused it", 8, 1_700_000_000_700)
+        .await
+        .expect("letter");
+    let listed = outbox(&["worker-dead-letters", "webhooks"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", String::from_utf8_lossy(&listed.stderr));
+    let line: Value = serde_json::from_slice(&listed.stdout).expect("one JSON object");
+    assert_eq!(
+        (&line["id"], &line["attempts"], &line["failedAt"]),
+        (&json!(given_up.id), &json!(8), &json!(1_700_000_000_700_i64))
+    );
+    assert_eq!(line["reason"], "the receiver refused it");
+    assert!(outbox(&["worker-dead-letters", "notifications"]).stdout.is_empty(), "another worker has none");
+    let replayed = outbox(&["worker-replay", "webhooks", &given_up.id]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", String::from_utf8_lossy(&replayed.stderr));
+    let replay = store.unpublished_events(10).await.expect("outbox").remove(0);
+    assert_eq!(replay.event_type, comet_model::EventType::WorkerReplay);
+    assert_eq!((replay.key.as_str(), &replay.data["worker"]), (given_up.key.as_str(), &json!("webhooks")));
+    let inner: comet_model::Event = serde_json::from_value(replay.data["event"].clone()).expect("the event whole");
+    assert_eq!(inner, given_up);
+    assert!(store.worker_dead_letters("webhooks", 10).await.expect("letters").is_empty());
+    assert_eq!(outbox(&["worker-replay", "webhooks", &given_up.id]).status.code(), Some(1), "replayed once");
+    assert_eq!(outbox(&["worker-replay", "webhooks"]).status.code(), Some(2), "worker-replay needs an id");
 
     assert_eq!(outbox(&["purge"]).status.code(), Some(2), "an unknown outbox action is invalid");
     assert_eq!(outbox(&[]).status.code(), Some(2), "outbox needs an action");

@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 pub use comet_testkit::free_port;
 use serde_json::Value;
 
+/// Held by the tests whose roles join Kafka consumer groups and kill a member: run side by side on the one
+/// test broker (tansu), one test's group rebalances (a SIGKILLed member's session timing out) held up the
+/// other's for more than its 90 s wait in the full suite, while each passed alone in seconds.
+pub static KAFKA_GROUP_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub struct Server {
     pub child: Child,
     pub app: String,

@@ -31,7 +31,7 @@ impl Store {
             outbox::insert(&mut transaction, EventType::UserBlocked, blocker.as_str(), 0, now, &data).await?;
             newly.push(target.clone());
         }
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(newly)
     }
 
@@ -53,7 +53,7 @@ impl Store {
             outbox::insert(&mut transaction, EventType::UserUnblocked, blocker.as_str(), 0, now, &data).await?;
             removed.push(target.clone());
         }
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(removed)
     }
 
@@ -77,7 +77,7 @@ impl Store {
         .bind(blocker.as_str())
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         found.iter().map(user_from_row).collect()
     }
@@ -91,7 +91,7 @@ impl Store {
         .bind(b.as_str())
         .bind(b.as_str())
         .bind(a.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         Ok(found.is_some())
     }

@@ -195,7 +195,7 @@ impl Store {
             "messageId": target_id,
             "at": now,
         });
-        commit_with_event(transaction, event_type, conversation, last_seq, now, &event_data).await?;
+        commit_with_event(self, transaction, event_type, conversation, last_seq, now, &event_data).await?;
         Ok(receipt)
     }
 
@@ -222,7 +222,7 @@ impl Store {
         direct.push_bind(uid.as_str().to_owned());
         push_cursor(&mut direct, "uc.last_at", "uc.conversation_id", after);
         direct.push(" ORDER BY uc.last_at DESC, uc.conversation_id DESC LIMIT ").push_bind(i64::from(limit));
-        let direct_rows: Vec<AnyRow> = direct.build().persistent(false).fetch_all(&self.pool).await?;
+        let direct_rows: Vec<AnyRow> = direct.build().persistent(false).fetch_all(&self.reads).await?;
 
         let mut groups = QueryBuilder::<Any>::new(
             "SELECT c.conversation_id, c.guid, c.last_message_at, c.last_seq FROM group_members gm \
@@ -232,7 +232,7 @@ impl Store {
         groups.push_bind(uid.as_str().to_owned());
         push_cursor(&mut groups, "c.last_message_at", "c.conversation_id", after);
         groups.push(" ORDER BY c.last_message_at DESC, c.conversation_id DESC LIMIT ").push_bind(i64::from(limit));
-        let group_rows: Vec<AnyRow> = groups.build().persistent(false).fetch_all(&self.pool).await?;
+        let group_rows: Vec<AnyRow> = groups.build().persistent(false).fetch_all(&self.reads).await?;
 
         let mut summaries = Vec::with_capacity(direct_rows.len() + group_rows.len());
         for row in &direct_rows {
@@ -256,7 +256,7 @@ impl Store {
             separated.push_bind(summary.conversation_id.key().to_owned());
         }
         receipts.push(")");
-        for row in receipts.build().persistent(false).fetch_all(&self.pool).await? {
+        for row in receipts.build().persistent(false).fetch_all(&self.reads).await? {
             let conversation: String = get(&row, "conversation_id")?;
             if let Some(summary) = summaries.iter_mut().find(|summary| summary.conversation_id.key() == conversation) {
                 summary.delivered_seq = get(&row, "delivered_seq")?;
@@ -273,7 +273,7 @@ impl Store {
             last.push("(conversation_id = ").push_bind(summary.conversation_id.key().to_owned());
             last.push(" AND seq = ").push_bind(summary.last_seq).push(")");
         }
-        for row in last.build().persistent(false).fetch_all(&self.pool).await? {
+        for row in last.build().persistent(false).fetch_all(&self.reads).await? {
             let message = message_from_row(&row)?;
             if let Some(summary) =
                 summaries.iter_mut().find(|summary| summary.conversation_id == message.conversation_id)

@@ -1,8 +1,9 @@
 //! Events a worker gave up on, kept whole for inspection and replay.
 
-use comet_model::{Event, Millis};
+use comet_model::{Event, EventType, Millis};
+use serde_json::json;
 
-use crate::outbox::event_from_row;
+use crate::outbox::{self, event_from_row};
 use crate::rows::{self, get};
 use crate::{Backend, Store, StoreError};
 
@@ -62,7 +63,7 @@ impl Store {
         )
         .bind(worker)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         found
             .iter()
@@ -76,5 +77,36 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Hands `worker`'s dead letter `event_id` back to that worker, in one transaction: the row is deleted and a
+    /// `worker.replay` event carrying the event whole is written to the outbox, so the relay publishes it and
+    /// only `worker` handles it again (every other consumer skips it). False when there is no such dead letter.
+    pub async fn replay_worker_dead_letter(
+        &self,
+        worker: &str,
+        event_id: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let found = sqlx::query(
+            "SELECT event_id AS id, event_type, event_key, event_time, data FROM worker_dead_letters \
+             WHERE worker = ? AND event_id = ?",
+        )
+        .bind(worker)
+        .bind(event_id)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(row) = found else { return Ok(false) };
+        let event = event_from_row(&row)?;
+        sqlx::query("DELETE FROM worker_dead_letters WHERE worker = ? AND event_id = ?")
+            .bind(worker)
+            .bind(event_id)
+            .execute(&mut *transaction)
+            .await?;
+        let data = json!({ "worker": worker, "event": event });
+        outbox::insert(&mut transaction, EventType::WorkerReplay, &event.key, 0, now, &data).await?;
+        self.commit_events(transaction).await?;
+        Ok(true)
     }
 }

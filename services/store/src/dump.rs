@@ -37,7 +37,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Every table of the schema that the copy carries, in an order the loader can write them in (a table after
 /// those it refers to, though the schema declares no foreign keys).
-pub const TABLES: [&str; 23] = [
+pub const TABLES: [&str; 31] = [
     "users",
     "auth_tokens",
     "blocked_users",
@@ -61,6 +61,14 @@ pub const TABLES: [&str; 23] = [
     "moderation_reviews",
     "moderation_reports",
     "moderation_audit",
+    "moderation_held",
+    "push_tokens",
+    "push_providers",
+    "notification_preferences",
+    "notification_defaults",
+    "notification_mutes",
+    "notification_pushes",
+    "notification_log",
 ];
 
 /// Tables left out on purpose: the migrator's own record (the copy names its schema version instead), the
@@ -187,7 +195,7 @@ impl Store {
     /// The schema version this database is at (the last migration applied); 0 before any.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reads)
             .await?;
         Ok(version.unwrap_or(0))
     }

@@ -68,7 +68,7 @@ impl Store {
             Member { guid: created.guid.clone(), uid: created.owner.clone(), scope: Scope::Admin, joined_at: now };
         insert_member(&mut transaction, &owner).await?;
         outbox::insert(&mut transaction, EventType::GroupCreated, created.guid.as_str(), 0, now, &event_data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(created)
     }
 
@@ -80,7 +80,7 @@ impl Store {
             " FROM chat_groups WHERE guid = ? AND deleted_at IS NULL"
         ))
         .bind(guid.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         row.as_ref().map(group_from_row).transpose()
     }
@@ -90,7 +90,7 @@ impl Store {
         let hash: Option<Option<String>> =
             sqlx::query_scalar("SELECT password_hash FROM chat_groups WHERE guid = ? AND deleted_at IS NULL")
                 .bind(guid.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?;
         Ok(hash.flatten())
     }
@@ -158,7 +158,7 @@ impl Store {
             let data = json!({ "guid": member.guid, "uid": member.uid, "scope": member.scope });
             outbox::insert(&mut transaction, event_type, guid.as_str(), 0, now, &data).await?;
         }
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(added)
     }
 
@@ -172,7 +172,7 @@ impl Store {
         .bind(guid.as_str())
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         found.iter().map(member_from_row).collect()
     }
@@ -182,7 +182,7 @@ impl Store {
         let row = sqlx::query("SELECT guid, uid, scope, joined_at FROM group_members WHERE guid = ? AND uid = ?")
             .bind(guid.as_str())
             .bind(uid.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         row.as_ref().map(member_from_row).transpose()
     }
@@ -227,7 +227,7 @@ impl Store {
             let pattern = contains_pattern(&search.to_ascii_lowercase());
             query = query.bind(pattern.clone()).bind(pattern);
         }
-        let found = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let found = query.bind(i64::from(limit)).fetch_all(&self.reads).await?;
         found.iter().map(group_from_row).collect()
     }
 
@@ -273,7 +273,7 @@ impl Store {
         }
         query.bind(now).bind(guid.as_str().to_owned()).execute(&mut *transaction).await?;
         outbox::insert(&mut transaction, EventType::GroupUpdated, guid.as_str(), 0, now, &event_data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(updated)
     }
 
@@ -293,7 +293,7 @@ impl Store {
             .await?;
         let data = json!({ "guid": guid });
         outbox::insert(&mut transaction, EventType::GroupDeleted, guid.as_str(), 0, now, &data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(())
     }
 
@@ -321,7 +321,7 @@ impl Store {
         };
         let data = json!({ "guid": guid, "uid": uid });
         outbox::insert(&mut transaction, event_type, guid.as_str(), 0, now, &data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(true)
     }
 
@@ -361,7 +361,7 @@ impl Store {
             .await?;
         let data = json!({ "guid": guid, "uid": uid, "scope": scope, "oldScope": current.scope });
         outbox::insert(&mut transaction, EventType::GroupMemberScopeChanged, guid.as_str(), 0, now, &data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(Some(Member { scope, ..current }))
     }
 
@@ -402,7 +402,7 @@ impl Store {
             .await?;
         let data = json!({ "guid": guid, "owner": uid, "oldOwner": current.owner });
         outbox::insert(&mut transaction, EventType::GroupOwnerTransferred, guid.as_str(), 0, now, &data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(Some(Group { owner: uid.clone(), updated_at: now, ..current }))
     }
 
@@ -428,7 +428,7 @@ impl Store {
             .await?;
         let data = json!({ "guid": guid, "uid": uid, "wasMember": was_member });
         outbox::insert(&mut transaction, EventType::GroupMemberBanned, guid.as_str(), 0, now, &data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(true)
     }
 
@@ -451,7 +451,7 @@ impl Store {
         }
         let data = json!({ "guid": guid, "uid": uid });
         outbox::insert(&mut transaction, EventType::GroupMemberUnbanned, guid.as_str(), 0, now, &data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(true)
     }
 
@@ -468,7 +468,7 @@ impl Store {
                 .bind(guid.as_str())
                 .bind(after.map_or("", Uid::as_str))
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
         found
             .iter()

@@ -25,6 +25,7 @@ mod groups;
 mod messages;
 mod migrations;
 mod moderation;
+mod notifications;
 mod outbox;
 mod reach;
 mod rows;
@@ -32,22 +33,28 @@ mod tx;
 mod users;
 mod webhooks;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::AnyPool;
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
+use tokio::sync::Notify;
 
 pub use bootstrap::{Bootstrap, BootstrapError};
 pub use conversations::{ConversationCursor, ConversationSummary, ConversationWith, Receipt, ReceiptKind};
 pub use dead_letters::WorkerDeadLetter;
 pub use dump::{DumpError, DumpSummary, NOT_COPIED, TABLES};
 pub use error::{Refusal, StoreError};
-pub use messages::{MessageChange, MessageFilter, MessagePage, ReactionChange, ReactionCount};
+pub use messages::{
+    Decided, HeldDecision, HeldMessage, HeldStatus, MessageChange, MessageFilter, MessagePage, ReactionChange,
+    ReactionCount,
+};
 pub use migrations::{Migrated, latest_version};
 pub use moderation::{
     AuditEntry, ModerationDocument, ReviewFilter, ReviewItem, ReviewQueue, ReviewStatus, RuleRevision, UserReport,
 };
+pub use notifications::{LogEntry, LogFilter, ProviderRecord, PushJob, PushToken, TokenRegistration};
 pub use outbox::{DeadLetter, Lease};
 pub use reach::Reach;
 pub use users::AuthToken;
@@ -55,6 +62,10 @@ pub use webhooks::{AttemptResult, Delivery, DeliveryAttempt, DeliveryFilter, Del
 
 /// How long a SQLite connection waits for a lock held by another process before failing with `SQLITE_BUSY`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read-only connections to a SQLite file, beside its one writer: reads outside a transaction take turns on
+/// these and never queue behind a commit.
+const SQLITE_READERS: u32 = 4;
 
 /// Connections to a MySQL-protocol server. Senders to one conversation queue on its row lock, not on the pool;
 /// this bounds how many transactions one process keeps open against TiDB.
@@ -89,8 +100,16 @@ impl Backend {
 /// A pool of connections to the Comet database. Cheap to clone: clones share the pool.
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Every write, and on MySQL everything.
     pool: AnyPool,
+    /// Reads outside a transaction: SQLite's read-only connections beside its one writer; on MySQL `pool` itself.
+    reads: AnyPool,
     backend: Backend,
+    /// SQLite's writer task, which commits waiting sends together (`messages::group_commit`); `None` on MySQL,
+    /// where concurrent sends to different conversations commit side by side.
+    sends: Option<messages::group_commit::SendQueue>,
+    /// Woken after every commit that wrote an outbox row; this process's relay waits on it when idle.
+    outbox_committed: Arc<Notify>,
 }
 
 impl Store {
@@ -102,6 +121,8 @@ impl Store {
     /// writes can fail at once with `SQLITE_BUSY` when another connection wrote in between (the busy timeout
     /// does not cover that upgrade). One connection makes writers wait their turn in the pool's fair queue
     /// instead, which also serializes concurrent sends to a conversation exactly as the row lock does on MySQL.
+    /// Reads outside a transaction go to a second pool of [`SQLITE_READERS`] read-only connections (write-ahead
+    /// logging lets them read while the writer commits), so a read never waits for a commit's sync.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
@@ -114,14 +135,7 @@ impl Store {
                     .await?
             }
             Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
-                    // No idle reaping: the one connection is to a local file and never goes stale, and sqlx's
-                    // reaper spins without yielding when its idle count wraps after cancelled calls (seen as a
-                    // relay test hanging with a tokio worker at 100 % in `spawn_maintenance_tasks`).
-                    .idle_timeout(None)
-                    .max_lifetime(None)
+                sqlite_pool(1)
                     .after_connect(|connection, _metadata| {
                         Box::pin(async move {
                             connection.execute("PRAGMA journal_mode = WAL").await?;
@@ -135,7 +149,27 @@ impl Store {
                     .await?
             }
         };
-        Ok(Store { pool, backend })
+        let reads = match backend {
+            // An in-memory database is private to its one connection: nothing else could read it.
+            Backend::Sqlite if !url.contains(":memory:") => {
+                sqlite_pool(SQLITE_READERS)
+                    .after_connect(|connection, _metadata| {
+                        Box::pin(async move {
+                            // A statement that writes through a reader fails at once instead of racing the writer.
+                            connection.execute("PRAGMA query_only = ON").await?;
+                            connection.execute(sqlite_busy_timeout_pragma()).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            _ => pool.clone(),
+        };
+        let outbox_committed = Arc::new(Notify::new());
+        let sends = (backend == Backend::Sqlite)
+            .then(|| messages::group_commit::SendQueue::start(pool.clone(), Arc::clone(&outbox_committed)));
+        Ok(Store { pool, reads, backend, sends, outbox_committed })
     }
 
     /// The database behind this store.
@@ -170,6 +204,17 @@ impl Store {
 }
 
 /// The busy-timeout pragma with its value taken from [`SQLITE_BUSY_TIMEOUT`].
+/// A pool of `connections` to a SQLite file. No idle reaping: the connections are to a local file and never go
+/// stale, and sqlx's reaper spins without yielding when its idle count wraps after cancelled calls (seen as a
+/// relay test hanging with a tokio worker at 100 % in `spawn_maintenance_tasks`).
+fn sqlite_pool(connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+        .idle_timeout(None)
+        .max_lifetime(None)
+}
+
 fn sqlite_busy_timeout_pragma() -> sqlx::AssertSqlSafe<String> {
     // The value is a constant of this crate, not input.
     sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()))

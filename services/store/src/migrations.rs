@@ -49,6 +49,8 @@ const STEPS: &[Step] = &[
     step!(8, "worker dead letters", "0008_worker_dead_letters"),
     step!(9, "webhooks", "0009_webhooks"),
     step!(11, "moderation", "0011_moderation"),
+    step!(12, "moderation async", "0012_moderation_async"),
+    step!(13, "notifications", "0013_notifications"),
 ];
 
 /// What a migration run found.

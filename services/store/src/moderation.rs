@@ -158,7 +158,7 @@ const REVIEW_COLUMNS: &str = "id, queue, message_id, conversation, sender, recei
 impl Store {
     /// The change counter of rules and lists.
     pub async fn moderation_version(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT version FROM moderation_state WHERE id = 1").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT version FROM moderation_state WHERE id = 1").fetch_one(&self.reads).await?)
     }
 
     /// Makes rule `rule` (revision 1, or the next after a deleted rule's, recorded with `by`) unless `max` exist (false, nothing written);
@@ -325,7 +325,7 @@ impl Store {
 
     async fn moderation_document(&self, table: &str, id: &str) -> Result<Option<ModerationDocument>, StoreError> {
         let sql = format!("SELECT id, revision, body, created_at, updated_at FROM {table} WHERE id = ?");
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.reads).await?;
         found.as_ref().map(document_from_row).transpose()
     }
 
@@ -341,7 +341,7 @@ impl Store {
 
     async fn moderation_documents(&self, table: &str) -> Result<Vec<ModerationDocument>, StoreError> {
         let sql = format!("SELECT id, revision, body, created_at, updated_at FROM {table} ORDER BY id");
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.reads).await?;
         found.iter().map(document_from_row).collect()
     }
 
@@ -352,7 +352,7 @@ impl Store {
              WHERE rule_id = ? ORDER BY revision",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         found
             .iter()
@@ -399,7 +399,7 @@ impl Store {
 
     pub async fn review_item(&self, id: &str) -> Result<Option<ReviewItem>, StoreError> {
         let sql = format!("SELECT {REVIEW_COLUMNS} FROM moderation_reviews WHERE id = ?");
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.reads).await?;
         found.as_ref().map(review_from_row).transpose()
     }
 
@@ -435,7 +435,7 @@ impl Store {
             query.push(" AND sender = ").push_bind(sender.clone());
         }
         query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit));
-        let found = query.build().fetch_all(&self.pool).await?;
+        let found = query.build().fetch_all(&self.reads).await?;
         found.iter().map(review_from_row).collect()
     }
 
@@ -488,7 +488,7 @@ impl Store {
              WHERE message_id = ? ORDER BY created_at, id",
         )
         .bind(message_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         found
             .iter()
@@ -530,7 +530,7 @@ impl Store {
         )
         .bind(before.unwrap_or(Millis::MAX))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         found
             .iter()

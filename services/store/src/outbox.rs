@@ -106,7 +106,7 @@ impl Store {
                 // affected and so reported an unchanged renewal as 0 rows.
                 let holder: Option<String> = sqlx::query_scalar("SELECT owner FROM leases WHERE name = ?")
                     .bind(RELAY_LEASE)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.reads)
                     .await?;
                 Ok(holder.as_deref() == Some(owner))
             }
@@ -129,7 +129,7 @@ impl Store {
     pub async fn relay_lease(&self) -> Result<Option<Lease>, StoreError> {
         let found = sqlx::query("SELECT owner, expires_at FROM leases WHERE name = ?")
             .bind(RELAY_LEASE)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         found.map(|row| Ok(Lease { owner: get(&row, "owner")?, expires_at: get(&row, "expires_at")? })).transpose()
     }
@@ -152,7 +152,7 @@ impl Store {
              ORDER BY event_key, key_seq, event_time, id LIMIT ?",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         found.iter().map(event_from_row).collect()
     }
@@ -180,7 +180,7 @@ impl Store {
         )
         .bind(cutoff)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         let mut deleted = 0;
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
@@ -193,7 +193,7 @@ impl Store {
 
     /// How many rows the outbox holds, published or not: what the retention job keeps, exported as a metric.
     pub async fn outbox_rows(&self) -> Result<i64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&self.reads).await?;
         Ok(count)
     }
 
@@ -229,7 +229,7 @@ impl Store {
             "SELECT {EVENT_COLUMNS}, reason, attempts, dead_at FROM outbox_dead_letters ORDER BY dead_at, id LIMIT ?"
         )))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         found
             .iter()
@@ -247,7 +247,7 @@ impl Store {
 
     /// How many dead letters wait for an operator, exported as a metric.
     pub async fn dead_letter_count(&self) -> Result<i64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_dead_letters").fetch_one(&self.pool).await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox_dead_letters").fetch_one(&self.reads).await?;
         Ok(count)
     }
 
@@ -273,7 +273,7 @@ impl Store {
     /// How many events wait to be published: the relay's lag, exported as a metric.
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
         let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").fetch_one(&self.pool).await?;
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").fetch_one(&self.reads).await?;
         Ok(count)
     }
 }

@@ -26,14 +26,14 @@ impl Store {
         )
         .bind(uid.as_str())
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         let peer_rows = sqlx::query(
             "SELECT other_uid FROM user_conversations WHERE uid = ? ORDER BY last_at DESC, conversation_id DESC LIMIT ?",
         )
         .bind(uid.as_str())
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         Ok(Reach {
             groups: group_rows.iter().map(|row| rows::guid(row, "guid")).collect::<Result<_, _>>()?,

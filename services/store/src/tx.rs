@@ -19,6 +19,23 @@ impl Store {
         };
         Ok(transaction)
     }
+
+    /// Commits a transaction that wrote outbox rows, then wakes this process's relay, so an event is published
+    /// as soon as its change is visible rather than at the relay's next poll.
+    pub(crate) async fn commit_events(&self, transaction: Transaction<'static, Any>) -> Result<(), sqlx::Error> {
+        transaction.commit().await?;
+        // One stored permit: a commit while the relay is busy makes its next wait return at once, so no wake is
+        // lost; several commits before it looks again cost one read, not one each.
+        self.outbox_committed.notify_one();
+        Ok(())
+    }
+
+    /// Resolves after this process (through this store or a clone of it) committed an outbox row since the last
+    /// time it resolved; at once if one was committed meanwhile. Other processes' commits do not wake it: a
+    /// relay in another process still polls.
+    pub async fn outbox_committed(&self) {
+        self.outbox_committed.notified().await;
+    }
 }
 
 /// Locks a conversation's seq row until the transaction ends and returns its `last_seq`; `None` if the
@@ -41,6 +58,7 @@ pub(crate) async fn lock_conversation(
 /// Writes the event of a change to `conversation` (data: `data` as JSON, ordered after the conversation's
 /// `key_seq`) and commits the transaction with it.
 pub(crate) async fn commit_with_event(
+    store: &Store,
     mut transaction: Transaction<'static, Any>,
     event_type: EventType,
     conversation: &ConversationId,
@@ -50,6 +68,6 @@ pub(crate) async fn commit_with_event(
 ) -> Result<(), StoreError> {
     let data = serde_json::to_value(data).map_err(unencodable)?;
     outbox::insert(&mut transaction, event_type, conversation.key(), key_seq, now, &data).await?;
-    transaction.commit().await?;
+    store.commit_events(transaction).await?;
     Ok(())
 }

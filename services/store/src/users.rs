@@ -64,7 +64,7 @@ impl Store {
             Err(error) => return Err(error.into()),
         }
         outbox::insert(&mut transaction, EventType::UserCreated, created.uid.as_str(), 0, now, &event_data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(created)
     }
 
@@ -76,7 +76,7 @@ impl Store {
         let status = if online { "online" } else { "offline" };
         let data = serde_json::json!({ "uid": uid, "status": status, "at": now });
         outbox::insert(&mut transaction, EventType::UserConnectionStatusChanged, uid.as_str(), 0, now, &data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(())
     }
 
@@ -84,7 +84,7 @@ impl Store {
     pub async fn get_user(&self, uid: &Uid) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE uid = ?"))
             .bind(uid.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         row.as_ref().map(user_from_row).transpose()
     }
@@ -110,7 +110,7 @@ impl Store {
                 ))
                 .bind(after)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?
             }
             Some(search) => {
@@ -126,7 +126,7 @@ impl Store {
                 .bind(pattern.as_str())
                 .bind(pattern.as_str())
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?
             }
         };
@@ -154,7 +154,7 @@ impl Store {
     pub async fn list_auth_tokens(&self, uid: &Uid) -> Result<Vec<AuthToken>, StoreError> {
         let found = sqlx::query("SELECT id, uid, created_at FROM auth_tokens WHERE uid = ? ORDER BY created_at, id")
             .bind(uid.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         found
             .iter()
@@ -180,7 +180,7 @@ impl Store {
         }
         let data = serde_json::json!({ "uid": uid, "id": id });
         outbox::insert(&mut transaction, EventType::UserAuthTokenRevoked, uid.as_str(), 0, now, &data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(())
     }
 
@@ -191,7 +191,7 @@ impl Store {
              JOIN users ON users.uid = auth_tokens.uid WHERE auth_tokens.token_hash = ? AND users.deleted_at IS NULL",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         row.map(|row| Ok((rows::uid(&row, "uid")?, get(&row, "id")?))).transpose()
     }
@@ -223,7 +223,7 @@ impl Store {
             .await?;
         let event_data = serde_json::to_value(&updated).map_err(unencodable)?;
         outbox::insert(&mut transaction, EventType::UserUpdated, uid.as_str(), 0, now, &event_data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(updated)
     }
 
@@ -263,7 +263,7 @@ impl Store {
         let user = user_in(&mut transaction, uid).await?.ok_or(StoreError::NotFound("user"))?;
         let event_data = serde_json::to_value(&user).map_err(unencodable)?;
         outbox::insert(&mut transaction, event_type, uid.as_str(), 0, now, &event_data).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(user)
     }
 
@@ -274,7 +274,7 @@ impl Store {
              WHERE auth_tokens.token_hash = ? AND users.deleted_at IS NULL",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         row.map(|row| rows::uid(&row, "uid")).transpose()
     }

@@ -212,13 +212,13 @@ impl Store {
     /// Every registered webhook, by id.
     pub async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY id");
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.reads).await?;
         found.iter().map(webhook_from_row).collect()
     }
 
     pub async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?");
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.reads).await?;
         found.as_ref().map(webhook_from_row).transpose()
     }
 
@@ -302,7 +302,7 @@ impl Store {
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(&mut *transaction).await?;
         insert_disabled_event(&mut transaction, &webhook_from_row(&row)?, reason, now).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(true)
     }
 
@@ -316,7 +316,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut transaction = self.begin_write().await?;
         insert_disabled_event(&mut transaction, webhook, reason, now).await?;
-        transaction.commit().await?;
+        self.commit_events(transaction).await?;
         Ok(())
     }
 
@@ -384,7 +384,7 @@ impl Store {
         }
         query.push(" ORDER BY next_attempt_at, id LIMIT ");
         query.push_bind(i64::from(limit));
-        let found = query.build().persistent(false).fetch_all(&self.pool).await?;
+        let found = query.build().persistent(false).fetch_all(&self.reads).await?;
         found.iter().map(|row| Ok((get(row, "id")?, get(row, "webhook_id")?))).collect()
     }
 
@@ -394,7 +394,7 @@ impl Store {
             "SELECT MIN(CASE WHEN claimed_until > next_attempt_at THEN claimed_until ELSE next_attempt_at END) \
              FROM webhook_deliveries WHERE state = 'pending'",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reads)
         .await?;
         Ok(next)
     }
@@ -419,7 +419,7 @@ impl Store {
             return Ok(None);
         }
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.reads).await?;
         row.as_ref().map(delivery_from_row).transpose()
     }
 
@@ -513,7 +513,7 @@ impl Store {
             .bind(filter.until.unwrap_or(i64::MAX))
             .bind(filter.before.unwrap_or(i64::MAX))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         found.iter().map(delivery_from_row).collect()
     }
@@ -526,7 +526,7 @@ impl Store {
     ) -> Result<Option<(Delivery, Vec<DeliveryAttempt>)>, StoreError> {
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ? AND webhook_id = ?");
         let Some(row) =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(webhook_id).fetch_optional(&self.pool).await?
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(webhook_id).fetch_optional(&self.reads).await?
         else {
             return Ok(None);
         };
@@ -536,7 +536,7 @@ impl Store {
              WHERE delivery_id = ? ORDER BY attempt",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         let attempts = attempts
             .iter()
@@ -593,7 +593,7 @@ impl Store {
     /// Deliveries not yet delivered or failed: the webhooks worker's backlog, exported as a metric.
     pub async fn pending_webhook_deliveries(&self) -> Result<i64, StoreError> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reads)
             .await?;
         Ok(count)
     }

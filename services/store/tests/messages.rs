@@ -197,10 +197,40 @@ async fn history_pages_forward_and_backward(db: &TestDb) {
     assert!(none.is_empty());
 }
 
+/// Sends of members and of a stranger to one group, all at once (on SQLite they share commits): the
+/// stranger's are refused one by one, and the members' are stored with seqs 1..n, no gap, each with its event.
+async fn refused_sends_among_concurrent_ones_leave_no_gap(db: &TestDb) {
+    group_rows(db, "mixed", &["alice", "bob"]).await;
+    let sends = (0..60_i64).map(|n| {
+        let store = db.store.clone();
+        let sender = ["alice", "mallory", "bob"][usize::try_from(n % 3).expect("small")];
+        tokio::spawn(async move {
+            (sender, store.send_message(&group_text(sender, "mixed", &n.to_string(), None), T0 + n).await)
+        })
+    });
+    let mut stored = Vec::new();
+    for joined in join_all(sends).await {
+        match joined.expect("task") {
+            ("mallory", result) => assert!(
+                matches!(result, Err(comet_store::StoreError::Refused(comet_store::Refusal::NotAMember))),
+                "the stranger's send is refused: {result:?}"
+            ),
+            (_, result) => stored.push(result.expect("a member's send").0),
+        }
+    }
+    assert_eq!(stored.len(), 40);
+    let mut returned = seqs(&stored);
+    returned.sort_unstable();
+    assert_eq!(returned, (1..=40).collect::<Vec<_>>(), "the refusals left no gap");
+    let conversation = ConversationId::group(&guid("mixed"));
+    assert_eq!(seqs(&sent_events(db, &conversation).await), (1..=40).collect::<Vec<_>>(), "one event per stored send");
+}
+
 on_both_backends!(
     direct_and_group_messages_get_their_own_seqs,
     a_retried_muid_returns_the_original_unchanged,
     the_same_muid_sent_five_times_concurrently_is_stored_once,
     a_thousand_concurrent_sends_get_seqs_1_to_1000,
+    refused_sends_among_concurrent_ones_leave_no_gap,
     history_pages_forward_and_backward,
 );

@@ -11,6 +11,7 @@ mod blocks;
 mod conversations;
 mod dump;
 mod groups;
+mod held;
 mod message_changes;
 mod messages;
 mod migrations;

@@ -2,8 +2,11 @@
 //! `COMET_TEST_*` variables point elsewhere), a check that fails a test at once when one is down, throwaway
 //! databases on SQLite and MariaDB (and database names on MongoDB), and free ports. It knows no Comet crate: suites connect their own store.
 
+mod bench;
 mod database;
 mod servers;
+
+pub use bench::{env_number, threads_cpu_seconds};
 
 pub use database::TestDatabase;
 pub use servers::{

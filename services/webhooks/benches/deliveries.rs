@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use comet_bus::{GroupSubscription, InProcessBus, Publisher};
 use comet_model::{Event, EventType, now_millis};
 use comet_store::{Store, WebhookRecord};
+use comet_testkit::{env_number, threads_cpu_seconds};
 use comet_webhooks::signature::new_secret;
 use comet_webhooks::{AllowList, MAX_WEBHOOKS, WebhookSettings, Webhooks};
 use comet_worker::{Handler, Outcome, Worker, WorkerConfig, group_of};
@@ -28,27 +29,6 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 const WEBHOOKS: usize = 10;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-/// CPU seconds used by this process's threads whose name starts with one of `prefixes`.
-fn threads_cpu_seconds(prefixes: &[&str]) -> f64 {
-    let mut ticks = 0.0;
-    for entry in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
-        let path = entry.path();
-        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if !prefixes.iter().any(|prefix| name.trim().starts_with(prefix)) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-        ticks += fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    }
-    ticks / 100.0
-}
 
 fn runtime(name: &str, threads: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(threads).thread_name(name).enable_all().build().unwrap()

@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::WebhookSettings;
 use crate::configs::WebhookConfigs;
-use crate::guard::{Guard, GuardError, GuardedResolver};
+use crate::guard::{Guard, GuardError, guarded_client, read_at_most};
 use crate::metrics::{AttemptOutcome, WebhookMetrics};
 use crate::schedule::retry_after;
 use crate::signature::signature_header;
@@ -105,13 +105,8 @@ impl Dispatcher {
         metrics: Arc<WebhookMetrics>,
     ) -> Result<Dispatcher, reqwest::Error> {
         let guard = Guard::new(settings.allow.clone());
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(GuardedResolver(guard.clone()))
-            .user_agent(concat!("comet-server-webhooks/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(settings.timeout)
-            .build()?;
+        let client =
+            guarded_client(&guard, concat!("comet-server-webhooks/", env!("CARGO_PKG_VERSION")), settings.timeout)?;
         let in_flight = Mutex::new(HashMap::new());
         let (records, unrecorded) = mpsc::unbounded_channel();
         let unrecorded = tokio::sync::Mutex::new(unrecorded);
@@ -409,19 +404,8 @@ impl Inner {
             }
             _ => None,
         };
-        let mut body = Vec::new();
-        let mut error = None;
-        while body.len() < RESPONSE_EXCERPT_BYTES {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => break,
-                Err(read_error) => {
-                    error = Some(format!("reading the response: {}", describe(&read_error)));
-                    break;
-                }
-            }
-        }
-        body.truncate(RESPONSE_EXCERPT_BYTES);
+        let (body, read_error) = read_at_most(&mut response, RESPONSE_EXCERPT_BYTES).await;
+        let error = read_error.map(|read_error| format!("reading the response: {}", describe(&read_error)));
         let excerpt = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
         Response { status: Some(status), retry_after, excerpt, error }
     }

@@ -245,11 +245,51 @@ impl Guard {
         }
         Ok(url)
     }
+
+    /// An HTTP client builder whose only resolver is this guard: no proxy, no redirects. Every outbound
+    /// request to a URL an app configured (webhooks, the notifications' webhook provider) is built from it.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(GuardedResolver(self.clone()))
+    }
+}
+
+/// The one way comet-server builds an HTTP client for URLs others chose (webhook receivers, moderation
+/// adapters): its only resolver is the guard, no proxy, no redirects. Requests to address literals must still
+/// pass [`Guard::check_literal`] (or [`Guard::parse`]) first.
+pub fn guarded_client(
+    guard: &Guard,
+    user_agent: &str,
+    connect_timeout: std::time::Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(GuardedResolver(guard.clone()))
+        .user_agent(user_agent)
+        .connect_timeout(connect_timeout)
+        .build()
+}
+
+/// Reads at most `limit` bytes of a response's body; the error that ended the reading early, if any.
+pub async fn read_at_most(response: &mut reqwest::Response, limit: usize) -> (Vec<u8>, Option<reqwest::Error>) {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(error) => return (body, Some(error)),
+        }
+    }
+    body.truncate(limit);
+    (body, None)
 }
 
 /// The HTTP client's resolver: every name resolved through [`Guard::resolve`].
 #[derive(Debug, Clone)]
-pub(crate) struct GuardedResolver(pub(crate) Guard);
+struct GuardedResolver(Guard);
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {

@@ -44,7 +44,7 @@ impl std::fmt::Debug for WebhooksHandler {
 
 impl WebhooksHandler {
     async fn enqueue(&self, event: &Event) -> Outcome {
-        let Some(trigger) = Trigger::of(event.event_type) else { return Outcome::Done };
+        let Some(trigger) = Trigger::of(event) else { return Outcome::Done };
         let webhooks = match self.configs.list().await {
             Ok(webhooks) => webhooks,
             Err(error) => return Outcome::RetryLater(format!("reading the webhooks: {error}")),

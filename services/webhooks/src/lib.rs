@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 
 pub use configs::{MongoWebhookConfigs, WebhookConfigs};
 pub use dispatch::Dispatcher;
-pub use guard::{AllowList, Guard, GuardError};
+pub use guard::{AllowList, Guard, GuardError, guarded_client, read_at_most};
 pub use handler::{Envelope, WebhooksHandler, delivery_id};
 pub use metrics::WebhookMetrics;
 pub use schedule::RetrySchedule;

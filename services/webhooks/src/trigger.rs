@@ -33,10 +33,19 @@ pub enum Trigger {
     GroupOwnerTransferred,
     /// A webhook that kept failing was disabled (comet-server's own; CometChat has none).
     WebhookDisabled,
+    /// An asynchronous engine (the Custom API) approved a held message: it is delivered now.
+    ModerationEngineApproved,
+    /// An asynchronous engine matched a blocking rule: the held message is never delivered.
+    ModerationEngineBlocked,
+    /// The engine failed (an error, a timeout, an answer outside the contract) and the rule's failure policy
+    /// decided; `data.moderation.status` says how.
+    ModerationEngineFailed,
+    /// A moderator approved a blocked or held message: it is delivered now.
+    ModerationManualApproved,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 22] = [
+    pub const ALL: [Trigger; 26] = [
         Trigger::MessageSent,
         Trigger::MessageEdited,
         Trigger::MessageDeleted,
@@ -59,6 +68,10 @@ impl Trigger {
         Trigger::GroupMemberJoined,
         Trigger::GroupOwnerTransferred,
         Trigger::WebhookDisabled,
+        Trigger::ModerationEngineApproved,
+        Trigger::ModerationEngineBlocked,
+        Trigger::ModerationEngineFailed,
+        Trigger::ModerationManualApproved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +98,10 @@ impl Trigger {
             Trigger::GroupMemberJoined => "group_member_joined",
             Trigger::GroupOwnerTransferred => "group_owner_transferred",
             Trigger::WebhookDisabled => "webhook_disabled",
+            Trigger::ModerationEngineApproved => "moderation_engine_approved",
+            Trigger::ModerationEngineBlocked => "moderation_engine_blocked",
+            Trigger::ModerationEngineFailed => "moderation_engine_failed",
+            Trigger::ModerationManualApproved => "moderation_manual_approved",
         }
     }
 
@@ -93,9 +110,22 @@ impl Trigger {
         Trigger::ALL.into_iter().find(|trigger| trigger.as_str() == name)
     }
 
-    /// The trigger an event fires, if any (`user.created` and a few others fire none).
-    pub fn of(event_type: EventType) -> Option<Trigger> {
-        Some(match event_type {
+    /// The trigger an event fires, if any (`user.created` and a few others fire none). A `message.moderated`
+    /// fires by who decided and how: the engine's approval, block or failure, or a moderator's approval (a
+    /// moderator's rejection fires none).
+    pub fn of(event: &Event) -> Option<Trigger> {
+        Some(match event.event_type {
+            EventType::MessageModerated => {
+                let flag = |name: &str| event.data.get(name).and_then(Value::as_bool).unwrap_or(false);
+                let approved = event.data.get("status").and_then(Value::as_str) == Some("approved");
+                match (flag("manual"), flag("engineFailed"), approved) {
+                    (true, _, true) => Trigger::ModerationManualApproved,
+                    (true, _, false) => return None,
+                    (false, true, _) => Trigger::ModerationEngineFailed,
+                    (false, false, true) => Trigger::ModerationEngineApproved,
+                    (false, false, false) => Trigger::ModerationEngineBlocked,
+                }
+            }
             EventType::MessageSent => Trigger::MessageSent,
             EventType::MessageEdited => Trigger::MessageEdited,
             EventType::MessageDeleted => Trigger::MessageDeleted,
@@ -122,7 +152,10 @@ impl Trigger {
             | EventType::UserUpdated
             | EventType::UserDeleted
             | EventType::UserRestored
-            | EventType::UserAuthTokenRevoked => return None,
+            | EventType::UserAuthTokenRevoked
+            | EventType::MessagePending => return None,
+            // The worker base unwraps a replay for the webhooks worker before its handler sees it.
+            EventType::WorkerReplay => return None,
         })
     }
 }
@@ -193,6 +226,18 @@ pub fn payload_data(trigger: Trigger, event: &Event) -> Value {
             json!({ "group": { "guid": field("guid") }, "member": member })
         }
         Trigger::WebhookDisabled => json!({ "webhook": data }),
+        Trigger::ModerationEngineApproved
+        | Trigger::ModerationEngineBlocked
+        | Trigger::ModerationEngineFailed
+        | Trigger::ModerationManualApproved => json!({
+            "message": in_seconds(event.data.get("message").unwrap_or(&Value::Null)),
+            "moderation": {
+                "status": field("status"),
+                "reason": field("reason"),
+                "decidedBy": field("by"),
+                "engineFailed": field("engineFailed"),
+            },
+        }),
     }
 }
 

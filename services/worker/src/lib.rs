@@ -17,6 +17,9 @@
 //!   from its partition finished.
 //! - A failing event is retried with exponential backoff (capped) up to [`WorkerConfig::attempts`] times, then
 //!   written to the store's `worker_dead_letters` with the last reason, and the loop moves on.
+//! - Every [`WorkerConfig::lag_interval`] the member reads its lag from the bus ([`GroupSubscription::lag`]):
+//!   `comet_worker_lag_events` in all, and on Kafka `comet_kafka_consumer_lag` per assigned partition, the series
+//!   the rendered `KafkaConsumerLagHigh` alert and the Kafka dashboard read for every group.
 //! - On shutdown (SIGTERM) the member takes nothing new, lets the events running finish for up to
 //!   [`WorkerConfig::shutdown_grace`], commits what finished and hands back the rest (running or waiting behind
 //!   their key): uncommitted on Kafka, so another replica gets them; first in line on the in-process bus.
@@ -28,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use comet_bus::{GroupSubscription, Seen, Taken};
-use comet_model::Event;
+use comet_model::{Event, EventType};
 use comet_store::Store;
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
@@ -65,6 +68,8 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// On shutdown, how long the events in hand may take to finish before the rest is handed back.
     pub shutdown_grace: Duration,
+    /// How often the member reads its lag from the bus (`comet_worker_lag_events`).
+    pub lag_interval: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -75,6 +80,7 @@ impl Default for WorkerConfig {
             max_backoff: Duration::from_secs(30),
             concurrency: 16,
             shutdown_grace: Duration::from_secs(10),
+            lag_interval: Duration::from_secs(5),
         }
     }
 }
@@ -127,27 +133,32 @@ impl Worker {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut lanes = Lanes::default();
         let limit = self.config.concurrency.max(1);
-        loop {
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                Some(finished) = lanes.running.join_next_with_id(), if !lanes.running.is_empty() => {
-                    lanes.finished(&subscription, finished);
-                    self.fill(&mut lanes, limit);
-                    self.metrics.set_in_hand(lanes.held());
-                }
-                taken = subscription.take(), if lanes.held() < limit.saturating_mul(HELD_PER_SLOT) => match taken {
-                    Ok(taken) => {
-                        lanes.admit(taken);
+        // The lag reader borrows the subscription until the member stops taking events.
+        {
+            let mut lag = std::pin::pin!(self.watch_lag(&subscription));
+            loop {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = &mut lag => {}
+                    Some(finished) = lanes.running.join_next_with_id(), if !lanes.running.is_empty() => {
+                        lanes.finished(&subscription, finished);
                         self.fill(&mut lanes, limit);
                         self.metrics.set_in_hand(lanes.held());
                     }
-                    Err(error) => {
-                        self.metrics.bus_error();
-                        tracing::warn!(worker = self.handler.name(), %error, "reading events failed; retrying");
-                        tokio::time::sleep(self.config.first_backoff).await;
-                    }
-                },
+                    taken = subscription.take(), if lanes.held() < limit.saturating_mul(HELD_PER_SLOT) => match taken {
+                        Ok(taken) => {
+                            lanes.admit(taken);
+                            self.fill(&mut lanes, limit);
+                            self.metrics.set_in_hand(lanes.held());
+                        }
+                        Err(error) => {
+                            self.metrics.bus_error();
+                            tracing::warn!(worker = self.handler.name(), %error, "reading events failed; retrying");
+                            tokio::time::sleep(self.config.first_backoff).await;
+                        }
+                    },
+                }
             }
         }
         let in_hand = lanes.running.len();
@@ -176,6 +187,22 @@ impl Worker {
         }
     }
 
+    /// Reads the member's lag from the bus every [`WorkerConfig::lag_interval`], for the gauge; never ends.
+    async fn watch_lag(&self, subscription: &GroupSubscription) {
+        let mut every = tokio::time::interval(self.config.lag_interval.max(Duration::from_millis(10)));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match subscription.lag().await {
+                Ok(lag) => self.metrics.set_lag(subscription.group(), lag),
+                Err(error) => {
+                    self.metrics.bus_error();
+                    tracing::debug!(worker = self.handler.name(), %error, "reading the lag failed");
+                }
+            }
+        }
+    }
+
     /// Starts ready events while fewer than `limit` run.
     fn fill(&self, lanes: &mut Lanes, limit: usize) {
         while lanes.running.len() < limit {
@@ -195,6 +222,20 @@ impl Worker {
             self.metrics.duplicate();
             return;
         }
+        let replayed;
+        let event = match replay_of(event, self.handler.name()) {
+            Replay::Not => event,
+            Replay::Elsewhere => return,
+            Replay::Mine(inner) => {
+                tracing::info!(worker = self.handler.name(), event = %inner.id, "handling a replayed dead letter");
+                replayed = inner;
+                &replayed
+            }
+            Replay::Malformed(error) => {
+                tracing::warn!(worker = self.handler.name(), event = %event.id, %error, "skipping a malformed replay");
+                return;
+            }
+        };
         let attempts = self.config.attempts.max(1);
         let mut attempt = 1;
         let reason = loop {
@@ -229,6 +270,32 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// What a `worker.replay` event (`comet_store::Store::replay_worker_dead_letter`) means to one worker.
+enum Replay {
+    /// Not a replay: the event itself.
+    Not,
+    /// Another worker's dead letter: nothing to do here.
+    Elsewhere,
+    /// This worker's dead letter, to handle again (its id is not checked against the ids seen: it was seen).
+    Mine(Event),
+    Malformed(String),
+}
+
+fn replay_of(event: &Event, worker: &str) -> Replay {
+    if event.event_type != EventType::WorkerReplay {
+        return Replay::Not;
+    }
+    if event.data.get("worker").and_then(serde_json::Value::as_str) != Some(worker) {
+        return Replay::Elsewhere;
+    }
+    match event.data.get("event").map(|inner| serde_json::from_value::<Event>(inner.clone())) {
+        Some(Ok(inner)) if inner.event_type != EventType::WorkerReplay => Replay::Mine(inner),
+        Some(Ok(_)) => Replay::Malformed("a replay of a replay".to_owned()),
+        Some(Err(error)) => Replay::Malformed(error.to_string()),
+        None => Replay::Malformed("no `event` in the replay".to_owned()),
     }
 }
 

@@ -1,8 +1,11 @@
 //! The worker's counters, in Prometheus' text format, labelled with the worker's name.
 
 use std::fmt::Write as _;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use comet_bus::{GroupLag, PartitionLag};
 
 use crate::Outcome;
 
@@ -38,13 +41,18 @@ impl LatencyHistogram {
 
     /// Appends the histogram `name` with its `help`; `labels` (`worker="x"`, or empty) go on every sample.
     pub fn render(&self, text: &mut String, name: &str, help: &str, labels: &str) {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.render_samples(text, name, labels);
+    }
+
+    /// Appends only the samples (several histograms of one family, told apart by `labels`, share one HELP).
+    pub fn render_samples(&self, text: &mut String, name: &str, labels: &str) {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let (with, alone) = if labels.is_empty() {
             (String::new(), String::new())
         } else {
             (format!("{labels},"), format!("{{{labels}}}"))
         };
-        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
             let _ = writeln!(text, "{name}_bucket{{{with}le=\"{bound}\"}} {}", load(bucket));
         }
@@ -66,6 +74,9 @@ pub struct WorkerMetrics {
     dead_lettered: AtomicU64,
     bus_errors: AtomicU64,
     in_hand: AtomicU64,
+    lag: AtomicU64,
+    /// The group's name and the member's lag per partition, as last read (Kafka only).
+    partition_lag: std::sync::Mutex<(String, Vec<PartitionLag>)>,
     latency: LatencyHistogram,
 }
 
@@ -80,6 +91,8 @@ impl WorkerMetrics {
             dead_lettered: AtomicU64::new(0),
             bus_errors: AtomicU64::new(0),
             in_hand: AtomicU64::new(0),
+            lag: AtomicU64::new(0),
+            partition_lag: std::sync::Mutex::default(),
             latency: LatencyHistogram::new(&LATENCY_BOUNDS),
         }
     }
@@ -114,6 +127,22 @@ impl WorkerMetrics {
         self.in_hand.store(u64::try_from(held).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    pub(crate) fn set_lag(&self, group: &str, lag: GroupLag) {
+        self.lag.store(lag.total, Ordering::Relaxed);
+        *self.partition_lag.lock().unwrap_or_else(PoisonError::into_inner) = (group.to_owned(), lag.partitions);
+    }
+
+    /// The group and the member's lag per partition as last read (Kafka only), for the process's one
+    /// `comet_kafka_consumer_lag` family ([`comet_bus::render_lag`]).
+    pub fn partition_lag(&self) -> (String, Vec<PartitionLag>) {
+        self.partition_lag.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The member's lag as last read from the bus ([`comet_bus::GroupSubscription::lag`]).
+    pub fn lag(&self) -> u64 {
+        self.lag.load(Ordering::Relaxed)
+    }
+
     /// Events taken from the group and not finished: running, or waiting for a slot or behind their key.
     pub fn in_hand(&self) -> u64 {
         self.in_hand.load(Ordering::Relaxed)
@@ -136,53 +165,59 @@ impl WorkerMetrics {
 
     /// The Prometheus text of these counters.
     pub fn render(&self) -> String {
-        let worker = self.worker;
+        WorkerMetrics::render_all(&[self])
+    }
+
+    /// The Prometheus text of several workers of one process (`all`), each family's HELP once.
+    pub fn render_all(workers: &[&WorkerMetrics]) -> String {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let mut text = String::new();
-        let mut counter = |name: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (labels, value) in samples {
-                let _ = writeln!(text, "{name}{{worker=\"{worker}\"{labels}}} {value}");
+        let mut family = |name: &str, kind: &str, help: &str, samples: &dyn Fn(&WorkerMetrics) -> Vec<(&str, u64)>| {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for metrics in workers {
+                for (labels, value) in samples(metrics) {
+                    let _ = writeln!(text, "{name}{{worker=\"{}\"{labels}}} {value}", metrics.worker);
+                }
             }
         };
-        counter(
+        family(
             "comet_worker_events_consumed_total",
+            "counter",
             "Events read from the group, redeliveries included.",
-            &[("", load(&self.consumed))],
+            &|metrics| vec![("", load(&metrics.consumed))],
         );
-        counter(
-            "comet_worker_duplicates_total",
-            "Redelivered events dropped by event id.",
-            &[("", load(&self.duplicates))],
-        );
-        counter(
-            "comet_worker_handled_total",
-            "Handler calls by outcome.",
-            &[(",outcome=\"done\"", load(&self.done)), (",outcome=\"failed\"", load(&self.retried))],
-        );
-        counter(
-            "comet_worker_dead_letters_total",
-            "Events written to the dead letters.",
-            &[("", load(&self.dead_lettered))],
-        );
-        counter(
+        family("comet_worker_duplicates_total", "counter", "Redelivered events dropped by event id.", &|metrics| {
+            vec![("", load(&metrics.duplicates))]
+        });
+        family("comet_worker_handled_total", "counter", "Handler calls by outcome.", &|metrics| {
+            vec![(",outcome=\"done\"", load(&metrics.done)), (",outcome=\"failed\"", load(&metrics.retried))]
+        });
+        family("comet_worker_dead_letters_total", "counter", "Events written to the dead letters.", &|metrics| {
+            vec![("", load(&metrics.dead_lettered))]
+        });
+        family(
             "comet_worker_bus_errors_total",
+            "counter",
             "Failures reading from or committing to the bus.",
-            &[("", load(&self.bus_errors))],
+            &|metrics| vec![("", load(&metrics.bus_errors))],
         );
-        let _ = writeln!(
-            text,
-            "# HELP comet_worker_events_in_hand Events taken and not finished (running or waiting).\n\
-             # TYPE comet_worker_events_in_hand gauge\ncomet_worker_events_in_hand{{worker=\"{worker}\"}} {}",
-            load(&self.in_hand)
+        family(
+            "comet_worker_events_in_hand",
+            "gauge",
+            "Events taken and not finished (running or waiting).",
+            &|metrics| vec![("", load(&metrics.in_hand))],
         );
-        let labels = format!("worker=\"{worker}\"");
-        self.latency.render(
-            &mut text,
-            "comet_worker_handler_duration_seconds",
-            "How long one handler call took.",
-            &labels,
+        family(
+            "comet_worker_lag_events",
+            "gauge",
+            "Events of this member's partitions not done yet (summed over the replicas: the group's lag).",
+            &|metrics| vec![("", load(&metrics.lag))],
         );
+        let name = "comet_worker_handler_duration_seconds";
+        let _ = writeln!(text, "# HELP {name} How long one handler call took.\n# TYPE {name} histogram");
+        for metrics in workers {
+            metrics.latency.render_samples(&mut text, name, &format!("worker=\"{}\"", metrics.worker));
+        }
         text
     }
 }
@@ -190,6 +225,17 @@ impl WorkerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_workers_render_each_family_once() {
+        let webhooks = WorkerMetrics::new("webhooks");
+        let moderation = WorkerMetrics::new("moderation");
+        let text = WorkerMetrics::render_all(&[&webhooks, &moderation]);
+        assert_eq!(text.matches("# TYPE comet_worker_events_consumed_total counter").count(), 1, "{text}");
+        assert!(text.contains("comet_worker_events_consumed_total{worker=\"webhooks\"} 0\n"), "{text}");
+        assert!(text.contains("comet_worker_events_consumed_total{worker=\"moderation\"} 0\n"), "{text}");
+        assert_eq!(text.matches("# HELP comet_worker_handler_duration_seconds ").count(), 1, "{text}");
+    }
 
     #[test]
     fn histograms_render_cumulative_buckets_with_or_without_labels() {

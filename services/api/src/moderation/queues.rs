@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use comet_model::Millis;
+use comet_model::{Category, ConversationId, Guid, Message, Millis, ReceiverType, Uid};
 use comet_store::{ReviewFilter, ReviewItem, ReviewQueue, ReviewStatus, StoreError, UserReport};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -147,8 +147,13 @@ async fn decide(
         || ApiError::not_found("ERR_MODERATION_REVIEW_NOT_FOUND", format!("no {} message `{id}`", queue.as_str()));
     let item =
         state.moderation.store().review_item(id).await?.filter(|item| item.queue == queue).ok_or_else(not_found)?;
-    if item.status != ReviewStatus::Pending || !state.moderation.store().decide(id, status, who.as_str(), now()).await?
-    {
+    if item.status != ReviewStatus::Pending {
+        return Err(ApiError::conflict("ERR_MODERATION_ALREADY_REVIEWED", format!("`{id}` was reviewed already")));
+    }
+    if queue == ReviewQueue::Blocked && status == ReviewStatus::Approved {
+        deliver_approved(state, &item, &who).await?;
+    }
+    if !state.moderation.store().decide(id, status, who.as_str(), now()).await? {
         return Err(ApiError::conflict("ERR_MODERATION_ALREADY_REVIEWED", format!("`{id}` was reviewed already")));
     }
     audit(
@@ -162,6 +167,58 @@ async fn decide(
     .await?;
     let item = state.moderation.store().review_item(id).await?.ok_or_else(not_found)?;
     Ok(data(view(&item)))
+}
+
+/// A blocked message a moderator approves is delivered: committed to its conversation now, as a send on its
+/// sender's behalf, with its id, the next seq and the time of approval (`comet_store` `commit_approved`). A
+/// message an asynchronous rule held keeps everything it was sent with; one the send path blocked is rebuilt
+/// from its queue entry (a text message: its text, nothing else). Refused (409) when the sender may no longer
+/// send there; a message committed already (a second approval racing this one) is not committed again.
+async fn deliver_approved(state: &AppState, item: &ReviewItem, who: &super::Moderator) -> Result<(), ApiError> {
+    let message = match state.store.held_message(&item.message_id).await? {
+        Some(held) => held.message,
+        None => rebuilt(item)?,
+    };
+    match state.store.commit_approved(&message, who.as_str(), now()).await {
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(StoreError::Refused(refusal)) => Err(ApiError::conflict(
+            "ERR_MODERATION_UNDELIVERABLE",
+            format!("`{}` cannot be delivered now: {refusal}", item.message_id),
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The text message a blocked queue entry stands for; its conversation is decided from its sender, receiver
+/// and receiver type (never from the display id).
+fn rebuilt(item: &ReviewItem) -> Result<Message, ApiError> {
+    let corrupt = || ApiError::Internal(format!("review item `{}` names no conversation", item.id));
+    let sender = Uid::parse(&item.sender).map_err(|_| corrupt())?;
+    let receiver_type = ReceiverType::parse(&item.receiver_type).ok_or_else(corrupt)?;
+    let conversation_id = match receiver_type {
+        ReceiverType::User => ConversationId::direct(&sender, &Uid::parse(&item.receiver).map_err(|_| corrupt())?),
+        ReceiverType::Group => ConversationId::group(&Guid::parse(&item.receiver).map_err(|_| corrupt())?),
+    };
+    Ok(Message {
+        id: item.message_id.clone(),
+        conversation_id,
+        seq: 0,
+        sender,
+        receiver: item.receiver.clone(),
+        receiver_type,
+        category: Category::Message,
+        message_type: "text".to_owned(),
+        data: json!({ "text": item.text }),
+        muid: None,
+        parent_id: None,
+        tags: Vec::new(),
+        sent_at: item.created_at,
+        updated_at: item.created_at,
+        edited_at: None,
+        deleted_at: None,
+        edited_by: None,
+        deleted_by: None,
+    })
 }
 
 /// `PATCH /v3/moderation/blocked-messages/{id}` `{status}`.

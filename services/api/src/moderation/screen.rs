@@ -9,6 +9,9 @@
 //! - `mask`: recipients and history get the text with the matched spans replaced by `*`; the original is kept
 //!   for moderators only (the `masked` queue, decided by the rule, listed with the reviewed messages).
 //! - `flag`: delivered as sent and queued for review.
+//! - a rule with a Custom API condition whose filters hold (and no rule blocked): the message is held as
+//!   `pending` (`comet_store` `hold_message`): the send answers 200 with `data.moderation.status` `pending`
+//!   and `seq` 0, and the moderation role decides it later.
 
 use comet_model::{Message, ReceiverType, Uid};
 use comet_moderation::{Action, Receiver, Sender, Verdict};
@@ -16,6 +19,13 @@ use comet_store::{ReviewItem, ReviewQueue, ReviewStatus};
 use serde_json::{Value, json};
 
 use crate::{ApiError, AppState, now};
+
+/// Whether a message is sent or an edit of a delivered one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Send,
+    Edit,
+}
 
 /// What the rules decided for one message about to be sent.
 #[derive(Debug)]
@@ -28,6 +38,16 @@ pub(crate) struct Screened {
 impl Screened {
     pub(crate) fn blocked(&self) -> bool {
         self.verdict.blocked()
+    }
+
+    /// True when an asynchronous rule must decide: the message is held as `pending`.
+    pub(crate) fn pending(&self) -> bool {
+        self.verdict.pending()
+    }
+
+    /// What the moderation role must ask, as stored with the held message.
+    pub(crate) fn asks(&self) -> Value {
+        serde_json::to_value(&self.verdict.asks).unwrap_or_default()
     }
 
     fn first_rule(&self, action: Action) -> Option<String> {
@@ -44,6 +64,7 @@ pub(crate) async fn screen(
     receiver: &str,
     message_type: &str,
     data: &mut Value,
+    stage: Stage,
 ) -> Result<Screened, ApiError> {
     if let Some(object) = data.as_object_mut() {
         object.remove("moderation");
@@ -58,7 +79,7 @@ pub(crate) async fn screen(
     } else {
         String::new()
     };
-    let verdict = state.moderation.moderate(
+    let mut verdict = state.moderation.moderate(
         &engine,
         &comet_moderation::Message {
             text: &text,
@@ -66,7 +87,17 @@ pub(crate) async fn screen(
             receiver: Receiver { kind: receiver_type, id: receiver, tags: &[] },
         },
     );
-    let status = if verdict.blocked() { "disapproved" } else { "approved" };
+    if stage == Stage::Edit {
+        // An edited message is delivered already: nothing can hold it, so only the synchronous rules apply.
+        verdict.asks.clear();
+    }
+    let status = if verdict.blocked() {
+        "disapproved"
+    } else if verdict.pending() {
+        "pending"
+    } else {
+        "approved"
+    };
     if !verdict.blocked()
         && let Some(masked) = verdict.masked(&text)
     {
@@ -76,6 +107,15 @@ pub(crate) async fn screen(
         object.insert("moderation".to_owned(), json!({ "status": status }));
     }
     Ok(Screened { verdict, original: Some(text) })
+}
+
+/// Carries out the sender actions of the rules that matched (kick, ban, block), once the send is answered
+/// (`comet_moderation::sender`); a refused send never gets here.
+pub(crate) async fn sender_actions(state: &AppState, screened: &Screened, sent: comet_moderation::sender::Sent<'_>) {
+    let actions = screened.verdict.sender_actions();
+    if !actions.is_empty() {
+        comet_moderation::sender::apply(&state.store, &actions, sent, now()).await;
+    }
 }
 
 /// Queues what the rules asked for once the message is decided: the blocked queue for a blocked message

@@ -19,6 +19,7 @@ pub fn router(
     webhooks: Arc<dyn WebhookConfigs>,
     admission: Arc<Admission>,
     moderation: comet_moderation::Moderation,
+    notifications: Arc<dyn comet_notifications::PreferenceStore>,
 ) -> Result<Router> {
     let data_dir = settings.data_dir()?;
     let (keys, generated) = keys::load_or_create(settings, &data_dir)?;
@@ -35,6 +36,7 @@ pub fn router(
         }),
         admission,
         moderation,
+        notifications,
     };
     Ok(comet_api::router(state))
 }

@@ -1,11 +1,12 @@
 //! Wiring: a role is a set of parts, and a process starts the parts of its role. `all` is every part in one
-//! process, where the in-process bus joins the relay to the gateway when no Kafka is configured. SIGTERM or
+//! process, where the in-process bus joins the relay to the gateway and the workers when no Kafka is configured. SIGTERM or
 //! Ctrl-C stops accepting, lets in-flight requests finish, stops the relay after its current batch, then exits 0.
 
 mod api;
 mod gateway;
 mod migrate;
 mod moderation;
+mod notifications;
 mod relay;
 mod shutdown;
 mod webhooks;
@@ -35,6 +36,8 @@ enum Part {
     Gateway,
     Api,
     Webhooks,
+    Moderation,
+    Notifications,
 }
 
 impl Role {
@@ -46,6 +49,8 @@ impl Role {
             Role::Relay => "relay",
             Role::Gateway => "gateway",
             Role::Webhooks => "webhooks",
+            Role::Moderation => "moderation",
+            Role::Notifications => "notifications",
             Role::Migrate => "migrate",
             Role::Health => "health",
             Role::Outbox => "outbox",
@@ -56,11 +61,21 @@ impl Role {
 
     fn parts(self) -> &'static [Part] {
         match self {
-            Role::All => &[Part::Migrate, Part::Relay, Part::Gateway, Part::Api, Part::Webhooks],
+            Role::All => &[
+                Part::Migrate,
+                Part::Relay,
+                Part::Gateway,
+                Part::Api,
+                Part::Webhooks,
+                Part::Moderation,
+                Part::Notifications,
+            ],
             Role::Api => &[Part::Api],
             Role::Relay => &[Part::Relay],
             Role::Gateway => &[Part::Gateway],
             Role::Webhooks => &[Part::Webhooks],
+            Role::Moderation => &[Part::Moderation],
+            Role::Notifications => &[Part::Notifications],
             Role::Migrate => &[Part::Migrate],
             // The container health check is a client (`probe`), not a part of the service; nor is the operator's
             // `outbox` command.
@@ -76,13 +91,20 @@ impl Role {
     /// run in this process, where the in-process bus joins them.
     fn needs_kafka(self) -> bool {
         let relay = self.runs(Part::Relay);
-        let consumes = self.runs(Part::Gateway) || self.runs(Part::Webhooks);
+        let consumes = self.runs(Part::Gateway)
+            || self.runs(Part::Webhooks)
+            || self.runs(Part::Moderation)
+            || self.runs(Part::Notifications);
         (relay || consumes) && !(relay && consumes)
     }
 
     /// Whether this process reads or writes the event bus at all.
     fn uses_bus(self) -> bool {
-        self.runs(Part::Relay) || self.runs(Part::Gateway) || self.runs(Part::Webhooks)
+        self.runs(Part::Relay)
+            || self.runs(Part::Gateway)
+            || self.runs(Part::Webhooks)
+            || self.runs(Part::Moderation)
+            || self.runs(Part::Notifications)
     }
 }
 
@@ -130,40 +152,61 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     } else {
         None
     };
+    let workers = WorkerContext {
+        settings: &settings,
+        store: &store,
+        kafka: kafka_config.as_ref(),
+        in_process: &in_process,
+        shutdown: &shutdown,
+    };
     let webhooks = match &webhook_configs {
-        Some(configs) if role.runs(Part::Webhooks) => Some(
-            webhooks::start(
-                &settings,
-                &store,
-                configs.clone(),
-                kafka_config.as_ref(),
-                &in_process,
-                &shutdown,
-                &mut tasks,
-            )
-            .await?,
-        ),
+        Some(configs) if role.runs(Part::Webhooks) => {
+            Some(webhooks::start(&workers, configs.clone(), &mut tasks).await?)
+        }
         _ => None,
+    };
+    let moderation_home = if role.runs(Part::Api) || role.runs(Part::Moderation) {
+        Some(moderation::home(&settings, &store).await?)
+    } else {
+        None
+    };
+    let decisions = match &moderation_home {
+        Some(home) if role.runs(Part::Moderation) => {
+            Some(moderation::decide(&workers, home.clone(), &mut tasks).await?)
+        }
+        _ => None,
+    };
+    let gateway = if role.runs(Part::Gateway) {
+        Some(gateway::start(&settings, &store, kafka_config.clone(), &in_process, &shutdown, &mut tasks).await?)
+    } else {
+        None
+    };
+    let notifications = if role.runs(Part::Notifications) {
+        let start = notifications::Start {
+            settings: &settings,
+            store: &store,
+            kafka: kafka_config.as_ref(),
+            in_process: &in_process,
+            gateway: gateway.clone(),
+        };
+        Some(notifications::start(start, &shutdown, &mut tasks).await?)
+    } else {
+        None
     };
     let relay_stats = role
         .runs(Part::Relay)
         .then(|| relay::start(&settings, &store, kafka.as_ref(), &in_process, &shutdown, &mut tasks))
         .transpose()?;
-    let gateway = if role.runs(Part::Gateway) {
-        Some(gateway::start(&settings, &store, kafka_config, &in_process, &shutdown, &mut tasks).await?)
-    } else {
-        None
-    };
     let admission_limits = settings.admission()?;
     let admission = role.runs(Part::Api).then(|| Arc::new(comet_api::Admission::new(admission_limits)));
-    let moderation = if role.runs(Part::Api) {
-        Some(moderation::start(&settings, &store, &shutdown, &mut tasks).await?)
-    } else {
-        None
+    let moderation = match &moderation_home {
+        Some(home) if role.runs(Part::Api) => Some(moderation::start(home.clone(), &shutdown, &mut tasks).await?),
+        _ => None,
     };
     let api = match (&admission, &webhook_configs, &moderation) {
         (Some(admission), Some(configs), Some(moderation)) => {
-            Some(api::router(&settings, &store, configs.clone(), admission.clone(), moderation.clone())?)
+            let preferences = notifications::preferences(&settings, &store).await?;
+            Some(api::router(&settings, &store, configs.clone(), admission.clone(), moderation.clone(), preferences)?)
         }
         _ => None,
     };
@@ -187,7 +230,9 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
         gateway,
         admission,
         webhooks,
+        notifications,
         moderation,
+        decisions,
     };
     let admin_address = settings.socket(config::ADMIN_LISTEN, DEFAULT_ADMIN_LISTEN)?;
     let stop = shutdown.clone();
@@ -225,6 +270,28 @@ pub async fn run(role: Role, settings: Settings) -> Result<()> {
     }
 }
 
+/// What a worker part (webhooks, moderation) needs from its process to start.
+struct WorkerContext<'a> {
+    settings: &'a Settings,
+    store: &'a Store,
+    /// Kafka when the process has it; otherwise the in-process bus (`all` without Kafka).
+    kafka: Option<&'a comet_bus::KafkaConfig>,
+    in_process: &'a InProcessBus,
+    shutdown: &'a Shutdown,
+}
+
+impl WorkerContext<'_> {
+    /// A member of the consumer group `group`.
+    async fn join(&self, group: &str) -> Result<comet_bus::GroupSubscription> {
+        match self.kafka {
+            Some(kafka) => comet_bus::GroupSubscription::kafka(kafka, group)
+                .await
+                .with_context(|| format!("joining the consumer group {group}")),
+            None => Ok(comet_bus::GroupSubscription::in_process(self.in_process, group)),
+        }
+    }
+}
+
 /// Checks the settings a role reads before anything connects, so a bad value exits 2 (invalid configuration)
 /// and names the variable, instead of failing later with exit 1.
 pub fn check(role: Role, settings: &Settings) -> Result<()> {
@@ -245,8 +312,14 @@ pub fn check(role: Role, settings: &Settings) -> Result<()> {
     if role.runs(Part::Webhooks) {
         settings.webhooks()?;
     }
+    if role.runs(Part::Notifications) {
+        settings.notifications()?;
+    }
     if role.runs(Part::Api) {
         settings.webhook_guard()?;
+    }
+    if role.runs(Part::Moderation) {
+        settings.custom_api()?;
     }
     Ok(())
 }
@@ -257,11 +330,16 @@ mod tests {
 
     #[test]
     fn all_is_the_union_of_the_other_roles() {
-        let mut union: Vec<Part> = [Role::Migrate, Role::Relay, Role::Gateway, Role::Api, Role::Webhooks]
-            .iter()
-            .flat_map(|role| role.parts())
-            .copied()
-            .collect();
+        let roles = [
+            Role::Migrate,
+            Role::Relay,
+            Role::Gateway,
+            Role::Api,
+            Role::Webhooks,
+            Role::Moderation,
+            Role::Notifications,
+        ];
+        let mut union: Vec<Part> = roles.iter().flat_map(|role| role.parts()).copied().collect();
         union.sort();
         let mut all = Role::All.parts().to_vec();
         all.sort();
@@ -270,11 +348,17 @@ mod tests {
 
     #[test]
     fn only_a_process_running_both_ends_of_the_bus_goes_without_kafka() {
-        let needing: Vec<&str> = [Role::All, Role::Api, Role::Relay, Role::Gateway, Role::Webhooks, Role::Migrate]
-            .into_iter()
-            .filter(|role| role.needs_kafka())
-            .map(Role::name)
-            .collect();
-        assert_eq!(needing, ["relay", "gateway", "webhooks"]);
+        let roles = [
+            Role::All,
+            Role::Api,
+            Role::Relay,
+            Role::Gateway,
+            Role::Webhooks,
+            Role::Moderation,
+            Role::Notifications,
+            Role::Migrate,
+        ];
+        let needing: Vec<&str> = roles.into_iter().filter(|role| role.needs_kafka()).map(Role::name).collect();
+        assert_eq!(needing, ["relay", "gateway", "webhooks", "moderation", "notifications"]);
     }
 }

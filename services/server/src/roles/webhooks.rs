@@ -4,43 +4,36 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use comet_bus::{GroupSubscription, InProcessBus, KafkaConfig};
 use comet_store::Store;
 use comet_webhooks::{MongoWebhookConfigs, WebhookConfigs, Webhooks};
 use comet_worker::{Worker, group_of};
 
-use super::shutdown::{Shutdown, Tasks};
+use super::WorkerContext;
+use super::shutdown::Tasks;
 use crate::admin::WebhooksRunning;
 use crate::config::Settings;
 
 /// Joins the consumer group and starts the worker and the dispatcher. On shutdown the worker finishes the
 /// events in hand within its grace and hands the rest back to the group, and the dispatcher finishes and records the attempts in flight.
-pub async fn start(
-    settings: &Settings,
-    store: &Store,
+pub(super) async fn start(
+    workers: &WorkerContext<'_>,
     configs: Arc<dyn WebhookConfigs>,
-    kafka: Option<&KafkaConfig>,
-    in_process: &InProcessBus,
-    shutdown: &Shutdown,
     tasks: &mut Tasks,
 ) -> Result<Arc<WebhooksRunning>> {
-    let webhooks = Webhooks::new(store.clone(), configs, settings.webhooks()?).context("starting the webhooks role")?;
-    let worker = Worker::new(webhooks.handler.clone(), store.clone(), settings.worker()?);
+    let settings = workers.settings;
+    let webhooks =
+        Webhooks::new(workers.store.clone(), configs, settings.webhooks()?).context("starting the webhooks role")?;
+    let worker = Worker::new(webhooks.handler.clone(), workers.store.clone(), settings.worker()?);
     let group = group_of(webhooks.handler.as_ref());
-    let subscription = match kafka {
-        Some(kafka) => GroupSubscription::kafka(kafka, &group)
-            .await
-            .with_context(|| format!("joining the consumer group {group}"))?,
-        None => GroupSubscription::in_process(in_process, &group),
-    };
+    let subscription = workers.join(&group).await?;
     let running = Arc::new(WebhooksRunning { worker: worker.metrics(), deliveries: webhooks.metrics.clone() });
-    let stop = shutdown.clone();
+    let stop = workers.shutdown.clone();
     tasks.spawn(async move {
         worker.run(subscription, stop.wait()).await;
         Ok(())
     });
     let dispatcher = webhooks.dispatcher;
-    let stop = shutdown.clone();
+    let stop = workers.shutdown.clone();
     tasks.spawn(async move {
         dispatcher.run(stop.wait()).await;
         Ok(())

@@ -112,7 +112,7 @@ impl Store {
             .bind(conversation.key())
             .execute(&mut *transaction)
             .await?;
-        commit_with_event(transaction, event_type, &conversation, last_seq, now, &message).await?;
+        commit_with_event(self, transaction, event_type, &conversation, last_seq, now, &message).await?;
         Ok(MessageChange::Changed(message))
     }
 }

@@ -1,7 +1,9 @@
-//! Messages: sending (`send`), changing (`changes`), reactions (`reactions`), and reading history (here).
+//! Messages: sending (`send`; on SQLite through the writer task of `group_commit`), changing (`changes`), reactions (`reactions`), and reading history (here).
 //! `row` is how a message is stored and read back.
 
 mod changes;
+pub(crate) mod group_commit;
+mod held;
 mod reactions;
 pub(crate) mod row;
 mod send;
@@ -11,6 +13,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, QueryBuilder, Transaction};
 
 pub use changes::MessageChange;
+pub use held::{Decided, HeldDecision, HeldMessage, HeldStatus};
 pub use reactions::{ReactionChange, ReactionCount};
 use row::{message_columns, message_from_row};
 
@@ -52,7 +55,7 @@ impl Store {
     pub async fn get_message(&self, id: &str) -> Result<Option<Message>, StoreError> {
         let row = sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE id = ?"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         row.as_ref().map(message_from_row).transpose()
     }
@@ -79,7 +82,7 @@ impl Store {
                 .bind(after_seq)
                 .bind(before_seq)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 newest_first.reverse();
                 newest_first
@@ -93,7 +96,7 @@ impl Store {
                 .bind(conversation.key())
                 .bind(after_seq)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?
             }
         };
@@ -127,7 +130,7 @@ impl Store {
         let newest_first = page.before_seq.is_some();
         query.push(if newest_first { " ORDER BY seq DESC LIMIT " } else { " ORDER BY seq LIMIT " });
         query.push_bind(i64::from(page.limit));
-        let found: Vec<AnyRow> = query.build().persistent(false).fetch_all(&self.pool).await?;
+        let found: Vec<AnyRow> = query.build().persistent(false).fetch_all(&self.reads).await?;
         let mut messages = found.iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
         if newest_first {
             messages.reverse();

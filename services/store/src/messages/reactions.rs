@@ -116,7 +116,7 @@ impl Store {
                 .await?;
             EventType::ReactionRemoved
         };
-        commit_with_event(transaction, event_type, &conversation, last_seq, now, &changed).await?;
+        commit_with_event(self, transaction, event_type, &conversation, last_seq, now, &changed).await?;
         Ok(ReactionChange::Changed(changed))
     }
 
@@ -142,7 +142,7 @@ impl Store {
             query.push(" AND uid > ").push_bind(after_uid.as_str().to_owned()).push("))");
         }
         query.push(" ORDER BY reaction, uid LIMIT ").push_bind(i64::from(limit));
-        let found: Vec<AnyRow> = query.build().persistent(false).fetch_all(&self.pool).await?;
+        let found: Vec<AnyRow> = query.build().persistent(false).fetch_all(&self.reads).await?;
         found.iter().map(reaction_from_row).collect()
     }
 
@@ -160,7 +160,7 @@ impl Store {
             separated.push_bind((*id).to_owned());
         }
         query.push(") GROUP BY message_id, reaction ORDER BY message_id, reaction");
-        let found: Vec<AnyRow> = query.build().persistent(false).fetch_all(&self.pool).await?;
+        let found: Vec<AnyRow> = query.build().persistent(false).fetch_all(&self.reads).await?;
         found
             .iter()
             .map(|row| {
