@@ -122,3 +122,55 @@ fn published_ports_follow_the_spec_on_compose_and_swarm_only() {
     assert!(k8s_env.contains("COMET_GATEWAY_ALLOWED_ORIGINS: 'https://chat.example.com'\n"), "{k8s_env}");
     assert!(!k8s_env.contains("8443") && !read("k8s/50-ingress.yaml").contains("8443"), "k8s ignores the ports");
 }
+
+#[test]
+fn integrations_reach_every_target_and_the_custom_api_password_only_as_a_file() {
+    let plain = Deployment::rendered(&["--mau", "10k"]);
+    let deployment = Deployment::rendered_with(&["--mau", "10k"], |spec| {
+        crate::validators::with_integrations(&crate::validators::with_moderation(spec))
+    });
+    let read = |deployment: &Deployment, path: &str| {
+        std::fs::read_to_string(deployment.rendered_dir().join(path)).expect(path)
+    };
+    let yaml =
+        |deployment: &Deployment, path: &str| -> Value { serde_saphyr::from_str(&read(deployment, path)).expect(path) };
+    let expected = [
+        ("COMET_WEBHOOKS_ALLOW_HOSTS", "hooks.internal,10.20.0.0/16"),
+        ("COMET_MODERATION_CUSTOM_API_URL", "https://moderation.internal/verdict"),
+        ("COMET_MODERATION_CUSTOM_API_USERNAME", "comet"),
+        ("COMET_MODERATION_CUSTOM_API_TIMEOUT_MS", "2000"),
+    ];
+    for file in ["compose.yaml", "stack.yaml"] {
+        let rendered = yaml(&deployment, file);
+        let environment = &rendered["services"]["moderation"]["environment"];
+        for (name, value) in expected {
+            assert_eq!(environment[name], value, "{file}: {name}");
+        }
+        assert_eq!(
+            environment["COMET_MODERATION_CUSTOM_API_PASSWORD_FILE"], "/run/secrets/moderation_custom_api_password",
+            "{file}"
+        );
+        assert!(environment.get("COMET_MODERATION_CUSTOM_API_PASSWORD").is_none(), "{file}: never the value");
+        let secrets = rendered["services"]["moderation"]["secrets"].to_string();
+        assert!(secrets.contains("moderation_custom_api_password"), "{file}: {secrets}");
+        assert!(rendered["secrets"].get("moderation_custom_api_password").is_some(), "{file}");
+        // A default spec sets none of it.
+        let default = yaml(&plain, file);
+        let text = read(&plain, file);
+        assert!(!text.contains("CUSTOM_API") && !text.contains("ALLOW_HOSTS"), "{file}: {default}");
+    }
+    let config = read(&deployment, "k8s/10-config.yaml");
+    for (name, value) in expected {
+        assert!(config.contains(&format!("{name}: '{value}'")), "k8s: {name}\n{config}");
+    }
+    let k8s_moderation = read(&deployment, "k8s/40-moderation.yaml");
+    assert!(k8s_moderation.contains("/run/secrets/moderation_custom_api_password"), "{k8s_moderation}");
+
+    // Deploying needs the password file, which only the operator can write: the refusal names it and what
+    // to put in it, before anything reaches the Engine.
+    assert!(!deployment.dir.join("secrets/moderation_custom_api_password").exists(), "init cannot know it");
+    let diff = cometctl(&deployment.dir, &["diff", "compose"]);
+    assert_eq!(diff.code, 2, "stdout:\n{}\nstderr:\n{}", diff.stdout, diff.stderr);
+    assert!(diff.stderr.contains("secrets/moderation_custom_api_password does not exist"), "{}", diff.stderr);
+    assert!(diff.stderr.contains("Custom API's password"), "{}", diff.stderr);
+}

@@ -15,8 +15,25 @@ fn deployments() -> Vec<(&'static str, Deployment)> {
         ("250k high k8s", Deployment::rendered(&["--mau", "250k", "--concurrency", "high", "--target", "k8s"])),
         ("10k standalone TiDB", Deployment::rendered_with(&["--mau", "10k", "--target", "compose"], standalone_tidb)),
         // What the default plans leave out until comet-server implements it: moderation with its MongoDB.
-        ("250k k8s with moderation", Deployment::rendered_with(&["--mau", "250k", "--target", "k8s"], with_moderation)),
+        // ... and with every integration set: the Custom API (with its password secret) and private hosts.
+        (
+            "250k k8s with moderation",
+            Deployment::rendered_with(&["--mau", "250k", "--target", "k8s"], |spec| {
+                with_integrations(&with_moderation(spec))
+            }),
+        ),
     ]
+}
+
+/// `integrations` with a private allow-list and an authenticated moderation Custom API.
+pub(crate) fn with_integrations(spec: &str) -> String {
+    let defaults = "integrations:\n  allow_hosts: []\n  moderation_custom_api:\n    url: \"\"\n    username: \"\"\n";
+    assert!(spec.contains(defaults), "init writes the integrations:\n{spec}");
+    spec.replace(
+        defaults,
+        "integrations:\n  allow_hosts: [hooks.internal, 10.20.0.0/16]\n  moderation_custom_api:\n    \
+         url: https://moderation.internal/verdict\n    username: comet\n",
+    )
 }
 
 pub(crate) fn with_moderation(spec: &str) -> String {

@@ -63,7 +63,12 @@ impl ComposeBackend<'_> {
         let own = std::path::absolute(folder.root())?;
         for source in desired.bind_sources.iter().filter(|source| source.starts_with(&own)) {
             if !folder::exists(source) {
-                return Err(Refusal(format!("{} does not exist: containers bind-mount it", source.display())).into());
+                return Err(Refusal(format!(
+                    "{} does not exist: containers bind-mount it ({})",
+                    source.display(),
+                    render::missing_file_hint(source)
+                ))
+                .into());
             }
         }
         Ok(desired)
@@ -274,6 +279,10 @@ fn apply(engine: &Engine, desired: &Desired, changes: &Changes, printer: &Printe
         engine.remove_container(name)?;
         line.finish("removed");
     }
+    if edge && !changes.containers_to_remove.is_empty() {
+        // The next command may create a container on a freed address (see EDGE_FORGET).
+        std::thread::sleep(EDGE_FORGET);
+    }
     Ok(())
 }
 
@@ -292,12 +301,20 @@ fn create_and_start(engine: &Engine, container: &DesiredContainer) -> Result<()>
 }
 
 /// How long NGINX keeps a resolved address: `resolver 127.0.0.11 valid=10s` in templates/nginx/nginx.conf.j2,
-/// plus a second. Keep the two in step.
+/// plus a second (NGINX counts validity in whole seconds of its cached clock). Keep the two in step.
 const EDGE_DNS_TTL: Duration = Duration::from_secs(11);
+
+/// How long after a container behind the edge has stopped no NGINX request can still reach its address: a
+/// request that resolved just before the stop holds the address for EDGE_DNS_TTL and may then spend up to
+/// `proxy_connect_timeout 5s` (templates/nginx/nginx.conf.j2) connecting to it, with SYN retransmissions. The
+/// Engine hands a freed address to the next container it creates (Docker 20.10 takes the lowest free one), so
+/// a connect still in flight when that happens reaches the wrong container (a gateway answering a REST call
+/// with 404). Nothing is created before this has passed.
+const EDGE_FORGET: Duration = Duration::from_secs(11 + 5 + 1);
 
 /// Start the new container beside the old one and wait until it is ready; give the edge one DNS lifetime
 /// to add it to the addresses it balances over; stop the old one (it refuses new connections, which NGINX
-/// retries on the new one, and drains the rest); then one more DNS lifetime, so no NGINX worker still holds
+/// retries on the new one, and drains the rest); then EDGE_FORGET, so no NGINX request still holds or dials
 /// the freed address when the Engine hands it to the next container. If the new one fails, it is removed
 /// and the old one, which never stopped, gets its name back.
 ///
@@ -332,7 +349,7 @@ fn replace_start_first(engine: &Engine, container: &DesiredContainer, line: &Pro
     engine.remove_container(&old)?;
     if edge {
         line.set("waiting for NGINX to forget the old address");
-        std::thread::sleep(EDGE_DNS_TTL);
+        std::thread::sleep(EDGE_FORGET);
     }
     line.finish("replaced (start-first)");
     Ok(())

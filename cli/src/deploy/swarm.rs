@@ -91,9 +91,9 @@ impl SwarmBackend<'_> {
             let source = crate::plan::compose::resolve(&rendered, &object.file);
             if !folder::is_file(&source) {
                 return Err(Refusal(format!(
-                    "{} does not exist: stack.yaml makes a Swarm secret or config of it (secrets/ and tls/ are \
-                     written by `cometctl init`)",
-                    source.display()
+                    "{} does not exist: stack.yaml makes a Swarm secret or config of it ({})",
+                    source.display(),
+                    render::missing_file_hint(&source)
                 ))
                 .into());
             }

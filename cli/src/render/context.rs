@@ -40,6 +40,48 @@ pub const SECRETS: [Secret; 8] = [
     secret("grafana_admin_password", "GF_SECURITY_ADMIN_PASSWORD"),
 ];
 
+/// The Custom API's password: a file the operator writes (`init` cannot know it), mounted only when the spec
+/// names a user to authenticate as.
+pub const CUSTOM_API_PASSWORD: Secret = Secret {
+    only_for: Some(ServiceKey::Moderation),
+    ..secret("moderation_custom_api_password", "COMET_MODERATION_CUSTOM_API_PASSWORD")
+};
+
+/// The Custom API's password secret, when the spec authenticates to a Custom API and moderation runs.
+pub fn custom_api_password(spec: &Spec) -> Option<&'static Secret> {
+    let custom = &spec.integrations.moderation_custom_api;
+    (!custom.url.is_empty() && !custom.username.is_empty() && spec.plan.deploys(ServiceKey::Moderation))
+        .then_some(&CUSTOM_API_PASSWORD)
+}
+
+/// What to do about a missing file that a rendered deployment mounts: the Custom API's password is the
+/// operator's to write; every other secret, certificate and configuration file comes from `init` and `render`.
+pub fn missing_file_hint(path: &std::path::Path) -> &'static str {
+    if path.file_name().is_some_and(|name| name == CUSTOM_API_PASSWORD.name) {
+        "write the moderation Custom API's password into it (mode 0600): \
+         integrations.moderation_custom_api.username in cometctl.yaml authenticates with it"
+    } else {
+        "secrets/ and tls/ are written by `cometctl init`, rendered/ by `cometctl render`"
+    }
+}
+
+/// comet-server's settings for what it calls outside the deployment (names in services/server/src/config.rs).
+fn integrations_env(integrations: &crate::spec::Integrations) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if !integrations.allow_hosts.is_empty() {
+        env.push(("COMET_WEBHOOKS_ALLOW_HOSTS", integrations.allow_hosts.join(",")));
+    }
+    let custom = &integrations.moderation_custom_api;
+    if !custom.url.is_empty() {
+        env.push(("COMET_MODERATION_CUSTOM_API_URL", custom.url.clone()));
+        env.push(("COMET_MODERATION_CUSTOM_API_TIMEOUT_MS", custom.timeout_ms.to_string()));
+        if !custom.username.is_empty() {
+            env.push(("COMET_MODERATION_CUSTOM_API_USERNAME", custom.username.clone()));
+        }
+    }
+    env
+}
+
 #[derive(Debug, Serialize)]
 pub struct Context<'a> {
     name: &'a str,
@@ -263,6 +305,7 @@ impl<'a> Context<'a> {
         ]
         .into_iter()
         .chain(mongodb_url.map(|url| ("COMET_MONGODB_URL", url)))
+        .chain(integrations_env(&spec.integrations))
         .collect();
         Context {
             name: spec.name.as_str(),
@@ -302,6 +345,7 @@ impl<'a> Context<'a> {
             secrets: SECRETS
                 .iter()
                 .filter(|secret| secret.only_for.is_none_or(|service| plan.deploys(service)))
+                .chain(custom_api_password(spec))
                 .map(|secret| SecretView { name: secret.name, env: secret.env })
                 .collect(),
             retention: &spec.retention,

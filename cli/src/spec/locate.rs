@@ -1,13 +1,22 @@
-//! Finds the line and column of a dotted key path (`plan.stores.kafka.partitions`) in block-style YAML,
-//! so that checks made after parsing can still point at the file.
+//! Finds the line and column of a dotted key path (`plan.stores.kafka.partitions`, `a.list[2]`) in
+//! block-style YAML, so that checks made after parsing can still point at the file.
 
 /// 1-based `(line, column)` of the last key of `path`, or `None` when the text does not spell it in block
-/// style.
+/// style. A last key with an index (`allow_hosts[1]`) is that item of a block sequence, or the key itself
+/// when the sequence is written in flow style (`[a, b]`) on its line.
 pub fn locate(text: &str, path: &str) -> Option<(u64, u64)> {
     let mut lines = text.lines().enumerate().peekable();
     let mut parent_indent: Option<usize> = None;
     let mut found = None;
-    for key in path.split('.') {
+    let mut index = None;
+    for segment in path.split('.') {
+        let key = match segment.strip_suffix(']').and_then(|rest| rest.split_once('[')) {
+            Some((key, position)) => {
+                index = Some(position.parse::<usize>().ok()?);
+                key
+            }
+            None => segment,
+        };
         found = None;
         let mut child_indent: Option<usize> = None;
         for (number, line) in lines.by_ref() {
@@ -20,16 +29,46 @@ pub fn locate(text: &str, path: &str) -> Option<(u64, u64)> {
                 return None;
             }
             let child_indent = *child_indent.get_or_insert(indent);
-            let is_key = indent == child_indent && content.strip_prefix(key).is_some_and(|rest| rest.starts_with(':'));
-            if is_key {
+            let value = content.strip_prefix(key).and_then(|rest| rest.strip_prefix(':'));
+            if let Some(value) = value.filter(|_| indent == child_indent) {
                 found = Some((number as u64 + 1, indent as u64 + 1));
                 parent_indent = Some(indent);
+                if index.is_some() && value.trim().is_empty() {
+                    return index.and_then(|index| block_item(lines, indent, index)).or(found);
+                }
                 break;
             }
         }
         found?;
     }
     found
+}
+
+/// The `index`-th `- ` item of the block sequence that follows a key at `key_indent`.
+fn block_item<'t>(
+    lines: impl Iterator<Item = (usize, &'t str)>,
+    key_indent: usize,
+    index: usize,
+) -> Option<(u64, u64)> {
+    let mut item_indent = None;
+    let mut seen = 0;
+    for (number, line) in lines {
+        let content = line.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - content.len();
+        if indent < key_indent || (indent == key_indent && !content.starts_with('-')) {
+            return None;
+        }
+        if content.starts_with('-') && *item_indent.get_or_insert(indent) == indent {
+            if seen == index {
+                return Some((number as u64 + 1, indent as u64 + 1));
+            }
+            seen += 1;
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -44,5 +83,22 @@ mod tests {
         assert_eq!(locate(text, "a.b"), Some((2, 3)));
         assert_eq!(locate(text, "a.stores"), None);
         assert_eq!(locate(text, "missing"), None);
+    }
+
+    #[test]
+    fn finds_sequence_items_in_block_and_flow_style() {
+        let text = "a:
+  list:
+    - x
+    # comment
+    - y
+  flow: [x, y]
+  b: 1
+";
+        assert_eq!(locate(text, "a.list[0]"), Some((3, 5)));
+        assert_eq!(locate(text, "a.list[1]"), Some((5, 5)));
+        assert_eq!(locate(text, "a.flow[1]"), Some((6, 3)));
+        // An index past the end points at the key.
+        assert_eq!(locate(text, "a.list[5]"), Some((2, 3)));
     }
 }

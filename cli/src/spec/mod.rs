@@ -11,8 +11,8 @@ mod write;
 
 pub use compare::{Difference, differences};
 pub use model::{
-    Backup, DeploymentName, Edge, Host, ImageRef, Images, InitialSpec, Kubernetes, MAX_NAME_LENGTH, Observability,
-    Port, Retention, SPEC_VERSION, Spec, Tls, TlsMode,
+    Backup, CustomApi, DeploymentName, Edge, Host, ImageRef, Images, InitialSpec, Integrations, Kubernetes,
+    MAX_NAME_LENGTH, Observability, Port, Retention, SPEC_VERSION, Spec, Tls, TlsMode,
 };
 pub use write::to_yaml;
 

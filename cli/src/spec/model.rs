@@ -28,6 +28,9 @@ pub struct Spec {
     /// Limits of the Docker hosts (Compose and Swarm); specs written before it existed get the defaults.
     #[serde(default)]
     pub host: Host,
+    /// What the chat services talk to outside the deployment; specs written before it existed get none.
+    #[serde(default)]
+    pub integrations: Integrations,
     pub plan: Allocation,
 }
 
@@ -356,6 +359,47 @@ pub struct Kubernetes {
     pub storage_class: String,
 }
 
+/// Services outside the deployment that comet-server calls (docs/spec.md, "integrations").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Integrations {
+    /// Private host names, addresses and networks (CIDR) that webhook receivers, push endpoints and the
+    /// moderation Custom API may be at; none: only public addresses (the SSRF guard refuses the rest).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    #[serde(default)]
+    pub moderation_custom_api: CustomApi,
+}
+
+/// The moderation role's Custom API: an HTTPS endpoint that rules of kind `custom_api` ask for a verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomApi {
+    /// Empty: no Custom API (a rule that needs it is refused when it is written).
+    #[serde(default)]
+    pub url: String,
+    /// Basic-auth user; empty: no authentication. Its password is the file
+    /// secrets/moderation_custom_api_password, which the operator writes (never this file).
+    #[serde(default)]
+    pub username: String,
+    #[serde(default = "default_custom_api_timeout_ms")]
+    pub timeout_ms: u32,
+}
+
+/// comet-server's own default (`comet_moderation::adapter::DEFAULT_TIMEOUT`).
+const fn default_custom_api_timeout_ms() -> u32 {
+    2000
+}
+
+/// comet-server's ceiling on an outbound call (`comet_webhooks::MAX_TIMEOUT`).
+pub const MAX_OUTBOUND_TIMEOUT_MS: u32 = 15_000;
+
+impl Default for CustomApi {
+    fn default() -> CustomApi {
+        CustomApi { url: String::new(), username: String::new(), timeout_ms: default_custom_api_timeout_ms() }
+    }
+}
+
 impl Spec {
     /// Checks the parser cannot make, each as `(dotted path, problem)`.
     pub fn problems(&self) -> Vec<(String, String)> {
@@ -428,9 +472,67 @@ impl Spec {
                 "must be an explicit version tag (not empty, not `latest`)",
             );
         }
+        for (index, entry) in self.integrations.allow_hosts.iter().enumerate() {
+            check(
+                is_allowed_host(entry),
+                &format!("integrations.allow_hosts[{index}]"),
+                "must be a host name, an IP address or a network such as 10.0.0.0/8",
+            );
+        }
+        let custom = &self.integrations.moderation_custom_api;
+        check(
+            custom.url.is_empty() || is_http_url(&custom.url),
+            "integrations.moderation_custom_api.url",
+            "must be empty (no Custom API) or an http(s):// URL without spaces, quotes or credentials",
+        );
+        check(
+            custom.username.chars().all(|c| c.is_ascii_graphic() && c != ':' && c != '"'),
+            "integrations.moderation_custom_api.username",
+            "may hold only printable ASCII without spaces, `:` or `\"` (basic auth)",
+        );
+        check(
+            !custom.url.is_empty() || custom.username.is_empty(),
+            "integrations.moderation_custom_api.username",
+            "needs the url: a user without a Custom API authenticates nowhere",
+        );
+        check(
+            (1..=MAX_OUTBOUND_TIMEOUT_MS).contains(&custom.timeout_ms),
+            "integrations.moderation_custom_api.timeout_ms",
+            &format!("must be 1 to {MAX_OUTBOUND_TIMEOUT_MS}"),
+        );
         problems.extend(self.plan.problems());
         problems
     }
+}
+
+/// An entry of comet-server's allow-list: a host name, an address, or an address with a prefix length.
+fn is_allowed_host(entry: &str) -> bool {
+    let (address, prefix) = match entry.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (entry, None),
+    };
+    match (address.parse::<std::net::IpAddr>(), prefix) {
+        (Ok(ip), Some(prefix)) => {
+            let width = if ip.is_ipv4() { 32 } else { 128 };
+            prefix.parse::<u8>().is_ok_and(|length| length <= width) && !prefix.starts_with('+')
+        }
+        (Ok(_), None) => true,
+        (Err(_), None) => is_host_name(entry),
+        (Err(_), Some(_)) => false,
+    }
+}
+
+/// An `http://` or `https://` URL that is safe in an environment value and carries no credentials (the
+/// password belongs in its secret file).
+fn is_http_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !authority.is_empty()
+        && !authority.contains('@')
+        && url.len() <= 2048
+        && url.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '\'' | '`' | '$'))
 }
 
 fn is_host_name(name: &str) -> bool {
@@ -504,6 +606,7 @@ impl Spec {
             },
             kubernetes: Kubernetes { ingress_class: "nginx".to_owned(), storage_class: String::new() },
             host: Host::default(),
+            integrations: Integrations::default(),
             plan: initial.plan,
         }
     }

@@ -148,3 +148,39 @@ fn a_plan_change_edits_only_the_changed_numbers() {
     assert_eq!(changed, 3, "mau, the api's replicas and its CPU limit");
     assert_eq!(differences(&spec, &next).len(), 3);
 }
+
+#[test]
+fn integrations_default_to_none_and_bad_entries_are_located() {
+    let spec = sample_spec();
+    assert!(spec.integrations.allow_hosts.is_empty());
+    assert_eq!(spec.integrations.moderation_custom_api.url, "");
+    // A spec written before the section existed loads with the defaults.
+    let yaml = to_yaml(&spec).expect("yaml");
+    let start = yaml.find("\nintegrations:").expect("the section is written");
+    let end = yaml[start + 1..].find("\n\n").map_or(yaml.len(), |offset| start + 1 + offset);
+    let without = format!("{}{}", &yaml[..start], &yaml[end..]);
+    assert!(!without.contains("integrations"), "{without}");
+    assert_eq!(parse("cometctl.yaml", &without).expect("old spec"), spec);
+
+    let line_of =
+        |needle: &str| yaml.lines().position(|line| line.starts_with(needle)).map(|index| index + 1).expect(needle);
+    let hosts = line_of("  allow_hosts:");
+    for bad in ["10.0.0.0/33", "not a host", "fd00::/129", "http://hooks.internal"] {
+        check("  allow_hosts: []", &format!("  allow_hosts: [\"{bad}\"]"), &format!("{hosts}:"), "allow_hosts[0]");
+    }
+    let url = line_of("    url:");
+    check("    url: \"\"", "    url: ftp://moderation.internal", &format!("{url}:"), "http(s)://");
+    check("    url: \"\"", "    url: https://user:pw@moderation.internal/check", &format!("{url}:"), "credentials");
+    check("    username: \"\"", "    username: moderator", "", "needs the url");
+    check("    timeout_ms: 2000", "    timeout_ms: 0", "", "1 to 15000");
+    check("    timeout_ms: 2000", "    timeout_ms: 15001", "", "1 to 15000");
+
+    // Good entries of every kind parse.
+    let good = yaml
+        .replacen("  allow_hosts: []", "  allow_hosts: [hooks.internal, 10.0.0.0/8, \"fd00::/8\", 192.168.1.7]", 1)
+        .replacen("    url: \"\"", "    url: https://moderation.internal:8443/check?v=1", 1)
+        .replacen("    username: \"\"", "    username: comet", 1);
+    let parsed = parse("cometctl.yaml", &good).expect("good integrations");
+    assert_eq!(parsed.integrations.allow_hosts.len(), 4);
+    assert_eq!(parsed.integrations.moderation_custom_api.username, "comet");
+}

@@ -28,6 +28,9 @@ fn section_comment(key: &str) -> Option<&'static str> {
         }
         "kubernetes" => "# Kubernetes only: IngressClass and StorageClass (empty = cluster default).",
         "host" => "# Docker hosts (Compose, Swarm): the open-file limit of NGINX, the gateway and the stores.",
+        "integrations" => {
+            "# Services outside the deployment. allow_hosts: private hosts, addresses or networks (CIDR) webhook\n# receivers, push endpoints and the moderation Custom API may be at (else only public ones).\n# moderation_custom_api: url empty = none; its password goes in secrets/moderation_custom_api_password."
+        }
         "plan" => {
             "# The sizing plan from `cometctl sizing`. Edit replicas, resources or storage to override it;\n# `cometctl sizing --mau N` recomputes the recommendation without touching this file.\n# replicas: 0 leaves a service out of every render. mongodb starts at 0: moderation data, webhook\n# configurations and notification preferences then live in the relational store.\n# pd and tikv both at 0 run TiDB standalone on its embedded store, with tidb at 1: for development and\n# small single-host deployments, no high availability."
         }

@@ -13,9 +13,11 @@ pub const DEFAULT_PER_PAGE: u32 = 50;
 /// Longest `searchKey`, in characters.
 pub const MAX_SEARCH_KEY_CHARS: usize = 100;
 
-/// Parses a JSON body; malformed JSON and wrong types are 400 with the field named. A field whose value is
-/// `null` is refused (400 `ERR_BODY_INVALID`) in every body alike: null is neither "leave as it is" nor
-/// "clear" (an update clears with `unset`), so it is not guessed at.
+/// Parses a JSON body; malformed JSON and wrong types are 400 with the field named. Every body is a JSON
+/// object: serde would also read a struct from an array of its fields in order (`["alice","Alice"]` as a user),
+/// so anything else is refused (400 `ERR_BODY_INVALID`). A field whose value is `null` is refused (400
+/// `ERR_BODY_INVALID`) in every body alike: null is neither "leave as it is" nor "clear" (an update clears with
+/// `unset`), so it is not guessed at.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("ERR_BODY_MISSING", "the request needs a JSON body"));
@@ -24,6 +26,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let code = if error.is_syntax() || error.is_eof() { "ERR_BODY_MALFORMED" } else { "ERR_BODY_INVALID" };
         ApiError::bad_request(code, format!("request body: {error}"))
     })?;
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request("ERR_BODY_INVALID", "request body: expected a JSON object"));
+    }
     if let Some(field) = null_field(bytes) {
         return Err(ApiError::bad_request(
             "ERR_BODY_INVALID",

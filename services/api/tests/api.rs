@@ -669,6 +669,15 @@ async fn user_admin_bad_input_scenario(app: App) {
     let cases: Vec<BadCase> = vec![
         (Method::PUT, "/v3/users/alice", Some(b"{oops".to_vec()), StatusCode::BAD_REQUEST, "ERR_BODY_MALFORMED"),
         (Method::PUT, "/v3/users/alice", None, StatusCode::BAD_REQUEST, "ERR_BODY_MISSING"),
+        // A body is an object: an array of the fields in order is not read as one.
+        (Method::PUT, "/v3/users/alice", Some(b"[]".to_vec()), StatusCode::BAD_REQUEST, "ERR_BODY_INVALID"),
+        (
+            Method::POST,
+            "/v3/users",
+            Some(br#" ["mallory","Mallory"]"#.to_vec()),
+            StatusCode::BAD_REQUEST,
+            "ERR_BODY_INVALID",
+        ),
         (
             Method::PUT,
             "/v3/users/alice",
