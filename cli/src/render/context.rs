@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::domain::{ServiceKey, Target};
-use crate::sizing::{RedisMode, ServiceAllocation};
+use crate::sizing::{CpuMillis, MemoryMib, RedisMode, ServiceAllocation};
 use crate::spec::{Spec, TlsMode};
 
 /// Ports every comet-server role listens on.
@@ -105,8 +105,36 @@ pub struct Context<'a> {
     kubernetes: &'a crate::spec::Kubernetes,
     host: &'a crate::spec::Host,
     env: BTreeMap<&'static str, String>,
+    /// The exporters beside the stores (Prometheus on), by the store they watch.
+    exporters: BTreeMap<&'static str, ExporterView>,
+    /// The fixed small resources every exporter gets (`replicas`, `cpu` and `memory` as in a `services` entry).
+    exporter_resources: ResourcesView,
     /// Shared files rendered before the target's own templates: output path → text.
     pub files: BTreeMap<String, String>,
+}
+
+/// An exporter: its name (`<store>-exporter`, the Prometheus job; one container or Deployment per member
+/// appends `-<id>`) and the port it serves metrics on.
+#[derive(Debug, Serialize)]
+struct ExporterView {
+    job: String,
+    port: u16,
+}
+
+/// The stores that have an exporter, with its metrics port (each image's default).
+const EXPORTERS: [(ServiceKey, u16); 4] =
+    [(ServiceKey::Kafka, 9308), (ServiceKey::Redis, 9121), (ServiceKey::Nginx, 9113), (ServiceKey::Mongodb, 9216)];
+
+/// What an exporter may use: too little to size, the same at every tier.
+const EXPORTER_CPU: CpuMillis = CpuMillis { request: 20, limit: 100 };
+const EXPORTER_MEMORY: MemoryMib = MemoryMib { request: 32, limit: 64 };
+
+/// One replica with requests and limits, for the exporters (which are not services of the plan).
+#[derive(Debug, Serialize)]
+struct ResourcesView {
+    replicas: u32,
+    cpu: CpuView,
+    memory: MemoryView,
 }
 
 #[derive(Debug, Serialize)]
@@ -214,15 +242,23 @@ fn service_view(key: ServiceKey, allocation: &ServiceAllocation) -> ServiceView 
         name: key.dns_name(),
         replicas: allocation.replicas,
         global: key.is_global(),
-        cpu: CpuView {
-            request_millis: allocation.cpu_millis.request,
-            limit_millis: allocation.cpu_millis.limit,
-            request_cores: cores(allocation.cpu_millis.request),
-            limit_cores: cores(allocation.cpu_millis.limit),
-        },
-        memory: MemoryView { request_mib: allocation.memory_mib.request, limit_mib: allocation.memory_mib.limit },
+        cpu: cpu_view(allocation.cpu_millis),
+        memory: memory_view(allocation.memory_mib),
         storage_gib: allocation.storage_gib,
     }
+}
+
+fn cpu_view(cpu: CpuMillis) -> CpuView {
+    CpuView {
+        request_millis: cpu.request,
+        limit_millis: cpu.limit,
+        request_cores: cores(cpu.request),
+        limit_cores: cores(cpu.limit),
+    }
+}
+
+fn memory_view(memory: MemoryMib) -> MemoryView {
+    MemoryView { request_mib: memory.request, limit_mib: memory.limit }
 }
 
 fn nodes(prefix: &str, count: u32) -> Vec<Node> {
@@ -355,6 +391,17 @@ impl<'a> Context<'a> {
             kubernetes: &spec.kubernetes,
             host: &spec.host,
             env,
+            exporters: EXPORTERS
+                .into_iter()
+                .map(|(store, port)| {
+                    (store.key(), ExporterView { job: format!("{}-exporter", store.dns_name()), port })
+                })
+                .collect(),
+            exporter_resources: ResourcesView {
+                replicas: 1,
+                cpu: cpu_view(EXPORTER_CPU),
+                memory: memory_view(EXPORTER_MEMORY),
+            },
             files: BTreeMap::new(),
         }
     }
