@@ -8,15 +8,14 @@ pub fn locate(text: &str, path: &str) -> Option<(u64, u64)> {
     let mut lines = text.lines().enumerate().peekable();
     let mut parent_indent: Option<usize> = None;
     let mut found = None;
-    let mut index = None;
-    for segment in path.split('.') {
-        let key = match segment.strip_suffix(']').and_then(|rest| rest.split_once('[')) {
-            Some((key, position)) => {
-                index = Some(position.parse::<usize>().ok()?);
-                key
-            }
-            None => segment,
-        };
+    let (keys, last) = path.rsplit_once('.').unwrap_or(("", path));
+    let (last, index) = match last.strip_suffix(']').and_then(|rest| rest.split_once('[')) {
+        Some((key, position)) => (key, Some(position.parse::<usize>().ok()?)),
+        None => (last, None),
+    };
+    let segments = keys.split('.').filter(|key| !key.is_empty()).chain([last]);
+    for (depth, key) in segments.enumerate() {
+        let index = index.filter(|_| depth == path.matches('.').count());
         found = None;
         let mut child_indent: Option<usize> = None;
         for (number, line) in lines.by_ref() {
