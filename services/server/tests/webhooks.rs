@@ -103,8 +103,34 @@ async fn wait_for(what: &str, check: impl FnMut() -> bool) {
     wait_long(what, DEADLINE, check).await;
 }
 
-/// How long a new consumer group's first assignment may take on the test broker.
-const JOIN_DEADLINE: Duration = Duration::from_secs(300);
+/// How long a new consumer group's first assignment may take on the test broker. tansu has held two new members
+/// of `comet-webhooks` without an assignment for more than 300 s right after a full suite (2 of 16 runs), and
+/// never with the members alone; the cause in the broker is not found. A rebalance there may wait for
+/// librdkafka's rebalance timeout (max.poll.interval.ms, 300 s) more than once, hence twice that.
+const JOIN_DEADLINE: Duration = Duration::from_secs(600);
+
+/// The relay's and the members' own view (published events, consumed events, lag and bus errors), for a
+/// failure message that says whether the events reached Kafka and whether a member was assigned any.
+async fn members_report(client: &reqwest::Client, servers: &[(&str, &Server)]) -> String {
+    let mut report = String::new();
+    for (name, server) in servers {
+        let text = match client.get(format!("{}/metrics", server.admin)).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(error) => format!("(no /metrics: {error})"),
+        };
+        let wanted = [
+            "comet_relay_",
+            "comet_worker_events_consumed",
+            "comet_worker_lag",
+            "comet_worker_bus_errors",
+            "comet_kafka_consumer_lag",
+        ];
+        let lines: Vec<&str> =
+            text.lines().filter(|line| !line.starts_with('#') && wanted.iter().any(|w| line.starts_with(w))).collect();
+        report.push_str(&format!("{name}:\n  {}\n", lines.join("\n  ")));
+    }
+    report
+}
 
 async fn wait_long(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -201,7 +227,16 @@ async fn two_webhooks_replicas_share_the_group_and_a_killed_one_loses_nothing() 
     // Two new members joining one group on the test broker (tansu) have taken from 6 s to over 90 s to get their
     // first assignment on these machines, whatever the code under test does: the first delivery is waited for
     // longer than the rest.
-    wait_long("deliveries to start", JOIN_DEADLINE, || receiver.delivered_from(&sender).1 >= 3).await;
+    let started = Instant::now();
+    while receiver.delivered_from(&sender).1 < 3 {
+        if started.elapsed() > JOIN_DEADLINE {
+            let report = members_report(&client, &[("relay", &relay), ("first", &first), ("second", &second)]).await;
+            panic!(
+                "timed out waiting for deliveries to start after {JOIN_DEADLINE:?}; what each process reports:\n{report}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = std::process::Command::new("kill").args(["-KILL", &first.child.id().to_string()]).status();
     let _ = first.child.wait();
 
