@@ -42,13 +42,13 @@ pub const SECRETS: [Secret; 8] = [
 
 /// The Custom API's password: a file the operator writes (`init` cannot know it), mounted only when the spec
 /// names a user to authenticate as.
-pub const CUSTOM_API_PASSWORD: Secret = Secret {
+const CUSTOM_API_PASSWORD: Secret = Secret {
     only_for: Some(ServiceKey::Moderation),
     ..secret("moderation_custom_api_password", "COMET_MODERATION_CUSTOM_API_PASSWORD")
 };
 
 /// The Custom API's password secret, when the spec authenticates to a Custom API and moderation runs.
-pub fn custom_api_password(spec: &Spec) -> Option<&'static Secret> {
+fn custom_api_password(spec: &Spec) -> Option<&'static Secret> {
     let custom = &spec.integrations.moderation_custom_api;
     (!custom.url.is_empty() && !custom.username.is_empty() && spec.plan.deploys(ServiceKey::Moderation))
         .then_some(&CUSTOM_API_PASSWORD)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior};
 
-pub use context::{ADMIN_PORT, APP_PORT, CUSTOM_API_PASSWORD, Context, SECRETS, missing_file_hint};
+pub use context::{ADMIN_PORT, APP_PORT, Context, SECRETS, missing_file_hint};
 pub use templates::TemplateSet;
 
 use crate::domain::Target;
